@@ -1,0 +1,160 @@
+//! The fleet: starts one supervised [`MachineActor`] per machine, finds it by id, and stops it
+//! when the machine is deleted.
+//!
+//! Actors are spread over a small pool of arbiter threads so that a flood of telemetry uses
+//! every core, and so that a busy machine never shares a queue with the HTTP workers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use actix::prelude::*;
+use chrono::Utc;
+use dashmap::DashMap;
+
+use crate::actors::machine::{
+    Configure, GetView, InjectFault, MachineActor, MachineDeps, MachineIdentity, MachineView, Report, Retire,
+};
+use crate::domain::equipment::AdminStatus;
+use crate::domain::machine::{Input, LiveState};
+use crate::store::equipment::EquipmentRecord;
+
+/// Why an input could not be delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("no such machine in this makerspace")]
+    UnknownMachine,
+    #[error("the machine's actor is not running")]
+    ActorGone,
+}
+
+/// How to reach one machine's actor.
+#[derive(Clone)]
+struct MachineHandle {
+    addr: Addr<MachineActor>,
+    makerspace_id: String,
+}
+
+pub struct Fleet {
+    machines: DashMap<String, MachineHandle>,
+    arbiters: Mutex<Vec<Arbiter>>,
+    next_arbiter: AtomicUsize,
+    deps: MachineDeps,
+}
+
+impl Fleet {
+    /// Must be called inside a running actix System (arbiters need one).
+    pub fn new(threads: usize, deps: MachineDeps) -> Fleet {
+        let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
+        Fleet { machines: DashMap::new(), arbiters: Mutex::new(arbiters), next_arbiter: AtomicUsize::new(0), deps }
+    }
+
+    /// Starts the actor of a machine, from its last persisted state if there is one.
+    pub fn start(&self, record: &EquipmentRecord, restored: Option<LiveState>) {
+        let maintenance = record.admin_status == AdminStatus::Maintenance;
+        let live = match restored {
+            Some(mut live) => {
+                // The equipment record is the authority on maintenance.
+                live.apply(&Input::Maintenance(maintenance), Utc::now());
+                live
+            }
+            None => LiveState::new(maintenance, Utc::now()),
+        };
+        let identity = MachineIdentity::from_record(record);
+        let deps = self.deps.clone();
+        let arbiter = {
+            let arbiters = self.arbiters.lock().unwrap_or_else(|p| p.into_inner());
+            let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % arbiters.len();
+            arbiters[i].handle()
+        };
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| MachineActor::new(identity, live, deps));
+        let handle = MachineHandle { addr, makerspace_id: record.makerspace_id.clone() };
+        if let Some(previous) = self.machines.insert(record.id.clone(), handle) {
+            previous.addr.do_send(Retire);
+        } else {
+            metrics::gauge!(crate::metrics::MACHINES).increment(1.0);
+        }
+    }
+
+    /// Tells a machine's actor that its record changed.
+    pub fn configure(&self, record: &EquipmentRecord) {
+        if let Some(handle) = self.machines.get(&record.id) {
+            // Configuration is rare and must not be lost: `do_send` ignores the mailbox bound
+            // only for this one message.
+            handle.addr.do_send(Configure(record.clone()));
+        }
+    }
+
+    /// Stops a deleted machine's actor for good.
+    pub fn stop(&self, equipment_id: &str) {
+        if let Some((_, handle)) = self.machines.remove(equipment_id) {
+            metrics::gauge!(crate::metrics::MACHINES).decrement(1.0);
+            handle.addr.do_send(Retire);
+        }
+    }
+
+    /// Delivers a protocol input to a machine of a makerspace. Waits when the actor's mailbox
+    /// is full, which slows the MQTT ingest down instead of growing a queue.
+    pub async fn deliver(&self, makerspace_id: &str, equipment_id: &str, input: Input) -> Result<(), DeliveryError> {
+        let addr = self.address(makerspace_id, equipment_id)?;
+        match addr.try_send(Report(input)) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(report)) => addr.send(report).await.map_err(|_| DeliveryError::ActorGone),
+            Err(SendError::Closed(_)) => Err(DeliveryError::ActorGone),
+        }
+    }
+
+    /// The live state of a machine.
+    pub async fn view(&self, makerspace_id: &str, equipment_id: &str) -> Result<MachineView, DeliveryError> {
+        let addr = self.address(makerspace_id, equipment_id)?;
+        addr.send(GetView).await.map_err(|_| DeliveryError::ActorGone)
+    }
+
+    /// The live state of every machine of a makerspace (or of the given ones).
+    pub async fn views(&self, makerspace_id: &str, only: Option<&std::collections::HashSet<String>>) -> Vec<MachineView> {
+        let addrs: Vec<Addr<MachineActor>> = self
+            .machines
+            .iter()
+            .filter(|m| m.makerspace_id == makerspace_id && only.is_none_or(|ids| ids.contains(m.key())))
+            .map(|m| m.addr.clone())
+            .collect();
+        let replies = futures_util::future::join_all(addrs.iter().map(|a| a.send(GetView))).await;
+        let mut views: Vec<MachineView> = replies.into_iter().filter_map(Result::ok).collect();
+        views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.equipment_id.cmp(&b.equipment_id)));
+        views
+    }
+
+    /// Makes a machine's actor fail (see [`InjectFault`]).
+    pub fn inject_fault(&self, makerspace_id: &str, equipment_id: &str) -> Result<(), DeliveryError> {
+        self.address(makerspace_id, equipment_id)?.do_send(InjectFault);
+        Ok(())
+    }
+
+    pub fn len(&self) -> usize {
+        self.machines.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.machines.is_empty()
+    }
+
+    /// Stops every actor and its threads (graceful shutdown).
+    pub fn shutdown(&self) {
+        for entry in self.machines.iter() {
+            entry.addr.do_send(Retire);
+        }
+        self.machines.clear();
+        let arbiters = std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for arbiter in arbiters {
+            arbiter.stop();
+            // Joining waits for the actors' last messages (and their state hand-over).
+            let _ = arbiter.join();
+        }
+    }
+
+    fn address(&self, makerspace_id: &str, equipment_id: &str) -> Result<Addr<MachineActor>, DeliveryError> {
+        match self.machines.get(equipment_id) {
+            Some(handle) if handle.makerspace_id == makerspace_id => Ok(handle.addr.clone()),
+            _ => Err(DeliveryError::UnknownMachine),
+        }
+    }
+}

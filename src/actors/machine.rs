@@ -1,0 +1,373 @@
+//! One actor per machine: the only writer of that machine's live state.
+//!
+//! It applies inputs (telemetry, availability, heartbeat expiry, maintenance) through the pure
+//! state machine of [`crate::domain::machine`], publishes every change to the [`Hub`],
+//! persists transitions through the state writer, and turns silence into `offline`.
+//!
+//! It runs under an actix `Supervisor`. A handler that panics is caught here and turned into
+//! a stop, which the supervisor answers with a restart: the actor comes back with its last
+//! persisted state while every other machine carries on. Restarts are rate limited: past
+//! [`MAX_RESTARTS`] in [`RESTART_WINDOW`], the actor waits [`RESTART_BACKOFF`] before it takes
+//! messages again.
+
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::actors::hub::Hub;
+use crate::actors::state_writer::StateSender;
+use crate::domain::equipment::{AdminStatus, EquipmentType};
+use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Temperatures, Transition};
+use crate::store::equipment::EquipmentRecord;
+use crate::store::machine_states::StateChange;
+
+/// Messages an actor may have waiting before senders must wait (backpressure to MQTT ingest).
+pub const MAILBOX_CAPACITY: usize = 1024;
+/// Restarts tolerated within [`RESTART_WINDOW`] before backing off.
+pub const MAX_RESTARTS: usize = 5;
+pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
+pub const RESTART_BACKOFF: Duration = Duration::from_secs(5);
+/// How often unpersisted changes that were not transitions (job progress, temperatures) are
+/// written, so that a restart of makrcave shows recent values.
+const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
+
+/// What the actor knows about the machine it represents, from its equipment record.
+#[derive(Debug, Clone)]
+pub struct MachineIdentity {
+    pub equipment_id: Arc<str>,
+    pub makerspace_id: String,
+    pub name: String,
+    pub kind: EquipmentType,
+    pub heartbeat_timeout: Duration,
+}
+
+impl MachineIdentity {
+    pub fn from_record(record: &EquipmentRecord) -> Self {
+        MachineIdentity {
+            equipment_id: Arc::from(record.id.as_str()),
+            makerspace_id: record.makerspace_id.clone(),
+            name: record.name.clone(),
+            kind: record.kind,
+            heartbeat_timeout: Duration::from_secs(record.heartbeat_timeout_s.max(1) as u64),
+        }
+    }
+}
+
+/// The live state of a machine as clients see it (REST and WebSocket).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct MachineView {
+    pub equipment_id: String,
+    pub makerspace_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: EquipmentType,
+    pub state: MachineState,
+    /// The product documents' coarse status: available, in_use, maintenance, offline.
+    pub status: String,
+    /// When `state` last changed.
+    pub since: DateTime<Utc>,
+    pub online: bool,
+    pub job: Option<JobProgress>,
+    pub temps: Temperatures,
+    pub power_w: Option<f64>,
+    /// When makrcave last heard from the machine.
+    pub last_heard: Option<DateTime<Utc>>,
+    /// The machine's own timestamp of its last report (`ts`).
+    pub reported_at: Option<DateTime<Utc>>,
+    pub heartbeat_timeout_s: u64,
+}
+
+impl MachineView {
+    pub fn new(identity: &MachineIdentity, live: &LiveState) -> Self {
+        MachineView {
+            equipment_id: identity.equipment_id.to_string(),
+            makerspace_id: identity.makerspace_id.clone(),
+            name: identity.name.clone(),
+            kind: identity.kind,
+            state: live.state,
+            status: live.state.document_status().to_string(),
+            since: live.since,
+            online: live.online,
+            job: live.job.clone(),
+            temps: live.temps,
+            power_w: live.power_w,
+            last_heard: live.last_heard,
+            reported_at: live.reported_at,
+            heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
+        }
+    }
+}
+
+/// The WebSocket message carrying one machine's state.
+#[derive(Serialize)]
+struct MachineMessage<'a> {
+    r#type: &'static str,
+    machine: &'a MachineView,
+}
+
+/// Serializes the WebSocket message for a machine update.
+pub fn machine_message(view: &MachineView) -> Arc<str> {
+    let msg = MachineMessage { r#type: "machine", machine: view };
+    // A struct of strings, numbers and options always serializes.
+    Arc::from(serde_json::to_string(&msg).unwrap_or_default())
+}
+
+/// What every machine actor shares.
+#[derive(Clone)]
+pub struct MachineDeps {
+    pub hub: Arc<Hub>,
+    pub state_writer: StateSender,
+}
+
+pub struct MachineActor {
+    identity: MachineIdentity,
+    live: LiveState,
+    /// What was last handed to the state writer: the state a restart comes back with.
+    last_persisted: LiveState,
+    /// Something changed since `last_persisted` (job progress, temperatures).
+    dirty: bool,
+    /// Monotonic time we last heard from the machine (the heartbeat runs on this, not on
+    /// wall-clock time, which may jump).
+    last_heard_at: Instant,
+    heartbeat_armed: bool,
+    restarts: VecDeque<Instant>,
+    /// Set once the equipment is deleted: the actor no longer reacts to anything.
+    retired: bool,
+    deps: MachineDeps,
+}
+
+impl MachineActor {
+    pub fn new(identity: MachineIdentity, live: LiveState, deps: MachineDeps) -> Self {
+        MachineActor {
+            identity,
+            last_persisted: live.clone(),
+            live,
+            dirty: false,
+            last_heard_at: Instant::now(),
+            heartbeat_armed: false,
+            restarts: VecDeque::new(),
+            retired: false,
+            deps,
+        }
+    }
+
+    fn view(&self) -> MachineView {
+        MachineView::new(&self.identity, &self.live)
+    }
+
+    /// Runs a handler body; a panic becomes a stop, which the supervisor turns into a restart.
+    fn guarded<R: Default>(
+        &mut self,
+        ctx: &mut Context<Self>,
+        body: impl FnOnce(&mut Self, &mut Context<Self>) -> R,
+    ) -> R {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| body(self, ctx))) {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::error!(equipment_id = %self.identity.equipment_id, "machine actor failed; restarting it");
+                ctx.stop();
+                R::default()
+            }
+        }
+    }
+
+    fn apply(&mut self, input: &Input, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
+        let now = Utc::now();
+        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true });
+        if heard {
+            self.last_heard_at = Instant::now();
+        }
+        let transition = self.live.apply(input, now);
+        self.dirty = true;
+        if let Some(t) = transition {
+            metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str()).increment(1);
+            self.persist(Some(t), ctx);
+        }
+        if self.live.online {
+            self.arm_heartbeat(ctx);
+        }
+        self.publish();
+    }
+
+    fn publish(&self) {
+        let view = self.view();
+        self.deps
+            .hub
+            .publish_machine(&self.identity.makerspace_id, &self.identity.equipment_id, &machine_message(&view));
+    }
+
+    /// Hands the current state to the state writer. When its queue is full the actor waits
+    /// (processes no further message) rather than dropping a transition.
+    fn persist(&mut self, transition: Option<Transition>, ctx: &mut Context<Self>) {
+        let change = StateChange {
+            equipment_id: self.identity.equipment_id.to_string(),
+            makerspace_id: self.identity.makerspace_id.clone(),
+            live: self.live.clone(),
+            transition,
+        };
+        self.last_persisted = self.live.clone();
+        self.dirty = false;
+        match self.deps.state_writer.try_send(change) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(change)) => {
+                let writer = self.deps.state_writer.clone();
+                ctx.wait(actix::fut::wrap_future(async move {
+                    let _ = writer.send(change).await;
+                }));
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                tracing::warn!(equipment_id = %self.identity.equipment_id, "state writer is gone; change not persisted");
+            }
+        }
+    }
+
+    /// Makes sure a heartbeat check is pending. One timer at a time: when it fires early
+    /// (the machine spoke since), it re-arms for the remainder instead of being reset on
+    /// every message.
+    fn arm_heartbeat(&mut self, ctx: &mut Context<Self>) {
+        if self.heartbeat_armed {
+            return;
+        }
+        self.heartbeat_armed = true;
+        let due = self.identity.heartbeat_timeout.saturating_sub(self.last_heard_at.elapsed());
+        ctx.run_later(due, |act, ctx| {
+            act.heartbeat_armed = false;
+            act.guarded(ctx, |act, ctx| {
+                if act.live.online && act.last_heard_at.elapsed() >= act.identity.heartbeat_timeout {
+                    tracing::info!(equipment_id = %act.identity.equipment_id, "heartbeat timeout: machine offline");
+                    act.apply(&Input::HeartbeatExpired, ctx);
+                } else if act.live.online {
+                    act.arm_heartbeat(ctx);
+                }
+            })
+        });
+    }
+}
+
+impl Actor for MachineActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        ctx.set_mailbox_capacity(MAILBOX_CAPACITY);
+        if self.retired {
+            return;
+        }
+        // A machine restored as online must be heard from again within its timeout.
+        self.last_heard_at = Instant::now();
+        if self.live.online {
+            self.arm_heartbeat(ctx);
+        }
+        ctx.run_interval(SNAPSHOT_INTERVAL, |act, ctx| {
+            if act.dirty && !act.retired {
+                act.persist(None, ctx);
+            }
+        });
+        self.publish();
+    }
+}
+
+impl Supervised for MachineActor {
+    fn restarting(&mut self, ctx: &mut Context<Self>) {
+        metrics::counter!(crate::metrics::ACTOR_RESTARTS).increment(1);
+        self.heartbeat_armed = false;
+        if self.retired {
+            return;
+        }
+        // Whatever the failed handler left half-done is discarded.
+        self.live = self.last_persisted.clone();
+        self.dirty = false;
+        let now = Instant::now();
+        self.restarts.push_back(now);
+        while self.restarts.front().is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW) {
+            self.restarts.pop_front();
+        }
+        if self.restarts.len() > MAX_RESTARTS {
+            tracing::warn!(equipment_id = %self.identity.equipment_id, "machine actor keeps failing; backing off");
+            ctx.wait(actix::fut::wrap_future(tokio::time::sleep(RESTART_BACKOFF)));
+        }
+    }
+}
+
+/// An input from a protocol adapter (telemetry, availability).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Report(pub Input);
+
+impl Handler<Report> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, msg: Report, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.apply(&msg.0, ctx))
+    }
+}
+
+/// The equipment record changed (name, type, heartbeat, maintenance).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Configure(pub EquipmentRecord);
+
+impl Handler<Configure> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| {
+            act.identity = MachineIdentity::from_record(&msg.0);
+            let maintenance = msg.0.admin_status == AdminStatus::Maintenance;
+            if maintenance != act.live.maintenance {
+                act.apply(&Input::Maintenance(maintenance), ctx);
+            } else {
+                act.publish();
+            }
+        })
+    }
+}
+
+/// Asks for the current state.
+#[derive(Message)]
+#[rtype(result = "MachineView")]
+pub struct GetView;
+
+impl Handler<GetView> for MachineActor {
+    type Result = MessageResult<GetView>;
+    fn handle(&mut self, _: GetView, _: &mut Context<Self>) -> Self::Result {
+        MessageResult(self.view())
+    }
+}
+
+/// The equipment was deleted: stop for good.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Retire;
+
+impl Handler<Retire> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+        self.retired = true;
+        // The supervisor restarts a stopped actor while any address to it is alive; a retired
+        // one then does nothing, and ends for good once the last address is dropped.
+        ctx.stop();
+    }
+}
+
+/// Makes the actor's handler panic: for supervision tests and failure drills.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct InjectFault;
+
+impl Handler<InjectFault> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, _: InjectFault, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, _| {
+            // Leave a visible half-done change behind, so tests can see it is discarded.
+            act.live.state = MachineState::Error;
+            panic!("fault injected into machine actor {}", act.identity.equipment_id);
+        })
+    }
+}

@@ -1,0 +1,8 @@
+//! The live part of makrcave: one supervised actor per machine ([`machine`]), the fleet that
+//! starts, stops and finds them ([`fleet`]), the writer that persists their transitions
+//! ([`state_writer`]), and the hub that fans their changes out to WebSocket clients ([`hub`]).
+
+pub mod fleet;
+pub mod hub;
+pub mod machine;
+pub mod state_writer;

@@ -1,0 +1,189 @@
+//! The application: builds every part from [`Settings`], runs, and shuts down in order.
+//! The binary and the tests start it the same way (tests with port 0).
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{middleware, web, App, HttpServer};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::fleet::Fleet;
+use crate::actors::hub::Hub;
+use crate::actors::machine::MachineDeps;
+use crate::actors::state_writer;
+use crate::config::{ConfigError, Settings};
+use crate::protocols::broker::{self, BrokerError};
+use crate::protocols::mqtt::{BrokerAddress, MqttLink};
+use crate::store::{Store, StoreError};
+use crate::web::auth::JwtKeys;
+use crate::web::AppState;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot open the database: {0}")]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    #[error("cannot listen for HTTP on {0}: {1}")]
+    Http(SocketAddr, std::io::Error),
+}
+
+/// A running makrcave.
+pub struct Application {
+    http_addr: SocketAddr,
+    mqtt_addr: SocketAddr,
+    state: web::Data<AppState>,
+    server: ServerHandle,
+    server_task: JoinHandle<std::io::Result<()>>,
+    mqtt: MqttLink,
+    /// Stops the MQTT link and the demo simulators.
+    shutdown: CancellationToken,
+    /// Stops the state writer once the actors are gone.
+    writer_stop: CancellationToken,
+    writer_task: JoinHandle<()>,
+    background: Vec<JoinHandle<()>>,
+}
+
+impl Application {
+    /// Starts everything. Must run inside an actix System (`#[actix_web::main]`,
+    /// `#[actix_web::test]`), which machine actors need.
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let settings = Arc::new(settings);
+        let metrics = crate::metrics::recorder();
+        let store = Store::connect(&settings.database_url).await?;
+        tracing::info!(database = store.kind(), "database ready");
+        let auth = Arc::new(JwtKeys::hs256(&settings.jwt_secret()?));
+
+        let (broker, mqtt_addr) = match &settings.mqtt_broker {
+            Some(external) => {
+                let addr = tokio::net::lookup_host((external.host.as_str(), external.port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], external.port)));
+                (external.clone(), addr)
+            }
+            None => {
+                let requested = settings.mqtt_listen;
+                let listen = tokio::task::spawn_blocking(move || {
+                    broker::resolve_listen_addr(requested).and_then(broker::start)
+                })
+                .await
+                .map_err(|_| BrokerError::NotListening(requested))??;
+                let connect = broker::connect_addr(listen);
+                (BrokerAddress { host: connect.ip().to_string(), port: connect.port(), credentials: None }, connect)
+            }
+        };
+
+        let hub = Arc::new(Hub::new());
+        let writer_stop = CancellationToken::new();
+        let (state_sender, writer_task) = state_writer::spawn(store.clone(), writer_stop.clone());
+        let fleet = Arc::new(Fleet::new(settings.actor_threads, MachineDeps { hub: hub.clone(), state_writer: state_sender }));
+
+        let shutdown = CancellationToken::new();
+        let mut background = Vec::new();
+        let demo_token = if settings.demo {
+            let (token, simulators) = crate::demo::seed(&store, &auth, &broker, shutdown.clone()).await?;
+            background.push(simulators);
+            Some(token)
+        } else {
+            None
+        };
+
+        let machines = store.list_equipment(&Default::default()).await?;
+        let mut states = store.load_states().await?;
+        for machine in &machines {
+            fleet.start(machine, states.remove(&machine.id));
+        }
+        tracing::info!(machines = machines.len(), "machine actors started");
+
+        let mqtt = MqttLink::start(&broker, fleet.clone(), shutdown.clone());
+
+        let state = web::Data::new(AppState {
+            settings: settings.clone(),
+            store,
+            fleet,
+            hub,
+            auth,
+            mqtt: mqtt.status(),
+            metrics,
+            demo_token,
+        });
+        let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
+        let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;
+        let server = {
+            let state = state.clone();
+            HttpServer::new(move || {
+                App::new()
+                    .app_data(state.clone())
+                    .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
+                    .wrap_fn(crate::web::latency_middleware)
+                    .configure(crate::web::configure)
+            })
+            .workers(settings.http_workers)
+            .shutdown_timeout(5)
+            .listen(listener)
+            .map_err(|e| StartError::Http(settings.http, e))?
+            .run()
+        };
+        let handle = server.handle();
+        let server_task = actix_web::rt::spawn(server);
+        tracing::info!(http = %http_addr, mqtt = %mqtt_addr, "makrcave is up: dashboard at http://{http_addr}/");
+        Ok(Application {
+            http_addr,
+            mqtt_addr,
+            state,
+            server: handle,
+            server_task,
+            mqtt,
+            shutdown,
+            writer_stop,
+            writer_task,
+            background,
+        })
+    }
+
+    /// The bound HTTP address (the real port when 0 was asked for).
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The MQTT broker address machines should connect to.
+    pub fn mqtt_addr(&self) -> SocketAddr {
+        self.mqtt_addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Runs until the HTTP server stops (on SIGINT/SIGTERM), then shuts down in order.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Application { server_task, mqtt, shutdown, writer_stop, writer_task, background, state, .. } = self;
+        let result = server_task.await.unwrap_or(Ok(()));
+        shutdown.cancel();
+        mqtt.join().await;
+        for task in background {
+            let _ = task.await;
+        }
+        // Actors first (their last transitions reach the writer), then the writer drains.
+        let fleet = state.fleet.clone();
+        let _ = tokio::task::spawn_blocking(move || fleet.shutdown()).await;
+        writer_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(10), writer_task).await;
+        state.store.close().await;
+        tracing::info!("makrcave stopped");
+        result
+    }
+
+    /// Stops gracefully (what a signal does), and waits until everything is down.
+    pub async fn stop(self) {
+        self.server.stop(true).await;
+        let _ = self.run_until_stopped().await;
+    }
+}

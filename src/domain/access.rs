@@ -1,0 +1,167 @@
+//! Who may do what. Roles come from the token; makerspace scope from the token's claims
+//! (and, as members arrive, from our own membership table).
+//!
+//! Every check answers one of three ways. `NotFound` rather than `Forbidden` for a space the
+//! caller has nothing to do with, so that ids of other makerspaces cannot be probed.
+
+use std::collections::BTreeSet;
+
+/// Roles from the product documents. `user` and `maker` are the documents' other names for a
+/// member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    SuperAdmin,
+    /// Reads across every makerspace, changes nothing.
+    Admin,
+    /// Full rights in its own makerspaces.
+    MakerspaceAdmin,
+    ServiceProvider,
+    Member,
+    StoreCustomer,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "super_admin" | "superadmin" => Some(Self::SuperAdmin),
+            "admin" => Some(Self::Admin),
+            "makerspace_admin" => Some(Self::MakerspaceAdmin),
+            "service_provider" => Some(Self::ServiceProvider),
+            "member" | "user" | "maker" => Some(Self::Member),
+            "store_customer" => Some(Self::StoreCustomer),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SuperAdmin => "super_admin",
+            Self::Admin => "admin",
+            Self::MakerspaceAdmin => "makerspace_admin",
+            Self::ServiceProvider => "service_provider",
+            Self::Member => "member",
+            Self::StoreCustomer => "store_customer",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: String,
+    pub roles: BTreeSet<Role>,
+    /// Makerspaces the caller belongs to.
+    pub makerspaces: BTreeSet<String>,
+}
+
+/// The answer to "may this caller do this?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Allow,
+    /// The caller may see the thing but not do this to it.
+    Forbidden,
+    /// The caller may not even know the thing exists.
+    NotFound,
+}
+
+impl Principal {
+    pub fn has(&self, role: Role) -> bool {
+        self.roles.contains(&role)
+    }
+
+    /// Sees everything, in every makerspace.
+    fn reads_everything(&self) -> bool {
+        self.has(Role::SuperAdmin) || self.has(Role::Admin)
+    }
+
+    fn belongs_to(&self, makerspace_id: &str) -> bool {
+        self.makerspaces.contains(makerspace_id)
+    }
+
+    /// Whether the caller has any role that reads inside a makerspace it belongs to.
+    fn has_space_role(&self) -> bool {
+        self.has(Role::MakerspaceAdmin) || self.has(Role::ServiceProvider) || self.has(Role::Member)
+    }
+
+    /// Read a makerspace and what is in it (equipment, live state).
+    pub fn can_read_space(&self, makerspace_id: &str) -> Decision {
+        if self.reads_everything() || (self.belongs_to(makerspace_id) && self.has_space_role()) {
+            Decision::Allow
+        } else {
+            Decision::NotFound
+        }
+    }
+
+    /// Change a makerspace's settings and manage its equipment.
+    pub fn can_manage_space(&self, makerspace_id: &str) -> Decision {
+        if self.has(Role::SuperAdmin) || (self.belongs_to(makerspace_id) && self.has(Role::MakerspaceAdmin)) {
+            return Decision::Allow;
+        }
+        match self.can_read_space(makerspace_id) {
+            Decision::Allow => Decision::Forbidden,
+            other => other,
+        }
+    }
+
+    /// Create makerspaces, delete them: the platform's own administrators only.
+    pub fn can_administer_platform(&self) -> Decision {
+        if self.has(Role::SuperAdmin) {
+            Decision::Allow
+        } else {
+            Decision::Forbidden
+        }
+    }
+
+    /// Whether listings should include this makerspace.
+    pub fn lists_space(&self, makerspace_id: &str) -> bool {
+        self.can_read_space(makerspace_id) == Decision::Allow
+    }
+
+    /// Whether the caller sees every makerspace (no filter needed on listings).
+    pub fn lists_all_spaces(&self) -> bool {
+        self.reads_everything()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn who(role: Role, spaces: &[&str]) -> Principal {
+        Principal {
+            user_id: "u".into(),
+            roles: [role].into_iter().collect(),
+            makerspaces: spaces.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn the_matrix() {
+        use Decision::*;
+        // (role, read A, manage A, read B, manage B, administer)
+        let table = [
+            (Role::SuperAdmin, Allow, Allow, Allow, Allow, Allow),
+            (Role::Admin, Allow, Forbidden, Allow, Forbidden, Forbidden),
+            (Role::MakerspaceAdmin, Allow, Allow, NotFound, NotFound, Forbidden),
+            (Role::ServiceProvider, Allow, Forbidden, NotFound, NotFound, Forbidden),
+            (Role::Member, Allow, Forbidden, NotFound, NotFound, Forbidden),
+            (Role::StoreCustomer, NotFound, NotFound, NotFound, NotFound, Forbidden),
+        ];
+        for (role, read_a, manage_a, read_b, manage_b, admin) in table {
+            let p = who(role, &["a"]);
+            assert_eq!(p.can_read_space("a"), read_a, "{role:?} read a");
+            assert_eq!(p.can_manage_space("a"), manage_a, "{role:?} manage a");
+            assert_eq!(p.can_read_space("b"), read_b, "{role:?} read b");
+            assert_eq!(p.can_manage_space("b"), manage_b, "{role:?} manage b");
+            assert_eq!(p.can_administer_platform(), admin, "{role:?} administer");
+        }
+    }
+
+    #[test]
+    fn document_aliases_are_members() {
+        assert_eq!(Role::parse("user"), Some(Role::Member));
+        assert_eq!(Role::parse("maker"), Some(Role::Member));
+        assert_eq!(Role::parse("Makerspace-Admin"), Some(Role::MakerspaceAdmin));
+        assert_eq!(Role::parse("root"), None);
+    }
+}

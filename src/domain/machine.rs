@@ -1,0 +1,379 @@
+//! The live state of one machine and how reports change it.
+//!
+//! The effective state is derived, never set directly: an admin's maintenance flag wins, then
+//! reachability (a machine we cannot hear is `offline`), then what the machine last reported.
+//! Keeping the three inputs apart means leaving maintenance or coming back online lands in the
+//! right state without special cases.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// The states a machine can be in, as the dashboard shows them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MachineState {
+    #[default]
+    Offline,
+    Idle,
+    /// A booking is due now (set by the reservation book).
+    Reserved,
+    /// Unlocked by a member.
+    InUse,
+    /// A job is printing or cutting.
+    Running,
+    Paused,
+    Error,
+    Maintenance,
+}
+
+impl MachineState {
+    pub const ALL: [MachineState; 8] = [
+        Self::Offline,
+        Self::Idle,
+        Self::Reserved,
+        Self::InUse,
+        Self::Running,
+        Self::Paused,
+        Self::Error,
+        Self::Maintenance,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Offline => "offline",
+            Self::Idle => "idle",
+            Self::Reserved => "reserved",
+            Self::InUse => "in_use",
+            Self::Running => "running",
+            Self::Paused => "paused",
+            Self::Error => "error",
+            Self::Maintenance => "maintenance",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    /// What a machine may say about itself in telemetry. `reserved` and `maintenance` are ours
+    /// to decide, not the machine's; common firmware words are accepted as aliases.
+    pub fn from_report(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "idle" | "ready" | "operational" | "finished" | "available" => Some(Self::Idle),
+            "in_use" | "unlocked" => Some(Self::InUse),
+            "running" | "printing" | "cutting" | "busy" => Some(Self::Running),
+            "paused" | "pausing" => Some(Self::Paused),
+            "error" | "failed" | "alarm" => Some(Self::Error),
+            "offline" => Some(Self::Offline),
+            _ => None,
+        }
+    }
+
+    /// The coarse status of the product documents' Equipment model.
+    pub fn document_status(self) -> &'static str {
+        match self {
+            Self::Idle => "available",
+            Self::Reserved | Self::InUse | Self::Running | Self::Paused => "in_use",
+            Self::Maintenance => "maintenance",
+            Self::Offline | Self::Error => "offline",
+        }
+    }
+}
+
+/// The job a machine reports it is running.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+pub struct JobProgress {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// 0 to 100.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining_s: Option<i64>,
+}
+
+/// Temperatures in °C; each reading optional because plugs and lasers have none.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+pub struct Temperatures {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nozzle: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nozzle_target: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bed: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bed_target: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chamber: Option<f64>,
+}
+
+impl Temperatures {
+    /// Takes every reading present in `update`, keeps the others.
+    pub fn merge(&mut self, update: &Temperatures) {
+        let take = |mine: &mut Option<f64>, theirs: Option<f64>| {
+            if theirs.is_some() {
+                *mine = theirs;
+            }
+        };
+        take(&mut self.nozzle, update.nozzle);
+        take(&mut self.nozzle_target, update.nozzle_target);
+        take(&mut self.bed, update.bed);
+        take(&mut self.bed_target, update.bed_target);
+        take(&mut self.chamber, update.chamber);
+    }
+}
+
+/// A telemetry report, already parsed from whatever protocol carried it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TelemetryUpdate {
+    pub state: Option<MachineState>,
+    /// `None`: not mentioned; `Some(None)`: the machine says it has no job.
+    pub job: Option<Option<JobProgress>>,
+    pub temps: Option<Temperatures>,
+    pub power_w: Option<f64>,
+    /// The machine's own clock, when it sent one.
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+/// Everything that can change a machine's live state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    Telemetry(TelemetryUpdate),
+    /// The machine's status topic (or last will): reachable or not.
+    Availability { online: bool },
+    /// Nothing heard within the heartbeat timeout.
+    HeartbeatExpired,
+    /// An admin took the machine out of service, or put it back.
+    Maintenance(bool),
+}
+
+/// The live state of one machine, as its actor owns it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveState {
+    /// The effective state (derived from the three fields below, cached for comparison).
+    pub state: MachineState,
+    /// When `state` last changed.
+    pub since: DateTime<Utc>,
+    /// What the machine itself last said it was doing.
+    pub reported: MachineState,
+    pub online: bool,
+    pub maintenance: bool,
+    pub job: Option<JobProgress>,
+    pub temps: Temperatures,
+    pub power_w: Option<f64>,
+    /// When we last heard anything from the machine.
+    pub last_heard: Option<DateTime<Utc>>,
+    /// The machine's own timestamp of its last report.
+    pub reported_at: Option<DateTime<Utc>>,
+}
+
+/// A change of effective state, worth persisting and showing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transition {
+    pub from: MachineState,
+    pub to: MachineState,
+}
+
+impl LiveState {
+    /// A machine we have never heard from.
+    pub fn new(maintenance: bool, now: DateTime<Utc>) -> Self {
+        let mut live = LiveState {
+            state: MachineState::Offline,
+            since: now,
+            reported: MachineState::Idle,
+            online: false,
+            maintenance,
+            job: None,
+            temps: Temperatures::default(),
+            power_w: None,
+            last_heard: None,
+            reported_at: None,
+        };
+        live.state = live.effective_state();
+        live
+    }
+
+    /// Maintenance wins, then reachability, then the machine's own word.
+    pub fn effective_state(&self) -> MachineState {
+        if self.maintenance {
+            MachineState::Maintenance
+        } else if !self.online {
+            MachineState::Offline
+        } else {
+            self.reported
+        }
+    }
+
+    /// Applies one input; returns the transition when the effective state changed.
+    pub fn apply(&mut self, input: &Input, now: DateTime<Utc>) -> Option<Transition> {
+        match input {
+            Input::Telemetry(t) => {
+                self.last_heard = Some(now);
+                match t.state {
+                    // A machine saying "offline" in telemetry is still talking to us: it
+                    // means its controller is disconnected (OctoPrint with no printer).
+                    Some(MachineState::Offline) => self.reported = MachineState::Error,
+                    Some(state) => self.reported = state,
+                    None => {}
+                }
+                self.online = true;
+                if let Some(job) = &t.job {
+                    self.job = job.clone();
+                }
+                if let Some(temps) = &t.temps {
+                    self.temps.merge(temps);
+                }
+                if t.power_w.is_some() {
+                    self.power_w = t.power_w;
+                }
+                if t.reported_at.is_some() {
+                    self.reported_at = t.reported_at;
+                }
+            }
+            Input::Availability { online } => {
+                if *online {
+                    self.last_heard = Some(now);
+                } else {
+                    // We know nothing of what it does while away; it comes back idle unless
+                    // it says otherwise.
+                    self.reported = MachineState::Idle;
+                }
+                self.online = *online;
+            }
+            Input::HeartbeatExpired => {
+                self.online = false;
+                self.reported = MachineState::Idle;
+            }
+            Input::Maintenance(on) => self.maintenance = *on,
+        }
+        let next = self.effective_state();
+        if next == self.state {
+            return None;
+        }
+        let transition = Transition { from: self.state, to: next };
+        self.state = next;
+        self.since = now;
+        Some(transition)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn now() -> DateTime<Utc> {
+        Utc::now()
+    }
+
+    fn telemetry(state: Option<MachineState>) -> Input {
+        Input::Telemetry(TelemetryUpdate { state, ..Default::default() })
+    }
+
+    #[test]
+    fn first_telemetry_brings_a_machine_online_idle() {
+        let mut live = LiveState::new(false, now());
+        assert_eq!(live.state, MachineState::Offline);
+        let t = live.apply(&telemetry(None), now());
+        assert_eq!(t, Some(Transition { from: MachineState::Offline, to: MachineState::Idle }));
+        assert!(live.last_heard.is_some());
+    }
+
+    #[test]
+    fn reported_state_and_job_are_taken() {
+        let mut live = LiveState::new(false, now());
+        let job = JobProgress { id: Some("j1".into()), file: Some("cube.gcode".into()), progress: Some(42.0), remaining_s: Some(60) };
+        live.apply(
+            &Input::Telemetry(TelemetryUpdate {
+                state: Some(MachineState::Running),
+                job: Some(Some(job.clone())),
+                temps: Some(Temperatures { nozzle: Some(210.0), ..Default::default() }),
+                power_w: Some(120.0),
+                reported_at: None,
+            }),
+            now(),
+        );
+        assert_eq!(live.state, MachineState::Running);
+        assert_eq!(live.job, Some(job));
+        // A later partial report keeps what it does not mention.
+        live.apply(
+            &Input::Telemetry(TelemetryUpdate {
+                temps: Some(Temperatures { bed: Some(60.0), ..Default::default() }),
+                ..Default::default()
+            }),
+            now(),
+        );
+        assert_eq!(live.temps.nozzle, Some(210.0));
+        assert_eq!(live.temps.bed, Some(60.0));
+        assert_eq!(live.power_w, Some(120.0));
+        assert!(live.job.is_some());
+        // An explicit null clears the job.
+        live.apply(&Input::Telemetry(TelemetryUpdate { job: Some(None), ..Default::default() }), now());
+        assert_eq!(live.job, None);
+    }
+
+    #[test]
+    fn maintenance_wins_and_leaving_it_restores_the_reported_state() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&telemetry(Some(MachineState::Running)), now());
+        live.apply(&Input::Maintenance(true), now());
+        assert_eq!(live.state, MachineState::Maintenance);
+        assert_eq!(live.apply(&telemetry(Some(MachineState::Paused)), now()), None);
+        assert_eq!(live.state, MachineState::Maintenance);
+        live.apply(&Input::Maintenance(false), now());
+        assert_eq!(live.state, MachineState::Paused);
+    }
+
+    #[test]
+    fn last_will_and_heartbeat_make_a_machine_offline() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&telemetry(Some(MachineState::Running)), now());
+        live.apply(&Input::Availability { online: false }, now());
+        assert_eq!(live.state, MachineState::Offline);
+        live.apply(&Input::Availability { online: true }, now());
+        assert_eq!(live.state, MachineState::Idle, "comes back idle, not with a stale job state");
+        live.apply(&Input::HeartbeatExpired, now());
+        assert_eq!(live.state, MachineState::Offline);
+    }
+
+    fn any_state() -> impl Strategy<Value = MachineState> {
+        proptest::sample::select(MachineState::ALL.to_vec())
+    }
+
+    fn any_input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            proptest::option::of(any_state()).prop_map(telemetry),
+            any::<bool>().prop_map(|online| Input::Availability { online }),
+            Just(Input::HeartbeatExpired),
+            any::<bool>().prop_map(Input::Maintenance),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn state_is_always_the_derived_one_and_transitions_are_real(
+            inputs in proptest::collection::vec(any_input(), 0..60)
+        ) {
+            let mut live = LiveState::new(false, now());
+            for input in &inputs {
+                let before = live.state;
+                let transition = live.apply(input, now());
+                prop_assert_eq!(live.state, live.effective_state());
+                match transition {
+                    Some(t) => {
+                        prop_assert_eq!(t.from, before);
+                        prop_assert_eq!(t.to, live.state);
+                        prop_assert_ne!(t.from, t.to);
+                    }
+                    None => prop_assert_eq!(before, live.state),
+                }
+                if live.maintenance {
+                    prop_assert_eq!(live.state, MachineState::Maintenance);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Pure rules of the shop floor. Nothing here does I/O or knows about actix, sqlx or MQTT:
+//! plain types and functions, tested with unit and property tests.
+
+pub mod access;
+pub mod equipment;
+pub mod ids;
+pub mod machine;

@@ -1,0 +1,55 @@
+//! Metric names and the Prometheus recorder.
+//!
+//! The `metrics` facade has one recorder per process, so it is installed once (tests start
+//! several applications in one process and share it; they assert on differences).
+
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+/// MQTT messages received, by `kind` (telemetry, status, native).
+pub const MQTT_MESSAGES_IN: &str = "makrcave_mqtt_messages_in_total";
+/// MQTT messages dropped, by `reason` (unknown_machine, malformed_json, bad_topic, ...).
+pub const MQTT_MESSAGES_DROPPED: &str = "makrcave_mqtt_messages_dropped_total";
+/// Times the MQTT link (re)connected to its broker.
+pub const MQTT_CONNECTS: &str = "makrcave_mqtt_connects_total";
+/// Whether the MQTT link is connected (1) or not (0).
+pub const MQTT_CONNECTED: &str = "makrcave_mqtt_connected";
+/// Open WebSocket connections.
+pub const WS_CLIENTS: &str = "makrcave_ws_clients";
+/// Active WebSocket subscriptions.
+pub const WS_SUBSCRIPTIONS: &str = "makrcave_ws_subscriptions";
+/// WebSocket clients closed by the server, by `reason` (too_slow, heartbeat_timeout).
+pub const WS_DISCONNECTS: &str = "makrcave_ws_server_disconnects_total";
+/// Machine actors restarted by their supervisor after a failure.
+pub const ACTOR_RESTARTS: &str = "makrcave_actor_restarts_total";
+/// Machine actors running now.
+pub const MACHINES: &str = "makrcave_machines";
+/// Machine state transitions, by `to`.
+pub const STATE_TRANSITIONS: &str = "makrcave_state_transitions_total";
+/// State changes that could not be persisted.
+pub const STATE_PERSIST_ERRORS: &str = "makrcave_state_persist_errors_total";
+/// HTTP request latency in seconds, by `method`, `route` and `status`.
+pub const HTTP_LATENCY: &str = "makrcave_http_request_duration_seconds";
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder (once) and returns the handle that renders it.
+pub fn recorder() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(HTTP_LATENCY.to_string()),
+                    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5],
+                )
+                .expect("the bucket list is a non-empty constant")
+                .build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may already be installed (a host program embedding us); then
+            // ours still renders what reaches it, which is nothing, and nothing breaks.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}

@@ -1,0 +1,10 @@
+//! Everything that speaks to machines. Parsing is pure (topic and payload in, domain input
+//! out) and unit tested; the I/O loops around it are thin.
+//!
+//! - [`generic`]: the `makrcave/{space}/{machine}/...` topics of makrcave-bridge and firmware.
+//! - [`mqtt`]: the MQTT link (connect, subscribe, route to actors, reconnect).
+//! - [`broker`]: the embedded broker used when no external one is configured.
+
+pub mod broker;
+pub mod generic;
+pub mod mqtt;

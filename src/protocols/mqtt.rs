@@ -1,0 +1,215 @@
+//! The MQTT link: one client connection to the broker in use (embedded or external), which
+//! subscribes to the machine topics, routes each message to its machine's actor, and publishes
+//! commands. It reconnects with backoff and subscribes again after every reconnect (the
+//! session is clean, so the broker forgets subscriptions with the connection).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::actors::fleet::{DeliveryError, Fleet};
+use crate::domain::machine::Input;
+use crate::metrics::{MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES_DROPPED, MQTT_MESSAGES_IN};
+use crate::protocols::broker::MAX_PAYLOAD_BYTES;
+use crate::protocols::generic::{self, Channel};
+
+/// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Room for MQTT framing around the largest payload.
+const MAX_PACKET_BYTES: usize = MAX_PAYLOAD_BYTES + 1024;
+/// Outgoing requests (commands, subscriptions) that may wait for the connection.
+const REQUEST_CAPACITY: usize = 1024;
+
+/// Where the broker is, from an `mqtt://[user:password@]host[:port]` URL.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BrokerAddress {
+    pub host: String,
+    pub port: u16,
+    pub credentials: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for BrokerAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        write!(f, "mqtt://{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MqttUrlError {
+    #[error("MQTT URL {0:?} is not a URL")]
+    NotAUrl(String),
+    #[error("MQTT URL scheme must be mqtt:// (or tcp://), not {0:?}")]
+    Scheme(String),
+    #[error("MQTT URL has no host")]
+    NoHost,
+}
+
+impl BrokerAddress {
+    pub fn parse(url: &str) -> Result<BrokerAddress, MqttUrlError> {
+        let parsed = url::Url::parse(url).map_err(|_| MqttUrlError::NotAUrl(url.to_string()))?;
+        if !matches!(parsed.scheme(), "mqtt" | "tcp") {
+            return Err(MqttUrlError::Scheme(parsed.scheme().to_string()));
+        }
+        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or(MqttUrlError::NoHost)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let credentials = (!parsed.username().is_empty())
+            .then(|| (parsed.username().to_string(), parsed.password().unwrap_or_default().to_string()));
+        Ok(BrokerAddress { host, port: parsed.port().unwrap_or(1883), credentials })
+    }
+
+    /// Client options with our defaults (clean session, packet sizes, keep-alive).
+    pub fn options(&self, client_id: &str) -> MqttOptions {
+        let mut options = MqttOptions::new(client_id, self.host.clone(), self.port);
+        options.set_keep_alive(Duration::from_secs(15));
+        options.set_clean_session(true);
+        options.set_max_packet_size(MAX_PACKET_BYTES, MAX_PACKET_BYTES);
+        options.set_request_channel_capacity(REQUEST_CAPACITY);
+        if let Some((user, password)) = &self.credentials {
+            options.set_credentials(user.clone(), password.clone());
+        }
+        options
+    }
+}
+
+/// Whether the link is connected now (for health checks).
+#[derive(Clone, Default)]
+pub struct MqttStatus(Arc<AtomicBool>);
+
+impl MqttStatus {
+    pub fn is_connected(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The running link.
+pub struct MqttLink {
+    client: AsyncClient,
+    status: MqttStatus,
+    task: JoinHandle<()>,
+}
+
+impl MqttLink {
+    /// Connects (in the background) and starts routing messages to the fleet.
+    pub fn start(address: &BrokerAddress, fleet: Arc<Fleet>, shutdown: CancellationToken) -> MqttLink {
+        let client_id = format!("makrcave-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (client, mut eventloop) = AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
+        let status = MqttStatus::default();
+        let task = {
+            let client = client.clone();
+            let connected = status.0.clone();
+            let address = format!("{address:?}");
+            tokio::spawn(async move {
+                let mut backoff = MIN_BACKOFF;
+                loop {
+                    let event = tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        event = eventloop.poll() => event,
+                    };
+                    match event {
+                        Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                            backoff = MIN_BACKOFF;
+                            connected.store(true, Ordering::Relaxed);
+                            metrics::counter!(MQTT_CONNECTS).increment(1);
+                            metrics::gauge!(MQTT_CONNECTED).set(1.0);
+                            tracing::info!(broker = %address, "MQTT connected; subscribing");
+                            let topics = [
+                                rumqttc::SubscribeFilter::new(generic::TELEMETRY_FILTER.into(), QoS::AtMostOnce),
+                                rumqttc::SubscribeFilter::new(generic::STATUS_FILTER.into(), QoS::AtLeastOnce),
+                            ];
+                            if let Err(err) = client.try_subscribe_many(topics) {
+                                tracing::error!(error = %err, "could not queue MQTT subscriptions");
+                            }
+                        }
+                        Ok(Event::Incoming(Packet::Publish(publish))) => {
+                            ingest(&fleet, &publish.topic, &publish.payload).await;
+                        }
+                        Ok(_) => {}
+                        Err(err) => {
+                            if connected.swap(false, Ordering::Relaxed) {
+                                metrics::gauge!(MQTT_CONNECTED).set(0.0);
+                                tracing::warn!(broker = %address, error = %err, "MQTT connection lost; reconnecting");
+                            } else {
+                                tracing::debug!(broker = %address, error = %err, "MQTT connect failed; retrying");
+                            }
+                            tokio::select! {
+                                _ = shutdown.cancelled() => break,
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(MAX_BACKOFF);
+                        }
+                    }
+                }
+                let _ = client.try_disconnect();
+                connected.store(false, Ordering::Relaxed);
+            })
+        };
+        MqttLink { client, status, task }
+    }
+
+    pub fn status(&self) -> MqttStatus {
+        self.status.clone()
+    }
+
+    /// A handle for publishing (commands to machines).
+    pub fn client(&self) -> AsyncClient {
+        self.client.clone()
+    }
+
+    /// Waits for the link's task to end after shutdown was signalled.
+    pub async fn join(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Routes one MQTT message to its machine. Anything that cannot be routed is counted by
+/// reason, logged at debug and dropped: ingest never stops for a bad message.
+pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
+    let drop_with = |reason: &'static str, detail: &dyn std::fmt::Display| {
+        metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => reason).increment(1);
+        tracing::debug!(topic, reason, %detail, "dropped MQTT message");
+    };
+    let parsed = match generic::parse_topic(topic) {
+        Ok(t) => t,
+        Err(err) => return drop_with(err.reason(), &err),
+    };
+    let (kind, input) = match parsed.channel {
+        Channel::Telemetry => ("telemetry", generic::parse_telemetry(payload).map(Input::Telemetry)),
+        Channel::Status => ("status", generic::parse_status(payload).map(|online| Input::Availability { online })),
+        // Commands are ours, events are handled by later features.
+        Channel::Cmd | Channel::Event => return,
+    };
+    metrics::counter!(MQTT_MESSAGES_IN, "kind" => kind).increment(1);
+    let input = match input {
+        Ok(input) => input,
+        Err(err) => return drop_with(err.reason(), &err),
+    };
+    match fleet.deliver(parsed.makerspace_id, parsed.equipment_id, input).await {
+        Ok(()) => {}
+        Err(err @ DeliveryError::UnknownMachine) => drop_with("unknown_machine", &err),
+        Err(err @ DeliveryError::ActorGone) => drop_with("actor_gone", &err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        let a = BrokerAddress::parse("mqtt://broker.local:1884").expect("valid url");
+        assert_eq!((a.host.as_str(), a.port, a.credentials.is_none()), ("broker.local", 1884, true));
+        let a = BrokerAddress::parse("mqtt://user:secret@127.0.0.1").expect("valid url");
+        assert_eq!(a.port, 1883);
+        assert_eq!(a.credentials, Some(("user".into(), "secret".into())));
+        assert!(!format!("{a:?}").contains("secret"));
+        assert_eq!(BrokerAddress::parse("http://x"), Err(MqttUrlError::Scheme("http".into())));
+        assert!(BrokerAddress::parse("nonsense").is_err());
+        assert_eq!(BrokerAddress::parse("mqtt://[::1]:1883").map(|a| a.host), Ok("::1".to_string()));
+    }
+}

@@ -1,0 +1,105 @@
+//! The live state each machine actor persists on every transition, and the transition log.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use crate::domain::machine::{LiveState, Transition};
+
+/// One state change to persist: the new snapshot and, when the state changed, the event.
+#[derive(Debug, Clone)]
+pub struct StateChange {
+    pub equipment_id: String,
+    pub makerspace_id: String,
+    pub live: LiveState,
+    pub transition: Option<Transition>,
+}
+
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    equipment_id: String,
+    live: String,
+}
+
+/// A row of the transition log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MachineEvent {
+    pub equipment_id: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Stores a batch of changes in one transaction (the state writer batches under load).
+    pub async fn save_state_changes(&self, changes: &[StateChange]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for change in changes {
+                sqlx::query(
+                    "INSERT INTO machine_states (equipment_id, state, since, live, updated_at)
+                     SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM equipment WHERE id = $1)
+                     ON CONFLICT (equipment_id) DO UPDATE SET state = excluded.state, since = excluded.since,
+                     live = excluded.live, updated_at = excluded.updated_at",
+                )
+                .bind(&change.equipment_id)
+                .bind(change.live.state.as_str())
+                .bind(change.live.since)
+                .bind(to_json_text(&change.live))
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(t) = change.transition {
+                    sqlx::query(
+                        "INSERT INTO machine_events (equipment_id, makerspace_id, from_state, to_state, at)
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&change.equipment_id)
+                    .bind(&change.makerspace_id)
+                    .bind(t.from.as_str())
+                    .bind(t.to.as_str())
+                    .bind(change.live.since)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The last persisted state of every machine, to start actors from.
+    pub async fn load_states(&self) -> Result<HashMap<String, LiveState>, StoreError> {
+        let rows: Vec<StateRow> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT equipment_id, live FROM machine_states").fetch_all(pool).await?
+        });
+        rows.into_iter()
+            .map(|r| Ok((r.equipment_id, json_column("machine_states.live", &r.live)?)))
+            .collect()
+    }
+
+    pub async fn load_state(&self, equipment_id: &str) -> Result<Option<LiveState>, StoreError> {
+        let row: Option<StateRow> = with_pool!(self, pool => {
+            sqlx::query_as("SELECT equipment_id, live FROM machine_states WHERE equipment_id = $1")
+                .bind(equipment_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(|r| json_column("machine_states.live", &r.live)).transpose()
+    }
+
+    /// The transition log of one machine, oldest first.
+    pub async fn machine_events(&self, equipment_id: &str) -> Result<Vec<MachineEvent>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT equipment_id, from_state, to_state, at FROM machine_events WHERE equipment_id = $1 ORDER BY id",
+            )
+            .bind(equipment_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

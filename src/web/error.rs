@@ -1,0 +1,138 @@
+//! The one error shape of the API: `{"detail", "status_code", "error_type", ...extra}`.
+//! Causes go to the log; clients get a sentence and a stable `error_type`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Map, Value};
+
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{detail}")]
+    Conflict { detail: String, error_type: &'static str },
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn not_found(what: &str) -> ApiError {
+        ApiError::NotFound(format!("{what} not found"))
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self {
+            Self::BadRequest(_) => "bad_request",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict { error_type, .. } => error_type,
+            Self::PayloadTooLarge { .. } => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Validation(_) => "validation_error",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+
+    /// Fields added to the body next to `detail`.
+    fn extra(&self) -> Map<String, Value> {
+        match self {
+            Self::PayloadTooLarge { limit } => Map::from_iter([("max_bytes".to_string(), json!(limit))]),
+            _ => Map::new(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        let mut body = self.extra();
+        body.insert("detail".into(), json!(self.to_string()));
+        body.insert("status_code".into(), json!(status.as_u16()));
+        body.insert("error_type".into(), json!(self.error_type()));
+        let mut response = HttpResponse::build(status);
+        if status == StatusCode::UNAUTHORIZED {
+            response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        response.json(Value::Object(body))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> ApiError {
+        match err {
+            StoreError::Conflict => {
+                ApiError::Conflict { detail: "a record with this id already exists".into(), error_type: "already_exists" }
+            }
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
+                tracing::error!(error = ?err, "database unavailable");
+                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            }
+            other => {
+                tracing::error!(error = ?other, "storage error");
+                ApiError::Internal
+            }
+        }
+    }
+}
+
+/// JSON body errors: 415 without a JSON content type, 413 too large, 400 not JSON, 422 JSON
+/// of the wrong shape.
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let api = match &err {
+        E::ContentType => ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into()),
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
+        E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
+        E::Deserialize(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
+        _ => ApiError::BadRequest("the body could not be read".into()),
+    };
+    api.into()
+}
+
+/// Query string errors (a filter with an unknown value, say) are 422.
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::Validation(format!("invalid query parameters: {err}")).into()
+}
+
+/// Path parameters that do not parse.
+pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_web::Error {
+    ApiError::NotFound(format!("no such resource: {err}")).into()
+}
+
+/// Unknown routes.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such endpoint".into()))
+}

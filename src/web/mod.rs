@@ -1,0 +1,112 @@
+//! The HTTP side: REST under `/api/v1`, the WebSocket, operations endpoints and the pages.
+
+pub mod auth;
+pub mod equipment;
+pub mod error;
+pub mod makerspaces;
+pub mod openapi;
+pub mod ops;
+pub mod pages;
+pub mod validate;
+pub mod ws;
+
+use std::sync::Arc;
+
+use actix_web::dev::Service;
+use actix_web::web;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::actors::fleet::Fleet;
+use crate::actors::hub::Hub;
+use crate::config::Settings;
+use crate::protocols::mqtt::MqttStatus;
+use crate::store::Store;
+use crate::web::auth::JwtKeys;
+
+/// Largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub fleet: Arc<Fleet>,
+    pub hub: Arc<Hub>,
+    pub auth: Arc<JwtKeys>,
+    pub mqtt: MqttStatus,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// A token for the demo makerspace, served to the dashboard only in `--demo` mode.
+    pub demo_token: Option<String>,
+}
+
+/// The body of every error response.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub detail: String,
+    pub status_code: u16,
+    pub error_type: String,
+}
+
+/// Registers every route. The same function serves the binary and the tests.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .service(
+            web::scope("/api/v1")
+                .route("/ws", web::get().to(ws::connect))
+                .service(
+                    web::resource("/makerspaces")
+                        .route(web::post().to(makerspaces::create))
+                        .route(web::get().to(makerspaces::list)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}")
+                        .route(web::get().to(makerspaces::get))
+                        .route(web::put().to(makerspaces::update))
+                        .route(web::delete().to(makerspaces::delete)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}/equipment")
+                        .route(web::post().to(equipment::create))
+                        .route(web::get().to(equipment::list)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}/equipment/{equipment_id}")
+                        .route(web::get().to(equipment::get))
+                        .route(web::put().to(equipment::update))
+                        .route(web::delete().to(equipment::delete)),
+                )
+                .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/state", web::get().to(equipment::live_state)),
+        )
+        .route("/api/openapi.json", web::get().to(openapi::serve))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/demo/token", web::get().to(pages::demo_token))
+        .route("/", web::get().to(pages::dashboard))
+        .route("/static/{file}", web::get().to(pages::asset))
+        .default_service(web::to(error::not_found));
+}
+
+/// Records the latency of every request by route pattern (not raw path: ids would explode
+/// the label set).
+pub fn latency_middleware<S, B>(
+    req: actix_web::dev::ServiceRequest,
+    srv: &S,
+) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
+where
+    S: Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
+{
+    let started = std::time::Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
+    let fut = srv.call(req);
+    async move {
+        let res = fut.await?;
+        let status = res.status().as_u16().to_string();
+        metrics::histogram!(crate::metrics::HTTP_LATENCY, "method" => method, "route" => route, "status" => status)
+            .record(started.elapsed().as_secs_f64());
+        Ok(res)
+    }
+}

@@ -1,0 +1,38 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations.
+
+use actix_web::HttpResponse;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::web::{equipment, makerspaces, ops, ws};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "makrcave", description = "Real-time shop floor for makerspaces and print farms."),
+    paths(
+        makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
+        equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
+        equipment::live_state,
+        ws::connect,
+        ops::healthz, ops::metrics,
+    ),
+    components(schemas(crate::web::ErrorBody)),
+    modifiers(&BearerAuth),
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}
+
+pub async fn serve() -> HttpResponse {
+    HttpResponse::Ok().json(ApiDoc::openapi())
+}

@@ -1,0 +1,212 @@
+// makrcave dashboard: one card per machine, updated live over the WebSocket.
+// Plain JavaScript, no dependencies: it ships inside the binary.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const TOKEN_KEY = "makrcave.token";
+const SPACE_KEY = "makrcave.space";
+const STATE_LABELS = {
+  offline: "Offline", idle: "Idle", reserved: "Reserved", in_use: "In use", running: "Running",
+  paused: "Paused", error: "Error", maintenance: "Maintenance",
+};
+const TYPE_LABELS = {
+  "3d_printer": "3D printer", sla_printer: "SLA printer", laser_cutter: "Laser cutter",
+  cnc_machine: "CNC", workstation: "Workstation", tool: "Tool",
+};
+
+let socket = null;
+let reconnectDelay = 500;
+const machines = new Map(); // equipment_id -> latest view
+const cards = new Map();    // equipment_id -> card element
+
+function token() { return localStorage.getItem(TOKEN_KEY); }
+
+async function api(path) {
+  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) throw Object.assign(new Error(body.detail || res.statusText), { status: res.status });
+  return body;
+}
+
+function showLogin(message) {
+  $("login").hidden = false;
+  $("floor").hidden = true;
+  $("space").hidden = true;
+  $("logout").hidden = true;
+  $("login-error").textContent = message || "";
+  fetch("/demo/token").then((r) => { $("demo").hidden = !r.ok; }).catch(() => {});
+}
+
+async function start() {
+  if (!token()) return showLogin();
+  let spaces;
+  try {
+    spaces = await api("/api/v1/makerspaces");
+  } catch (e) {
+    if (e.status === 401) localStorage.removeItem(TOKEN_KEY);
+    return showLogin(e.message);
+  }
+  $("login").hidden = true;
+  $("floor").hidden = false;
+  $("logout").hidden = false;
+  const select = $("space");
+  select.replaceChildren(...spaces.map((s) => new Option(s.name, s.id)));
+  select.hidden = spaces.length < 2;
+  const wanted = new URLSearchParams(location.search).get("makerspace") || localStorage.getItem(SPACE_KEY);
+  if (spaces.some((s) => s.id === wanted)) select.value = wanted;
+  if (!spaces.length) {
+    $("summary").textContent = "Your token gives access to no makerspace.";
+    return;
+  }
+  connect();
+}
+
+function currentSpace() { return $("space").value; }
+
+function connect() {
+  if (socket) socket.close();
+  const proto = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${proto}://${location.host}/api/v1/ws?token=${encodeURIComponent(token())}`);
+  socket = ws;
+  ws.onopen = () => {
+    reconnectDelay = 500;
+    setConnection(true);
+    ws.send(JSON.stringify({ type: "subscribe", makerspace_id: currentSpace() }));
+  };
+  ws.onmessage = (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "snapshot") {
+      machines.clear();
+      cards.clear();
+      $("machines").replaceChildren();
+      msg.machines.forEach(upsert);
+      summarize();
+    } else if (msg.type === "machine") {
+      upsert(msg.machine);
+      summarize();
+    } else if (msg.type === "error") {
+      $("summary").textContent = msg.detail;
+    }
+  };
+  ws.onclose = () => {
+    if (socket !== ws) return;
+    setConnection(false);
+    setTimeout(() => { if (socket === ws) connect(); }, reconnectDelay);
+    reconnectDelay = Math.min(reconnectDelay * 2, 10000);
+  };
+}
+
+function setConnection(live) {
+  const pill = $("connection");
+  pill.textContent = live ? "live" : "offline";
+  pill.className = `pill ${live ? "pill-on" : "pill-off"}`;
+}
+
+function upsert(m) {
+  machines.set(m.equipment_id, m);
+  let card = cards.get(m.equipment_id);
+  if (!card) {
+    card = $("card").content.firstElementChild.cloneNode(true);
+    card.id = `machine-${m.equipment_id}`;
+    card.dataset.equipmentId = m.equipment_id;
+    cards.set(m.equipment_id, card);
+    const list = $("machines");
+    const after = [...list.children].find((c) => machines.get(c.dataset.equipmentId).name.localeCompare(m.name) > 0);
+    list.insertBefore(card, after || null);
+  }
+  render(card, m);
+}
+
+function render(card, m) {
+  card.dataset.state = m.state;
+  card.querySelector(".name").textContent = m.name;
+  card.querySelector(".state").textContent = STATE_LABELS[m.state] || m.state;
+  card.querySelector(".type").textContent = `${TYPE_LABELS[m.type] || m.type} · ${m.equipment_id}`;
+  const job = card.querySelector(".job");
+  job.hidden = !m.job;
+  if (m.job) {
+    const p = typeof m.job.progress === "number" ? m.job.progress : null;
+    job.querySelector(".file").textContent = m.job.file || m.job.id || "job";
+    job.querySelector(".fill").style.width = `${p ?? 0}%`;
+    const remaining = typeof m.job.remaining_s === "number" ? ` · ${formatDuration(m.job.remaining_s)} left` : "";
+    job.querySelector(".progress-text").textContent = p === null ? remaining : `${p.toFixed(1)}%${remaining}`;
+  }
+  const temps = card.querySelector(".temps");
+  const rows = [];
+  const t = m.temps || {};
+  if (t.nozzle != null) rows.push(["Nozzle", degrees(t.nozzle, t.nozzle_target)]);
+  if (t.bed != null) rows.push(["Bed", degrees(t.bed, t.bed_target)]);
+  if (t.chamber != null) rows.push(["Chamber", degrees(t.chamber)]);
+  if (m.power_w != null) rows.push(["Power", `${Math.round(m.power_w)} W`]);
+  temps.replaceChildren(...rows.flatMap(([k, v]) => {
+    const dt = document.createElement("dt"); dt.textContent = k;
+    const dd = document.createElement("dd"); dd.textContent = v;
+    return [dt, dd];
+  }));
+  card.querySelector(".heard").textContent = m.last_heard ? `Last heard ${timeAgo(m.last_heard)}` : "Never heard from";
+  card.querySelector(".heard").dataset.lastHeard = m.last_heard || "";
+}
+
+function degrees(value, target) {
+  return target ? `${value.toFixed(1)} / ${Math.round(target)} °C` : `${value.toFixed(1)} °C`;
+}
+
+function formatDuration(s) {
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+  return h ? `${h} h ${m} min` : `${m} min`;
+}
+
+function timeAgo(iso) {
+  const s = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000));
+  if (s < 5) return "just now";
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return new Date(iso).toLocaleString();
+}
+
+function summarize() {
+  const counts = {};
+  for (const m of machines.values()) counts[m.state] = (counts[m.state] || 0) + 1;
+  $("empty").hidden = machines.size > 0;
+  $("summary").textContent = machines.size
+    ? `${machines.size} machines · ` + Object.entries(counts).map(([s, n]) => `${n} ${STATE_LABELS[s] || s}`.toLowerCase()).join(" · ")
+    : "";
+}
+
+// Keep "last heard" fresh without waiting for messages.
+setInterval(() => {
+  for (const el of document.querySelectorAll(".heard")) {
+    if (el.dataset.lastHeard) el.textContent = `Last heard ${timeAgo(el.dataset.lastHeard)}`;
+  }
+}, 5000);
+
+$("login-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  localStorage.setItem(TOKEN_KEY, $("token").value.trim());
+  start();
+});
+$("demo").addEventListener("click", async () => {
+  const res = await fetch("/demo/token");
+  if (!res.ok) return;
+  const body = await res.json();
+  localStorage.setItem(TOKEN_KEY, body.token);
+  localStorage.setItem(SPACE_KEY, body.makerspace_id);
+  start();
+});
+$("logout").addEventListener("click", () => {
+  localStorage.removeItem(TOKEN_KEY);
+  if (socket) { const s = socket; socket = null; s.close(); }
+  showLogin();
+});
+$("space").addEventListener("change", () => {
+  localStorage.setItem(SPACE_KEY, currentSpace());
+  connect();
+});
+
+// A token in the URL fragment (#token=...) signs in directly, and is removed from the address bar.
+const fragment = new URLSearchParams(location.hash.slice(1));
+if (fragment.get("token")) {
+  localStorage.setItem(TOKEN_KEY, fragment.get("token"));
+  history.replaceState(null, "", location.pathname + location.search);
+}
+start();

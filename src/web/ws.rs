@@ -1,0 +1,198 @@
+//! `GET /api/v1/ws`: live machine state for dashboards.
+//!
+//! Client messages: `{"type":"subscribe","makerspace_id":"...","equipment_ids":[...]}` (ids
+//! optional: the whole space), `{"type":"unsubscribe","makerspace_id":"..."}`,
+//! `{"type":"ping"}`. Server messages: `snapshot`, `machine`, `error`, `pong`.
+//!
+//! One task per connection reads the client, drains its hub mailbox (coalesced updates) and
+//! pings. A send that cannot complete within the configured timeout means the client cannot
+//! keep up: it is closed with a reason rather than allowed to hold anything back.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, CloseCode, CloseReason, Session};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::actors::hub::{Drained, Subscriber};
+use crate::actors::machine::MachineView;
+use crate::domain::access::{Decision, Principal};
+use crate::metrics::{WS_CLIENTS, WS_DISCONNECTS};
+use crate::web::auth::authenticate;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+
+/// How often the server pings.
+const PING_INTERVAL: Duration = Duration::from_secs(10);
+/// A client silent for this long (no pong, no message) is dropped.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest message a client may send.
+const MAX_CLIENT_FRAME: usize = 64 * 1024;
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ClientMessage {
+    Subscribe { makerspace_id: String, equipment_ids: Option<Vec<String>> },
+    Unsubscribe { makerspace_id: String },
+    Ping,
+}
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ServerMessage<'a> {
+    Snapshot { makerspace_id: &'a str, machines: Vec<MachineView> },
+    Unsubscribed { makerspace_id: &'a str },
+    Error { error_type: &'a str, detail: String },
+    Pong,
+}
+
+impl ServerMessage<'_> {
+    fn to_text(&self) -> String {
+        // Plain data always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+#[utoipa::path(get, path = "/api/v1/ws", tag = "live",
+    params(("token" = Option<String>, Query, description = "JWT, for clients that cannot send an Authorization header")),
+    responses((status = 101, description = "WebSocket: see the README for the messages"),
+              (status = 401, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = authenticate(&req, true)?;
+    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    let stream = stream.max_frame_size(MAX_CLIENT_FRAME).aggregate_continuations().max_continuation_size(MAX_CLIENT_FRAME);
+    let state = state.into_inner();
+    actix_web::rt::spawn(async move {
+        metrics::gauge!(WS_CLIENTS).increment(1.0);
+        let subscriber = state.hub.subscriber();
+        let outcome = serve(&state, &caller, &subscriber, session.clone(), stream).await;
+        state.hub.unsubscribe_all(&subscriber);
+        metrics::gauge!(WS_CLIENTS).decrement(1.0);
+        if let Some((reason, code, text)) = outcome {
+            metrics::counter!(WS_DISCONNECTS, "reason" => reason).increment(1);
+            tracing::info!(user = %caller.user_id, reason, "closing WebSocket client");
+            // The close frame may not fit either if the client is stuck; do not wait for it.
+            let close = session.close(Some(CloseReason { code, description: Some(text.into()) }));
+            let _ = tokio::time::timeout(Duration::from_millis(200), close).await;
+        }
+    });
+    Ok(response)
+}
+
+/// Runs one connection; returns why the server closes it, or `None` if the client left.
+async fn serve(
+    state: &AppState,
+    caller: &Principal,
+    subscriber: &Arc<Subscriber>,
+    mut session: Session,
+    mut stream: actix_ws::AggregatedMessageStream,
+) -> Option<(&'static str, CloseCode, &'static str)> {
+    let send_timeout = Duration::from_millis(state.settings.ws_send_timeout_ms);
+    let too_slow = Some(("too_slow", CloseCode::Policy, "client too slow: cannot keep up with updates"));
+    let mut last_seen = Instant::now();
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                last_seen = Instant::now();
+                let text = match incoming {
+                    None | Some(Err(_)) | Some(Ok(AggregatedMessage::Close(_))) => return None,
+                    Some(Ok(AggregatedMessage::Ping(bytes))) => {
+                        if session.pong(&bytes).await.is_err() { return None; }
+                        continue;
+                    }
+                    Some(Ok(AggregatedMessage::Text(text))) => text,
+                    Some(Ok(_)) => continue,
+                };
+                let reply = handle_client_message(state, caller, subscriber, &text).await;
+                if let Some(reply) = reply {
+                    match tokio::time::timeout(send_timeout, session.text(reply)).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return too_slow,
+                    }
+                }
+            }
+            _ = subscriber.ready() => {
+                let messages = match subscriber.drain() {
+                    Drained::Messages(m) => m,
+                    Drained::TooSlow => return too_slow,
+                };
+                for message in messages {
+                    match tokio::time::timeout(send_timeout, session.text(message.as_ref())).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return too_slow,
+                    }
+                }
+            }
+            _ = ping.tick() => {
+                if last_seen.elapsed() > CLIENT_TIMEOUT {
+                    return Some(("heartbeat_timeout", CloseCode::Away, "no answer to pings"));
+                }
+                match tokio::time::timeout(send_timeout, session.ping(b"makrcave")).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => return None,
+                    Err(_) => return too_slow,
+                }
+            }
+        }
+    }
+}
+
+/// Answers one client message (subscribe, unsubscribe, ping); `None` when nothing to say.
+async fn handle_client_message(
+    state: &AppState,
+    caller: &Principal,
+    subscriber: &Arc<Subscriber>,
+    text: &str,
+) -> Option<String> {
+    let message: ClientMessage = match serde_json::from_str(text) {
+        Ok(m) => m,
+        Err(e) => {
+            return Some(
+                ServerMessage::Error { error_type: "bad_message", detail: format!("not a valid message: {e}") }
+                    .to_text(),
+            )
+        }
+    };
+    match message {
+        ClientMessage::Subscribe { makerspace_id, equipment_ids } => {
+            if caller.can_read_space(&makerspace_id) != Decision::Allow {
+                return Some(not_found().to_text());
+            }
+            match state.store.get_makerspace(&makerspace_id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Some(not_found().to_text()),
+                Err(err) => {
+                    let api = ApiError::from(err);
+                    return Some(ServerMessage::Error { error_type: "unavailable", detail: api.to_string() }.to_text());
+                }
+            }
+            let filter: Option<HashSet<String>> = equipment_ids.map(|ids| ids.into_iter().collect());
+            // Subscribe before the snapshot: an update racing with it is then sent after the
+            // snapshot (at worst a duplicate), never lost.
+            state.hub.subscribe(subscriber, &makerspace_id, filter.clone());
+            let machines = state.fleet.views(&makerspace_id, filter.as_ref()).await;
+            Some(ServerMessage::Snapshot { makerspace_id: &makerspace_id, machines }.to_text())
+        }
+        ClientMessage::Unsubscribe { makerspace_id } => {
+            state.hub.unsubscribe(subscriber, &makerspace_id);
+            Some(ServerMessage::Unsubscribed { makerspace_id: &makerspace_id }.to_text())
+        }
+        ClientMessage::Ping => Some(ServerMessage::Pong.to_text()),
+    }
+}
+
+fn not_found() -> ServerMessage<'static> {
+    ServerMessage::Error { error_type: "not_found", detail: "makerspace not found".into() }
+}
