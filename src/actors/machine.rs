@@ -23,7 +23,9 @@ use utoipa::ToSchema;
 use crate::actors::hub::Hub;
 use crate::actors::state_writer::StateSender;
 use crate::domain::equipment::{AdminStatus, EquipmentType};
-use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Temperatures, Transition};
+use crate::domain::machine::{
+    Input, JobProgress, LiveState, MachineState, Temperatures, Transition,
+};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::StateChange;
 
@@ -113,7 +115,10 @@ struct MachineMessage<'a> {
 
 /// Serializes the WebSocket message for a machine update.
 pub fn machine_message(view: &MachineView) -> Arc<str> {
-    let msg = MachineMessage { r#type: "machine", machine: view };
+    let msg = MachineMessage {
+        r#type: "machine",
+        machine: view,
+    };
     // A struct of strings, numbers and options always serializes.
     Arc::from(serde_json::to_string(&msg).unwrap_or_default())
 }
@@ -182,14 +187,18 @@ impl MachineActor {
             return;
         }
         let now = Utc::now();
-        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true });
+        let heard = matches!(
+            input,
+            Input::Telemetry(_) | Input::Availability { online: true }
+        );
         if heard {
             self.last_heard_at = Instant::now();
         }
         let transition = self.live.apply(input, now);
         self.dirty = true;
         if let Some(t) = transition {
-            metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str()).increment(1);
+            metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str())
+                .increment(1);
             self.persist(Some(t), ctx);
         }
         if self.live.online {
@@ -200,9 +209,11 @@ impl MachineActor {
 
     fn publish(&self) {
         let view = self.view();
-        self.deps
-            .hub
-            .publish_machine(&self.identity.makerspace_id, &self.identity.equipment_id, &machine_message(&view));
+        self.deps.hub.publish_machine(
+            &self.identity.makerspace_id,
+            &self.identity.equipment_id,
+            &machine_message(&view),
+        );
     }
 
     /// Hands the current state to the state writer. When its queue is full the actor waits
@@ -238,7 +249,10 @@ impl MachineActor {
             return;
         }
         self.heartbeat_armed = true;
-        let due = self.identity.heartbeat_timeout.saturating_sub(self.last_heard_at.elapsed());
+        let due = self
+            .identity
+            .heartbeat_timeout
+            .saturating_sub(self.last_heard_at.elapsed());
         ctx.run_later(due, |act, ctx| {
             act.heartbeat_armed = false;
             act.guarded(ctx, |act, ctx| {
@@ -287,7 +301,11 @@ impl Supervised for MachineActor {
         self.dirty = false;
         let now = Instant::now();
         self.restarts.push_back(now);
-        while self.restarts.front().is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW) {
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
+        {
             self.restarts.pop_front();
         }
         if self.restarts.len() > MAX_RESTARTS {
@@ -367,7 +385,10 @@ impl Handler<InjectFault> for MachineActor {
         self.guarded(ctx, |act, _| {
             // Leave a visible half-done change behind, so tests can see it is discarded.
             act.live.state = MachineState::Error;
-            panic!("fault injected into machine actor {}", act.identity.equipment_id);
+            panic!(
+                "fault injected into machine actor {}",
+                act.identity.equipment_id
+            );
         })
     }
 }

@@ -74,10 +74,11 @@ impl AdminStatus {
 }
 
 /// How a machine talks to us. Stored with the equipment; secrets never leave through the API.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Connection {
     /// The generic `makrcave/{space}/{machine}/...` topics (makrcave-bridge, custom firmware).
+    #[default]
     Mqtt,
     /// A Tasmota smart plug: `cmnd/{topic}/POWER`, `tele/{topic}/SENSOR`, ...
     Tasmota {
@@ -107,12 +108,6 @@ pub enum Connection {
     },
 }
 
-impl Default for Connection {
-    fn default() -> Self {
-        Self::Mqtt
-    }
-}
-
 impl Connection {
     /// The same connection with its secrets removed, for API responses.
     pub fn redacted(&self) -> Connection {
@@ -129,7 +124,9 @@ impl Connection {
     pub fn validate(&self) -> Result<(), String> {
         let non_empty = |field: &str, value: &str| {
             if value.trim().is_empty() || value.contains(['+', '#']) {
-                Err(format!("connection.{field} must be a non-empty name without MQTT wildcards"))
+                Err(format!(
+                    "connection.{field} must be a non-empty name without MQTT wildcards"
+                ))
             } else {
                 Ok(())
             }
@@ -142,12 +139,21 @@ impl Connection {
         };
         match self {
             Self::Mqtt => Ok(()),
-            Self::Tasmota { topic, running_above_w } => {
+            Self::Tasmota {
+                topic,
+                running_above_w,
+            } => {
                 non_empty("topic", topic)?;
                 threshold(running_above_w)
             }
-            Self::ShellyGen1 { device_id, running_above_w }
-            | Self::ShellyGen2 { device_id, running_above_w } => {
+            Self::ShellyGen1 {
+                device_id,
+                running_above_w,
+            }
+            | Self::ShellyGen2 {
+                device_id,
+                running_above_w,
+            } => {
                 non_empty("device_id", device_id)?;
                 threshold(running_above_w)
             }
@@ -166,10 +172,18 @@ mod tests {
 
     #[test]
     fn connection_kinds_parse_from_the_documented_json() {
-        let c: Connection = serde_json::from_str(r#"{"kind":"tasmota","topic":"laser1","running_above_w":50}"#)
-            .expect("valid tasmota connection");
-        assert_eq!(c, Connection::Tasmota { topic: "laser1".into(), running_above_w: Some(50.0) });
-        let c: Connection = serde_json::from_str(r#"{"kind":"mqtt"}"#).expect("valid mqtt connection");
+        let c: Connection =
+            serde_json::from_str(r#"{"kind":"tasmota","topic":"laser1","running_above_w":50}"#)
+                .expect("valid tasmota connection");
+        assert_eq!(
+            c,
+            Connection::Tasmota {
+                topic: "laser1".into(),
+                running_above_w: Some(50.0)
+            }
+        );
+        let c: Connection =
+            serde_json::from_str(r#"{"kind":"mqtt"}"#).expect("valid mqtt connection");
         assert_eq!(c, Connection::Mqtt);
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"zigbee"}"#).is_err());
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"tasmota"}"#).is_err());
@@ -177,17 +191,40 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let c = Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET".into()) };
+        let c = Connection::Octoprint {
+            url: "http://p1:5000".into(),
+            api_key: Some("SECRET".into()),
+        };
         let shown = serde_json::to_string(&c.redacted()).expect("serializes");
         assert!(!shown.contains("SECRET"));
     }
 
     #[test]
     fn validation_rejects_wildcards_and_bad_urls() {
-        assert!(Connection::Tasmota { topic: "a/#".into(), running_above_w: None }.validate().is_err());
-        assert!(Connection::Octoprint { url: "ftp://x".into(), api_key: None }.validate().is_err());
-        assert!(Connection::Octoprint { url: "http://x:5000".into(), api_key: None }.validate().is_ok());
-        assert!(Connection::ShellyGen1 { device_id: "s".into(), running_above_w: Some(-1.0) }.validate().is_err());
+        assert!(Connection::Tasmota {
+            topic: "a/#".into(),
+            running_above_w: None
+        }
+        .validate()
+        .is_err());
+        assert!(Connection::Octoprint {
+            url: "ftp://x".into(),
+            api_key: None
+        }
+        .validate()
+        .is_err());
+        assert!(Connection::Octoprint {
+            url: "http://x:5000".into(),
+            api_key: None
+        }
+        .validate()
+        .is_ok());
+        assert!(Connection::ShellyGen1 {
+            device_id: "s".into(),
+            running_above_w: Some(-1.0)
+        }
+        .validate()
+        .is_err());
     }
 
     #[test]

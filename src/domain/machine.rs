@@ -143,7 +143,9 @@ pub struct TelemetryUpdate {
 pub enum Input {
     Telemetry(TelemetryUpdate),
     /// The machine's status topic (or last will): reachable or not.
-    Availability { online: bool },
+    Availability {
+        online: bool,
+    },
     /// Nothing heard within the heartbeat timeout.
     HeartbeatExpired,
     /// An admin took the machine out of service, or put it back.
@@ -253,7 +255,10 @@ impl LiveState {
         if next == self.state {
             return None;
         }
-        let transition = Transition { from: self.state, to: next };
+        let transition = Transition {
+            from: self.state,
+            to: next,
+        };
         self.state = next;
         self.since = now;
         Some(transition)
@@ -270,7 +275,10 @@ mod tests {
     }
 
     fn telemetry(state: Option<MachineState>) -> Input {
-        Input::Telemetry(TelemetryUpdate { state, ..Default::default() })
+        Input::Telemetry(TelemetryUpdate {
+            state,
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -278,19 +286,33 @@ mod tests {
         let mut live = LiveState::new(false, now());
         assert_eq!(live.state, MachineState::Offline);
         let t = live.apply(&telemetry(None), now());
-        assert_eq!(t, Some(Transition { from: MachineState::Offline, to: MachineState::Idle }));
+        assert_eq!(
+            t,
+            Some(Transition {
+                from: MachineState::Offline,
+                to: MachineState::Idle
+            })
+        );
         assert!(live.last_heard.is_some());
     }
 
     #[test]
     fn reported_state_and_job_are_taken() {
         let mut live = LiveState::new(false, now());
-        let job = JobProgress { id: Some("j1".into()), file: Some("cube.gcode".into()), progress: Some(42.0), remaining_s: Some(60) };
+        let job = JobProgress {
+            id: Some("j1".into()),
+            file: Some("cube.gcode".into()),
+            progress: Some(42.0),
+            remaining_s: Some(60),
+        };
         live.apply(
             &Input::Telemetry(TelemetryUpdate {
                 state: Some(MachineState::Running),
                 job: Some(Some(job.clone())),
-                temps: Some(Temperatures { nozzle: Some(210.0), ..Default::default() }),
+                temps: Some(Temperatures {
+                    nozzle: Some(210.0),
+                    ..Default::default()
+                }),
                 power_w: Some(120.0),
                 reported_at: None,
             }),
@@ -301,7 +323,10 @@ mod tests {
         // A later partial report keeps what it does not mention.
         live.apply(
             &Input::Telemetry(TelemetryUpdate {
-                temps: Some(Temperatures { bed: Some(60.0), ..Default::default() }),
+                temps: Some(Temperatures {
+                    bed: Some(60.0),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             now(),
@@ -311,7 +336,13 @@ mod tests {
         assert_eq!(live.power_w, Some(120.0));
         assert!(live.job.is_some());
         // An explicit null clears the job.
-        live.apply(&Input::Telemetry(TelemetryUpdate { job: Some(None), ..Default::default() }), now());
+        live.apply(
+            &Input::Telemetry(TelemetryUpdate {
+                job: Some(None),
+                ..Default::default()
+            }),
+            now(),
+        );
         assert_eq!(live.job, None);
     }
 
@@ -321,7 +352,10 @@ mod tests {
         live.apply(&telemetry(Some(MachineState::Running)), now());
         live.apply(&Input::Maintenance(true), now());
         assert_eq!(live.state, MachineState::Maintenance);
-        assert_eq!(live.apply(&telemetry(Some(MachineState::Paused)), now()), None);
+        assert_eq!(
+            live.apply(&telemetry(Some(MachineState::Paused)), now()),
+            None
+        );
         assert_eq!(live.state, MachineState::Maintenance);
         live.apply(&Input::Maintenance(false), now());
         assert_eq!(live.state, MachineState::Paused);
@@ -334,7 +368,11 @@ mod tests {
         live.apply(&Input::Availability { online: false }, now());
         assert_eq!(live.state, MachineState::Offline);
         live.apply(&Input::Availability { online: true }, now());
-        assert_eq!(live.state, MachineState::Idle, "comes back idle, not with a stale job state");
+        assert_eq!(
+            live.state,
+            MachineState::Idle,
+            "comes back idle, not with a stale job state"
+        );
         live.apply(&Input::HeartbeatExpired, now());
         assert_eq!(live.state, MachineState::Offline);
     }

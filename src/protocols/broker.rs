@@ -33,7 +33,9 @@ pub fn resolve_listen_addr(requested: SocketAddr) -> Result<SocketAddr, BrokerEr
         return Ok(requested);
     }
     let probe = TcpListener::bind(requested).map_err(|e| BrokerError::Bind(requested, e))?;
-    probe.local_addr().map_err(|e| BrokerError::Bind(requested, e))
+    probe
+        .local_addr()
+        .map_err(|e| BrokerError::Bind(requested, e))
 }
 
 /// Starts the broker on `listen` and waits until it accepts TCP connections.

@@ -1,0 +1,87 @@
+# Shared by scripts/test and scripts/bench: install and start the real services the tests and
+# benchmarks need, on free ports, in a throwaway folder, and stop them on exit.
+# Source it; it defines functions and sets nothing running by itself.
+
+WORK_DIR=""
+PG_DATA=""
+PG_BIN=""
+
+log() { printf '\033[1m[makrcave]\033[0m %s\n' "$*" >&2; }
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+APT_UPDATED=0
+apt_install() {
+  if [ "$APT_UPDATED" -eq 0 ]; then
+    log "apt-get update"
+    as_root apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "installing $*"
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "$@" >/dev/null
+}
+
+find_pg_bin() {
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    if [ -x "$dir/initdb" ]; then echo "$dir"; return 0; fi
+  done
+  if command -v initdb >/dev/null 2>&1; then dirname "$(readlink -f "$(command -v initdb)")"; return 0; fi
+  return 1
+}
+
+# Installs what is missing: PostgreSQL, Mosquitto, Chromium and chromedriver.
+ensure_services_installed() {
+  local want=()
+  find_pg_bin >/dev/null || want+=(postgresql)
+  [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || want+=(mosquitto)
+  command -v mosquitto_sub >/dev/null 2>&1 || want+=(mosquitto-clients)
+  if [ "${1:-}" != "no-browser" ]; then
+    command -v chromium >/dev/null 2>&1 || want+=(chromium)
+    command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
+  fi
+  if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
+  PG_BIN=$(find_pg_bin) || { log "PostgreSQL's initdb not found even after installing"; return 1; }
+}
+
+make_work_dir() {
+  WORK_DIR=$(mktemp -d /tmp/makrcave-services.XXXXXX)
+  chmod 755 "$WORK_DIR"
+}
+
+# Starts a throwaway PostgreSQL; prints its admin URL.
+start_postgres() {
+  local port user run=()
+  port=$(free_port)
+  PG_DATA="$WORK_DIR/pg"
+  mkdir -p "$PG_DATA" "$WORK_DIR/pg-socket"
+  user=$(id -un)
+  if [ "$(id -u)" -eq 0 ]; then
+    # PostgreSQL refuses to run as root.
+    chown postgres "$PG_DATA" "$WORK_DIR/pg-socket"
+    run=(runuser -u postgres --)
+    user=postgres
+  fi
+  "${run[@]}" "$PG_BIN/initdb" -D "$PG_DATA/data" -A trust -U "$user" --no-sync >/dev/null
+  "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -w -l "$PG_DATA/log" \
+    -o "-p $port -k $WORK_DIR/pg-socket -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
+    start >/dev/null
+  echo "postgres://$user@127.0.0.1:$port/postgres"
+}
+
+stop_services() {
+  if [ -n "$PG_DATA" ] && [ -d "$PG_DATA/data" ]; then
+    if [ "$(id -u)" -eq 0 ]; then
+      runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate stop >/dev/null 2>&1 || true
+    else
+      "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate stop >/dev/null 2>&1 || true
+    fi
+  fi
+  if [ -n "$WORK_DIR" ]; then rm -rf "$WORK_DIR"; fi
+}

@@ -1,0 +1,10 @@
+//! Integration tests: the real program, with a real broker and a real database.
+//! One test binary (one link step) for the whole suite.
+
+mod api;
+mod browser;
+mod common;
+mod live;
+mod mqtt_link;
+mod ops;
+mod websocket;
