@@ -70,39 +70,25 @@ impl Application {
             }
             None => {
                 let requested = settings.mqtt_listen;
-                let listen = tokio::task::spawn_blocking(move || {
-                    broker::resolve_listen_addr(requested).and_then(broker::start)
-                })
-                .await
-                .map_err(|_| BrokerError::NotListening(requested))??;
+                let listen =
+                    tokio::task::spawn_blocking(move || broker::resolve_listen_addr(requested).and_then(broker::start))
+                        .await
+                        .map_err(|_| BrokerError::NotListening(requested))??;
                 let connect = broker::connect_addr(listen);
-                (
-                    BrokerAddress {
-                        host: connect.ip().to_string(),
-                        port: connect.port(),
-                        credentials: None,
-                    },
-                    connect,
-                )
+                (BrokerAddress { host: connect.ip().to_string(), port: connect.port(), credentials: None }, connect)
             }
         };
 
         let hub = Arc::new(Hub::new());
         let writer_stop = CancellationToken::new();
         let (state_sender, writer_task) = state_writer::spawn(store.clone(), writer_stop.clone());
-        let fleet = Arc::new(Fleet::new(
-            settings.actor_threads,
-            MachineDeps {
-                hub: hub.clone(),
-                state_writer: state_sender,
-            },
-        ));
+        let fleet =
+            Arc::new(Fleet::new(settings.actor_threads, MachineDeps { hub: hub.clone(), state_writer: state_sender }));
 
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
         let demo_token = if settings.demo {
-            let (token, simulators) =
-                crate::demo::seed(&store, &auth, &broker, shutdown.clone()).await?;
+            let (token, simulators) = crate::demo::seed(&store, &auth, &broker, shutdown.clone()).await?;
             background.push(simulators);
             Some(token)
         } else {
@@ -128,20 +114,14 @@ impl Application {
             metrics,
             demo_token,
         });
-        let listener =
-            TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
-        let http_addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Http(settings.http, e))?;
+        let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
+        let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;
         let server = {
             let state = state.clone();
             HttpServer::new(move || {
                 App::new()
                     .app_data(state.clone())
-                    .wrap(
-                        middleware::DefaultHeaders::new()
-                            .add(("X-Content-Type-Options", "nosniff")),
-                    )
+                    .wrap(middleware::DefaultHeaders::new().add(("X-Content-Type-Options", "nosniff")))
                     .wrap_fn(crate::web::latency_middleware)
                     .configure(crate::web::configure)
             })
@@ -184,16 +164,7 @@ impl Application {
 
     /// Runs until the HTTP server stops (on SIGINT/SIGTERM), then shuts down in order.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Application {
-            server_task,
-            mqtt,
-            shutdown,
-            writer_stop,
-            writer_task,
-            background,
-            state,
-            ..
-        } = self;
+        let Application { server_task, mqtt, shutdown, writer_stop, writer_task, background, state, .. } = self;
         let result = server_task.await.unwrap_or(Ok(()));
         shutdown.cancel();
         mqtt.join().await;

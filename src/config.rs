@@ -41,34 +41,18 @@ pub struct SettingsArgs {
     #[arg(long, env = "MAKRCAVE_MQTT_LISTEN", global = true, value_name = "ADDR")]
     pub mqtt_listen: Option<SocketAddr>,
     /// HS256 secret for JWTs [default: generated once and kept in the data folder].
-    #[arg(
-        long,
-        env = "MAKRCAVE_JWT_SECRET",
-        global = true,
-        value_name = "SECRET",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "MAKRCAVE_JWT_SECRET", global = true, value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Seconds of silence after which a machine is offline, unless its equipment sets its
     /// own [default: 30].
-    #[arg(
-        long,
-        env = "MAKRCAVE_HEARTBEAT_TIMEOUT",
-        global = true,
-        value_name = "SECONDS"
-    )]
+    #[arg(long, env = "MAKRCAVE_HEARTBEAT_TIMEOUT", global = true, value_name = "SECONDS")]
     pub heartbeat_timeout: Option<u64>,
     /// Threads running machine actors [default: number of CPUs].
     #[arg(long, env = "MAKRCAVE_ACTOR_THREADS", global = true, value_name = "N")]
     pub actor_threads: Option<usize>,
     /// A WebSocket client that cannot take a message for this long is disconnected
     /// [default: 5000].
-    #[arg(
-        long,
-        env = "MAKRCAVE_WS_SEND_TIMEOUT_MS",
-        global = true,
-        value_name = "MS"
-    )]
+    #[arg(long, env = "MAKRCAVE_WS_SEND_TIMEOUT_MS", global = true, value_name = "MS")]
     pub ws_send_timeout_ms: Option<u64>,
     /// Threads serving HTTP and WebSocket clients [default: number of CPUs].
     #[arg(long, env = "MAKRCAVE_HTTP_WORKERS", global = true, value_name = "N")]
@@ -157,69 +141,40 @@ impl Settings {
     pub fn load(args: &SettingsArgs) -> Result<Settings, ConfigError> {
         let file = match &args.config {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|e| ConfigError::ReadFile(path.clone(), e))?;
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::ReadFile(path.clone(), e))?;
                 toml::from_str(&text).map_err(|e| ConfigError::ParseFile(path.clone(), e))?
             }
             None => FileSettings::default(),
         };
-        let parse_addr = |s: &str| {
-            s.parse::<SocketAddr>()
-                .expect("built-in addresses are valid")
-        };
-        let data_dir = args
-            .data_dir
-            .clone()
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        let parse_addr = |s: &str| s.parse::<SocketAddr>().expect("built-in addresses are valid");
+        let data_dir = args.data_dir.clone().or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
         let database_url = args
             .database_url
             .clone()
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("makrcave.db").display()));
-        let mqtt_broker = args
-            .mqtt_url
-            .clone()
-            .or(file.mqtt_url)
-            .map(|u| BrokerAddress::parse(&u))
-            .transpose()?;
-        let heartbeat_timeout_s = args
-            .heartbeat_timeout
-            .or(file.heartbeat_timeout)
-            .unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT_S);
+        let mqtt_broker = args.mqtt_url.clone().or(file.mqtt_url).map(|u| BrokerAddress::parse(&u)).transpose()?;
+        let heartbeat_timeout_s =
+            args.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT_S);
         if heartbeat_timeout_s == 0 {
-            return Err(ConfigError::Invalid(
-                "heartbeat timeout must be at least 1 second".into(),
-            ));
+            return Err(ConfigError::Invalid("heartbeat timeout must be at least 1 second".into()));
         }
-        let cpus = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let actor_threads = args.actor_threads.or(file.actor_threads).unwrap_or(cpus);
         let http_workers = args.http_workers.or(file.http_workers).unwrap_or(cpus);
         if actor_threads == 0 || http_workers == 0 {
-            return Err(ConfigError::Invalid(
-                "actor threads and HTTP workers must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("actor threads and HTTP workers must be at least 1".into()));
         }
         let jwt_secret = args.jwt_secret.clone().or(file.jwt_secret).map(Secret::new);
         if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
-            return Err(ConfigError::Invalid(
-                "the JWT secret must be at least 16 characters".into(),
-            ));
+            return Err(ConfigError::Invalid("the JWT secret must be at least 16 characters".into()));
         }
         Ok(Settings {
-            http: args
-                .http
-                .or(file.http)
-                .unwrap_or_else(|| parse_addr(DEFAULT_HTTP)),
+            http: args.http.or(file.http).unwrap_or_else(|| parse_addr(DEFAULT_HTTP)),
             data_dir,
             database_url,
             mqtt_broker,
-            mqtt_listen: args
-                .mqtt_listen
-                .or(file.mqtt_listen)
-                .unwrap_or_else(|| parse_addr(DEFAULT_MQTT_LISTEN)),
+            mqtt_listen: args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| parse_addr(DEFAULT_MQTT_LISTEN)),
             jwt_secret,
             heartbeat_timeout_s,
             actor_threads,
@@ -228,11 +183,7 @@ impl Settings {
                 .or(file.ws_send_timeout_ms)
                 .unwrap_or(DEFAULT_WS_SEND_TIMEOUT_MS),
             http_workers,
-            log: args
-                .log
-                .clone()
-                .or(file.log)
-                .unwrap_or_else(|| DEFAULT_LOG.to_string()),
+            log: args.log.clone().or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_string()),
             demo: false,
         })
     }
@@ -292,34 +243,21 @@ mod tests {
     fn flags_override_the_file() {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("makrcave.toml");
-        std::fs::write(
-            &file,
-            "http = \"127.0.0.1:9000\"\nheartbeat_timeout = 7\nmqtt_url = \"mqtt://b:1884\"\n",
-        )
-        .expect("write config");
-        let args = SettingsArgs {
-            config: Some(file.clone()),
-            heartbeat_timeout: Some(9),
-            ..Default::default()
-        };
+        std::fs::write(&file, "http = \"127.0.0.1:9000\"\nheartbeat_timeout = 7\nmqtt_url = \"mqtt://b:1884\"\n")
+            .expect("write config");
+        let args = SettingsArgs { config: Some(file.clone()), heartbeat_timeout: Some(9), ..Default::default() };
         let s = Settings::load(&args).expect("valid settings");
         assert_eq!(s.http.to_string(), "127.0.0.1:9000");
         assert_eq!(s.heartbeat_timeout_s, 9);
         assert_eq!(s.mqtt_broker.map(|b| b.port), Some(1884));
         std::fs::write(&file, "htp = \"x\"\n").expect("write config");
-        assert!(matches!(
-            Settings::load(&args),
-            Err(ConfigError::ParseFile(..))
-        ));
+        assert!(matches!(Settings::load(&args), Err(ConfigError::ParseFile(..))));
     }
 
     #[test]
     fn a_generated_secret_is_kept() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let args = SettingsArgs {
-            data_dir: Some(dir.path().to_path_buf()),
-            ..Default::default()
-        };
+        let args = SettingsArgs { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
         let s = Settings::load(&args).expect("valid settings");
         let first = s.jwt_secret().expect("secret");
         assert_eq!(s.jwt_secret().expect("secret"), first);

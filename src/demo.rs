@@ -76,24 +76,15 @@ pub async fn seed(
                 .await?;
         }
     }
-    let token = auth.mint(
-        "demo-admin",
-        &[Role::MakerspaceAdmin],
-        &[DEMO_SPACE.to_string()],
-        chrono::Duration::days(30),
-    );
-    tracing::info!(
-        "demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}"
-    );
+    let token =
+        auth.mint("demo-admin", &[Role::MakerspaceAdmin], &[DEMO_SPACE.to_string()], chrono::Duration::days(30));
+    tracing::info!("demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}");
     Ok((token, tokio::spawn(simulate(broker.clone(), shutdown))))
 }
 
 /// Publishes telemetry for every demo machine until shutdown.
 async fn simulate(broker: BrokerAddress, shutdown: CancellationToken) {
-    let options = broker.options(&format!(
-        "makrcave-demo-{}",
-        &uuid::Uuid::new_v4().simple().to_string()[..8]
-    ));
+    let options = broker.options(&format!("makrcave-demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let (client, mut eventloop) = AsyncClient::new(options, 256);
     let driver = tokio::spawn(async move {
         // rumqttc needs its event loop polled to connect and send; after an error the next

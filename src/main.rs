@@ -8,11 +8,7 @@ use makrcave::web::auth::JwtKeys;
 use makrcave::Application;
 
 #[derive(Parser)]
-#[command(
-    name = "makrcave",
-    version,
-    about = "The real-time shop floor of a makerspace or print farm"
-)]
+#[command(name = "makrcave", version, about = "The real-time shop floor of a makerspace or print farm")]
 struct Cli {
     #[command(flatten)]
     settings: SettingsArgs,
@@ -52,10 +48,7 @@ fn parse_role(s: &str) -> Result<Role, String> {
 fn init_logging(filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(makrcave::config::DEFAULT_LOG));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,19 +56,11 @@ fn main() -> anyhow::Result<()> {
     let mut settings = Settings::load(&cli.settings).context("invalid configuration")?;
     init_logging(&settings.log);
     match cli.command {
-        Command::Token {
-            sub,
-            role,
-            makerspace,
-            hours,
-        } => {
+        Command::Token { sub, role, makerspace, hours } => {
             anyhow::ensure!(!role.is_empty(), "give at least one --role");
             anyhow::ensure!(hours > 0, "--hours must be positive");
             let keys = JwtKeys::hs256(&settings.jwt_secret()?);
-            println!(
-                "{}",
-                keys.mint(&sub, &role, &makerspace, chrono::Duration::hours(hours))
-            );
+            println!("{}", keys.mint(&sub, &role, &makerspace, chrono::Duration::hours(hours)));
             Ok(())
         }
         Command::Serve { demo } => {
@@ -84,9 +69,7 @@ fn main() -> anyhow::Result<()> {
             // one compiled in.
             let _ = rustls::crypto::ring::default_provider().install_default();
             actix_web::rt::System::new().block_on(async move {
-                let app = Application::build(settings)
-                    .await
-                    .context("makrcave could not start")?;
+                let app = Application::build(settings).await.context("makrcave could not start")?;
                 app.run_until_stopped().await.context("HTTP server failed")
             })
         }

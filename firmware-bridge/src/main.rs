@@ -13,18 +13,10 @@ use clap::Parser;
 use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "makrcave-bridge",
-    version,
-    about = "Connects a machine to makrcave over MQTT"
-)]
+#[command(name = "makrcave-bridge", version, about = "Connects a machine to makrcave over MQTT")]
 struct Args {
     /// The broker makrcave uses: mqtt://[user:pass@]host:port.
-    #[arg(
-        long,
-        env = "MAKRCAVE_BRIDGE_MQTT_URL",
-        default_value = "mqtt://127.0.0.1:1883"
-    )]
+    #[arg(long, env = "MAKRCAVE_BRIDGE_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
     mqtt_url: String,
     /// The makerspace id the machine belongs to.
     #[arg(long, env = "MAKRCAVE_BRIDGE_MAKERSPACE")]
@@ -42,31 +34,19 @@ fn topic(args: &Args, channel: &str) -> String {
 }
 
 fn options(args: &Args) -> anyhow::Result<MqttOptions> {
-    let url = args
-        .mqtt_url
-        .strip_prefix("mqtt://")
-        .or_else(|| args.mqtt_url.strip_prefix("tcp://"));
+    let url = args.mqtt_url.strip_prefix("mqtt://").or_else(|| args.mqtt_url.strip_prefix("tcp://"));
     let url = url.context("--mqtt-url must start with mqtt://")?;
     let (credentials, host_port) = match url.rsplit_once('@') {
         Some((c, h)) => (Some(c), h),
         None => (None, url),
     };
     let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (
-            h,
-            p.parse::<u16>()
-                .context("the port in --mqtt-url is not a number")?,
-        ),
+        Some((h, p)) => (h, p.parse::<u16>().context("the port in --mqtt-url is not a number")?),
         None => (host_port, 1883),
     };
     let mut options = MqttOptions::new(format!("makrcave-bridge-{}", args.equipment), host, port);
     options.set_keep_alive(Duration::from_secs(10));
-    options.set_last_will(LastWill::new(
-        topic(args, "status"),
-        "offline",
-        QoS::AtLeastOnce,
-        true,
-    ));
+    options.set_last_will(LastWill::new(topic(args, "status"), "offline", QoS::AtLeastOnce, true));
     if let Some((user, pass)) = credentials.and_then(|c| c.split_once(':')) {
         options.set_credentials(user, pass);
     }
@@ -75,9 +55,7 @@ fn options(args: &Args) -> anyhow::Result<MqttOptions> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
     let args = Args::parse();
     let (client, mut eventloop) = AsyncClient::new(options(&args)?, 64);
     let mut heartbeat = tokio::time::interval(Duration::from_secs(args.heartbeat.max(1)));

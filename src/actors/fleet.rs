@@ -12,8 +12,7 @@ use chrono::Utc;
 use dashmap::DashMap;
 
 use crate::actors::machine::{
-    Configure, GetView, InjectFault, MachineActor, MachineDeps, MachineIdentity, MachineView,
-    Report, Retire,
+    Configure, GetView, InjectFault, MachineActor, MachineDeps, MachineIdentity, MachineView, Report, Retire,
 };
 use crate::domain::equipment::AdminStatus;
 use crate::domain::machine::{Input, LiveState};
@@ -46,12 +45,7 @@ impl Fleet {
     /// Must be called inside a running actix System (arbiters need one).
     pub fn new(threads: usize, deps: MachineDeps) -> Fleet {
         let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
-        Fleet {
-            machines: DashMap::new(),
-            arbiters: Mutex::new(arbiters),
-            next_arbiter: AtomicUsize::new(0),
-            deps,
-        }
+        Fleet { machines: DashMap::new(), arbiters: Mutex::new(arbiters), next_arbiter: AtomicUsize::new(0), deps }
     }
 
     /// Starts the actor of a machine, from its last persisted state if there is one.
@@ -72,13 +66,8 @@ impl Fleet {
             let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % arbiters.len();
             arbiters[i].handle()
         };
-        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
-            MachineActor::new(identity, live, deps)
-        });
-        let handle = MachineHandle {
-            addr,
-            makerspace_id: record.makerspace_id.clone(),
-        };
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| MachineActor::new(identity, live, deps));
+        let handle = MachineHandle { addr, makerspace_id: record.makerspace_id.clone() };
         if let Some(previous) = self.machines.insert(record.id.clone(), handle) {
             previous.addr.do_send(Retire);
         } else {
@@ -105,33 +94,19 @@ impl Fleet {
 
     /// Delivers a protocol input to a machine of a makerspace. Waits when the actor's mailbox
     /// is full, which slows the MQTT ingest down instead of growing a queue.
-    pub async fn deliver(
-        &self,
-        makerspace_id: &str,
-        equipment_id: &str,
-        input: Input,
-    ) -> Result<(), DeliveryError> {
+    pub async fn deliver(&self, makerspace_id: &str, equipment_id: &str, input: Input) -> Result<(), DeliveryError> {
         let addr = self.address(makerspace_id, equipment_id)?;
         match addr.try_send(Report(input)) {
             Ok(()) => Ok(()),
-            Err(SendError::Full(report)) => addr
-                .send(report)
-                .await
-                .map_err(|_| DeliveryError::ActorGone),
+            Err(SendError::Full(report)) => addr.send(report).await.map_err(|_| DeliveryError::ActorGone),
             Err(SendError::Closed(_)) => Err(DeliveryError::ActorGone),
         }
     }
 
     /// The live state of a machine.
-    pub async fn view(
-        &self,
-        makerspace_id: &str,
-        equipment_id: &str,
-    ) -> Result<MachineView, DeliveryError> {
+    pub async fn view(&self, makerspace_id: &str, equipment_id: &str) -> Result<MachineView, DeliveryError> {
         let addr = self.address(makerspace_id, equipment_id)?;
-        addr.send(GetView)
-            .await
-            .map_err(|_| DeliveryError::ActorGone)
+        addr.send(GetView).await.map_err(|_| DeliveryError::ActorGone)
     }
 
     /// The live state of every machine of a makerspace (or of the given ones).
@@ -143,29 +118,18 @@ impl Fleet {
         let addrs: Vec<Addr<MachineActor>> = self
             .machines
             .iter()
-            .filter(|m| {
-                m.makerspace_id == makerspace_id && only.is_none_or(|ids| ids.contains(m.key()))
-            })
+            .filter(|m| m.makerspace_id == makerspace_id && only.is_none_or(|ids| ids.contains(m.key())))
             .map(|m| m.addr.clone())
             .collect();
         let replies = futures_util::future::join_all(addrs.iter().map(|a| a.send(GetView))).await;
         let mut views: Vec<MachineView> = replies.into_iter().filter_map(Result::ok).collect();
-        views.sort_by(|a, b| {
-            a.name
-                .cmp(&b.name)
-                .then_with(|| a.equipment_id.cmp(&b.equipment_id))
-        });
+        views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.equipment_id.cmp(&b.equipment_id)));
         views
     }
 
     /// Makes a machine's actor fail (see [`InjectFault`]).
-    pub fn inject_fault(
-        &self,
-        makerspace_id: &str,
-        equipment_id: &str,
-    ) -> Result<(), DeliveryError> {
-        self.address(makerspace_id, equipment_id)?
-            .do_send(InjectFault);
+    pub fn inject_fault(&self, makerspace_id: &str, equipment_id: &str) -> Result<(), DeliveryError> {
+        self.address(makerspace_id, equipment_id)?.do_send(InjectFault);
         Ok(())
     }
 
@@ -183,8 +147,7 @@ impl Fleet {
             entry.addr.do_send(Retire);
         }
         self.machines.clear();
-        let arbiters =
-            std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
+        let arbiters = std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));
         for arbiter in arbiters {
             arbiter.stop();
             // Joining waits for the actors' last messages (and their state hand-over).
@@ -192,11 +155,7 @@ impl Fleet {
         }
     }
 
-    fn address(
-        &self,
-        makerspace_id: &str,
-        equipment_id: &str,
-    ) -> Result<Addr<MachineActor>, DeliveryError> {
+    fn address(&self, makerspace_id: &str, equipment_id: &str) -> Result<Addr<MachineActor>, DeliveryError> {
         match self.machines.get(equipment_id) {
             Some(handle) if handle.makerspace_id == makerspace_id => Ok(handle.addr.clone()),
             _ => Err(DeliveryError::UnknownMachine),

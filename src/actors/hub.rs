@@ -67,32 +67,21 @@ impl Subscriber {
     fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
         // A panic while holding this lock cannot leave `Pending` half-updated in a way that
         // matters (each field is valid on its own), so a poisoned lock is used as is.
-        self.pending
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.pending.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn wants(&self, makerspace_id: &str, equipment_id: &str) -> bool {
         let filters = self.filters.read().unwrap_or_else(|p| p.into_inner());
-        filters
-            .get(makerspace_id)
-            .is_some_and(|f| f.as_ref().is_none_or(|ids| ids.contains(equipment_id)))
+        filters.get(makerspace_id).is_some_and(|f| f.as_ref().is_none_or(|ids| ids.contains(equipment_id)))
     }
 
     /// Makerspaces this subscriber watches.
     pub fn makerspaces(&self) -> Vec<String> {
-        self.filters
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .keys()
-            .cloned()
-            .collect()
+        self.filters.read().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect()
     }
 
     fn offer_machine(&self, equipment_id: &Arc<str>, message: &Arc<str>) {
-        self.lock()
-            .machines
-            .insert(equipment_id.clone(), message.clone());
+        self.lock().machines.insert(equipment_id.clone(), message.clone());
         self.notify.notify_one();
     }
 
@@ -132,12 +121,7 @@ impl Hub {
     }
 
     /// Makes `subscriber` watch machines of a makerspace (replacing an earlier filter for it).
-    pub fn subscribe(
-        &self,
-        subscriber: &Arc<Subscriber>,
-        makerspace_id: &str,
-        machines: MachineFilter,
-    ) {
+    pub fn subscribe(&self, subscriber: &Arc<Subscriber>, makerspace_id: &str, machines: MachineFilter) {
         let fresh = subscriber
             .filters
             .write()
@@ -145,22 +129,14 @@ impl Hub {
             .insert(makerspace_id.to_string(), machines)
             .is_none();
         if fresh {
-            self.write()
-                .entry(makerspace_id.to_string())
-                .or_default()
-                .push(subscriber.clone());
+            self.write().entry(makerspace_id.to_string()).or_default().push(subscriber.clone());
             metrics::gauge!(crate::metrics::WS_SUBSCRIPTIONS).increment(1.0);
         }
     }
 
     /// Stops `subscriber` watching a makerspace.
     pub fn unsubscribe(&self, subscriber: &Subscriber, makerspace_id: &str) {
-        let removed = subscriber
-            .filters
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(makerspace_id)
-            .is_some();
+        let removed = subscriber.filters.write().unwrap_or_else(|p| p.into_inner()).remove(makerspace_id).is_some();
         if !removed {
             return;
         }
@@ -183,12 +159,7 @@ impl Hub {
 
     /// Offers a machine's latest state to every subscriber that watches it. `message` is the
     /// complete, already serialized WebSocket message (serialized once, shared by all).
-    pub fn publish_machine(
-        &self,
-        makerspace_id: &str,
-        equipment_id: &Arc<str>,
-        message: &Arc<str>,
-    ) {
+    pub fn publish_machine(&self, makerspace_id: &str, equipment_id: &Arc<str>, message: &Arc<str>) {
         let by_space = self.read();
         if let Some(list) = by_space.get(makerspace_id) {
             for subscriber in list.iter().filter(|s| s.wants(makerspace_id, equipment_id)) {
@@ -214,15 +185,11 @@ impl Hub {
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Vec<Arc<Subscriber>>>> {
         // The map is only ever modified by push/retain/remove, each leaving it consistent.
-        self.by_space
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_space.read().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Vec<Arc<Subscriber>>>> {
-        self.by_space
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.by_space.write().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -232,11 +199,7 @@ mod tests {
 
     fn sub(hub: &Hub, space: &str, ids: Option<&[&str]>) -> Arc<Subscriber> {
         let s = hub.subscriber();
-        hub.subscribe(
-            &s,
-            space,
-            ids.map(|ids| ids.iter().map(|s| s.to_string()).collect()),
-        );
+        hub.subscribe(&s, space, ids.map(|ids| ids.iter().map(|s| s.to_string()).collect()));
         s
     }
 

@@ -23,9 +23,7 @@ use utoipa::ToSchema;
 use crate::actors::hub::Hub;
 use crate::actors::state_writer::StateSender;
 use crate::domain::equipment::{AdminStatus, EquipmentType};
-use crate::domain::machine::{
-    Input, JobProgress, LiveState, MachineState, Temperatures, Transition,
-};
+use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Temperatures, Transition};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::StateChange;
 
@@ -115,10 +113,7 @@ struct MachineMessage<'a> {
 
 /// Serializes the WebSocket message for a machine update.
 pub fn machine_message(view: &MachineView) -> Arc<str> {
-    let msg = MachineMessage {
-        r#type: "machine",
-        machine: view,
-    };
+    let msg = MachineMessage { r#type: "machine", machine: view };
     // A struct of strings, numbers and options always serializes.
     Arc::from(serde_json::to_string(&msg).unwrap_or_default())
 }
@@ -187,18 +182,14 @@ impl MachineActor {
             return;
         }
         let now = Utc::now();
-        let heard = matches!(
-            input,
-            Input::Telemetry(_) | Input::Availability { online: true }
-        );
+        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true });
         if heard {
             self.last_heard_at = Instant::now();
         }
         let transition = self.live.apply(input, now);
         self.dirty = true;
         if let Some(t) = transition {
-            metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str())
-                .increment(1);
+            metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str()).increment(1);
             self.persist(Some(t), ctx);
         }
         if self.live.online {
@@ -249,10 +240,7 @@ impl MachineActor {
             return;
         }
         self.heartbeat_armed = true;
-        let due = self
-            .identity
-            .heartbeat_timeout
-            .saturating_sub(self.last_heard_at.elapsed());
+        let due = self.identity.heartbeat_timeout.saturating_sub(self.last_heard_at.elapsed());
         ctx.run_later(due, |act, ctx| {
             act.heartbeat_armed = false;
             act.guarded(ctx, |act, ctx| {
@@ -301,11 +289,7 @@ impl Supervised for MachineActor {
         self.dirty = false;
         let now = Instant::now();
         self.restarts.push_back(now);
-        while self
-            .restarts
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW)
-        {
+        while self.restarts.front().is_some_and(|t| now.duration_since(*t) > RESTART_WINDOW) {
             self.restarts.pop_front();
         }
         if self.restarts.len() > MAX_RESTARTS {
@@ -385,10 +369,7 @@ impl Handler<InjectFault> for MachineActor {
         self.guarded(ctx, |act, _| {
             // Leave a visible half-done change behind, so tests can see it is discarded.
             act.live.state = MachineState::Error;
-            panic!(
-                "fault injected into machine actor {}",
-                act.identity.equipment_id
-            );
+            panic!("fault injected into machine actor {}", act.identity.equipment_id);
         })
     }
 }

@@ -35,8 +35,7 @@ pub fn spawn(store: Store, stop: CancellationToken) -> (StateSender, JoinHandle<
                 break;
             }
             if let Err(err) = store.save_state_changes(&batch).await {
-                metrics::counter!(crate::metrics::STATE_PERSIST_ERRORS)
-                    .increment(batch.len() as u64);
+                metrics::counter!(crate::metrics::STATE_PERSIST_ERRORS).increment(batch.len() as u64);
                 tracing::error!(error = ?err, changes = batch.len(), "could not persist machine state changes");
             }
             batch.clear();

@@ -94,9 +94,7 @@ impl Principal {
 
     /// Change a makerspace's settings and manage its equipment.
     pub fn can_manage_space(&self, makerspace_id: &str) -> Decision {
-        if self.has(Role::SuperAdmin)
-            || (self.belongs_to(makerspace_id) && self.has(Role::MakerspaceAdmin))
-        {
+        if self.has(Role::SuperAdmin) || (self.belongs_to(makerspace_id) && self.has(Role::MakerspaceAdmin)) {
             return Decision::Allow;
         }
         match self.can_read_space(makerspace_id) {
@@ -144,38 +142,10 @@ mod tests {
         let table = [
             (Role::SuperAdmin, Allow, Allow, Allow, Allow, Allow),
             (Role::Admin, Allow, Forbidden, Allow, Forbidden, Forbidden),
-            (
-                Role::MakerspaceAdmin,
-                Allow,
-                Allow,
-                NotFound,
-                NotFound,
-                Forbidden,
-            ),
-            (
-                Role::ServiceProvider,
-                Allow,
-                Forbidden,
-                NotFound,
-                NotFound,
-                Forbidden,
-            ),
-            (
-                Role::Member,
-                Allow,
-                Forbidden,
-                NotFound,
-                NotFound,
-                Forbidden,
-            ),
-            (
-                Role::StoreCustomer,
-                NotFound,
-                NotFound,
-                NotFound,
-                NotFound,
-                Forbidden,
-            ),
+            (Role::MakerspaceAdmin, Allow, Allow, NotFound, NotFound, Forbidden),
+            (Role::ServiceProvider, Allow, Forbidden, NotFound, NotFound, Forbidden),
+            (Role::Member, Allow, Forbidden, NotFound, NotFound, Forbidden),
+            (Role::StoreCustomer, NotFound, NotFound, NotFound, NotFound, Forbidden),
         ];
         for (role, read_a, manage_a, read_b, manage_b, admin) in table {
             let p = who(role, &["a"]);

@@ -21,14 +21,8 @@ pub enum EquipmentType {
 }
 
 impl EquipmentType {
-    pub const ALL: [EquipmentType; 6] = [
-        Self::Printer3d,
-        Self::SlaPrinter,
-        Self::LaserCutter,
-        Self::CncMachine,
-        Self::Workstation,
-        Self::Tool,
-    ];
+    pub const ALL: [EquipmentType; 6] =
+        [Self::Printer3d, Self::SlaPrinter, Self::LaserCutter, Self::CncMachine, Self::Workstation, Self::Tool];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -112,10 +106,9 @@ impl Connection {
     /// The same connection with its secrets removed, for API responses.
     pub fn redacted(&self) -> Connection {
         match self {
-            Self::Octoprint { url, api_key } => Self::Octoprint {
-                url: url.clone(),
-                api_key: api_key.as_ref().map(|_| "********".to_string()),
-            },
+            Self::Octoprint { url, api_key } => {
+                Self::Octoprint { url: url.clone(), api_key: api_key.as_ref().map(|_| "********".to_string()) }
+            }
             other => other.clone(),
         }
     }
@@ -124,9 +117,7 @@ impl Connection {
     pub fn validate(&self) -> Result<(), String> {
         let non_empty = |field: &str, value: &str| {
             if value.trim().is_empty() || value.contains(['+', '#']) {
-                Err(format!(
-                    "connection.{field} must be a non-empty name without MQTT wildcards"
-                ))
+                Err(format!("connection.{field} must be a non-empty name without MQTT wildcards"))
             } else {
                 Ok(())
             }
@@ -139,21 +130,11 @@ impl Connection {
         };
         match self {
             Self::Mqtt => Ok(()),
-            Self::Tasmota {
-                topic,
-                running_above_w,
-            } => {
+            Self::Tasmota { topic, running_above_w } => {
                 non_empty("topic", topic)?;
                 threshold(running_above_w)
             }
-            Self::ShellyGen1 {
-                device_id,
-                running_above_w,
-            }
-            | Self::ShellyGen2 {
-                device_id,
-                running_above_w,
-            } => {
+            Self::ShellyGen1 { device_id, running_above_w } | Self::ShellyGen2 { device_id, running_above_w } => {
                 non_empty("device_id", device_id)?;
                 threshold(running_above_w)
             }
@@ -172,18 +153,10 @@ mod tests {
 
     #[test]
     fn connection_kinds_parse_from_the_documented_json() {
-        let c: Connection =
-            serde_json::from_str(r#"{"kind":"tasmota","topic":"laser1","running_above_w":50}"#)
-                .expect("valid tasmota connection");
-        assert_eq!(
-            c,
-            Connection::Tasmota {
-                topic: "laser1".into(),
-                running_above_w: Some(50.0)
-            }
-        );
-        let c: Connection =
-            serde_json::from_str(r#"{"kind":"mqtt"}"#).expect("valid mqtt connection");
+        let c: Connection = serde_json::from_str(r#"{"kind":"tasmota","topic":"laser1","running_above_w":50}"#)
+            .expect("valid tasmota connection");
+        assert_eq!(c, Connection::Tasmota { topic: "laser1".into(), running_above_w: Some(50.0) });
+        let c: Connection = serde_json::from_str(r#"{"kind":"mqtt"}"#).expect("valid mqtt connection");
         assert_eq!(c, Connection::Mqtt);
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"zigbee"}"#).is_err());
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"tasmota"}"#).is_err());
@@ -191,40 +164,17 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted() {
-        let c = Connection::Octoprint {
-            url: "http://p1:5000".into(),
-            api_key: Some("SECRET".into()),
-        };
+        let c = Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET".into()) };
         let shown = serde_json::to_string(&c.redacted()).expect("serializes");
         assert!(!shown.contains("SECRET"));
     }
 
     #[test]
     fn validation_rejects_wildcards_and_bad_urls() {
-        assert!(Connection::Tasmota {
-            topic: "a/#".into(),
-            running_above_w: None
-        }
-        .validate()
-        .is_err());
-        assert!(Connection::Octoprint {
-            url: "ftp://x".into(),
-            api_key: None
-        }
-        .validate()
-        .is_err());
-        assert!(Connection::Octoprint {
-            url: "http://x:5000".into(),
-            api_key: None
-        }
-        .validate()
-        .is_ok());
-        assert!(Connection::ShellyGen1 {
-            device_id: "s".into(),
-            running_above_w: Some(-1.0)
-        }
-        .validate()
-        .is_err());
+        assert!(Connection::Tasmota { topic: "a/#".into(), running_above_w: None }.validate().is_err());
+        assert!(Connection::Octoprint { url: "ftp://x".into(), api_key: None }.validate().is_err());
+        assert!(Connection::Octoprint { url: "http://x:5000".into(), api_key: None }.validate().is_ok());
+        assert!(Connection::ShellyGen1 { device_id: "s".into(), running_above_w: Some(-1.0) }.validate().is_err());
     }
 
     #[test]

@@ -255,10 +255,7 @@ impl LiveState {
         if next == self.state {
             return None;
         }
-        let transition = Transition {
-            from: self.state,
-            to: next,
-        };
+        let transition = Transition { from: self.state, to: next };
         self.state = next;
         self.since = now;
         Some(transition)
@@ -275,10 +272,7 @@ mod tests {
     }
 
     fn telemetry(state: Option<MachineState>) -> Input {
-        Input::Telemetry(TelemetryUpdate {
-            state,
-            ..Default::default()
-        })
+        Input::Telemetry(TelemetryUpdate { state, ..Default::default() })
     }
 
     #[test]
@@ -286,13 +280,7 @@ mod tests {
         let mut live = LiveState::new(false, now());
         assert_eq!(live.state, MachineState::Offline);
         let t = live.apply(&telemetry(None), now());
-        assert_eq!(
-            t,
-            Some(Transition {
-                from: MachineState::Offline,
-                to: MachineState::Idle
-            })
-        );
+        assert_eq!(t, Some(Transition { from: MachineState::Offline, to: MachineState::Idle }));
         assert!(live.last_heard.is_some());
     }
 
@@ -309,10 +297,7 @@ mod tests {
             &Input::Telemetry(TelemetryUpdate {
                 state: Some(MachineState::Running),
                 job: Some(Some(job.clone())),
-                temps: Some(Temperatures {
-                    nozzle: Some(210.0),
-                    ..Default::default()
-                }),
+                temps: Some(Temperatures { nozzle: Some(210.0), ..Default::default() }),
                 power_w: Some(120.0),
                 reported_at: None,
             }),
@@ -323,10 +308,7 @@ mod tests {
         // A later partial report keeps what it does not mention.
         live.apply(
             &Input::Telemetry(TelemetryUpdate {
-                temps: Some(Temperatures {
-                    bed: Some(60.0),
-                    ..Default::default()
-                }),
+                temps: Some(Temperatures { bed: Some(60.0), ..Default::default() }),
                 ..Default::default()
             }),
             now(),
@@ -336,13 +318,7 @@ mod tests {
         assert_eq!(live.power_w, Some(120.0));
         assert!(live.job.is_some());
         // An explicit null clears the job.
-        live.apply(
-            &Input::Telemetry(TelemetryUpdate {
-                job: Some(None),
-                ..Default::default()
-            }),
-            now(),
-        );
+        live.apply(&Input::Telemetry(TelemetryUpdate { job: Some(None), ..Default::default() }), now());
         assert_eq!(live.job, None);
     }
 
@@ -352,10 +328,7 @@ mod tests {
         live.apply(&telemetry(Some(MachineState::Running)), now());
         live.apply(&Input::Maintenance(true), now());
         assert_eq!(live.state, MachineState::Maintenance);
-        assert_eq!(
-            live.apply(&telemetry(Some(MachineState::Paused)), now()),
-            None
-        );
+        assert_eq!(live.apply(&telemetry(Some(MachineState::Paused)), now()), None);
         assert_eq!(live.state, MachineState::Maintenance);
         live.apply(&Input::Maintenance(false), now());
         assert_eq!(live.state, MachineState::Paused);
@@ -368,11 +341,7 @@ mod tests {
         live.apply(&Input::Availability { online: false }, now());
         assert_eq!(live.state, MachineState::Offline);
         live.apply(&Input::Availability { online: true }, now());
-        assert_eq!(
-            live.state,
-            MachineState::Idle,
-            "comes back idle, not with a stale job state"
-        );
+        assert_eq!(live.state, MachineState::Idle, "comes back idle, not with a stale job state");
         live.apply(&Input::HeartbeatExpired, now());
         assert_eq!(live.state, MachineState::Offline);
     }

@@ -33,9 +33,7 @@ pub fn resolve_listen_addr(requested: SocketAddr) -> Result<SocketAddr, BrokerEr
         return Ok(requested);
     }
     let probe = TcpListener::bind(requested).map_err(|e| BrokerError::Bind(requested, e))?;
-    probe
-        .local_addr()
-        .map_err(|e| BrokerError::Bind(requested, e))
+    probe.local_addr().map_err(|e| BrokerError::Bind(requested, e))
 }
 
 /// Starts the broker on `listen` and waits until it accepts TCP connections.
@@ -66,11 +64,8 @@ pub fn start(listen: SocketAddr) -> Result<SocketAddr, BrokerError> {
 /// Where to connect to reach a listener (an unspecified address means loopback).
 pub fn connect_addr(listen: SocketAddr) -> SocketAddr {
     if listen.ip().is_unspecified() {
-        let loopback: std::net::IpAddr = if listen.is_ipv4() {
-            std::net::Ipv4Addr::LOCALHOST.into()
-        } else {
-            std::net::Ipv6Addr::LOCALHOST.into()
-        };
+        let loopback: std::net::IpAddr =
+            if listen.is_ipv4() { std::net::Ipv4Addr::LOCALHOST.into() } else { std::net::Ipv6Addr::LOCALHOST.into() };
         SocketAddr::new(loopback, listen.port())
     } else {
         listen

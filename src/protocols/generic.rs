@@ -58,13 +58,9 @@ impl ParseError {
 /// Splits `makrcave/{makerspace_id}/{equipment_id}/{channel}`.
 pub fn parse_topic(topic: &str) -> Result<Topic<'_>, ParseError> {
     let mut parts = topic.split('/');
-    let (Some(ROOT), Some(space), Some(machine), Some(channel), None) = (
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-        parts.next(),
-    ) else {
+    let (Some(ROOT), Some(space), Some(machine), Some(channel), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(ParseError::BadTopic);
     };
     if space.is_empty() || machine.is_empty() {
@@ -77,11 +73,7 @@ pub fn parse_topic(topic: &str) -> Result<Topic<'_>, ParseError> {
         "cmd" => Channel::Cmd,
         _ => return Err(ParseError::BadTopic),
     };
-    Ok(Topic {
-        makerspace_id: space,
-        equipment_id: machine,
-        channel,
-    })
+    Ok(Topic { makerspace_id: space, equipment_id: machine, channel })
 }
 
 /// The topic a machine's commands are published on.
@@ -129,40 +121,22 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
     };
     if let Some(Some(job)) = &parsed.job {
         if job.progress.is_some_and(|p| !(0.0..=100.0).contains(&p)) {
-            return Err(ParseError::InvalidValue(
-                "job.progress must be between 0 and 100".into(),
-            ));
+            return Err(ParseError::InvalidValue("job.progress must be between 0 and 100".into()));
         }
         if job.remaining_s.is_some_and(|r| r < 0) {
-            return Err(ParseError::InvalidValue(
-                "job.remaining_s must not be negative".into(),
-            ));
+            return Err(ParseError::InvalidValue("job.remaining_s must not be negative".into()));
         }
     }
     if let Some(t) = &parsed.temps {
         let readings = [t.nozzle, t.nozzle_target, t.bed, t.bed_target, t.chamber];
-        if readings
-            .iter()
-            .flatten()
-            .any(|v| !v.is_finite() || !(-273.15..=2000.0).contains(v))
-        {
-            return Err(ParseError::InvalidValue(
-                "temperatures must be plausible °C values".into(),
-            ));
+        if readings.iter().flatten().any(|v| !v.is_finite() || !(-273.15..=2000.0).contains(v)) {
+            return Err(ParseError::InvalidValue("temperatures must be plausible °C values".into()));
         }
     }
     if parsed.power_w.is_some_and(|p| !p.is_finite() || p < 0.0) {
-        return Err(ParseError::InvalidValue(
-            "power_w must be a non-negative number".into(),
-        ));
+        return Err(ParseError::InvalidValue("power_w must be a non-negative number".into()));
     }
-    Ok(TelemetryUpdate {
-        state,
-        job: parsed.job,
-        temps: parsed.temps,
-        power_w: parsed.power_w,
-        reported_at: parsed.ts,
-    })
+    Ok(TelemetryUpdate { state, job: parsed.job, temps: parsed.temps, power_w: parsed.power_w, reported_at: parsed.ts })
 }
 
 /// Parses a status payload: `online` or `offline` (plain or as a JSON string).
@@ -183,25 +157,11 @@ mod tests {
     #[test]
     fn topics() {
         let t = parse_topic("makrcave/space-1/eq-laser-001/telemetry").expect("valid topic");
-        assert_eq!(
-            t,
-            Topic {
-                makerspace_id: "space-1",
-                equipment_id: "eq-laser-001",
-                channel: Channel::Telemetry
-            }
-        );
-        assert_eq!(
-            parse_topic("makrcave/a/b/status").map(|t| t.channel),
-            Ok(Channel::Status)
-        );
-        for bad in [
-            "makrcave/a/b",
-            "makrcave/a/b/c/telemetry",
-            "other/a/b/telemetry",
-            "makrcave//b/status",
-            "makrcave/a/b/x",
-        ] {
+        assert_eq!(t, Topic { makerspace_id: "space-1", equipment_id: "eq-laser-001", channel: Channel::Telemetry });
+        assert_eq!(parse_topic("makrcave/a/b/status").map(|t| t.channel), Ok(Channel::Status));
+        for bad in
+            ["makrcave/a/b", "makrcave/a/b/c/telemetry", "other/a/b/telemetry", "makrcave//b/status", "makrcave/a/b/x"]
+        {
             assert_eq!(parse_topic(bad), Err(ParseError::BadTopic), "{bad}");
         }
         assert_eq!(command_topic("a", "b"), "makrcave/a/b/cmd");
@@ -216,13 +176,7 @@ mod tests {
         )
         .expect("valid telemetry");
         assert_eq!(t.state, Some(MachineState::Running));
-        assert_eq!(
-            t.job
-                .as_ref()
-                .and_then(|j| j.as_ref())
-                .and_then(|j| j.progress),
-            Some(42.5)
-        );
+        assert_eq!(t.job.as_ref().and_then(|j| j.as_ref()).and_then(|j| j.progress), Some(42.5));
         assert_eq!(t.temps.and_then(|t| t.nozzle), Some(210.1));
         assert_eq!(t.power_w, Some(130.0));
         assert!(t.reported_at.is_some());
@@ -231,40 +185,17 @@ mod tests {
     #[test]
     fn absent_and_null_job_differ() {
         assert_eq!(parse_telemetry(b"{}").expect("empty is valid").job, None);
-        assert_eq!(
-            parse_telemetry(br#"{"job":null}"#)
-                .expect("null job is valid")
-                .job,
-            Some(None)
-        );
+        assert_eq!(parse_telemetry(br#"{"job":null}"#).expect("null job is valid").job, Some(None));
     }
 
     #[test]
     fn bad_payloads_say_why() {
-        assert_eq!(
-            parse_telemetry(b"{not json").map_err(|e| e.reason()),
-            Err("malformed_json")
-        );
-        assert_eq!(
-            parse_telemetry(br#"{"power_w":"lots"}"#).map_err(|e| e.reason()),
-            Err("invalid_value")
-        );
-        assert_eq!(
-            parse_telemetry(br#"{"state":"dancing"}"#).map_err(|e| e.reason()),
-            Err("unknown_state")
-        );
-        assert_eq!(
-            parse_telemetry(br#"{"job":{"progress":140}}"#).map_err(|e| e.reason()),
-            Err("invalid_value")
-        );
-        assert_eq!(
-            parse_telemetry(br#"{"temps":{"bed":1e9}}"#).map_err(|e| e.reason()),
-            Err("invalid_value")
-        );
-        assert_eq!(
-            parse_telemetry(br#"[1,2]"#).map_err(|e| e.reason()),
-            Err("invalid_value")
-        );
+        assert_eq!(parse_telemetry(b"{not json").map_err(|e| e.reason()), Err("malformed_json"));
+        assert_eq!(parse_telemetry(br#"{"power_w":"lots"}"#).map_err(|e| e.reason()), Err("invalid_value"));
+        assert_eq!(parse_telemetry(br#"{"state":"dancing"}"#).map_err(|e| e.reason()), Err("unknown_state"));
+        assert_eq!(parse_telemetry(br#"{"job":{"progress":140}}"#).map_err(|e| e.reason()), Err("invalid_value"));
+        assert_eq!(parse_telemetry(br#"{"temps":{"bed":1e9}}"#).map_err(|e| e.reason()), Err("invalid_value"));
+        assert_eq!(parse_telemetry(br#"[1,2]"#).map_err(|e| e.reason()), Err("invalid_value"));
     }
 
     #[test]

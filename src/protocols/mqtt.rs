@@ -56,25 +56,11 @@ impl BrokerAddress {
         if !matches!(parsed.scheme(), "mqtt" | "tcp") {
             return Err(MqttUrlError::Scheme(parsed.scheme().to_string()));
         }
-        let host = parsed
-            .host_str()
-            .filter(|h| !h.is_empty())
-            .ok_or(MqttUrlError::NoHost)?;
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        let credentials = (!parsed.username().is_empty()).then(|| {
-            (
-                parsed.username().to_string(),
-                parsed.password().unwrap_or_default().to_string(),
-            )
-        });
-        Ok(BrokerAddress {
-            host,
-            port: parsed.port().unwrap_or(1883),
-            credentials,
-        })
+        let host = parsed.host_str().filter(|h| !h.is_empty()).ok_or(MqttUrlError::NoHost)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_string();
+        let credentials = (!parsed.username().is_empty())
+            .then(|| (parsed.username().to_string(), parsed.password().unwrap_or_default().to_string()));
+        Ok(BrokerAddress { host, port: parsed.port().unwrap_or(1883), credentials })
     }
 
     /// Client options with our defaults (clean session, packet sizes, keep-alive).
@@ -110,17 +96,9 @@ pub struct MqttLink {
 
 impl MqttLink {
     /// Connects (in the background) and starts routing messages to the fleet.
-    pub fn start(
-        address: &BrokerAddress,
-        fleet: Arc<Fleet>,
-        shutdown: CancellationToken,
-    ) -> MqttLink {
-        let client_id = format!(
-            "makrcave-{}",
-            &uuid::Uuid::new_v4().simple().to_string()[..12]
-        );
-        let (client, mut eventloop) =
-            AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
+    pub fn start(address: &BrokerAddress, fleet: Arc<Fleet>, shutdown: CancellationToken) -> MqttLink {
+        let client_id = format!("makrcave-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let (client, mut eventloop) = AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
         let status = MqttStatus::default();
         let task = {
             let client = client.clone();
@@ -141,14 +119,8 @@ impl MqttLink {
                             metrics::gauge!(MQTT_CONNECTED).set(1.0);
                             tracing::info!(broker = %address, "MQTT connected; subscribing");
                             let topics = [
-                                rumqttc::SubscribeFilter::new(
-                                    generic::TELEMETRY_FILTER.into(),
-                                    QoS::AtMostOnce,
-                                ),
-                                rumqttc::SubscribeFilter::new(
-                                    generic::STATUS_FILTER.into(),
-                                    QoS::AtLeastOnce,
-                                ),
+                                rumqttc::SubscribeFilter::new(generic::TELEMETRY_FILTER.into(), QoS::AtMostOnce),
+                                rumqttc::SubscribeFilter::new(generic::STATUS_FILTER.into(), QoS::AtLeastOnce),
                             ];
                             if let Err(err) = client.try_subscribe_many(topics) {
                                 tracing::error!(error = %err, "could not queue MQTT subscriptions");
@@ -177,11 +149,7 @@ impl MqttLink {
                 connected.store(false, Ordering::Relaxed);
             })
         };
-        MqttLink {
-            client,
-            status,
-            task,
-        }
+        MqttLink { client, status, task }
     }
 
     pub fn status(&self) -> MqttStatus {
@@ -211,14 +179,8 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
         Err(err) => return drop_with(err.reason(), &err),
     };
     let (kind, input) = match parsed.channel {
-        Channel::Telemetry => (
-            "telemetry",
-            generic::parse_telemetry(payload).map(Input::Telemetry),
-        ),
-        Channel::Status => (
-            "status",
-            generic::parse_status(payload).map(|online| Input::Availability { online }),
-        ),
+        Channel::Telemetry => ("telemetry", generic::parse_telemetry(payload).map(Input::Telemetry)),
+        Channel::Status => ("status", generic::parse_status(payload).map(|online| Input::Availability { online })),
         // Commands are ours, events are handled by later features.
         Channel::Cmd | Channel::Event => return,
     };
@@ -227,10 +189,7 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
         Ok(input) => input,
         Err(err) => return drop_with(err.reason(), &err),
     };
-    match fleet
-        .deliver(parsed.makerspace_id, parsed.equipment_id, input)
-        .await
-    {
+    match fleet.deliver(parsed.makerspace_id, parsed.equipment_id, input).await {
         Ok(()) => {}
         Err(err @ DeliveryError::UnknownMachine) => drop_with("unknown_machine", &err),
         Err(err @ DeliveryError::ActorGone) => drop_with("actor_gone", &err),
@@ -244,22 +203,13 @@ mod tests {
     #[test]
     fn broker_urls() {
         let a = BrokerAddress::parse("mqtt://broker.local:1884").expect("valid url");
-        assert_eq!(
-            (a.host.as_str(), a.port, a.credentials.is_none()),
-            ("broker.local", 1884, true)
-        );
+        assert_eq!((a.host.as_str(), a.port, a.credentials.is_none()), ("broker.local", 1884, true));
         let a = BrokerAddress::parse("mqtt://user:secret@127.0.0.1").expect("valid url");
         assert_eq!(a.port, 1883);
         assert_eq!(a.credentials, Some(("user".into(), "secret".into())));
         assert!(!format!("{a:?}").contains("secret"));
-        assert_eq!(
-            BrokerAddress::parse("http://x"),
-            Err(MqttUrlError::Scheme("http".into()))
-        );
+        assert_eq!(BrokerAddress::parse("http://x"), Err(MqttUrlError::Scheme("http".into())));
         assert!(BrokerAddress::parse("nonsense").is_err());
-        assert_eq!(
-            BrokerAddress::parse("mqtt://[::1]:1883").map(|a| a.host),
-            Ok("::1".to_string())
-        );
+        assert_eq!(BrokerAddress::parse("mqtt://[::1]:1883").map(|a| a.host), Ok("::1".to_string()));
     }
 }

@@ -48,9 +48,8 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
         Ok(EquipmentRecord {
             kind: EquipmentType::parse(&r.r#type)
                 .ok_or_else(|| StoreError::Corrupt(format!("equipment.type {:?}", r.r#type)))?,
-            admin_status: AdminStatus::parse(&r.admin_status).ok_or_else(|| {
-                StoreError::Corrupt(format!("equipment.admin_status {:?}", r.admin_status))
-            })?,
+            admin_status: AdminStatus::parse(&r.admin_status)
+                .ok_or_else(|| StoreError::Corrupt(format!("equipment.admin_status {:?}", r.admin_status)))?,
             specifications: json_column("equipment.specifications", &r.specifications)?,
             skill_requirements: json_column("equipment.skill_requirements", &r.skill_requirements)?,
             connection: json_column("equipment.connection", &r.connection)?,
@@ -67,8 +66,7 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
     }
 }
 
-const SELECT: &str =
-    "SELECT id, makerspace_id, name, type, admin_status, location, specifications, \
+const SELECT: &str = "SELECT id, makerspace_id, name, type, admin_status, location, specifications, \
      skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s, \
      created_at, updated_at FROM equipment";
 
@@ -81,11 +79,8 @@ pub struct EquipmentFilter {
 
 impl Store {
     pub async fn insert_equipment(&self, e: &EquipmentRecord) -> Result<(), StoreError> {
-        let (specs, skills, conn) = (
-            to_json_text(&e.specifications),
-            to_json_text(&e.skill_requirements),
-            to_json_text(&e.connection),
-        );
+        let (specs, skills, conn) =
+            (to_json_text(&e.specifications), to_json_text(&e.skill_requirements), to_json_text(&e.connection));
         with_pool!(self, pool => {
             sqlx::query(
                 "INSERT INTO equipment (id, makerspace_id, name, type, admin_status, location, specifications,
@@ -122,10 +117,7 @@ impl Store {
         row.map(EquipmentRecord::try_from).transpose()
     }
 
-    pub async fn list_equipment(
-        &self,
-        filter: &EquipmentFilter,
-    ) -> Result<Vec<EquipmentRecord>, StoreError> {
+    pub async fn list_equipment(&self, filter: &EquipmentFilter) -> Result<Vec<EquipmentRecord>, StoreError> {
         let rows: Vec<EquipmentRow> = with_pool!(self, pool => {
             let mut q = QueryBuilder::new(SELECT);
             q.push(" WHERE 1 = 1");
@@ -143,11 +135,8 @@ impl Store {
 
     /// Replaces the mutable fields; returns false when the equipment does not exist.
     pub async fn update_equipment(&self, e: &EquipmentRecord) -> Result<bool, StoreError> {
-        let (specs, skills, conn) = (
-            to_json_text(&e.specifications),
-            to_json_text(&e.skill_requirements),
-            to_json_text(&e.connection),
-        );
+        let (specs, skills, conn) =
+            (to_json_text(&e.specifications), to_json_text(&e.skill_requirements), to_json_text(&e.connection));
         let affected = with_pool!(self, pool => {
             sqlx::query(
                 "UPDATE equipment SET name = $2, type = $3, admin_status = $4, location = $5,

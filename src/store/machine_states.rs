@@ -75,9 +75,7 @@ impl Store {
         let rows: Vec<StateRow> = with_pool!(self, pool => {
             sqlx::query_as("SELECT equipment_id, live FROM machine_states").fetch_all(pool).await?
         });
-        rows.into_iter()
-            .map(|r| Ok((r.equipment_id, json_column("machine_states.live", &r.live)?)))
-            .collect()
+        rows.into_iter().map(|r| Ok((r.equipment_id, json_column("machine_states.live", &r.live)?))).collect()
     }
 
     pub async fn load_state(&self, equipment_id: &str) -> Result<Option<LiveState>, StoreError> {
@@ -87,15 +85,11 @@ impl Store {
                 .fetch_optional(pool)
                 .await?
         });
-        row.map(|r| json_column("machine_states.live", &r.live))
-            .transpose()
+        row.map(|r| json_column("machine_states.live", &r.live)).transpose()
     }
 
     /// The transition log of one machine, oldest first.
-    pub async fn machine_events(
-        &self,
-        equipment_id: &str,
-    ) -> Result<Vec<MachineEvent>, StoreError> {
+    pub async fn machine_events(&self, equipment_id: &str) -> Result<Vec<MachineEvent>, StoreError> {
         let rows = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT equipment_id, from_state, to_state, at FROM machine_events WHERE equipment_id = $1 ORDER BY id",

@@ -47,8 +47,7 @@ impl TryFrom<MakerspaceRow> for MakerspaceRecord {
     }
 }
 
-const COLUMNS: &str =
-    "id, name, description, location, timezone, currency, settings, created_at, updated_at";
+const COLUMNS: &str = "id, name, description, location, timezone, currency, settings, created_at, updated_at";
 
 impl Store {
     pub async fn insert_makerspace(&self, m: &MakerspaceRecord) -> Result<(), StoreError> {

@@ -72,8 +72,7 @@ impl Store {
                 .busy_timeout(Duration::from_secs(5));
             if let Some(dir) = std::path::Path::new(options.get_filename()).parent() {
                 if !dir.as_os_str().is_empty() {
-                    std::fs::create_dir_all(dir)
-                        .map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+                    std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
                 }
             }
             let pool = SqlitePoolOptions::new()

@@ -45,22 +45,10 @@ impl Claims {
     fn into_principal(self) -> Principal {
         let realm_roles = self.realm_access.map(|r| r.roles).unwrap_or_default();
         // Unknown roles (Keycloak adds offline_access, uma_authorization, ...) are ignored.
-        let roles: BTreeSet<Role> = self
-            .roles
-            .iter()
-            .chain(realm_roles.iter())
-            .filter_map(|r| Role::parse(r))
-            .collect();
-        let makerspaces = self
-            .makerspaces
-            .into_iter()
-            .chain(self.makerspace_id)
-            .collect();
-        Principal {
-            user_id: self.sub,
-            roles,
-            makerspaces,
-        }
+        let roles: BTreeSet<Role> =
+            self.roles.iter().chain(realm_roles.iter()).filter_map(|r| Role::parse(r)).collect();
+        let makerspaces = self.makerspaces.into_iter().chain(self.makerspace_id).collect();
+        Principal { user_id: self.sub, roles, makerspaces }
     }
 }
 
@@ -84,13 +72,7 @@ impl JwtKeys {
     }
 
     /// Signs a token for `sub` with roles and makerspaces, valid for `ttl`.
-    pub fn mint(
-        &self,
-        sub: &str,
-        roles: &[Role],
-        makerspaces: &[String],
-        ttl: chrono::Duration,
-    ) -> String {
+    pub fn mint(&self, sub: &str, roles: &[Role], makerspaces: &[String], ttl: chrono::Duration) -> String {
         let now = Utc::now();
         let claims = Claims {
             sub: sub.to_string(),
@@ -132,19 +114,14 @@ pub fn bearer_token(req: &HttpRequest, allow_query: bool) -> Option<String> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
         .map(|t| t.trim().to_string());
     header.or_else(|| {
         allow_query
             .then(|| {
-                web::Query::<std::collections::HashMap<String, String>>::from_query(
-                    req.query_string(),
-                )
-                .ok()
-                .and_then(|q| q.get("token").cloned())
+                web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+                    .ok()
+                    .and_then(|q| q.get("token").cloned())
             })
             .flatten()
     })
@@ -152,12 +129,9 @@ pub fn bearer_token(req: &HttpRequest, allow_query: bool) -> Option<String> {
 
 /// Authenticates a request.
 pub fn authenticate(req: &HttpRequest, allow_query: bool) -> Result<Principal, ApiError> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or(ApiError::Internal)?;
-    let token = bearer_token(req, allow_query).ok_or_else(|| {
-        ApiError::Unauthorized("authentication required: send Authorization: Bearer <token>".into())
-    })?;
+    let state = req.app_data::<web::Data<AppState>>().ok_or(ApiError::Internal)?;
+    let token = bearer_token(req, allow_query)
+        .ok_or_else(|| ApiError::Unauthorized("authentication required: send Authorization: Bearer <token>".into()))?;
     state.auth.verify(&token)
 }
 
@@ -180,12 +154,7 @@ mod tests {
     #[test]
     fn minted_tokens_verify_and_carry_scope() {
         let keys = JwtKeys::hs256(&Secret::new("0123456789abcdef0123"));
-        let token = keys.mint(
-            "alice",
-            &[Role::MakerspaceAdmin],
-            &["space-a".into()],
-            chrono::Duration::hours(1),
-        );
+        let token = keys.mint("alice", &[Role::MakerspaceAdmin], &["space-a".into()], chrono::Duration::hours(1));
         let p = keys.verify(&token).expect("valid token");
         assert_eq!(p.user_id, "alice");
         assert!(p.has(Role::MakerspaceAdmin));
@@ -197,13 +166,9 @@ mod tests {
         let keys = JwtKeys::hs256(&Secret::new("0123456789abcdef0123"));
         let other = JwtKeys::hs256(&Secret::new("another-secret-entirely"));
         let expired = keys.mint("bob", &[Role::Member], &[], chrono::Duration::hours(-2));
-        assert!(
-            matches!(keys.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired"))
-        );
+        assert!(matches!(keys.verify(&expired), Err(ApiError::Unauthorized(m)) if m.contains("expired")));
         let foreign = other.mint("bob", &[Role::Member], &[], chrono::Duration::hours(1));
-        assert!(
-            matches!(keys.verify(&foreign), Err(ApiError::Unauthorized(m)) if m.contains("signature"))
-        );
+        assert!(matches!(keys.verify(&foreign), Err(ApiError::Unauthorized(m)) if m.contains("signature")));
         assert!(keys.verify("not.a.token").is_err());
     }
 
@@ -211,17 +176,12 @@ mod tests {
     fn keycloak_realm_roles_are_read() {
         let claims = Claims {
             sub: "kc-user".into(),
-            realm_access: Some(RealmAccess {
-                roles: vec!["offline_access".into(), "makerspace_admin".into()],
-            }),
+            realm_access: Some(RealmAccess { roles: vec!["offline_access".into(), "makerspace_admin".into()] }),
             makerspace_id: Some("s1".into()),
             ..Default::default()
         };
         let p = claims.into_principal();
-        assert_eq!(
-            p.roles.iter().copied().collect::<Vec<_>>(),
-            vec![Role::MakerspaceAdmin]
-        );
+        assert_eq!(p.roles.iter().copied().collect::<Vec<_>>(), vec![Role::MakerspaceAdmin]);
         assert!(p.makerspaces.contains("s1"));
     }
 }

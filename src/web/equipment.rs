@@ -130,9 +130,7 @@ pub struct ListQuery {
 
 fn check_rate(rate: Option<f64>) -> Result<(), ApiError> {
     match rate {
-        Some(r) if !r.is_finite() || r < 0.0 => Err(ApiError::Validation(
-            "hourly_rate must be non-negative".into(),
-        )),
+        Some(r) if !r.is_finite() || r < 0.0 => Err(ApiError::Validation("hourly_rate must be non-negative".into())),
         _ => Ok(()),
     }
 }
@@ -141,21 +139,15 @@ fn check_heartbeat(seconds: i64) -> Result<(), ApiError> {
     if (1..=MAX_HEARTBEAT_TIMEOUT_S).contains(&seconds) {
         Ok(())
     } else {
-        Err(ApiError::Validation(format!(
-            "heartbeat_timeout_s must be between 1 and {MAX_HEARTBEAT_TIMEOUT_S}"
-        )))
+        Err(ApiError::Validation(format!("heartbeat_timeout_s must be between 1 and {MAX_HEARTBEAT_TIMEOUT_S}")))
     }
 }
 
 fn check_skills(skills: &[String]) -> Result<(), ApiError> {
     if skills.len() > 100 {
-        return Err(ApiError::Validation(
-            "at most 100 skill requirements".into(),
-        ));
+        return Err(ApiError::Validation("at most 100 skill requirements".into()));
     }
-    skills
-        .iter()
-        .try_for_each(|s| check_len("skill_requirements[]", s, 100))
+    skills.iter().try_for_each(|s| check_len("skill_requirements[]", s, 100))
 }
 
 fn check_connection(connection: &Connection) -> Result<(), ApiError> {
@@ -204,9 +196,7 @@ pub async fn create(
     check_skills(&skill_requirements)?;
     let connection = body.connection.unwrap_or_default();
     check_connection(&connection)?;
-    let heartbeat_timeout_s = body
-        .heartbeat_timeout_s
-        .unwrap_or(state.settings.heartbeat_timeout_s as i64);
+    let heartbeat_timeout_s = body.heartbeat_timeout_s.unwrap_or(state.settings.heartbeat_timeout_s as i64);
     check_heartbeat(heartbeat_timeout_s)?;
     let now = Utc::now();
     let record = EquipmentRecord {
@@ -219,33 +209,21 @@ pub async fn create(
         specifications,
         skill_requirements,
         hourly_rate: body.hourly_rate,
-        maintenance_schedule: optional_text(
-            "maintenance_schedule",
-            body.maintenance_schedule,
-            500,
-        )?,
+        maintenance_schedule: optional_text("maintenance_schedule", body.maintenance_schedule, 500)?,
         connection,
         heartbeat_timeout_s,
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .insert_equipment(&record)
-        .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict { .. } => ApiError::Conflict {
-                detail: format!("equipment with id {:?} already exists", record.id),
-                error_type: "already_exists",
-            },
-            other => other,
-        })?;
+    state.store.insert_equipment(&record).await.map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict { .. } => ApiError::Conflict {
+            detail: format!("equipment with id {:?} already exists", record.id),
+            error_type: "already_exists",
+        },
+        other => other,
+    })?;
     state.fleet.start(&record, None);
-    let view = state
-        .fleet
-        .view(&record.makerspace_id, &record.id)
-        .await
-        .ok();
+    let view = state.fleet.view(&record.makerspace_id, &record.id).await.ok();
     Ok(HttpResponse::Created().json(EquipmentResponse::new(record, view.as_ref())))
 }
 
@@ -264,28 +242,15 @@ pub async fn list(
     load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
     let status_filter = match query.status.as_deref() {
         None => None,
-        Some(s)
-            if MachineState::parse(s).is_some()
-                || ["available", "in_use", "offline"].contains(&s) =>
-        {
-            Some(s)
-        }
+        Some(s) if MachineState::parse(s).is_some() || ["available", "in_use", "offline"].contains(&s) => Some(s),
         Some(s) => return Err(ApiError::Validation(format!("unknown status {s:?}"))),
     };
     let records = state
         .store
-        .list_equipment(&EquipmentFilter {
-            makerspace_id: Some(space_id.clone()),
-            kind: query.kind,
-        })
+        .list_equipment(&EquipmentFilter { makerspace_id: Some(space_id.clone()), kind: query.kind })
         .await?;
-    let views: HashMap<String, MachineView> = state
-        .fleet
-        .views(&space_id, None)
-        .await
-        .into_iter()
-        .map(|v| (v.equipment_id.clone(), v))
-        .collect();
+    let views: HashMap<String, MachineView> =
+        state.fleet.views(&space_id, None).await.into_iter().map(|v| (v.equipment_id.clone(), v)).collect();
     let out: Vec<EquipmentResponse> = records
         .into_iter()
         .map(|r| {
@@ -324,11 +289,7 @@ pub async fn live_state(
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
     load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
-    let view = state
-        .fleet
-        .view(&space_id, &equipment_id)
-        .await
-        .map_err(|_| ApiError::not_found("equipment"))?;
+    let view = state.fleet.view(&space_id, &equipment_id).await.map_err(|_| ApiError::not_found("equipment"))?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -373,8 +334,7 @@ pub async fn update(
         record.hourly_rate = body.hourly_rate;
     }
     if body.maintenance_schedule.is_some() {
-        record.maintenance_schedule =
-            optional_text("maintenance_schedule", body.maintenance_schedule, 500)?;
+        record.maintenance_schedule = optional_text("maintenance_schedule", body.maintenance_schedule, 500)?;
     }
     if let Some(connection) = body.connection {
         check_connection(&connection)?;
@@ -396,18 +356,11 @@ pub async fn update(
 /// A client that read a masked API key and sends it back unchanged keeps the stored key.
 fn keep_secret(new: Connection, old: &Connection) -> Connection {
     match (new, old) {
-        (
-            Connection::Octoprint {
-                url,
-                api_key: Some(k),
-            },
-            Connection::Octoprint {
-                api_key: old_key, ..
-            },
-        ) if k == "********" => Connection::Octoprint {
-            url,
-            api_key: old_key.clone(),
-        },
+        (Connection::Octoprint { url, api_key: Some(k) }, Connection::Octoprint { api_key: old_key, .. })
+            if k == "********" =>
+        {
+            Connection::Octoprint { url, api_key: old_key.clone() }
+        }
         (new, _) => new,
     }
 }

@@ -18,10 +18,7 @@ pub enum ApiError {
     #[error("{0}")]
     NotFound(String),
     #[error("{detail}")]
-    Conflict {
-        detail: String,
-        error_type: &'static str,
-    },
+    Conflict { detail: String, error_type: &'static str },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -57,9 +54,7 @@ impl ApiError {
     /// Fields added to the body next to `detail`.
     fn extra(&self) -> Map<String, Value> {
         match self {
-            Self::PayloadTooLarge { limit } => {
-                Map::from_iter([("max_bytes".to_string(), json!(limit))])
-            }
+            Self::PayloadTooLarge { limit } => Map::from_iter([("max_bytes".to_string(), json!(limit))]),
             _ => Map::new(),
         }
     }
@@ -102,9 +97,7 @@ impl From<StoreError> for ApiError {
                 detail: "a record with this id already exists".into(),
                 error_type: "already_exists",
             },
-            StoreError::Database(
-                sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed,
-            ) => {
+            StoreError::Database(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed) => {
                 tracing::error!(error = ?err, "database unavailable");
                 ApiError::Unavailable("the database is unavailable; try again shortly".into())
             }
@@ -121,12 +114,10 @@ impl From<StoreError> for ApiError {
 pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api = match &err {
-        E::ContentType => ApiError::UnsupportedMediaType(
-            "the body must be JSON (Content-Type: application/json)".into(),
-        ),
-        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => {
-            ApiError::PayloadTooLarge { limit: *limit }
+        E::ContentType => {
+            ApiError::UnsupportedMediaType("the body must be JSON (Content-Type: application/json)".into())
         }
+        E::OverflowKnownLength { limit, .. } | E::Overflow { limit } => ApiError::PayloadTooLarge { limit: *limit },
         E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
         E::Deserialize(e) => ApiError::BadRequest(format!("the body is not valid JSON: {e}")),
         _ => ApiError::BadRequest("the body could not be read".into()),

@@ -75,50 +75,33 @@ fn check_currency(currency: &str) -> Result<(), ApiError> {
     if currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase()) {
         Ok(())
     } else {
-        Err(ApiError::Validation(
-            "currency must be a three-letter ISO 4217 code such as USD".into(),
-        ))
+        Err(ApiError::Validation("currency must be a three-letter ISO 4217 code such as USD".into()))
     }
 }
 
 fn check_timezone(tz: &str) -> Result<(), ApiError> {
     check_len("timezone", tz, 64)?;
-    if tz
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b))
-    {
+    if tz.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_+-".contains(&b)) {
         Ok(())
     } else {
-        Err(ApiError::Validation(
-            "timezone must be an IANA zone name such as Europe/Berlin".into(),
-        ))
+        Err(ApiError::Validation("timezone must be an IANA zone name such as Europe/Berlin".into()))
     }
 }
 
 /// Loads a makerspace the caller may act on, with the not-found/forbidden answer otherwise.
-pub async fn load_for(
-    state: &AppState,
-    decision: Decision,
-    id: &str,
-) -> Result<MakerspaceRecord, ApiError> {
+pub async fn load_for(state: &AppState, decision: Decision, id: &str) -> Result<MakerspaceRecord, ApiError> {
     match decision {
         Decision::NotFound => return Err(ApiError::not_found("makerspace")),
         Decision::Forbidden => {
             // Only reveal "forbidden" for something that exists.
             return match state.store.get_makerspace(id).await? {
-                Some(_) => Err(ApiError::Forbidden(
-                    "your role does not allow this in this makerspace".into(),
-                )),
+                Some(_) => Err(ApiError::Forbidden("your role does not allow this in this makerspace".into())),
                 None => Err(ApiError::not_found("makerspace")),
             };
         }
         Decision::Allow => {}
     }
-    state
-        .store
-        .get_makerspace(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found("makerspace"))
+    state.store.get_makerspace(id).await?.ok_or_else(|| ApiError::not_found("makerspace"))
 }
 
 #[utoipa::path(post, path = "/api/v1/makerspaces", tag = "makerspaces", request_body = MakerspaceCreate,
@@ -131,9 +114,7 @@ pub async fn create(
     body: web::Json<MakerspaceCreate>,
 ) -> Result<HttpResponse, ApiError> {
     if caller.can_administer_platform() != Decision::Allow {
-        return Err(ApiError::Forbidden(
-            "only a super_admin creates makerspaces".into(),
-        ));
+        return Err(ApiError::Forbidden("only a super_admin creates makerspaces".into()));
     }
     let body = body.into_inner();
     let id = match body.id {
@@ -162,27 +143,20 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state
-        .store
-        .insert_makerspace(&record)
-        .await
-        .map_err(|e| match ApiError::from(e) {
-            ApiError::Conflict { .. } => ApiError::Conflict {
-                detail: format!("a makerspace with id {:?} already exists", record.id),
-                error_type: "already_exists",
-            },
-            other => other,
-        })?;
+    state.store.insert_makerspace(&record).await.map_err(|e| match ApiError::from(e) {
+        ApiError::Conflict { .. } => ApiError::Conflict {
+            detail: format!("a makerspace with id {:?} already exists", record.id),
+            error_type: "already_exists",
+        },
+        other => other,
+    })?;
     Ok(HttpResponse::Created().json(MakerspaceResponse::from(record)))
 }
 
 #[utoipa::path(get, path = "/api/v1/makerspaces", tag = "makerspaces",
     responses((status = 200, body = [MakerspaceResponse]), (status = 401, body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn list(
-    state: web::Data<AppState>,
-    Caller(caller): Caller,
-) -> Result<HttpResponse, ApiError> {
+pub async fn list(state: web::Data<AppState>, Caller(caller): Caller) -> Result<HttpResponse, ApiError> {
     let all = state.store.list_makerspaces().await?;
     let visible: Vec<MakerspaceResponse> = all
         .into_iter()
@@ -267,10 +241,7 @@ pub async fn delete(
         },
     };
     load_for(&state, decision, &id).await?;
-    let filter = crate::store::equipment::EquipmentFilter {
-        makerspace_id: Some(id.clone()),
-        kind: None,
-    };
+    let filter = crate::store::equipment::EquipmentFilter { makerspace_id: Some(id.clone()), kind: None };
     let machines = state.store.list_equipment(&filter).await?;
     if !state.store.delete_makerspace(&id).await? {
         return Err(ApiError::not_found("makerspace"));

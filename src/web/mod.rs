@@ -50,50 +50,46 @@ pub struct ErrorBody {
 
 /// Registers every route. The same function serves the binary and the tests.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.app_data(
-        web::JsonConfig::default()
-            .limit(MAX_JSON_BYTES)
-            .error_handler(error::json_error),
-    )
-    .app_data(web::QueryConfig::default().error_handler(error::query_error))
-    .app_data(web::PathConfig::default().error_handler(error::path_error))
-    .service(
-        web::scope("/api/v1")
-            .route("/ws", web::get().to(ws::connect))
-            .service(
-                web::resource("/makerspaces")
-                    .route(web::post().to(makerspaces::create))
-                    .route(web::get().to(makerspaces::list)),
-            )
-            .service(
-                web::resource("/makerspaces/{makerspace_id}")
-                    .route(web::get().to(makerspaces::get))
-                    .route(web::put().to(makerspaces::update))
-                    .route(web::delete().to(makerspaces::delete)),
-            )
-            .service(
-                web::resource("/makerspaces/{makerspace_id}/equipment")
-                    .route(web::post().to(equipment::create))
-                    .route(web::get().to(equipment::list)),
-            )
-            .service(
-                web::resource("/makerspaces/{makerspace_id}/equipment/{equipment_id}")
-                    .route(web::get().to(equipment::get))
-                    .route(web::put().to(equipment::update))
-                    .route(web::delete().to(equipment::delete)),
-            )
-            .route(
-                "/makerspaces/{makerspace_id}/equipment/{equipment_id}/state",
-                web::get().to(equipment::live_state),
-            ),
-    )
-    .route("/api/openapi.json", web::get().to(openapi::serve))
-    .route("/healthz", web::get().to(ops::healthz))
-    .route("/metrics", web::get().to(ops::metrics))
-    .route("/demo/token", web::get().to(pages::demo_token))
-    .route("/", web::get().to(pages::dashboard))
-    .route("/static/{file}", web::get().to(pages::asset))
-    .default_service(web::to(error::not_found));
+    cfg.app_data(web::JsonConfig::default().limit(MAX_JSON_BYTES).error_handler(error::json_error))
+        .app_data(web::QueryConfig::default().error_handler(error::query_error))
+        .app_data(web::PathConfig::default().error_handler(error::path_error))
+        .service(
+            web::scope("/api/v1")
+                .route("/ws", web::get().to(ws::connect))
+                .service(
+                    web::resource("/makerspaces")
+                        .route(web::post().to(makerspaces::create))
+                        .route(web::get().to(makerspaces::list)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}")
+                        .route(web::get().to(makerspaces::get))
+                        .route(web::put().to(makerspaces::update))
+                        .route(web::delete().to(makerspaces::delete)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}/equipment")
+                        .route(web::post().to(equipment::create))
+                        .route(web::get().to(equipment::list)),
+                )
+                .service(
+                    web::resource("/makerspaces/{makerspace_id}/equipment/{equipment_id}")
+                        .route(web::get().to(equipment::get))
+                        .route(web::put().to(equipment::update))
+                        .route(web::delete().to(equipment::delete)),
+                )
+                .route(
+                    "/makerspaces/{makerspace_id}/equipment/{equipment_id}/state",
+                    web::get().to(equipment::live_state),
+                ),
+        )
+        .route("/api/openapi.json", web::get().to(openapi::serve))
+        .route("/healthz", web::get().to(ops::healthz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/demo/token", web::get().to(pages::demo_token))
+        .route("/", web::get().to(pages::dashboard))
+        .route("/static/{file}", web::get().to(pages::asset))
+        .default_service(web::to(error::not_found));
 }
 
 /// Records the latency of every request by route pattern (not raw path: ids would explode
@@ -103,17 +99,11 @@ pub fn latency_middleware<S, B>(
     srv: &S,
 ) -> impl std::future::Future<Output = Result<actix_web::dev::ServiceResponse<B>, actix_web::Error>>
 where
-    S: Service<
-        actix_web::dev::ServiceRequest,
-        Response = actix_web::dev::ServiceResponse<B>,
-        Error = actix_web::Error,
-    >,
+    S: Service<actix_web::dev::ServiceRequest, Response = actix_web::dev::ServiceResponse<B>, Error = actix_web::Error>,
 {
     let started = std::time::Instant::now();
     let method = req.method().to_string();
-    let route = req
-        .match_pattern()
-        .unwrap_or_else(|| "unmatched".to_string());
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_string());
     let fut = srv.call(req);
     async move {
         let res = fut.await?;

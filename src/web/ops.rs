@@ -23,24 +23,15 @@ pub struct Health {
 #[utoipa::path(get, path = "/healthz", tag = "operations",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
-    let database_ok = tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping())
-        .await
-        .is_ok_and(|r| r.is_ok());
+    let database_ok =
+        tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await.is_ok_and(|r| r.is_ok());
     let mqtt_ok = state.mqtt.is_connected();
     let health = Health {
-        status: if database_ok && mqtt_ok {
-            "ok"
-        } else {
-            "degraded"
-        },
+        status: if database_ok && mqtt_ok { "ok" } else { "degraded" },
         database: if database_ok { "ok" } else { "unreachable" },
         database_kind: state.store.kind(),
         mqtt: if mqtt_ok { "connected" } else { "disconnected" },
-        mqtt_broker: if state.settings.mqtt_broker.is_some() {
-            "external"
-        } else {
-            "embedded"
-        },
+        mqtt_broker: if state.settings.mqtt_broker.is_some() { "external" } else { "embedded" },
         machines: state.fleet.len(),
         websocket_subscriptions: state.hub.subscriber_count(),
     };
@@ -54,7 +45,5 @@ pub async fn healthz(state: web::Data<AppState>) -> HttpResponse {
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }

@@ -11,9 +11,7 @@ const DASHBOARD_JS: &str = include_str!("static/dashboard.js");
 const STYLE_CSS: &str = include_str!("static/style.css");
 
 pub async fn dashboard() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/html; charset=utf-8")
-        .body(DASHBOARD_HTML)
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(DASHBOARD_HTML)
 }
 
 pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
@@ -22,17 +20,15 @@ pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found("file")),
     };
-    Ok(HttpResponse::Ok()
-        .content_type(content_type)
-        .insert_header(("Cache-Control", "no-cache"))
-        .body(body))
+    Ok(HttpResponse::Ok().content_type(content_type).insert_header(("Cache-Control", "no-cache")).body(body))
 }
 
 /// In `--demo` mode, a token for the demo makerspace so that a newcomer sees it at once.
 pub async fn demo_token(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     match &state.demo_token {
-        Some(token) => Ok(HttpResponse::Ok()
-            .json(serde_json::json!({ "token": token, "makerspace_id": crate::demo::DEMO_SPACE }))),
+        Some(token) => {
+            Ok(HttpResponse::Ok().json(serde_json::json!({ "token": token, "makerspace_id": crate::demo::DEMO_SPACE })))
+        }
         None => Err(ApiError::NotFound("not running in demo mode".into())),
     }
 }

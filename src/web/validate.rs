@@ -8,19 +8,13 @@ pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), ApiError> {
         return Err(ApiError::Validation(format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
-        return Err(ApiError::Validation(format!(
-            "{field} must be at most {max} characters"
-        )));
+        return Err(ApiError::Validation(format!("{field} must be at most {max} characters")));
     }
     Ok(())
 }
 
 /// An optional text field: blank becomes absent, otherwise at most `max` characters.
-pub fn optional_text(
-    field: &str,
-    value: Option<String>,
-    max: usize,
-) -> Result<Option<String>, ApiError> {
+pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, ApiError> {
     match value {
         Some(v) if v.trim().is_empty() => Ok(None),
         Some(v) => {
@@ -36,8 +30,6 @@ pub fn check_object(field: &str, value: &serde_json::Value) -> Result<(), ApiErr
     if value.is_object() {
         Ok(())
     } else {
-        Err(ApiError::Validation(format!(
-            "{field} must be a JSON object"
-        )))
+        Err(ApiError::Validation(format!("{field} must be a JSON object")))
     }
 }

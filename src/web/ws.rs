@@ -35,30 +35,17 @@ const MAX_CLIENT_FRAME: usize = 64 * 1024;
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ClientMessage {
-    Subscribe {
-        makerspace_id: String,
-        equipment_ids: Option<Vec<String>>,
-    },
-    Unsubscribe {
-        makerspace_id: String,
-    },
+    Subscribe { makerspace_id: String, equipment_ids: Option<Vec<String>> },
+    Unsubscribe { makerspace_id: String },
     Ping,
 }
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage<'a> {
-    Snapshot {
-        makerspace_id: &'a str,
-        machines: Vec<MachineView>,
-    },
-    Unsubscribed {
-        makerspace_id: &'a str,
-    },
-    Error {
-        error_type: &'a str,
-        detail: String,
-    },
+    Snapshot { makerspace_id: &'a str, machines: Vec<MachineView> },
+    Unsubscribed { makerspace_id: &'a str },
+    Error { error_type: &'a str, detail: String },
     Pong,
 }
 
@@ -81,10 +68,8 @@ pub async fn connect(
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = authenticate(&req, true)?;
     let (response, session, stream) = actix_ws::handle(&req, body)?;
-    let stream = stream
-        .max_frame_size(MAX_CLIENT_FRAME)
-        .aggregate_continuations()
-        .max_continuation_size(MAX_CLIENT_FRAME);
+    let stream =
+        stream.max_frame_size(MAX_CLIENT_FRAME).aggregate_continuations().max_continuation_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
         metrics::gauge!(WS_CLIENTS).increment(1.0);
@@ -96,10 +81,7 @@ pub async fn connect(
             metrics::counter!(WS_DISCONNECTS, "reason" => reason).increment(1);
             tracing::info!(user = %caller.user_id, reason, "closing WebSocket client");
             // The close frame may not fit either if the client is stuck; do not wait for it.
-            let close = session.close(Some(CloseReason {
-                code,
-                description: Some(text.into()),
-            }));
+            let close = session.close(Some(CloseReason { code, description: Some(text.into()) }));
             let _ = tokio::time::timeout(Duration::from_millis(200), close).await;
         }
     });
@@ -115,11 +97,7 @@ async fn serve(
     mut stream: actix_ws::AggregatedMessageStream,
 ) -> Option<(&'static str, CloseCode, &'static str)> {
     let send_timeout = Duration::from_millis(state.settings.ws_send_timeout_ms);
-    let too_slow = Some((
-        "too_slow",
-        CloseCode::Policy,
-        "client too slow: cannot keep up with updates",
-    ));
+    let too_slow = Some(("too_slow", CloseCode::Policy, "client too slow: cannot keep up with updates"));
     let mut last_seen = Instant::now();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -183,19 +161,13 @@ async fn handle_client_message(
         Ok(m) => m,
         Err(e) => {
             return Some(
-                ServerMessage::Error {
-                    error_type: "bad_message",
-                    detail: format!("not a valid message: {e}"),
-                }
-                .to_text(),
+                ServerMessage::Error { error_type: "bad_message", detail: format!("not a valid message: {e}") }
+                    .to_text(),
             )
         }
     };
     match message {
-        ClientMessage::Subscribe {
-            makerspace_id,
-            equipment_ids,
-        } => {
+        ClientMessage::Subscribe { makerspace_id, equipment_ids } => {
             if caller.can_read_space(&makerspace_id) != Decision::Allow {
                 return Some(not_found().to_text());
             }
@@ -204,47 +176,24 @@ async fn handle_client_message(
                 Ok(None) => return Some(not_found().to_text()),
                 Err(err) => {
                     let api = ApiError::from(err);
-                    return Some(
-                        ServerMessage::Error {
-                            error_type: "unavailable",
-                            detail: api.to_string(),
-                        }
-                        .to_text(),
-                    );
+                    return Some(ServerMessage::Error { error_type: "unavailable", detail: api.to_string() }.to_text());
                 }
             }
-            let filter: Option<HashSet<String>> =
-                equipment_ids.map(|ids| ids.into_iter().collect());
+            let filter: Option<HashSet<String>> = equipment_ids.map(|ids| ids.into_iter().collect());
             // Subscribe before the snapshot: an update racing with it is then sent after the
             // snapshot (at worst a duplicate), never lost.
-            state
-                .hub
-                .subscribe(subscriber, &makerspace_id, filter.clone());
+            state.hub.subscribe(subscriber, &makerspace_id, filter.clone());
             let machines = state.fleet.views(&makerspace_id, filter.as_ref()).await;
-            Some(
-                ServerMessage::Snapshot {
-                    makerspace_id: &makerspace_id,
-                    machines,
-                }
-                .to_text(),
-            )
+            Some(ServerMessage::Snapshot { makerspace_id: &makerspace_id, machines }.to_text())
         }
         ClientMessage::Unsubscribe { makerspace_id } => {
             state.hub.unsubscribe(subscriber, &makerspace_id);
-            Some(
-                ServerMessage::Unsubscribed {
-                    makerspace_id: &makerspace_id,
-                }
-                .to_text(),
-            )
+            Some(ServerMessage::Unsubscribed { makerspace_id: &makerspace_id }.to_text())
         }
         ClientMessage::Ping => Some(ServerMessage::Pong.to_text()),
     }
 }
 
 fn not_found() -> ServerMessage<'static> {
-    ServerMessage::Error {
-        error_type: "not_found",
-        detail: "makerspace not found".into(),
-    }
+    ServerMessage::Error { error_type: "not_found", detail: "makerspace not found".into() }
 }

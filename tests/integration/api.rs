@@ -13,18 +13,10 @@ async fn no_token_is_401_and_a_bad_token_says_why() {
     assert_eq!(status, 401);
     assert_eq!(body["error_type"], "unauthorized");
     assert_eq!(body["status_code"], 401);
-    let expired = t
-        .keys
-        .mint("u", &[Role::Member], &[], chrono::Duration::hours(-3));
+    let expired = t.keys.mint("u", &[Role::Member], &[], chrono::Duration::hours(-3));
     let (status, body) = t.get("/api/v1/makerspaces", Some(&expired)).await;
     assert_eq!(status, 401);
-    assert!(
-        body["detail"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("expired"),
-        "{body}"
-    );
+    assert!(body["detail"].as_str().unwrap_or_default().contains("expired"), "{body}");
     let (status, _) = t.get("/api/v1/makerspaces", Some("garbage")).await;
     assert_eq!(status, 401);
     t.stop().await;
@@ -33,48 +25,21 @@ async fn no_token_is_401_and_a_bad_token_says_why() {
 #[actix_web::test]
 async fn only_super_admin_creates_makerspaces() {
     let t = TestApp::spawn().await;
-    for role in [
-        Role::Admin,
-        Role::MakerspaceAdmin,
-        Role::Member,
-        Role::ServiceProvider,
-        Role::StoreCustomer,
-    ] {
+    for role in [Role::Admin, Role::MakerspaceAdmin, Role::Member, Role::ServiceProvider, Role::StoreCustomer] {
         let token = t.token("someone", role, &["a"]);
-        let (status, body) = t
-            .post(
-                "/api/v1/makerspaces",
-                &token,
-                json!({"id": "a", "name": "A"}),
-            )
-            .await;
+        let (status, body) = t.post("/api/v1/makerspaces", &token, json!({"id": "a", "name": "A"})).await;
         assert_eq!(status, 403, "{role:?}: {body}");
         assert_eq!(body["error_type"], "forbidden");
     }
-    let (status, body) = t
-        .post(
-            "/api/v1/makerspaces",
-            &t.super_admin(),
-            json!({"id": "a", "name": "Space A"}),
-        )
-        .await;
+    let (status, body) = t.post("/api/v1/makerspaces", &t.super_admin(), json!({"id": "a", "name": "Space A"})).await;
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["id"], "a");
     assert_eq!(body["timezone"], "UTC");
     assert_eq!(body["currency"], "USD");
     // Without an id, the server mints a UUID.
-    let (status, body) = t
-        .post(
-            "/api/v1/makerspaces",
-            &t.super_admin(),
-            json!({"name": "Unnamed"}),
-        )
-        .await;
+    let (status, body) = t.post("/api/v1/makerspaces", &t.super_admin(), json!({"name": "Unnamed"})).await;
     assert_eq!(status, 201);
-    assert!(
-        uuid::Uuid::parse_str(body["id"].as_str().unwrap_or_default()).is_ok(),
-        "{body}"
-    );
+    assert!(uuid::Uuid::parse_str(body["id"].as_str().unwrap_or_default()).is_ok(), "{body}");
     t.stop().await;
 }
 
@@ -95,35 +60,20 @@ async fn people_of_one_space_get_404_for_another() {
             let (status, body) = t.get(path, Some(&token)).await;
             assert_eq!(status, 404, "{role:?} GET {path}: {body}");
         }
-        let (status, _) = t
-            .put(
-                "/api/v1/makerspaces/b/equipment/eq-b1",
-                &token,
-                json!({"name": "x"}),
-            )
-            .await;
+        let (status, _) = t.put("/api/v1/makerspaces/b/equipment/eq-b1", &token, json!({"name": "x"})).await;
         assert_eq!(status, 404, "{role:?} PUT");
-        let (status, _) = t
-            .delete("/api/v1/makerspaces/b/equipment/eq-b1", &token)
-            .await;
+        let (status, _) = t.delete("/api/v1/makerspaces/b/equipment/eq-b1", &token).await;
         assert_eq!(status, 404, "{role:?} DELETE");
         // Their own space is visible, and listings show only it.
         let (status, _) = t.get("/api/v1/makerspaces/a", Some(&token)).await;
         assert_eq!(status, 200);
         let (_, list) = t.get("/api/v1/makerspaces", Some(&token)).await;
-        let ids: Vec<&str> = list
-            .as_array()
-            .map(|l| l.iter().filter_map(|m| m["id"].as_str()).collect())
-            .unwrap_or_default();
+        let ids: Vec<&str> =
+            list.as_array().map(|l| l.iter().filter_map(|m| m["id"].as_str()).collect()).unwrap_or_default();
         assert_eq!(ids, vec!["a"], "{role:?}");
     }
     // The machine in b was not touched.
-    let (_, eq) = t
-        .get(
-            "/api/v1/makerspaces/b/equipment/eq-b1",
-            Some(&t.super_admin()),
-        )
-        .await;
+    let (_, eq) = t.get("/api/v1/makerspaces/b/equipment/eq-b1", Some(&t.super_admin())).await;
     assert_eq!(eq["name"], "Machine eq-b1");
     t.stop().await;
 }
@@ -152,29 +102,14 @@ async fn makerspace_admin_manages_its_equipment_and_members_only_read() {
     assert_eq!(created["heartbeat_timeout_s"], 30);
 
     for token in [&member, &reader] {
-        let (status, body) = t
-            .post(
-                "/api/v1/makerspaces/a/equipment",
-                token,
-                json!({"name": "X", "type": "tool"}),
-            )
-            .await;
+        let (status, body) =
+            t.post("/api/v1/makerspaces/a/equipment", token, json!({"name": "X", "type": "tool"})).await;
         assert_eq!(status, 403, "{body}");
-        let (status, _) = t
-            .put(
-                "/api/v1/makerspaces/a/equipment/eq-laser-001",
-                token,
-                json!({"name": "Y"}),
-            )
-            .await;
+        let (status, _) = t.put("/api/v1/makerspaces/a/equipment/eq-laser-001", token, json!({"name": "Y"})).await;
         assert_eq!(status, 403);
-        let (status, _) = t
-            .delete("/api/v1/makerspaces/a/equipment/eq-laser-001", token)
-            .await;
+        let (status, _) = t.delete("/api/v1/makerspaces/a/equipment/eq-laser-001", token).await;
         assert_eq!(status, 403);
-        let (status, _) = t
-            .put("/api/v1/makerspaces/a", token, json!({"name": "Z"}))
-            .await;
+        let (status, _) = t.put("/api/v1/makerspaces/a", token, json!({"name": "Z"})).await;
         assert_eq!(status, 403);
         let (status, list) = t.get("/api/v1/makerspaces/a/equipment", Some(token)).await;
         assert_eq!(status, 200);
@@ -194,31 +129,16 @@ async fn makerspace_admin_manages_its_equipment_and_members_only_read() {
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["name"], "Laser 60W");
     assert_eq!(updated["hourly_rate"], 12.5, "fields not sent stay");
-    t.wait_state("a", "eq-laser-001", "maintenance", |s| {
-        s["state"] == "maintenance"
-    })
-    .await;
+    t.wait_state("a", "eq-laser-001", "maintenance", |s| s["state"] == "maintenance").await;
 
-    let (status, space) = t
-        .put(
-            "/api/v1/makerspaces/a",
-            &admin,
-            json!({"description": "Our space", "currency": "EUR"}),
-        )
-        .await;
+    let (status, space) =
+        t.put("/api/v1/makerspaces/a", &admin, json!({"description": "Our space", "currency": "EUR"})).await;
     assert_eq!(status, 200, "{space}");
     assert_eq!(space["currency"], "EUR");
 
-    let (status, _) = t
-        .delete("/api/v1/makerspaces/a/equipment/eq-laser-001", &admin)
-        .await;
+    let (status, _) = t.delete("/api/v1/makerspaces/a/equipment/eq-laser-001", &admin).await;
     assert_eq!(status, 204);
-    let (status, _) = t
-        .get(
-            "/api/v1/makerspaces/a/equipment/eq-laser-001/state",
-            Some(&admin),
-        )
-        .await;
+    let (status, _) = t.get("/api/v1/makerspaces/a/equipment/eq-laser-001/state", Some(&admin)).await;
     assert_eq!(status, 404, "the actor is gone with the machine");
     t.stop().await;
 }
@@ -228,64 +148,32 @@ async fn equipment_filters_and_secrets() {
     let t = TestApp::spawn().await;
     t.makerspace("f").await;
     t.machine("f", "p1", json!({"type": "3d_printer"})).await;
-    t.machine(
-        "f",
-        "p2",
-        json!({"type": "3d_printer", "status": "maintenance"}),
-    )
-    .await;
+    t.machine("f", "p2", json!({"type": "3d_printer", "status": "maintenance"})).await;
     t.machine("f", "l1", json!({"type": "laser_cutter", "connection": {"kind": "octoprint", "url": "http://op:5000", "api_key": "TOPSECRET"}})).await;
     let root = t.super_admin();
     let ids = |v: &serde_json::Value| -> Vec<String> {
-        v.as_array()
-            .map(|l| {
-                l.iter()
-                    .filter_map(|m| m["id"].as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default()
+        v.as_array().map(|l| l.iter().filter_map(|m| m["id"].as_str().map(String::from)).collect()).unwrap_or_default()
     };
     let (_, all) = t.get("/api/v1/makerspaces/f/equipment", Some(&root)).await;
     assert_eq!(ids(&all).len(), 3);
-    assert!(
-        !all.to_string().contains("TOPSECRET"),
-        "API keys never leave"
-    );
-    let (_, printers) = t
-        .get(
-            "/api/v1/makerspaces/f/equipment?type=3d_printer",
-            Some(&root),
-        )
-        .await;
+    assert!(!all.to_string().contains("TOPSECRET"), "API keys never leave");
+    let (_, printers) = t.get("/api/v1/makerspaces/f/equipment?type=3d_printer", Some(&root)).await;
     assert_eq!(ids(&printers), vec!["p1", "p2"]);
-    let (_, maint) = t
-        .get(
-            "/api/v1/makerspaces/f/equipment?status=maintenance",
-            Some(&root),
-        )
-        .await;
+    let (_, maint) = t.get("/api/v1/makerspaces/f/equipment?status=maintenance", Some(&root)).await;
     assert_eq!(ids(&maint), vec!["p2"]);
-    let (_, offline) = t
-        .get(
-            "/api/v1/makerspaces/f/equipment?status=offline&type=3d_printer",
-            Some(&root),
-        )
-        .await;
+    let (_, offline) = t.get("/api/v1/makerspaces/f/equipment?status=offline&type=3d_printer", Some(&root)).await;
     assert_eq!(ids(&offline), vec!["p1"]);
-    let (status, body) = t
-        .get(
-            "/api/v1/makerspaces/f/equipment?type=spaceship",
-            Some(&root),
-        )
-        .await;
+    let (status, body) = t.get("/api/v1/makerspaces/f/equipment?type=spaceship", Some(&root)).await;
     assert_eq!(status, 422, "{body}");
-    let (status, _) = t
-        .get("/api/v1/makerspaces/f/equipment?status=sleepy", Some(&root))
-        .await;
+    let (status, _) = t.get("/api/v1/makerspaces/f/equipment?status=sleepy", Some(&root)).await;
     assert_eq!(status, 422);
     // Sending the masked key back keeps the real one (checked through a second edit's response).
     let (status, _) = t
-        .put("/api/v1/makerspaces/f/equipment/l1", &root, json!({"connection": {"kind": "octoprint", "url": "http://op:5001", "api_key": "********"}}))
+        .put(
+            "/api/v1/makerspaces/f/equipment/l1",
+            &root,
+            json!({"connection": {"kind": "octoprint", "url": "http://op:5001", "api_key": "********"}}),
+        )
         .await;
     assert_eq!(status, 200);
     t.stop().await;
@@ -298,27 +186,9 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     t.machine("v", "m1", json!({})).await;
     let root = t.super_admin();
     let cases: Vec<(Method, &str, Option<serde_json::Value>, u16, &str)> = vec![
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"id": "Bad Id!", "name": "x"})),
-            422,
-            "validation_error",
-        ),
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"id": "v", "name": "dup"})),
-            409,
-            "already_exists",
-        ),
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"name": ""})),
-            422,
-            "validation_error",
-        ),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"id": "Bad Id!", "name": "x"})), 422, "validation_error"),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"id": "v", "name": "dup"})), 409, "already_exists"),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"name": ""})), 422, "validation_error"),
         (
             Method::POST,
             "/api/v1/makerspaces",
@@ -326,27 +196,9 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
             422,
             "validation_error",
         ),
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"name": "x", "settings": [1]})),
-            422,
-            "validation_error",
-        ),
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"name": 5})),
-            422,
-            "validation_error",
-        ),
-        (
-            Method::POST,
-            "/api/v1/makerspaces",
-            Some(json!({"name": "x", "surprise": true})),
-            422,
-            "validation_error",
-        ),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"name": "x", "settings": [1]})), 422, "validation_error"),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"name": 5})), 422, "validation_error"),
+        (Method::POST, "/api/v1/makerspaces", Some(json!({"name": "x", "surprise": true})), 422, "validation_error"),
         (
             Method::POST,
             "/api/v1/makerspaces/v/equipment",
@@ -385,9 +237,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
         (
             Method::POST,
             "/api/v1/makerspaces/v/equipment",
-            Some(
-                json!({"name": "x", "type": "tool", "connection": {"kind": "tasmota", "topic": "a/#"}}),
-            ),
+            Some(json!({"name": "x", "type": "tool", "connection": {"kind": "tasmota", "topic": "a/#"}})),
             422,
             "validation_error",
         ),
@@ -398,63 +248,29 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
             404,
             "not_found",
         ),
-        (
-            Method::PUT,
-            "/api/v1/makerspaces/v/equipment/m1",
-            Some(json!({"status": "broken"})),
-            422,
-            "validation_error",
-        ),
-        (
-            Method::PUT,
-            "/api/v1/makerspaces/v/equipment/m1",
-            Some(json!({"name": "   "})),
-            422,
-            "validation_error",
-        ),
-        (
-            Method::PUT,
-            "/api/v1/makerspaces/v/equipment/nope",
-            Some(json!({"name": "x"})),
-            404,
-            "not_found",
-        ),
+        (Method::PUT, "/api/v1/makerspaces/v/equipment/m1", Some(json!({"status": "broken"})), 422, "validation_error"),
+        (Method::PUT, "/api/v1/makerspaces/v/equipment/m1", Some(json!({"name": "   "})), 422, "validation_error"),
+        (Method::PUT, "/api/v1/makerspaces/v/equipment/nope", Some(json!({"name": "x"})), 404, "not_found"),
         (Method::GET, "/api/v1/nothing-here", None, 404, "not_found"),
     ];
     for (method, path, body, want, error_type) in cases {
-        let (status, answer) = t
-            .send(method.clone(), path, Some(&root), body.clone())
-            .await;
+        let (status, answer) = t.send(method.clone(), path, Some(&root), body.clone()).await;
         assert_eq!(status, want, "{method} {path} {body:?}: {answer}");
-        assert_eq!(
-            answer["error_type"], error_type,
-            "{method} {path}: {answer}"
-        );
-        assert!(
-            answer["detail"].as_str().is_some_and(|d| !d.is_empty()),
-            "{answer}"
-        );
+        assert_eq!(answer["error_type"], error_type, "{method} {path}: {answer}");
+        assert!(answer["detail"].as_str().is_some_and(|d| !d.is_empty()), "{answer}");
         assert_eq!(answer["status_code"], want);
     }
     // Not JSON, no content type, too large.
     let raw = |body: &'static str, content_type: Option<&str>| {
-        let mut req = t
-            .http
-            .post(t.url("/api/v1/makerspaces"))
-            .bearer_auth(&root)
-            .body(body);
+        let mut req = t.http.post(t.url("/api/v1/makerspaces")).bearer_auth(&root).body(body);
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         req.send()
     };
-    let res = raw("{not json", Some("application/json"))
-        .await
-        .expect("send");
+    let res = raw("{not json", Some("application/json")).await.expect("send");
     assert_eq!(res.status().as_u16(), 400);
-    let res = raw("{\"name\":\"x\"}", Some("text/plain"))
-        .await
-        .expect("send");
+    let res = raw("{\"name\":\"x\"}", Some("text/plain")).await.expect("send");
     assert_eq!(res.status().as_u16(), 415);
     let big = format!("{{\"name\":\"{}\"}}", "x".repeat(300 * 1024));
     let res = t
@@ -472,9 +288,7 @@ async fn bad_input_is_a_clear_4xx_and_changes_nothing() {
     // Nothing changed.
     let (_, spaces) = t.get("/api/v1/makerspaces", Some(&root)).await;
     assert_eq!(spaces.as_array().map(Vec::len), Some(1), "{spaces}");
-    let (_, m1) = t
-        .get("/api/v1/makerspaces/v/equipment/m1", Some(&root))
-        .await;
+    let (_, m1) = t.get("/api/v1/makerspaces/v/equipment/m1", Some(&root)).await;
     assert_eq!(m1["name"], "Machine m1");
     assert_eq!(m1["live_state"], "offline");
     t.stop().await;

@@ -30,11 +30,7 @@ struct Driver {
 
 impl Driver {
     async fn start() -> Driver {
-        let binary = find(
-            "CHROMEDRIVER",
-            &["/usr/bin/chromedriver"],
-            "chromedriver (apt-get install chromium-driver)",
-        );
+        let binary = find("CHROMEDRIVER", &["/usr/bin/chromedriver"], "chromedriver (apt-get install chromium-driver)");
         let port = free_port();
         let child = Command::new(binary)
             .arg(format!("--port={port}"))
@@ -42,12 +38,8 @@ impl Driver {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let mut driver = Driver {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            http: reqwest::Client::new(),
-            session: None,
-        };
+        let mut driver =
+            Driver { child, base: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), session: None };
         let http = driver.http.clone();
         let status = format!("{}/status", driver.base);
         eventually(Duration::from_secs(20), "chromedriver to be ready", || {
@@ -71,15 +63,8 @@ impl Driver {
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
                      format!("--user-data-dir={}", profile.display()), "--window-size=1200,900"]
         }}}});
-        let created = driver
-            .call(reqwest::Method::POST, "/session", Some(caps))
-            .await;
-        driver.session = Some(
-            created["sessionId"]
-                .as_str()
-                .expect("a WebDriver session")
-                .to_string(),
-        );
+        let created = driver.call(reqwest::Method::POST, "/session", Some(caps)).await;
+        driver.session = Some(created["sessionId"].as_str().expect("a WebDriver session").to_string());
         driver
     }
 
@@ -90,28 +75,16 @@ impl Driver {
         }
         let res = req.send().await.expect("WebDriver request");
         let value: Value = res.json().await.expect("WebDriver answer");
-        assert!(
-            value["value"]["error"].is_null(),
-            "WebDriver error: {value}"
-        );
+        assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
         value["value"].clone()
     }
 
     fn session_path(&self, rest: &str) -> String {
-        format!(
-            "/session/{}{}",
-            self.session.as_deref().expect("session"),
-            rest
-        )
+        format!("/session/{}{}", self.session.as_deref().expect("session"), rest)
     }
 
     async fn goto(&self, url: &str) {
-        self.call(
-            reqwest::Method::POST,
-            &self.session_path("/url"),
-            Some(json!({"url": url})),
-        )
-        .await;
+        self.call(reqwest::Method::POST, &self.session_path("/url"), Some(json!({"url": url}))).await;
     }
 
     async fn script(&self, script: &str) -> Value {
@@ -144,52 +117,34 @@ const READ_CARD: &str = r#"
 async fn the_dashboard_shows_a_telemetry_change_within_two_seconds() {
     let t = TestApp::spawn().await;
     t.makerspace("floor").await;
-    t.machine("floor", "b1", json!({"name": "Bench printer"}))
-        .await;
+    t.machine("floor", "b1", json!({"name": "Bench printer"})).await;
     let token = t.token("viewer", Role::Member, &["floor"]);
     let driver = Driver::start().await;
-    driver
-        .goto(&format!("{}/?makerspace=floor#token={token}", t.base))
-        .await;
+    driver.goto(&format!("{}/?makerspace=floor#token={token}", t.base)).await;
 
-    let card = eventually(
-        Duration::from_secs(20),
-        "the dashboard to show the machine card, live",
-        || async {
-            let card = driver.script(READ_CARD).await;
-            (card["live"] == "live").then_some(card)
-        },
-    )
+    let card = eventually(Duration::from_secs(20), "the dashboard to show the machine card, live", || async {
+        let card = driver.script(READ_CARD).await;
+        (card["live"] == "live").then_some(card)
+    })
     .await;
     assert_eq!(card["state"], "offline", "{card}");
 
     let p = t.publisher().await;
     let published = Instant::now();
-    p.telemetry("floor", "b1", json!({"state": "printing", "job": {"file": "gear.gcode", "progress": 42}, "temps": {"nozzle": 215.5}})).await;
-    let card = eventually(
-        Duration::from_secs(2),
-        "the card to show the print within 2 s",
-        || async {
-            let card = driver.script(READ_CARD).await;
-            (card["state"] == "running").then_some(card)
-        },
+    p.telemetry(
+        "floor",
+        "b1",
+        json!({"state": "printing", "job": {"file": "gear.gcode", "progress": 42}, "temps": {"nozzle": 215.5}}),
     )
+    .await;
+    let card = eventually(Duration::from_secs(2), "the card to show the print within 2 s", || async {
+        let card = driver.script(READ_CARD).await;
+        (card["state"] == "running").then_some(card)
+    })
     .await;
     assert!(published.elapsed() < Duration::from_secs(2));
     assert_eq!(card["label"], "Running");
-    assert!(
-        card["progress"]
-            .as_str()
-            .unwrap_or_default()
-            .starts_with("42.0%"),
-        "{card}"
-    );
-    assert!(
-        card["nozzle"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("215.5"),
-        "{card}"
-    );
+    assert!(card["progress"].as_str().unwrap_or_default().starts_with("42.0%"), "{card}");
+    assert!(card["nozzle"].as_str().unwrap_or_default().contains("215.5"), "{card}");
     t.stop().await;
 }

@@ -29,10 +29,7 @@ pub const SECRET: &str = "integration-test-secret-0123456789";
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
 /// Polls `check` until it yields a value or `timeout` passes (then panics with `what`).
@@ -65,11 +62,7 @@ impl Mosquitto {
         if let Ok(bin) = std::env::var("MOSQUITTO_BIN") {
             return PathBuf::from(bin);
         }
-        for candidate in [
-            "/usr/sbin/mosquitto",
-            "/usr/bin/mosquitto",
-            "/usr/local/sbin/mosquitto",
-        ] {
+        for candidate in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
             if std::path::Path::new(candidate).exists() {
                 return PathBuf::from(candidate);
             }
@@ -79,11 +72,7 @@ impl Mosquitto {
 
     pub fn start() -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut broker = Mosquitto {
-            port: free_port(),
-            child: None,
-            dir,
-        };
+        let mut broker = Mosquitto { port: free_port(), child: None, dir };
         broker.launch();
         broker
     }
@@ -92,7 +81,10 @@ impl Mosquitto {
         let config = self.dir.path().join("mosquitto.conf");
         std::fs::write(
             &config,
-            format!("listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n", self.port),
+            format!(
+                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n",
+                self.port
+            ),
         )
         .expect("write mosquitto.conf");
         let child = Command::new(Self::binary())
@@ -105,11 +97,7 @@ impl Mosquitto {
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "mosquitto did not start listening on {}",
-                self.port
-            );
+            assert!(Instant::now() < deadline, "mosquitto did not start listening on {}", self.port);
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -172,27 +160,21 @@ pub struct TestDatabase {
 impl TestDatabase {
     pub async fn create(data_dir: &std::path::Path) -> TestDatabase {
         match database_kind() {
-            DatabaseKind::Sqlite => TestDatabase {
-                url: format!("sqlite://{}", data_dir.join("makrcave.db").display()),
-                postgres: None,
-            },
+            DatabaseKind::Sqlite => {
+                TestDatabase { url: format!("sqlite://{}", data_dir.join("makrcave.db").display()), postgres: None }
+            }
             DatabaseKind::Postgres => {
                 let admin = std::env::var("MAKRCAVE_TEST_PG_URL")
                     .expect("MAKRCAVE_TEST_DATABASE=postgres needs MAKRCAVE_TEST_PG_URL (scripts/test sets it)");
                 let name = format!("t_{}", uuid::Uuid::new_v4().simple());
-                let mut conn = sqlx::PgConnection::connect(&admin)
-                    .await
-                    .expect("connect to the test PostgreSQL");
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("connect to the test PostgreSQL");
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                     .execute(&mut conn)
                     .await
                     .expect("create test database");
                 let mut url = url::Url::parse(&admin).expect("admin url");
                 url.set_path(&name);
-                TestDatabase {
-                    url: url.to_string(),
-                    postgres: Some((admin, name)),
-                }
+                TestDatabase { url: url.to_string(), postgres: Some((admin, name)) }
             }
         }
     }
@@ -200,11 +182,9 @@ impl TestDatabase {
     pub async fn drop_database(&self) {
         if let Some((admin, name)) = &self.postgres {
             if let Ok(mut conn) = sqlx::PgConnection::connect(admin).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&mut conn)
-                .await;
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                    .execute(&mut conn)
+                    .await;
             }
         }
     }
@@ -241,10 +221,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = TestDatabase::create(data_dir.path()).await;
         let mosquitto = (options.mqtt_url.is_none() && uses_mosquitto()).then(Mosquitto::start);
-        let mqtt_url = options
-            .mqtt_url
-            .clone()
-            .or_else(|| mosquitto.as_ref().map(Mosquitto::url));
+        let mqtt_url = options.mqtt_url.clone().or_else(|| mosquitto.as_ref().map(Mosquitto::url));
         let mut test = TestApp {
             app: None,
             base: String::new(),
@@ -276,21 +253,15 @@ impl TestApp {
     }
 
     async fn start(&mut self, mqtt_url: Option<String>) {
-        let app = Application::build(self.settings(mqtt_url))
-            .await
-            .expect("makrcave starts");
+        let app = Application::build(self.settings(mqtt_url)).await.expect("makrcave starts");
         self.base = format!("http://{}", app.http_addr());
         self.mqtt = app.mqtt_addr();
         let status = app.state().mqtt.clone();
         self.app = Some(app);
-        eventually(
-            Duration::from_secs(10),
-            "makrcave's MQTT link to connect",
-            || {
-                let connected = status.is_connected();
-                async move { connected.then_some(()) }
-            },
-        )
+        eventually(Duration::from_secs(10), "makrcave's MQTT link to connect", || {
+            let connected = status.is_connected();
+            async move { connected.then_some(()) }
+        })
         .await;
     }
 
@@ -299,11 +270,7 @@ impl TestApp {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
-        let mqtt_url = self
-            .options
-            .mqtt_url
-            .clone()
-            .or_else(|| self.mosquitto.as_ref().map(Mosquitto::url));
+        let mqtt_url = self.options.mqtt_url.clone().or_else(|| self.mosquitto.as_ref().map(Mosquitto::url));
         self.start(mqtt_url).await;
     }
 
@@ -320,8 +287,7 @@ impl TestApp {
 
     pub fn token(&self, sub: &str, role: Role, spaces: &[&str]) -> String {
         let spaces: Vec<String> = spaces.iter().map(|s| s.to_string()).collect();
-        self.keys
-            .mint(sub, &[role], &spaces, chrono::Duration::hours(1))
+        self.keys.mint(sub, &[role], &spaces, chrono::Duration::hours(1))
     }
 
     pub fn super_admin(&self) -> String {
@@ -358,29 +324,20 @@ impl TestApp {
     }
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::POST, path, Some(token), Some(body))
-            .await
+        self.send(reqwest::Method::POST, path, Some(token), Some(body)).await
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> (u16, Value) {
-        self.send(reqwest::Method::PUT, path, Some(token), Some(body))
-            .await
+        self.send(reqwest::Method::PUT, path, Some(token), Some(body)).await
     }
 
     pub async fn delete(&self, path: &str, token: &str) -> (u16, Value) {
-        self.send(reqwest::Method::DELETE, path, Some(token), None)
-            .await
+        self.send(reqwest::Method::DELETE, path, Some(token), None).await
     }
 
     /// Creates a makerspace as super_admin.
     pub async fn makerspace(&self, id: &str) {
-        let (status, body) = self
-            .post(
-                "/api/v1/makerspaces",
-                &self.super_admin(),
-                json!({"id": id, "name": id}),
-            )
-            .await;
+        let (status, body) = self.post("/api/v1/makerspaces", &self.super_admin(), json!({"id": id, "name": id})).await;
         assert_eq!(status, 201, "create makerspace: {body}");
     }
 
@@ -390,37 +347,22 @@ impl TestApp {
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             b.extend(e.clone());
         }
-        let (status, created) = self
-            .post(
-                &format!("/api/v1/makerspaces/{space}/equipment"),
-                &self.super_admin(),
-                body,
-            )
-            .await;
+        let (status, created) =
+            self.post(&format!("/api/v1/makerspaces/{space}/equipment"), &self.super_admin(), body).await;
         assert_eq!(status, 201, "create equipment: {created}");
         created
     }
 
     /// The live state of a machine from the REST API.
     pub async fn state(&self, space: &str, id: &str) -> Value {
-        let (status, body) = self
-            .get(
-                &format!("/api/v1/makerspaces/{space}/equipment/{id}/state"),
-                Some(&self.super_admin()),
-            )
-            .await;
+        let (status, body) =
+            self.get(&format!("/api/v1/makerspaces/{space}/equipment/{id}/state"), Some(&self.super_admin())).await;
         assert_eq!(status, 200, "state of {id}: {body}");
         body
     }
 
     /// Waits until a machine's live state satisfies `check`.
-    pub async fn wait_state(
-        &self,
-        space: &str,
-        id: &str,
-        what: &str,
-        check: impl Fn(&Value) -> bool,
-    ) -> Value {
+    pub async fn wait_state(&self, space: &str, id: &str, what: &str, check: impl Fn(&Value) -> bool) -> Value {
         eventually(Duration::from_secs(10), what, || async {
             let s = self.state(space, id).await;
             check(&s).then_some(s)
@@ -435,15 +377,7 @@ impl TestApp {
 
     /// The value of a Prometheus counter (summed over series matching `labels`).
     pub async fn metric(&self, name: &str, labels: &str) -> f64 {
-        let text = self
-            .http
-            .get(self.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
+        let text = self.http.get(self.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
         text.lines()
             .filter(|l| l.starts_with(name) && l.contains(labels))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
@@ -454,11 +388,7 @@ impl TestApp {
 async fn read(res: reqwest::Response) -> (u16, Value) {
     let status = res.status().as_u16();
     let text = res.text().await.expect("body");
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
+    let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     (status, body)
 }
 
@@ -473,10 +403,7 @@ impl Publisher {
         Self::connect_with(addr, |_| {}).await
     }
 
-    pub async fn connect_with(
-        addr: SocketAddr,
-        configure: impl FnOnce(&mut MqttOptions),
-    ) -> Publisher {
+    pub async fn connect_with(addr: SocketAddr, configure: impl FnOnce(&mut MqttOptions)) -> Publisher {
         let id = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(5));
@@ -498,33 +425,20 @@ impl Publisher {
                 }
             }
         });
-        tokio::time::timeout(Duration::from_secs(10), rx)
-            .await
-            .expect("MQTT connect in time")
-            .expect("connack");
+        tokio::time::timeout(Duration::from_secs(10), rx).await.expect("MQTT connect in time").expect("connack");
         Publisher { client, driver }
     }
 
     pub async fn publish(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, false, payload.into())
-            .await
-            .expect("publish");
+        self.client.publish(topic, QoS::AtLeastOnce, false, payload.into()).await.expect("publish");
     }
 
     pub async fn publish_retained(&self, topic: &str, payload: impl Into<Vec<u8>>) {
-        self.client
-            .publish(topic, QoS::AtLeastOnce, true, payload.into())
-            .await
-            .expect("publish");
+        self.client.publish(topic, QoS::AtLeastOnce, true, payload.into()).await.expect("publish");
     }
 
     pub async fn telemetry(&self, space: &str, machine: &str, payload: Value) {
-        self.publish(
-            &format!("makrcave/{space}/{machine}/telemetry"),
-            payload.to_string(),
-        )
-        .await;
+        self.publish(&format!("makrcave/{space}/{machine}/telemetry"), payload.to_string()).await;
     }
 }
 

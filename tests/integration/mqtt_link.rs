@@ -19,25 +19,15 @@ async fn reconnects_and_resubscribes_when_mosquitto_comes_back() {
     t.makerspace("s").await;
     t.machine("s", "m", json!({})).await;
     let p = Publisher::connect(t.mqtt).await;
-    p.telemetry(
-        "s",
-        "m",
-        json!({"state": "running", "job": {"progress": 1}}),
-    )
-    .await;
-    t.wait_state("s", "m", "first telemetry", |s| s["job"]["progress"] == 1.0)
-        .await;
+    p.telemetry("s", "m", json!({"state": "running", "job": {"progress": 1}})).await;
+    t.wait_state("s", "m", "first telemetry", |s| s["job"]["progress"] == 1.0).await;
 
     broker.stop();
     let status = t.app().state().mqtt.clone();
-    eventually(
-        Duration::from_secs(10),
-        "makrcave to notice the broker is gone",
-        || {
-            let connected = status.is_connected();
-            async move { (!connected).then_some(()) }
-        },
-    )
+    eventually(Duration::from_secs(10), "makrcave to notice the broker is gone", || {
+        let connected = status.is_connected();
+        async move { (!connected).then_some(()) }
+    })
     .await;
     let (code, health) = t.get("/healthz", None).await;
     assert_eq!(code, 503, "{health}");
@@ -51,15 +41,11 @@ async fn reconnects_and_resubscribes_when_mosquitto_comes_back() {
     .await;
     // A new machine connection after the restart; makrcave must have subscribed again.
     let p = Publisher::connect(t.mqtt).await;
-    eventually(
-        Duration::from_secs(10),
-        "telemetry after the broker restart",
-        || async {
-            p.telemetry("s", "m", json!({"job": {"progress": 2}})).await;
-            let s = t.state("s", "m").await;
-            (s["job"]["progress"] == 2.0).then_some(())
-        },
-    )
+    eventually(Duration::from_secs(10), "telemetry after the broker restart", || async {
+        p.telemetry("s", "m", json!({"job": {"progress": 2}})).await;
+        let s = t.state("s", "m").await;
+        (s["job"]["progress"] == 2.0).then_some(())
+    })
     .await;
     let (code, _) = t.get("/healthz", None).await;
     assert_eq!(code, 200);

@@ -27,17 +27,8 @@ async fn metrics_are_prometheus_text() {
     t.machine("m", "x", json!({})).await;
     let p = t.publisher().await;
     p.telemetry("m", "x", json!({"state": "idle"})).await;
-    t.wait_state("m", "x", "x idle", |s| s["state"] == "idle")
-        .await;
-    let text = t
-        .http
-        .get(t.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    t.wait_state("m", "x", "x idle", |s| s["state"] == "idle").await;
+    let text = t.http.get(t.url("/metrics")).send().await.expect("metrics").text().await.expect("text");
     for name in [
         "makrcave_mqtt_messages_in_total",
         "makrcave_http_request_duration_seconds_bucket",
@@ -47,9 +38,7 @@ async fn metrics_are_prometheus_text() {
         assert!(text.contains(name), "missing {name} in\n{text}");
     }
     assert!(
-        text.contains(
-            "route=\"/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/state\""
-        ),
+        text.contains("route=\"/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/state\""),
         "latency by route pattern"
     );
     t.stop().await;
@@ -60,19 +49,13 @@ async fn openapi_documents_every_endpoint() {
     let t = TestApp::spawn().await;
     let (status, doc) = t.get("/api/openapi.json", None).await;
     assert_eq!(status, 200);
-    assert!(
-        doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
-        "{}",
-        doc["openapi"]
-    );
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "{}", doc["openapi"]);
     let documented: Vec<(String, String)> = doc["paths"]
         .as_object()
         .expect("paths")
         .iter()
         .flat_map(|(path, ops)| {
-            ops.as_object()
-                .into_iter()
-                .flat_map(move |o| o.keys().map(move |m| (m.to_uppercase(), path.clone())))
+            ops.as_object().into_iter().flat_map(move |o| o.keys().map(move |m| (m.to_uppercase(), path.clone())))
         })
         .collect();
     // Every API route the server answers (found by probing: an undocumented one fails here).
@@ -84,22 +67,10 @@ async fn openapi_documents_every_endpoint() {
         ("DELETE", "/api/v1/makerspaces/{makerspace_id}"),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment"),
         ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment"),
-        (
-            "GET",
-            "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}",
-        ),
-        (
-            "PUT",
-            "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}",
-        ),
-        (
-            "DELETE",
-            "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}",
-        ),
-        (
-            "GET",
-            "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/state",
-        ),
+        ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}"),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}"),
+        ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}"),
+        ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/state"),
         ("GET", "/api/v1/ws"),
         ("GET", "/healthz"),
         ("GET", "/metrics"),
@@ -110,23 +81,12 @@ async fn openapi_documents_every_endpoint() {
             "{method} {path} is not in the OpenAPI document"
         );
         // And the route really exists: probing it never gives the router's "no such endpoint".
-        let probe = path
-            .replace("{makerspace_id}", "x")
-            .replace("{equipment_id}", "y");
-        let req = t
-            .http
-            .request(method.parse().expect("method"), t.url(&probe));
+        let probe = path.replace("{makerspace_id}", "x").replace("{equipment_id}", "y");
+        let req = t.http.request(method.parse().expect("method"), t.url(&probe));
         let res = req.send().await.expect("probe");
         let body: serde_json::Value = res.json().await.unwrap_or_default();
-        assert_ne!(
-            body["detail"], "no such endpoint",
-            "{method} {path} is documented but not served"
-        );
+        assert_ne!(body["detail"], "no such endpoint", "{method} {path} is documented but not served");
     }
-    assert_eq!(
-        documented.len(),
-        served.len(),
-        "documented routes the test does not know: {documented:?}"
-    );
+    assert_eq!(documented.len(), served.len(), "documented routes the test does not know: {documented:?}");
     t.stop().await;
 }

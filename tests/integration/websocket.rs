@@ -1,5 +1,7 @@
 //! The WebSocket: snapshot then changes, scoping, and slow clients.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -9,15 +11,13 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{eventually, TestApp, TestOptions};
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+const TOO_SLOW: &str = "reason=\"too_slow\"";
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(t: &TestApp, token: &str) -> Socket {
     let url = format!("ws://{}/api/v1/ws?token={token}", t.app().http_addr());
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("websocket connects")
-        .0
+    tokio_tungstenite::connect_async(url).await.expect("websocket connects").0
 }
 
 async fn send(ws: &mut Socket, msg: Value) {
@@ -27,9 +27,7 @@ async fn send(ws: &mut Socket, msg: Value) {
 /// The next JSON text message, skipping pings.
 async fn next_json(ws: &mut Socket) -> Value {
     loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a message in time");
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
         match msg.expect("stream open").expect("no error") {
             Message::Text(text) => return serde_json::from_str(&text).expect("json"),
             Message::Ping(_) | Message::Pong(_) => continue,
@@ -59,56 +57,28 @@ async fn snapshot_then_live_changes() {
     send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
     let snapshot = next_json(&mut ws).await;
     assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
-    let ids: Vec<&str> = snapshot["machines"]
-        .as_array()
-        .expect("machines")
-        .iter()
-        .filter_map(|m| m["equipment_id"].as_str())
-        .collect();
+    let ids: Vec<&str> =
+        snapshot["machines"].as_array().expect("machines").iter().filter_map(|m| m["equipment_id"].as_str()).collect();
     assert_eq!(ids, vec!["m1", "m2"]);
 
     let p = t.publisher().await;
-    p.telemetry(
-        "a",
-        "m2",
-        json!({"state": "printing", "job": {"progress": 33}}),
-    )
-    .await;
-    let m = until_machine(&mut ws, |m| {
-        m["equipment_id"] == "m2" && m["state"] == "running"
-    })
-    .await;
+    p.telemetry("a", "m2", json!({"state": "printing", "job": {"progress": 33}})).await;
+    let m = until_machine(&mut ws, |m| m["equipment_id"] == "m2" && m["state"] == "running").await;
     assert_eq!(m["job"]["progress"], 33.0);
 
     // An equipment edit is a change too.
-    t.put(
-        "/api/v1/makerspaces/a/equipment/m1",
-        &t.super_admin(),
-        json!({"status": "maintenance"}),
-    )
-    .await;
-    until_machine(&mut ws, |m| {
-        m["equipment_id"] == "m1" && m["state"] == "maintenance"
-    })
-    .await;
+    t.put("/api/v1/makerspaces/a/equipment/m1", &t.super_admin(), json!({"status": "maintenance"})).await;
+    until_machine(&mut ws, |m| m["equipment_id"] == "m1" && m["state"] == "maintenance").await;
 
     // Subscribing to some machines only.
     let mut only = open(&t, &member).await;
-    send(
-        &mut only,
-        json!({"type": "subscribe", "makerspace_id": "a", "equipment_ids": ["m1"]}),
-    )
-    .await;
+    send(&mut only, json!({"type": "subscribe", "makerspace_id": "a", "equipment_ids": ["m1"]})).await;
     let snap = next_json(&mut only).await;
     assert_eq!(snap["machines"].as_array().map(Vec::len), Some(1));
-    p.telemetry("a", "m2", json!({"job": {"progress": 34}}))
-        .await;
+    p.telemetry("a", "m2", json!({"job": {"progress": 34}})).await;
     p.telemetry("a", "m1", json!({"power_w": 5})).await;
     let m = until_machine(&mut only, |_| true).await;
-    assert_eq!(
-        m["equipment_id"], "m1",
-        "m2 is not sent to a client watching m1 only"
-    );
+    assert_eq!(m["equipment_id"], "m1", "m2 is not sent to a client watching m1 only");
 
     send(&mut ws, json!({"type": "ping"})).await;
     loop {
@@ -166,79 +136,57 @@ async fn a_stuck_client_never_holds_back_another() {
     let stuck_socket = tokio::net::TcpSocket::new_v4().expect("socket");
     stuck_socket.set_recv_buffer_size(4096).expect("rcvbuf");
     let stream = stuck_socket.connect(addr).await.expect("connect");
-    let (mut stuck, _) =
-        tokio_tungstenite::client_async(format!("ws://{addr}/api/v1/ws?token={token}"), stream)
-            .await
-            .expect("handshake");
-    stuck
-        .send(Message::text(
-            json!({"type": "subscribe", "makerspace_id": "a"}).to_string(),
-        ))
+    let (mut stuck, _) = tokio_tungstenite::client_async(format!("ws://{addr}/api/v1/ws?token={token}"), stream)
         .await
-        .expect("send");
+        .expect("handshake");
+    stuck.send(Message::text(json!({"type": "subscribe", "makerspace_id": "a"}).to_string())).await.expect("send");
 
     let mut fast = open(&t, &token).await;
-    send(
-        &mut fast,
-        json!({"type": "subscribe", "makerspace_id": "a"}),
-    )
-    .await;
+    send(&mut fast, json!({"type": "subscribe", "makerspace_id": "a"})).await;
     assert_eq!(next_json(&mut fast).await["type"], "snapshot");
 
-    let disconnects_before = t
-        .metric(
-            "makrcave_ws_server_disconnects_total",
-            "reason=\"too_slow\"",
-        )
-        .await;
+    let disconnects_before = t.metric("makrcave_ws_server_disconnects_total", TOO_SLOW).await;
     let p = t.publisher().await;
-    // A padded file name makes each update large, so the stuck client's buffers fill.
+    // The fast client records the latest value it saw for each machine.
+    let seen = Arc::new(Mutex::new(vec![-1.0; MACHINES]));
+    let reader = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            loop {
+                let m = until_machine(&mut fast, |_| true).await;
+                let i: usize = m["equipment_id"].as_str().and_then(|id| id[1..].parse().ok()).expect("machine index");
+                seen.lock().expect("lock")[i] = m["power_w"].as_f64().unwrap_or(-1.0);
+            }
+        })
+    };
+    // Rounds of large updates (a padded file name) until the stuck client's buffers are full
+    // and the server gives up on it.
     let padding = "x".repeat(2000);
-    const ROUNDS: usize = 150;
-    let reader = tokio::spawn(async move {
-        // The fast client must see the final update of every machine.
-        let mut last = vec![-1.0; MACHINES];
-        while last.iter().any(|p| *p < (ROUNDS - 1) as f64) {
-            let m = until_machine(&mut fast, |_| true).await;
-            let i: usize = m["equipment_id"]
-                .as_str()
-                .and_then(|id| id[1..].parse().ok())
-                .expect("machine index");
-            last[i] = m["power_w"].as_f64().unwrap_or(-1.0);
+    let round = AtomicU64::new(0);
+    let publish_round = |value: u64| {
+        let (p, padding) = (&p, &padding);
+        async move {
+            for i in 0..MACHINES {
+                let update = json!({"state": "running", "power_w": value, "job": {"file": padding}});
+                p.telemetry("a", &format!("m{i}"), update).await;
+            }
         }
-        last
-    });
-    for round in 0..ROUNDS {
-        for i in 0..MACHINES {
-            p.telemetry(
-                "a",
-                &format!("m{i}"),
-                json!({"state": "running", "power_w": round, "job": {"file": padding}}),
-            )
-            .await;
-        }
-    }
-    let last = tokio::time::timeout(Duration::from_secs(30), reader)
-        .await
-        .expect("fast client kept up")
-        .expect("reader");
-    assert!(last.iter().all(|p| *p == (ROUNDS - 1) as f64), "{last:?}");
-
-    // And the stuck one was told to go.
-    eventually(
-        Duration::from_secs(15),
-        "the stuck client to be disconnected as too slow",
-        || async {
-            (t.metric(
-                "makrcave_ws_server_disconnects_total",
-                "reason=\"too_slow\"",
-            )
-            .await
-                > disconnects_before)
-                .then_some(())
-        },
-    )
+    };
+    eventually(Duration::from_secs(60), "the stuck client to be disconnected as too slow", || async {
+        publish_round(round.fetch_add(1, Ordering::Relaxed)).await;
+        (t.metric("makrcave_ws_server_disconnects_total", TOO_SLOW).await > disconnects_before).then_some(())
+    })
     .await;
+    // All along the fast client was served: it sees the final round of every machine.
+    let last = round.load(Ordering::Relaxed);
+    publish_round(last).await;
+    eventually(Duration::from_secs(10), "the fast client to see the final update of every machine", || async {
+        let seen = seen.lock().expect("lock").clone();
+        seen.iter().all(|v| *v == last as f64).then_some(())
+    })
+    .await;
+    assert!(!reader.is_finished(), "the fast client is still connected");
+    reader.abort();
     drop(stuck);
     t.stop().await;
 }
