@@ -119,7 +119,18 @@ fn simulated_report(kind: EquipmentType, t: u64) -> serde_json::Value {
     let cycle = t % 240;
     let ts = Utc::now().to_rfc3339();
     match kind {
-        EquipmentType::Printer3d | EquipmentType::SlaPrinter => {
+        EquipmentType::SlaPrinter => {
+            let printing = (20..200).contains(&cycle);
+            let progress = printing.then(|| ((cycle - 20) as f64 / 180.0 * 1000.0).round() / 10.0);
+            json!({
+                "state": if printing { "printing" } else { "idle" },
+                "job": progress.map(|p| json!({"file": "miniatures.form", "progress": p, "remaining_s": ((100.0 - p) * 40.0) as i64})),
+                "temps": {"chamber": if printing { 31.0 } else { 24.0 }},
+                "power_w": if printing { 90.0 } else { 8.0 },
+                "ts": ts,
+            })
+        }
+        EquipmentType::Printer3d => {
             let (state, progress) = match cycle {
                 0..=19 => ("idle", None),
                 20..=209 => ("printing", Some((cycle - 20) as f64 / 190.0 * 100.0)),

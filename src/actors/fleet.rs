@@ -69,7 +69,7 @@ impl Fleet {
         let addr = Supervisor::start_in_arbiter(&arbiter, move |_| MachineActor::new(identity, live, deps));
         let handle = MachineHandle { addr, makerspace_id: record.makerspace_id.clone() };
         if let Some(previous) = self.machines.insert(record.id.clone(), handle) {
-            previous.addr.do_send(Retire);
+            previous.addr.do_send(Retire { announce: false });
         } else {
             metrics::gauge!(crate::metrics::MACHINES).increment(1.0);
         }
@@ -88,7 +88,7 @@ impl Fleet {
     pub fn stop(&self, equipment_id: &str) {
         if let Some((_, handle)) = self.machines.remove(equipment_id) {
             metrics::gauge!(crate::metrics::MACHINES).decrement(1.0);
-            handle.addr.do_send(Retire);
+            handle.addr.do_send(Retire { announce: true });
         }
     }
 
@@ -144,7 +144,7 @@ impl Fleet {
     /// Stops every actor and its threads (graceful shutdown).
     pub fn shutdown(&self) {
         for entry in self.machines.iter() {
-            entry.addr.do_send(Retire);
+            entry.addr.do_send(Retire { announce: false });
         }
         self.machines.clear();
         let arbiters = std::mem::take(&mut *self.arbiters.lock().unwrap_or_else(|p| p.into_inner()));

@@ -85,9 +85,12 @@ impl Subscriber {
         self.notify.notify_one();
     }
 
-    fn offer_event(&self, message: &Arc<str>) {
+    fn offer_event(&self, message: &Arc<str>, supersedes: Option<&str>) {
         {
             let mut pending = self.lock();
+            if let Some(equipment_id) = supersedes {
+                pending.machines.remove(equipment_id);
+            }
             if pending.events.len() >= MAX_QUEUED_EVENTS {
                 pending.overflowed = true;
             } else {
@@ -173,7 +176,18 @@ impl Hub {
         let by_space = self.read();
         if let Some(list) = by_space.get(makerspace_id) {
             for subscriber in list {
-                subscriber.offer_event(message);
+                subscriber.offer_event(message, None);
+            }
+        }
+    }
+
+    /// Tells subscribers a machine is gone; an update of it not yet sent is dropped, so the
+    /// removal is the last they hear of it.
+    pub fn publish_removal(&self, makerspace_id: &str, equipment_id: &str, message: &Arc<str>) {
+        let by_space = self.read();
+        if let Some(list) = by_space.get(makerspace_id) {
+            for subscriber in list.iter().filter(|s| s.wants(makerspace_id, equipment_id)) {
+                subscriber.offer_event(message, Some(equipment_id));
             }
         }
     }
@@ -245,6 +259,15 @@ mod tests {
         hub.publish_machine("a", &Arc::from("m1"), &Arc::from("z"));
         assert_eq!(messages(b.drain()), vec!["z"]);
         assert_eq!(hub.subscriber_count(), 3);
+    }
+
+    #[test]
+    fn a_removal_drops_the_unsent_update() {
+        let hub = Hub::new();
+        let s = sub(&hub, "a", None);
+        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("update"));
+        hub.publish_removal("a", "m1", &Arc::from("removed"));
+        assert_eq!(messages(s.drain()), vec!["removed"]);
     }
 
     #[test]

@@ -343,14 +343,33 @@ impl Handler<GetView> for MachineActor {
     }
 }
 
-/// The equipment was deleted: stop for good.
+/// The machine is going away: stop for good. With `announce`, WebSocket clients are told the
+/// machine was removed (the actor says it itself, so the message comes after its last update).
 #[derive(Message)]
 #[rtype(result = "()")]
-pub struct Retire;
+pub struct Retire {
+    pub announce: bool,
+}
+
+#[derive(Serialize)]
+struct RemovedMessage<'a> {
+    r#type: &'static str,
+    makerspace_id: &'a str,
+    equipment_id: &'a str,
+}
 
 impl Handler<Retire> for MachineActor {
     type Result = ();
-    fn handle(&mut self, _: Retire, ctx: &mut Context<Self>) {
+    fn handle(&mut self, msg: Retire, ctx: &mut Context<Self>) {
+        if msg.announce && !self.retired {
+            let removed = RemovedMessage {
+                r#type: "machine_removed",
+                makerspace_id: &self.identity.makerspace_id,
+                equipment_id: &self.identity.equipment_id,
+            };
+            let text: Arc<str> = Arc::from(serde_json::to_string(&removed).unwrap_or_default());
+            self.deps.hub.publish_removal(&self.identity.makerspace_id, &self.identity.equipment_id, &text);
+        }
         self.retired = true;
         // The supervisor restarts a stopped actor while any address to it is alive; a retired
         // one then does nothing, and ends for good once the last address is dropped.

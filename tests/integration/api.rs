@@ -167,7 +167,7 @@ async fn equipment_filters_and_secrets() {
     assert_eq!(status, 422, "{body}");
     let (status, _) = t.get("/api/v1/makerspaces/f/equipment?status=sleepy", Some(&root)).await;
     assert_eq!(status, 422);
-    // Sending the masked key back keeps the real one (checked through a second edit's response).
+    // Sending the masked key back keeps the real one; a new key replaces it.
     let (status, _) = t
         .put(
             "/api/v1/makerspaces/f/equipment/l1",
@@ -176,6 +176,22 @@ async fn equipment_filters_and_secrets() {
         )
         .await;
     assert_eq!(status, 200);
+    let api_key = |record: Option<makrcave::store::equipment::EquipmentRecord>| match record.map(|r| r.connection) {
+        Some(makrcave::domain::equipment::Connection::Octoprint { api_key, url }) => (api_key, url),
+        other => panic!("not an octoprint connection: {other:?}"),
+    };
+    let stored = t.app().state().store.get_equipment("l1").await.expect("read");
+    assert_eq!(api_key(stored), (Some("TOPSECRET".to_string()), "http://op:5001".to_string()));
+    let (status, _) = t
+        .put(
+            "/api/v1/makerspaces/f/equipment/l1",
+            &root,
+            json!({"connection": {"kind": "octoprint", "url": "http://op:5001", "api_key": "NEWKEY"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let stored = t.app().state().store.get_equipment("l1").await.expect("read");
+    assert_eq!(api_key(stored).0.as_deref(), Some("NEWKEY"));
     t.stop().await;
 }
 

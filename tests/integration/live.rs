@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{eventually, Publisher, TestApp, TestOptions};
+use crate::common::{eventually, Mosquitto, Publisher, TestApp, TestOptions};
 
 #[actix_web::test]
 async fn telemetry_drives_the_live_state() {
@@ -64,7 +64,7 @@ async fn silence_past_the_heartbeat_and_the_last_will_make_a_machine_offline() {
 }
 
 #[actix_web::test]
-async fn a_retained_offline_status_is_applied_when_makrcave_subscribes() {
+async fn status_messages_switch_a_machine_offline_and_back() {
     let t = TestApp::spawn().await;
     t.makerspace("s").await;
     t.machine("s", "m", json!({"heartbeat_timeout_s": 3600})).await;
@@ -75,6 +75,31 @@ async fn a_retained_offline_status_is_applied_when_makrcave_subscribes() {
     t.wait_state("s", "m", "m offline", |s| s["state"] == "offline").await;
     p.publish("makrcave/s/m/status", "online").await;
     t.wait_state("s", "m", "m back", |s| s["state"] == "idle").await;
+    t.stop().await;
+}
+
+#[actix_web::test]
+async fn a_retained_offline_left_while_makrcave_was_down_applies_at_once() {
+    // The broker must outlive makrcave, so this test brings its own Mosquitto.
+    let broker = Mosquitto::start();
+    let mut t = TestApp::spawn_with(TestOptions {
+        mqtt_url: Some(broker.url()),
+        heartbeat_timeout_s: Some(3600),
+        ..Default::default()
+    })
+    .await;
+    t.makerspace("s").await;
+    t.machine("s", "m", json!({})).await;
+    let p = t.publisher().await;
+    p.telemetry("s", "m", json!({"state": "running"})).await;
+    t.wait_state("s", "m", "m running", |s| s["state"] == "running").await;
+    // makrcave goes down; meanwhile the machine's last will (retained offline) is published.
+    let app = t.app.take().expect("running");
+    app.stop().await;
+    p.publish_retained("makrcave/s/m/status", "offline").await;
+    t.restart().await;
+    // Restored as running, then the retained status arrives with the subscription.
+    t.wait_state("s", "m", "m offline from the retained status", |s| s["state"] == "offline").await;
     t.stop().await;
 }
 

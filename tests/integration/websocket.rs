@@ -80,6 +80,17 @@ async fn snapshot_then_live_changes() {
     let m = until_machine(&mut only, |_| true).await;
     assert_eq!(m["equipment_id"], "m1", "m2 is not sent to a client watching m1 only");
 
+    // Deleting a machine tells the dashboards.
+    let (status, _) = t.delete("/api/v1/makerspaces/a/equipment/m2", &t.super_admin()).await;
+    assert_eq!(status, 204);
+    loop {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] == "machine_removed" {
+            assert_eq!(msg["equipment_id"], "m2");
+            break;
+        }
+    }
+
     send(&mut ws, json!({"type": "ping"})).await;
     loop {
         let msg = next_json(&mut ws).await;

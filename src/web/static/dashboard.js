@@ -84,6 +84,11 @@ function connect() {
     } else if (msg.type === "machine") {
       upsert(msg.machine);
       summarize();
+    } else if (msg.type === "machine_removed") {
+      machines.delete(msg.equipment_id);
+      cards.get(msg.equipment_id)?.remove();
+      cards.delete(msg.equipment_id);
+      summarize();
     } else if (msg.type === "error") {
       $("summary").textContent = msg.detail;
     }
