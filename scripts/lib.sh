@@ -85,3 +85,15 @@ stop_services() {
   fi
   if [ -n "$WORK_DIR" ]; then rm -rf "$WORK_DIR"; fi
 }
+
+# The Python virtualenv the tests use (PyJWT to mint tokens as a third party would, aiosmtpd
+# to catch emails), from PyPI, kept in target/ between runs.
+ensure_test_venv() {
+  local venv="$PWD/target/test-venv"
+  if ! "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' >/dev/null 2>&1; then
+    log "creating the test virtualenv (PyJWT, cryptography, aiosmtpd)"
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'aiosmtpd==1.4.6'
+  fi
+  export MAKRCAVE_TEST_PYTHON="$venv/bin/python"
+}

@@ -18,6 +18,8 @@ pub const DEFAULT_WS_SEND_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_LOG: &str = "info,rumqttd=off";
 /// File in the data folder holding the generated JWT secret when none is configured.
 const JWT_SECRET_FILE: &str = "jwt-secret";
+/// File in the data folder holding the generated card hashing key.
+const CARD_KEY_FILE: &str = "card-key";
 
 /// The options every command shares; each may also come from the environment or the file.
 #[derive(Debug, Clone, Default, Args)]
@@ -57,6 +59,39 @@ pub struct SettingsArgs {
     /// Threads serving HTTP and WebSocket clients [default: number of CPUs].
     #[arg(long, env = "MAKRCAVE_HTTP_WORKERS", global = true, value_name = "N")]
     pub http_workers: Option<usize>,
+    /// JWKS URL for RS256/ES256 tokens, e.g. Keycloak's
+    /// https://HOST/realms/REALM/protocol/openid-connect/certs [default: HS256 only].
+    #[arg(long, env = "MAKRCAVE_JWKS_URL", global = true, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` of tokens (checked when set).
+    #[arg(long, env = "MAKRCAVE_JWT_ISSUER", global = true, value_name = "ISS")]
+    pub jwt_issuer: Option<String>,
+    /// Required `aud` of tokens (checked when set).
+    #[arg(long, env = "MAKRCAVE_JWT_AUDIENCE", global = true, value_name = "AUD")]
+    pub jwt_audience: Option<String>,
+    /// SMTP server for emails, smtp://user:pass@host:587 (STARTTLS) or smtps://... [default:
+    /// emails are written to DATA_DIR/outbox and logged].
+    #[arg(long, env = "MAKRCAVE_SMTP_URL", global = true, value_name = "URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+    /// Sender of emails [default: makrcave <noreply@localhost>].
+    #[arg(long, env = "MAKRCAVE_MAIL_FROM", global = true, value_name = "ADDRESS")]
+    pub mail_from: Option<String>,
+    /// The address people reach makrcave at, for links in emails [default: http://HTTP_ADDR].
+    #[arg(long, env = "MAKRCAVE_PUBLIC_URL", global = true, value_name = "URL")]
+    pub public_url: Option<String>,
+    /// Days an invitation stays valid [default: 7].
+    #[arg(long, env = "MAKRCAVE_INVITE_TTL_DAYS", global = true, value_name = "DAYS")]
+    pub invite_ttl_days: Option<u32>,
+    /// Largest CSV file accepted by member import, in bytes [default: 1048576].
+    #[arg(long, env = "MAKRCAVE_CSV_MAX_BYTES", global = true, value_name = "BYTES")]
+    pub csv_max_bytes: Option<usize>,
+    /// Attempts per minute and client address at invite accept and validate [default: 20].
+    #[arg(long, env = "MAKRCAVE_AUTH_RATE_LIMIT", global = true, value_name = "N")]
+    pub auth_rate_limit: Option<u32>,
+    /// Key for hashing card UIDs; all nodes sharing a database need the same
+    /// [default: generated once and kept in the data folder].
+    #[arg(long, env = "MAKRCAVE_CARD_KEY", global = true, value_name = "KEY", hide_env_values = true)]
+    pub card_key: Option<String>,
     /// Log filter, e.g. "info" or "makrcave=debug" [default: info,rumqttd=off].
     #[arg(long, env = "MAKRCAVE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -76,6 +111,16 @@ struct FileSettings {
     actor_threads: Option<usize>,
     ws_send_timeout_ms: Option<u64>,
     http_workers: Option<usize>,
+    jwks_url: Option<String>,
+    jwt_issuer: Option<String>,
+    jwt_audience: Option<String>,
+    smtp_url: Option<String>,
+    mail_from: Option<String>,
+    public_url: Option<String>,
+    invite_ttl_days: Option<u32>,
+    csv_max_bytes: Option<usize>,
+    auth_rate_limit: Option<u32>,
+    card_key: Option<String>,
     log: Option<String>,
 }
 
@@ -127,6 +172,18 @@ pub struct Settings {
     pub actor_threads: usize,
     pub ws_send_timeout_ms: u64,
     pub http_workers: usize,
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub smtp_url: Option<Secret>,
+    pub mail_from: String,
+    /// Base URL for links in emails, without a trailing slash.
+    pub public_url: String,
+    pub invite_ttl_days: u32,
+    pub csv_max_bytes: usize,
+    pub auth_rate_limit: u32,
+    /// `None`: generated and kept in the data folder (see [`Settings::card_key`]).
+    pub card_key: Option<Secret>,
     pub log: String,
     pub demo: bool,
 }
@@ -169,8 +226,37 @@ impl Settings {
         if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
             return Err(ConfigError::Invalid("the JWT secret must be at least 16 characters".into()));
         }
+        let http = args.http.or(file.http).unwrap_or_else(|| parse_addr(DEFAULT_HTTP));
+        let jwks_url = args.jwks_url.clone().or(file.jwks_url);
+        if let Some(u) = &jwks_url {
+            match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+                _ => return Err(ConfigError::Invalid(format!("the JWKS URL {u:?} must be an http(s) URL"))),
+            }
+        }
+        let public_url = args
+            .public_url
+            .clone()
+            .or(file.public_url)
+            .unwrap_or_else(|| format!("http://{http}"))
+            .trim_end_matches('/')
+            .to_string();
+        let invite_ttl_days = args.invite_ttl_days.or(file.invite_ttl_days).unwrap_or(7);
+        if invite_ttl_days == 0 {
+            return Err(ConfigError::Invalid("invitations must stay valid at least 1 day".into()));
+        }
         Ok(Settings {
-            http: args.http.or(file.http).unwrap_or_else(|| parse_addr(DEFAULT_HTTP)),
+            http,
+            jwks_url,
+            jwt_issuer: args.jwt_issuer.clone().or(file.jwt_issuer),
+            jwt_audience: args.jwt_audience.clone().or(file.jwt_audience),
+            smtp_url: args.smtp_url.clone().or(file.smtp_url).map(Secret::new),
+            mail_from: args.mail_from.clone().or(file.mail_from).unwrap_or_else(|| "makrcave <noreply@localhost>".into()),
+            public_url,
+            invite_ttl_days,
+            csv_max_bytes: args.csv_max_bytes.or(file.csv_max_bytes).unwrap_or(1024 * 1024),
+            auth_rate_limit: args.auth_rate_limit.or(file.auth_rate_limit).unwrap_or(20).max(1),
+            card_key: args.card_key.clone().or(file.card_key).map(Secret::new),
             data_dir,
             database_url,
             mqtt_broker,
@@ -195,6 +281,15 @@ impl Settings {
         }
         load_or_create_secret(&self.data_dir.join(JWT_SECRET_FILE))
     }
+
+    /// The key for card UID hashes: configured, or read from (and on first use written to) the
+    /// data folder.
+    pub fn card_key(&self) -> Result<Secret, ConfigError> {
+        if let Some(key) = &self.card_key {
+            return Ok(key.clone());
+        }
+        load_or_create_secret(&self.data_dir.join(CARD_KEY_FILE))
+    }
 }
 
 fn load_or_create_secret(path: &Path) -> Result<Secret, ConfigError> {
@@ -211,7 +306,7 @@ fn load_or_create_secret(path: &Path) -> Result<Secret, ConfigError> {
     let bytes: [u8; 32] = rand::random();
     let secret: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     write_private(path, &secret).map_err(fail)?;
-    tracing::info!(path = %path.display(), "generated a JWT secret");
+    tracing::info!(path = %path.display(), "generated a secret");
     Ok(Secret::new(secret))
 }
 

@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod metrics;
+pub mod notify;
 pub mod protocols;
 pub mod store;
 pub mod web;

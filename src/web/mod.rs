@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod equipment;
 pub mod error;
+pub mod jwks;
 pub mod makerspaces;
 pub mod openapi;
 pub mod ops;

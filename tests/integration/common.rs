@@ -27,6 +27,19 @@ use sqlx::Connection;
 
 pub const SECRET: &str = "integration-test-secret-0123456789";
 
+/// The Python of the test virtualenv (PyJWT, cryptography, aiosmtpd), made by scripts/test.
+pub fn python() -> PathBuf {
+    let path = std::env::var("MAKRCAVE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python")
+    });
+    assert!(
+        path.exists(),
+        "this test needs the test virtualenv at {}: run scripts/test (or scripts/test-venv) first",
+        path.display()
+    );
+    path
+}
+
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
@@ -197,6 +210,12 @@ pub struct TestOptions {
     pub ws_send_timeout_ms: Option<u64>,
     /// Use this broker URL instead of the suite's choice.
     pub mqtt_url: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: Option<String>,
+    pub jwt_audience: Option<String>,
+    pub smtp_url: Option<String>,
+    pub auth_rate_limit: Option<u32>,
+    pub csv_max_bytes: Option<usize>,
 }
 
 /// A running makrcave with everything a test needs to talk to it.
@@ -248,6 +267,14 @@ impl TestApp {
         s.heartbeat_timeout_s = self.options.heartbeat_timeout_s.unwrap_or(30);
         s.ws_send_timeout_ms = self.options.ws_send_timeout_ms.unwrap_or(5_000);
         s.http_workers = 1;
+        s.jwks_url = self.options.jwks_url.clone();
+        s.jwt_issuer = self.options.jwt_issuer.clone();
+        s.jwt_audience = self.options.jwt_audience.clone();
+        s.smtp_url = self.options.smtp_url.clone().map(makrcave::config::Secret::new);
+        s.auth_rate_limit = self.options.auth_rate_limit.unwrap_or(1000);
+        if let Some(limit) = self.options.csv_max_bytes {
+            s.csv_max_bytes = limit;
+        }
         s.actor_threads = 2;
         s
     }

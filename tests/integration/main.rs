@@ -4,7 +4,9 @@
 mod api;
 mod browser;
 mod common;
+mod jwks;
 mod live;
+mod mail;
 mod mqtt_link;
 mod ops;
 mod websocket;

@@ -1,0 +1,3 @@
+//! Notifications to people: emails (SMTP or an outbox folder).
+
+pub mod email;

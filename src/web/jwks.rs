@@ -1,0 +1,1 @@
+//! Verifies RS256/ES256 tokens against a JWKS (Keycloak realm certificates).

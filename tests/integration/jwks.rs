@@ -1,0 +1,1 @@
+//! Tokens from a third-party issuer (PyJWT) verified against a JWKS served locally.

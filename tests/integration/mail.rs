@@ -1,0 +1,1 @@
+//! Emails caught by a real SMTP server (aiosmtpd).
