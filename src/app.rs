@@ -29,6 +29,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error("email settings: {0}")]
+    Mail(#[from] crate::notify::email::MailError),
     #[error("cannot listen for HTTP on {0}: {1}")]
     Http(SocketAddr, std::io::Error),
 }
@@ -53,11 +55,12 @@ impl Application {
     /// Starts everything. Must run inside an actix System (`#[actix_web::main]`,
     /// `#[actix_web::test]`), which machine actors need.
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        crate::install_crypto_provider();
         let settings = Arc::new(settings);
         let metrics = crate::metrics::recorder();
         let store = Store::connect(&settings.database_url).await?;
         tracing::info!(database = store.kind(), "database ready");
-        let auth = Arc::new(JwtKeys::hs256(&settings.jwt_secret()?));
+        let auth = Arc::new(JwtKeys::from_settings(&settings)?);
 
         let (broker, mqtt_addr) = match &settings.mqtt_broker {
             Some(external) => {
@@ -113,6 +116,9 @@ impl Application {
             mqtt: mqtt.status(),
             metrics,
             demo_token,
+            mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
+            card_key: settings.card_key()?,
+            rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
         let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;

@@ -69,7 +69,8 @@ pub struct SettingsArgs {
     /// Required `aud` of tokens (checked when set).
     #[arg(long, env = "MAKRCAVE_JWT_AUDIENCE", global = true, value_name = "AUD")]
     pub jwt_audience: Option<String>,
-    /// SMTP server for emails, smtp://user:pass@host:587 (STARTTLS) or smtps://... [default:
+    /// SMTP server for emails: smtps://user:pass@host:465 (TLS), smtp://user:pass@host:587?tls=required
+    /// (STARTTLS) or smtp://host:25 (plain, local relays only) [default:
     /// emails are written to DATA_DIR/outbox and logged].
     #[arg(long, env = "MAKRCAVE_SMTP_URL", global = true, value_name = "URL", hide_env_values = true)]
     pub smtp_url: Option<String>,
@@ -251,7 +252,11 @@ impl Settings {
             jwt_issuer: args.jwt_issuer.clone().or(file.jwt_issuer),
             jwt_audience: args.jwt_audience.clone().or(file.jwt_audience),
             smtp_url: args.smtp_url.clone().or(file.smtp_url).map(Secret::new),
-            mail_from: args.mail_from.clone().or(file.mail_from).unwrap_or_else(|| "makrcave <noreply@localhost>".into()),
+            mail_from: args
+                .mail_from
+                .clone()
+                .or(file.mail_from)
+                .unwrap_or_else(|| "makrcave <noreply@localhost>".into()),
             public_url,
             invite_ttl_days,
             csv_max_bytes: args.csv_max_bytes.or(file.csv_max_bytes).unwrap_or(1024 * 1024),

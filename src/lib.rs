@@ -19,4 +19,11 @@ pub mod store;
 pub mod web;
 
 pub use app::Application;
+
+/// Makes ring the process-wide rustls provider (HTTPS to JWKS and OctoPrint, PostgreSQL and
+/// SMTP over TLS). rustls needs exactly one; calling this again is harmless.
+pub fn install_crypto_provider() {
+    // Err only means a provider is already installed, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
 pub use config::Settings;

@@ -65,9 +65,6 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Serve { demo } => {
             settings.demo = demo;
-            // rustls needs one process-wide crypto provider (PostgreSQL over TLS); ring is the
-            // one compiled in.
-            let _ = rustls::crypto::ring::default_provider().install_default();
             actix_web::rt::System::new().block_on(async move {
                 let app = Application::build(settings).await.context("makrcave could not start")?;
                 app.run_until_stopped().await.context("HTTP server failed")

@@ -112,6 +112,20 @@ impl Principal {
         }
     }
 
+    /// Read a makerspace's members, plans and invitations: platform admins, and the space's
+    /// makerspace_admins. Members and service providers have no member management.
+    pub fn can_read_members(&self, makerspace_id: &str) -> Decision {
+        if self.reads_everything() {
+            return Decision::Allow;
+        }
+        self.can_manage_members(makerspace_id)
+    }
+
+    /// Add, change, suspend and remove members; manage plans, invitations and cards.
+    pub fn can_manage_members(&self, makerspace_id: &str) -> Decision {
+        self.can_manage_space(makerspace_id)
+    }
+
     /// Whether listings should include this makerspace.
     pub fn lists_space(&self, makerspace_id: &str) -> bool {
         self.can_read_space(makerspace_id) == Decision::Allow
@@ -154,6 +168,19 @@ mod tests {
             assert_eq!(p.can_read_space("b"), read_b, "{role:?} read b");
             assert_eq!(p.can_manage_space("b"), manage_b, "{role:?} manage b");
             assert_eq!(p.can_administer_platform(), admin, "{role:?} administer");
+            assert_eq!(p.can_manage_members("a"), manage_a, "{role:?} manage members of a");
+        }
+        // Reading members: platform admins and the space's admins only.
+        let table = [
+            (Role::SuperAdmin, Decision::Allow),
+            (Role::Admin, Decision::Allow),
+            (Role::MakerspaceAdmin, Decision::Allow),
+            (Role::ServiceProvider, Decision::Forbidden),
+            (Role::Member, Decision::Forbidden),
+            (Role::StoreCustomer, Decision::NotFound),
+        ];
+        for (role, read_members) in table {
+            assert_eq!(who(role, &["a"]).can_read_members("a"), read_members, "{role:?} read members");
         }
     }
 

@@ -2,6 +2,8 @@
 //! plain types and functions, tested with unit and property tests.
 
 pub mod access;
+pub mod cards;
 pub mod equipment;
 pub mod ids;
 pub mod machine;
+pub mod members;

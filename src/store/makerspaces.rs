@@ -50,9 +50,12 @@ impl TryFrom<MakerspaceRow> for MakerspaceRecord {
 const COLUMNS: &str = "id, name, description, location, timezone, currency, settings, created_at, updated_at";
 
 impl Store {
+    /// Stores a new makerspace together with the default membership plans, atomically.
     pub async fn insert_makerspace(&self, m: &MakerspaceRecord) -> Result<(), StoreError> {
         let settings = to_json_text(&m.settings);
+        let plans = crate::store::plans::PlanRecord::defaults(&m.id, m.created_at);
         with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO makerspaces (id, name, description, location, timezone, currency, settings, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -66,9 +69,13 @@ impl Store {
             .bind(&settings)
             .bind(m.created_at)
             .bind(m.updated_at)
-            .execute(pool)
+            .execute(&mut *tx)
             .await
             .map_err(StoreError::from_write)?;
+            for plan in &plans {
+                crate::store::plans::insert_plan!(&mut *tx, plan);
+            }
+            tx.commit().await?;
         });
         Ok(())
     }

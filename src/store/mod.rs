@@ -2,9 +2,13 @@
 //! (production): a small enum over the two pools, and a macro that expands the same query
 //! text for each. sqlx's `Any` driver cannot bind chrono types, hence the enum.
 
+pub mod cards;
 pub mod equipment;
+pub mod invites;
 pub mod machine_states;
 pub mod makerspaces;
+pub mod members;
+pub mod plans;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -19,6 +23,8 @@ use sqlx::{PgPool, SqlitePool};
 pub enum StoreError {
     #[error("a record with this id already exists")]
     Conflict,
+    #[error("the record is still in use")]
+    InUse,
     #[error("unsupported database url {0:?}: use sqlite://... or postgres://...")]
     UnsupportedUrl(String),
     #[error("stored data is corrupt: {0}")]
@@ -124,7 +130,7 @@ fn json_column<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Resu
 }
 
 /// Encodes a value for a JSON text column.
-fn to_json_text<T: serde::Serialize>(value: &T) -> String {
+pub(crate) fn to_json_text<T: serde::Serialize>(value: &T) -> String {
     // Serializing our own plain data types to a String cannot fail (no maps with non-string
     // keys, no I/O), so an empty object is only a theoretical fallback.
     serde_json::to_string(value).unwrap_or_else(|_| "{}".to_string())

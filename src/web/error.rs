@@ -19,6 +19,14 @@ pub enum ApiError {
     NotFound(String),
     #[error("{detail}")]
     Conflict { detail: String, error_type: &'static str },
+    /// A conflict with fields that help the client (`existing_member_id`, ...).
+    #[error("{detail}")]
+    ConflictWith { detail: String, error_type: &'static str, extra: Map<String, Value> },
+    /// A 4xx other than the common ones, with its own error type (403 `insufficient_role`...).
+    #[error("{detail}")]
+    Refused { status: u16, detail: String, error_type: &'static str },
+    #[error("too many attempts; try again in {retry_after_s} s")]
+    TooManyRequests { retry_after_s: u64 },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -36,13 +44,24 @@ impl ApiError {
         ApiError::NotFound(format!("{what} not found"))
     }
 
+    /// A conflict with extra fields for the client.
+    pub fn conflict_with(detail: impl Into<String>, error_type: &'static str, extra: Value) -> ApiError {
+        let extra = match extra {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        ApiError::ConflictWith { detail: detail.into(), error_type, extra }
+    }
+
     fn error_type(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
-            Self::Conflict { error_type, .. } => error_type,
+            Self::Conflict { error_type, .. } | Self::ConflictWith { error_type, .. } => error_type,
+            Self::Refused { error_type, .. } => error_type,
+            Self::TooManyRequests { .. } => "rate_limited",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_error",
@@ -55,6 +74,10 @@ impl ApiError {
     fn extra(&self) -> Map<String, Value> {
         match self {
             Self::PayloadTooLarge { limit } => Map::from_iter([("max_bytes".to_string(), json!(limit))]),
+            Self::ConflictWith { extra, .. } => extra.clone(),
+            Self::TooManyRequests { retry_after_s } => {
+                Map::from_iter([("retry_after_s".to_string(), json!(retry_after_s))])
+            }
             _ => Map::new(),
         }
     }
@@ -67,7 +90,9 @@ impl ResponseError for ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::Conflict { .. } | Self::ConflictWith { .. } => StatusCode::CONFLICT,
+            Self::Refused { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -85,6 +110,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(status);
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
+        }
+        if let Self::TooManyRequests { retry_after_s } = self {
+            response.insert_header(("Retry-After", retry_after_s.to_string()));
         }
         response.json(Value::Object(body))
     }

@@ -1,13 +1,19 @@
 //! The HTTP side: REST under `/api/v1`, the WebSocket, operations endpoints and the pages.
 
 pub mod auth;
+pub mod cards;
 pub mod equipment;
 pub mod error;
+pub mod invites;
 pub mod jwks;
 pub mod makerspaces;
+pub mod member_csv;
+pub mod members;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod plans;
+pub mod rate_limit;
 pub mod validate;
 pub mod ws;
 
@@ -39,6 +45,12 @@ pub struct AppState {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// A token for the demo makerspace, served to the dashboard only in `--demo` mode.
     pub demo_token: Option<String>,
+    /// Sends invitation and welcome emails (SMTP, or the outbox folder).
+    pub mailer: std::sync::Arc<crate::notify::email::Mailer>,
+    /// Key of the card UID hashes.
+    pub card_key: crate::config::Secret,
+    /// Limits guesses at invite tokens per client address.
+    pub rate_limiter: rate_limit::RateLimiter,
 }
 
 /// The body of every error response.
@@ -82,7 +94,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(
                     "/makerspaces/{makerspace_id}/equipment/{equipment_id}/state",
                     web::get().to(equipment::live_state),
-                ),
+                )
+                .configure(member_routes)
+                .route("/members/invites/{token}/accept", web::post().to(invites::accept))
+                .route("/invites/validate", web::post().to(invites::validate))
+                .route("/user/makerspaces", web::get().to(invites::my_makerspaces))
+                .route("/makerspaces/{makerspace_id}/cards/lookup", web::post().to(cards::lookup)),
         )
         .route("/api/openapi.json", web::get().to(openapi::serve))
         .route("/healthz", web::get().to(ops::healthz))
@@ -91,6 +108,45 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/", web::get().to(pages::dashboard))
         .route("/static/{file}", web::get().to(pages::asset))
         .default_service(web::to(error::not_found));
+}
+
+/// Members, plans, invitations and cards of a makerspace. Fixed paths (`plans`, `invites`,
+/// `export`, ...) are registered before `{member_id}` so that they are not taken for ids.
+fn member_routes(cfg: &mut web::ServiceConfig) {
+    const BASE: &str = "/makerspaces/{makerspace_id}/members";
+    let path = |rest: &str| format!("{BASE}{rest}");
+    cfg.service(web::resource(path("")).route(web::post().to(members::create)).route(web::get().to(members::list)))
+        .service(web::resource(path("/plans")).route(web::post().to(plans::create)).route(web::get().to(plans::list)))
+        .service(
+            web::resource(path("/plans/{plan_id}"))
+                .route(web::get().to(plans::get))
+                .route(web::put().to(plans::update))
+                .route(web::delete().to(plans::delete)),
+        )
+        .service(
+            web::resource(path("/invites")).route(web::post().to(invites::create)).route(web::get().to(invites::list)),
+        )
+        .route(&path("/invites/{invite_id}/resend"), web::post().to(invites::resend))
+        .route(&path("/invites/{invite_id}"), web::delete().to(invites::cancel))
+        .route(&path("/analytics/statistics"), web::get().to(members::statistics))
+        .route(&path("/bulk-operations"), web::post().to(members::bulk))
+        .route(&path("/export"), web::get().to(member_csv::export))
+        .route(&path("/import"), web::post().to(member_csv::import))
+        .service(
+            web::resource(path("/{member_id}"))
+                .route(web::get().to(members::get))
+                .route(web::put().to(members::update))
+                .route(web::delete().to(members::delete)),
+        )
+        .route(&path("/{member_id}/suspend"), web::post().to(members::suspend))
+        .route(&path("/{member_id}/reactivate"), web::post().to(members::reactivate))
+        .route(&path("/{member_id}/activities"), web::get().to(members::activities))
+        .service(
+            web::resource(path("/{member_id}/cards"))
+                .route(web::post().to(cards::create))
+                .route(web::get().to(cards::list)),
+        )
+        .route(&path("/{member_id}/cards/{card_id}"), web::delete().to(cards::delete));
 }
 
 /// Records the latency of every request by route pattern (not raw path: ids would explode

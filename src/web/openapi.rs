@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::{equipment, makerspaces, ops, ws};
+use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, ops, plans, ws};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,13 @@ use crate::web::{equipment, makerspaces, ops, ws};
         makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
         equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
         equipment::live_state,
+        members::create, members::list, members::get, members::update, members::delete, members::suspend,
+        members::reactivate, members::activities, members::statistics, members::bulk,
+        member_csv::export, member_csv::import,
+        plans::create, plans::list, plans::get, plans::update, plans::delete,
+        invites::create, invites::list, invites::resend, invites::cancel, invites::accept, invites::validate,
+        invites::my_makerspaces,
+        cards::create, cards::list, cards::delete, cards::lookup,
         ws::connect,
         ops::healthz, ops::metrics,
     ),

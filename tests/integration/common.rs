@@ -29,15 +29,37 @@ pub const SECRET: &str = "integration-test-secret-0123456789";
 
 /// The Python of the test virtualenv (PyJWT, cryptography, aiosmtpd), made by scripts/test.
 pub fn python() -> PathBuf {
-    let path = std::env::var("MAKRCAVE_TEST_PYTHON").map(PathBuf::from).unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python")
-    });
+    let path = std::env::var("MAKRCAVE_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-venv/bin/python"));
     assert!(
         path.exists(),
         "this test needs the test virtualenv at {}: run scripts/test (or scripts/test-venv) first",
         path.display()
     );
     path
+}
+
+/// The invitation code of the newest email in the application's outbox (no SMTP configured).
+pub fn latest_invite_token(t: &TestApp) -> String {
+    let outbox = t.data_dir.path().join("outbox");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&outbox)
+        .unwrap_or_else(|e| panic!("no outbox at {}: {e}", outbox.display()))
+        .map(|e| e.expect("outbox entry").path())
+        .collect();
+    files.sort();
+    let newest = files.last().expect("an email in the outbox");
+    invite_token_in(&std::fs::read_to_string(newest).expect("read the email"))
+}
+
+/// The invitation code in an email (the link carries it as `invite=`). Bodies are
+/// quoted-printable: soft line breaks and the escaped `=` are undone first.
+pub fn invite_token_in(message: &str) -> String {
+    let text = message.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=");
+    let start = text.find("invite=").expect("an invitation link in the email") + "invite=".len();
+    let token: String = text[start..].chars().take_while(|c| c.is_ascii_hexdigit()).collect();
+    assert_eq!(token.len(), 64, "a 256-bit invitation code in the link");
+    token
 }
 
 /// A port nobody listens on right now.
@@ -237,6 +259,7 @@ impl TestApp {
     }
 
     pub async fn spawn_with(options: TestOptions) -> TestApp {
+        makrcave::install_crypto_provider();
         let data_dir = tempfile::tempdir().expect("temp dir");
         let database = TestDatabase::create(data_dir.path()).await;
         let mosquitto = (options.mqtt_url.is_none() && uses_mosquitto()).then(Mosquitto::start);

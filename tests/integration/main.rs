@@ -7,6 +7,8 @@ mod common;
 mod jwks;
 mod live;
 mod mail;
+mod members;
 mod mqtt_link;
 mod ops;
+mod roles;
 mod websocket;

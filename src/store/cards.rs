@@ -1,0 +1,84 @@
+//! RFID/NFC cards of members. UIDs are stored as keyed hashes only.
+
+use chrono::{DateTime, Utc};
+
+use super::members::{insert_activity, Activity};
+use super::{with_pool, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct CardRecord {
+    pub id: String,
+    pub makerspace_id: String,
+    pub member_id: String,
+    pub uid_hash: String,
+    pub uid_hint: String,
+    pub label: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Store {
+    /// Enrols a card; the same card twice in a makerspace is a `Conflict`.
+    pub async fn insert_card(&self, card: &CardRecord, activity: &Activity) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO member_cards (id, makerspace_id, member_id, uid_hash, uid_hint, label, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&card.id).bind(&card.makerspace_id).bind(&card.member_id).bind(&card.uid_hash)
+            .bind(&card.uid_hint).bind(&card.label).bind(card.created_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            insert_activity!(&mut *tx, activity);
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    pub async fn list_cards(&self, member_id: &str) -> Result<Vec<CardRecord>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, makerspace_id, member_id, uid_hash, uid_hint, label, created_at FROM member_cards
+                 WHERE member_id = $1 ORDER BY created_at, id",
+            )
+            .bind(member_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn delete_card(&self, member_id: &str, card_id: &str, activity: &Activity) -> Result<bool, StoreError> {
+        let affected = with_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let affected = sqlx::query("DELETE FROM member_cards WHERE member_id = $1 AND id = $2")
+                .bind(member_id)
+                .bind(card_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if affected > 0 {
+                insert_activity!(&mut *tx, activity);
+            }
+            tx.commit().await?;
+            affected
+        });
+        Ok(affected > 0)
+    }
+
+    /// The card with this UID hash in a makerspace (the kiosk's lookup).
+    pub async fn find_card(&self, makerspace_id: &str, uid_hash: &str) -> Result<Option<CardRecord>, StoreError> {
+        let row = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, makerspace_id, member_id, uid_hash, uid_hint, label, created_at FROM member_cards
+                 WHERE makerspace_id = $1 AND uid_hash = $2",
+            )
+            .bind(makerspace_id)
+            .bind(uid_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row)
+    }
+}

@@ -1,0 +1,255 @@
+//! `/api/v1/makerspaces/{id}/members/plans`: membership plans. Every new makerspace starts
+//! with the five default plans; a plan someone is on cannot be deleted.
+
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::ids::new_id;
+use crate::domain::members::BillingPeriod;
+use crate::store::plans::PlanRecord;
+use crate::web::auth::Caller;
+use crate::web::error::ApiError;
+use crate::web::members::authorize;
+use crate::web::validate::{check_len, optional_text};
+use crate::web::AppState;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanResponse {
+    pub id: String,
+    pub makerspace_id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub price: f64,
+    pub billing_period: BillingPeriod,
+    /// `null`: no daily limit.
+    pub access_hours_per_day: Option<i64>,
+    pub access_24_7: bool,
+    pub features: Vec<String>,
+    pub is_active: bool,
+    /// Members on this plan now.
+    pub member_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl PlanResponse {
+    fn new(p: PlanRecord, member_count: i64) -> Self {
+        PlanResponse {
+            id: p.id,
+            makerspace_id: p.makerspace_id,
+            name: p.name,
+            description: p.description,
+            price: p.price,
+            billing_period: p.billing_period,
+            access_hours_per_day: p.access_hours_per_day,
+            access_24_7: p.access_24_7,
+            features: p.features,
+            is_active: p.is_active,
+            member_count,
+            created_at: p.created_at,
+            updated_at: p.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanCreate {
+    pub name: String,
+    pub description: Option<String>,
+    pub price: f64,
+    pub billing_period: BillingPeriod,
+    pub access_hours_per_day: Option<i64>,
+    pub access_24_7: Option<bool>,
+    pub features: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanUpdate {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub price: Option<f64>,
+    pub billing_period: Option<BillingPeriod>,
+    pub access_hours_per_day: Option<i64>,
+    pub access_24_7: Option<bool>,
+    pub features: Option<Vec<String>>,
+    /// A plan no longer offered stays on its members but cannot be given to new ones.
+    pub is_active: Option<bool>,
+}
+
+fn check_price(price: f64) -> Result<(), ApiError> {
+    if price.is_finite() && price >= 0.0 {
+        Ok(())
+    } else {
+        Err(ApiError::Validation("price must be a non-negative number".into()))
+    }
+}
+
+fn check_hours(hours: Option<i64>) -> Result<(), ApiError> {
+    match hours {
+        Some(h) if !(1..=24).contains(&h) => Err(ApiError::Validation("access_hours_per_day is 1 to 24".into())),
+        _ => Ok(()),
+    }
+}
+
+fn check_features(features: &[String]) -> Result<(), ApiError> {
+    if features.len() > 50 {
+        return Err(ApiError::Validation("at most 50 features".into()));
+    }
+    features.iter().try_for_each(|f| check_len("features[]", f, 100))
+}
+
+fn name_taken(name: &str) -> ApiError {
+    ApiError::Conflict { detail: format!("a plan named {name:?} already exists"), error_type: "duplicate_plan" }
+}
+
+#[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members/plans", tag = "plans",
+    params(("makerspace_id" = String, Path)), request_body = PlanCreate,
+    responses((status = 201, body = PlanResponse), (status = 403, body = crate::web::ErrorBody),
+              (status = 409, body = crate::web::ErrorBody), (status = 422, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<String>,
+    body: web::Json<PlanCreate>,
+) -> Result<HttpResponse, ApiError> {
+    let space_id = path.into_inner();
+    authorize(&state, &caller, &space_id, true).await?;
+    let body = body.into_inner();
+    check_len("name", &body.name, 100)?;
+    check_price(body.price)?;
+    check_hours(body.access_hours_per_day)?;
+    let features = body.features.unwrap_or_default();
+    check_features(&features)?;
+    let now = Utc::now();
+    let plan = PlanRecord {
+        id: new_id(),
+        makerspace_id: space_id,
+        name: body.name.trim().to_string(),
+        description: optional_text("description", body.description, 2000)?,
+        price: body.price,
+        billing_period: body.billing_period,
+        access_hours_per_day: body.access_hours_per_day,
+        access_24_7: body.access_24_7.unwrap_or(false),
+        features,
+        is_active: true,
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.insert_plan(&plan).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict => name_taken(&plan.name),
+        other => other.into(),
+    })?;
+    Ok(HttpResponse::Created().json(PlanResponse::new(plan, 0)))
+}
+
+#[utoipa::path(get, path = "/api/v1/makerspaces/{makerspace_id}/members/plans", tag = "plans",
+    params(("makerspace_id" = String, Path)),
+    responses((status = 200, body = [PlanResponse]), (status = 403, body = crate::web::ErrorBody),
+              (status = 404, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let space_id = path.into_inner();
+    authorize(&state, &caller, &space_id, false).await?;
+    let plans = state.store.list_plans(&space_id).await?;
+    Ok(HttpResponse::Ok().json(plans.into_iter().map(|(p, n)| PlanResponse::new(p, n)).collect::<Vec<_>>()))
+}
+
+#[utoipa::path(get, path = "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", tag = "plans",
+    params(("makerspace_id" = String, Path), ("plan_id" = String, Path)),
+    responses((status = 200, body = PlanResponse), (status = 404, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (space_id, plan_id) = path.into_inner();
+    authorize(&state, &caller, &space_id, false).await?;
+    let (plan, n) = state.store.get_plan(&space_id, &plan_id).await?.ok_or_else(|| ApiError::not_found("plan"))?;
+    Ok(HttpResponse::Ok().json(PlanResponse::new(plan, n)))
+}
+
+#[utoipa::path(put, path = "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", tag = "plans",
+    params(("makerspace_id" = String, Path), ("plan_id" = String, Path)), request_body = PlanUpdate,
+    responses((status = 200, body = PlanResponse), (status = 403, body = crate::web::ErrorBody),
+              (status = 404, body = crate::web::ErrorBody), (status = 409, body = crate::web::ErrorBody),
+              (status = 422, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<PlanUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let (space_id, plan_id) = path.into_inner();
+    authorize(&state, &caller, &space_id, true).await?;
+    let (mut plan, n) = state.store.get_plan(&space_id, &plan_id).await?.ok_or_else(|| ApiError::not_found("plan"))?;
+    let body = body.into_inner();
+    if let Some(name) = body.name {
+        check_len("name", &name, 100)?;
+        plan.name = name.trim().to_string();
+    }
+    if body.description.is_some() {
+        plan.description = optional_text("description", body.description, 2000)?;
+    }
+    if let Some(price) = body.price {
+        check_price(price)?;
+        plan.price = price;
+    }
+    if let Some(period) = body.billing_period {
+        plan.billing_period = period;
+    }
+    if body.access_hours_per_day.is_some() {
+        check_hours(body.access_hours_per_day)?;
+        plan.access_hours_per_day = body.access_hours_per_day;
+    }
+    if let Some(all_day) = body.access_24_7 {
+        plan.access_24_7 = all_day;
+    }
+    if let Some(features) = body.features {
+        check_features(&features)?;
+        plan.features = features;
+    }
+    if let Some(active) = body.is_active {
+        plan.is_active = active;
+    }
+    plan.updated_at = Utc::now();
+    match state.store.update_plan(&plan).await {
+        Ok(true) => Ok(HttpResponse::Ok().json(PlanResponse::new(plan, n))),
+        Ok(false) => Err(ApiError::not_found("plan")),
+        Err(crate::store::StoreError::Conflict) => Err(name_taken(&plan.name)),
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[utoipa::path(delete, path = "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", tag = "plans",
+    params(("makerspace_id" = String, Path), ("plan_id" = String, Path)),
+    responses((status = 204), (status = 403, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
+              (status = 409, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (space_id, plan_id) = path.into_inner();
+    authorize(&state, &caller, &space_id, true).await?;
+    match state.store.delete_plan(&space_id, &plan_id).await {
+        Ok(true) => Ok(HttpResponse::NoContent().finish()),
+        Ok(false) => Err(ApiError::not_found("plan")),
+        Err(crate::store::StoreError::InUse) => Err(ApiError::Conflict {
+            detail: "members or invitations use this plan: move them to another plan, or set is_active to false".into(),
+            error_type: "plan_in_use",
+        }),
+        Err(other) => Err(other.into()),
+    }
+}

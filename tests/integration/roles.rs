@@ -1,0 +1,291 @@
+//! The role matrix: every endpoint of the OpenAPI document, called by every role, answers
+//! what the product documents' matrices say. An endpoint without a rule here fails the test,
+//! so a new endpoint cannot ship without deciding who may call it.
+
+use std::collections::BTreeSet;
+
+use makrcave::domain::access::Role;
+use reqwest::Method;
+use serde_json::{json, Value};
+
+use crate::common::TestApp;
+
+/// Who calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Who {
+    Guest,
+    StoreCustomer,
+    Member,
+    ServiceProvider,
+    SpaceAdmin,
+    /// A makerspace_admin of another makerspace.
+    OtherSpaceAdmin,
+    Admin,
+    SuperAdmin,
+}
+
+const EVERYONE: [Who; 8] = [
+    Who::Guest,
+    Who::StoreCustomer,
+    Who::Member,
+    Who::ServiceProvider,
+    Who::SpaceAdmin,
+    Who::OtherSpaceAdmin,
+    Who::Admin,
+    Who::SuperAdmin,
+];
+
+/// The access rules of the documents.
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    /// Anyone, signed in or not.
+    Public,
+    /// Any signed-in person.
+    SignedIn,
+    /// People of the space, and the platform's admins.
+    SpaceRead,
+    /// The space's makerspace_admin and super_admin.
+    SpaceManage,
+    /// Member management, reading: the space's makerspace_admin, admin, super_admin.
+    MembersRead,
+    /// super_admin only; others who can see the space get 403.
+    PlatformOnSpace,
+    /// super_admin only, not about one space.
+    Platform,
+    /// The WebSocket: 401 without a token, else the upgrade is attempted (400 without one).
+    WebSocket,
+}
+
+impl Rule {
+    /// The status class expected: 2 for success, or the exact code.
+    fn expect(self, who: Who) -> u16 {
+        use Who::*;
+        match (self, who) {
+            (Rule::Public, _) => 2,
+            (_, Guest) => 401,
+            (Rule::SignedIn, _) => 2,
+            (Rule::WebSocket, _) => 400,
+            (Rule::Platform, SuperAdmin) => 2,
+            (Rule::Platform, _) => 403,
+            (_, SuperAdmin) => 2,
+            (_, StoreCustomer | OtherSpaceAdmin) => 404,
+            (Rule::SpaceRead, _) => 2,
+            (Rule::SpaceManage, SpaceAdmin) => 2,
+            (Rule::SpaceManage, _) => 403,
+            (Rule::MembersRead, SpaceAdmin | Admin) => 2,
+            (Rule::MembersRead, _) => 403,
+            (Rule::PlatformOnSpace, _) => 403,
+        }
+    }
+}
+
+/// Every endpoint and its rule.
+const RULES: &[(&str, &str, Rule)] = &[
+    ("POST", "/api/v1/makerspaces", Rule::Platform),
+    ("GET", "/api/v1/makerspaces", Rule::SignedIn),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}", Rule::PlatformOnSpace),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment", Rule::SpaceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/state", Rule::SpaceRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members", Rule::MembersRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", Rule::MembersRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/suspend", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/reactivate", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/activities", Rule::MembersRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/analytics/statistics", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/bulk-operations", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/export", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/import", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/plans", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/plans", Rule::MembersRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", Rule::MembersRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/invites", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/invites", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/invites/{invite_id}/resend", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/members/invites/{invite_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/cards", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/cards", Rule::MembersRead),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/cards/{card_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/cards/lookup", Rule::MembersRead),
+    ("POST", "/api/v1/members/invites/{token}/accept", Rule::SignedIn),
+    ("POST", "/api/v1/invites/validate", Rule::Public),
+    ("GET", "/api/v1/user/makerspaces", Rule::SignedIn),
+    ("GET", "/api/v1/ws", Rule::WebSocket),
+    ("GET", "/healthz", Rule::Public),
+    ("GET", "/metrics", Rule::Public),
+];
+
+/// A makerspace with one of everything, for one call.
+struct Fixture {
+    space: String,
+    equipment: String,
+    member: String,
+    suspended_member: String,
+    plan: String,
+    invite: String,
+    card: String,
+    token: String,
+}
+
+async fn fixture(t: &TestApp, n: usize) -> Fixture {
+    let root = t.super_admin();
+    let space = format!("space-{n}");
+    t.makerspace(&space).await;
+    t.machine(&space, &format!("eq-{n}"), json!({})).await;
+    let base = format!("/api/v1/makerspaces/{space}/members");
+    let mut members = Vec::new();
+    for i in 0..2 {
+        let (status, m) = t
+            .post(&base, &root, json!({"email": format!("p{i}-{n}@example.org"), "first_name": "P", "last_name": "Q"}))
+            .await;
+        assert_eq!(status, 201, "{m}");
+        members.push(m["id"].as_str().expect("id").to_string());
+    }
+    let (status, _) = t.post(&format!("{base}/{}/suspend", members[1]), &root, json!({"reason": "fixture"})).await;
+    assert_eq!(status, 200);
+    let (_, plan) = t
+        .post(&format!("{base}/plans"), &root, json!({"name": "Unused", "price": 1, "billing_period": "monthly"}))
+        .await;
+    let (_, card) = t.post(&format!("{base}/{}/cards", members[0]), &root, json!({"uid": format!("CAFE{n:04}")})).await;
+    let (_, invite) = t.post(&format!("{base}/invites"), &root, json!({"email": format!("inv-{n}@example.org")})).await;
+    Fixture {
+        equipment: format!("eq-{n}"),
+        member: members[0].clone(),
+        suspended_member: members[1].clone(),
+        plan: plan["id"].as_str().expect("plan id").to_string(),
+        invite: invite["id"].as_str().expect("invite id").to_string(),
+        card: card["id"].as_str().expect("card id").to_string(),
+        token: crate::common::latest_invite_token(t),
+        space,
+    }
+}
+
+fn token(t: &TestApp, who: Who, space: &str) -> Option<String> {
+    let (role, spaces): (Role, Vec<&str>) = match who {
+        Who::Guest => return None,
+        Who::StoreCustomer => (Role::StoreCustomer, vec![]),
+        Who::Member => (Role::Member, vec![space]),
+        Who::ServiceProvider => (Role::ServiceProvider, vec![space]),
+        Who::SpaceAdmin => (Role::MakerspaceAdmin, vec![space]),
+        Who::OtherSpaceAdmin => (Role::MakerspaceAdmin, vec!["elsewhere"]),
+        Who::Admin => (Role::Admin, vec![]),
+        Who::SuperAdmin => (Role::SuperAdmin, vec![]),
+    };
+    Some(t.token(&format!("{who:?}").to_lowercase(), role, &spaces))
+}
+
+/// A body that the endpoint accepts, so that an allowed call really succeeds.
+fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
+    let unique = format!("{n}-{}", uuid::Uuid::new_v4().simple());
+    Some(match (method, path) {
+        ("POST", "/api/v1/makerspaces") => json!({"name": "New space"}),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}") => json!({"description": "changed"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment") => json!({"name": "Saw", "type": "tool"}),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}") => json!({"name": "Saw 2"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members") => {
+            json!({"email": format!("{unique}@example.org"), "first_name": "N", "last_name": "M"})
+        }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}") => json!({"notes": "changed"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/suspend") => json!({"reason": "test"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/bulk-operations") => {
+            json!({"operation": "change_plan", "member_ids": [f.member], "plan_id": null})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/plans") => {
+            json!({"name": format!("Plan {unique}"), "price": 3, "billing_period": "weekly"})
+        }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/members/plans/{plan_id}") => json!({"price": 4}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/invites") => {
+            json!({"email": format!("{unique}@example.org")})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/cards") => {
+            json!({"uid": format!("{:X}", uuid::Uuid::new_v4().as_u128() >> 64)})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/cards/lookup") => json!({"uid": "DEADBEEF"}),
+        ("POST", "/api/v1/invites/validate") => json!({"invite_token": f.token}),
+        _ => return None,
+    })
+}
+
+fn concrete(path: &str, method: &str, f: &Fixture) -> String {
+    let member = if path.ends_with("/reactivate") { &f.suspended_member } else { &f.member };
+    let _ = method;
+    path.replace("{makerspace_id}", &f.space)
+        .replace("{equipment_id}", &f.equipment)
+        .replace("{member_id}", member)
+        .replace("{plan_id}", &f.plan)
+        .replace("{invite_id}", &f.invite)
+        .replace("{card_id}", &f.card)
+        .replace("{token}", &f.token)
+}
+
+#[actix_web::test]
+async fn every_endpoint_answers_every_role_as_the_matrix_says() {
+    let t = TestApp::spawn().await;
+    let (_, doc) = t.get("/api/openapi.json", None).await;
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .flat_map(|(path, ops)| {
+            ops.as_object().into_iter().flat_map(move |o| o.keys().map(move |m| (m.to_uppercase(), path.clone())))
+        })
+        .collect();
+    let ruled: BTreeSet<(String, String)> = RULES.iter().map(|(m, p, _)| (m.to_string(), p.to_string())).collect();
+    let without_rule: Vec<_> = documented.difference(&ruled).collect();
+    assert!(
+        without_rule.is_empty(),
+        "endpoints without an access rule in tests/integration/roles.rs: {without_rule:?}"
+    );
+    let undocumented: Vec<_> = ruled.difference(&documented).collect();
+    assert!(undocumented.is_empty(), "rules for endpoints missing from the OpenAPI document: {undocumented:?}");
+
+    // Calls that must fail change nothing, so they share one fixture; each call that should
+    // succeed and may change something gets its own.
+    let shared = fixture(&t, 0).await;
+    let mut n = 1;
+    let mut failures = Vec::new();
+    for (method, path, rule) in RULES {
+        for who in EVERYONE {
+            let expected = rule.expect(who);
+            let fresh;
+            let f = if expected == 2 && *method != "GET" {
+                n += 1;
+                fresh = fixture(&t, n).await;
+                &fresh
+            } else {
+                &shared
+            };
+            let url = concrete(path, method, f);
+            let mut req = t.http.request(method.parse::<Method>().expect("method"), t.url(&url));
+            if let Some(tok) = token(&t, who, &f.space) {
+                req = req.bearer_auth(tok);
+            }
+            if *path == "/api/v1/makerspaces/{makerspace_id}/members/import" {
+                req = req
+                    .header("content-type", "text/csv")
+                    .body(format!("email,first_name,last_name\nimp{n}@example.org,I,M\n"));
+            } else if let Some(b) = body(method, path, f, n) {
+                req = req.json(&b);
+            }
+            let res = req.send().await.expect("request");
+            let status = res.status().as_u16();
+            let ok = if expected == 2 { (200..300).contains(&status) } else { status == expected };
+            if !ok {
+                let text = res.text().await.unwrap_or_default();
+                failures.push(format!("{who:?} {method} {url}: expected {expected}, got {status}: {text}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} calls answered against the matrix:\n{}", failures.len(), failures.join("\n"));
+    t.stop().await;
+}
