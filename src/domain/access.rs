@@ -4,7 +4,7 @@
 //! Every check answers one of three ways. `NotFound` rather than `Forbidden` for a space the
 //! caller has nothing to do with, so that ids of other makerspaces cannot be probed.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Roles from the product documents. `user` and `maker` are the documents' other names for a
 /// member.
@@ -46,12 +46,16 @@ impl Role {
 }
 
 /// An authenticated caller.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Principal {
     pub user_id: String,
+    /// Roles from the token, platform-wide.
     pub roles: BTreeSet<Role>,
-    /// Makerspaces the caller belongs to.
+    /// Makerspaces the token says the caller belongs to (its roles apply in them).
     pub makerspaces: BTreeSet<String>,
+    /// Active memberships from our own database: the role in each makerspace. Where there is
+    /// one, it is the caller's role in that space, whatever the token says.
+    pub memberships: BTreeMap<String, Role>,
 }
 
 /// The answer to "may this caller do this?".
@@ -74,18 +78,25 @@ impl Principal {
         self.has(Role::SuperAdmin) || self.has(Role::Admin)
     }
 
-    fn belongs_to(&self, makerspace_id: &str) -> bool {
-        self.makerspaces.contains(makerspace_id)
+    /// Whether the caller holds `role` inside a makerspace: by its membership there, or else
+    /// by the token (a token role applies in the token's makerspaces).
+    fn has_in_space(&self, makerspace_id: &str, role: Role) -> bool {
+        match self.memberships.get(makerspace_id) {
+            Some(member_role) => *member_role == role,
+            None => self.makerspaces.contains(makerspace_id) && self.has(role),
+        }
     }
 
-    /// Whether the caller has any role that reads inside a makerspace it belongs to.
-    fn has_space_role(&self) -> bool {
-        self.has(Role::MakerspaceAdmin) || self.has(Role::ServiceProvider) || self.has(Role::Member)
+    /// Whether the caller has any role that reads inside this makerspace.
+    fn reads_space(&self, makerspace_id: &str) -> bool {
+        [Role::MakerspaceAdmin, Role::ServiceProvider, Role::Member]
+            .into_iter()
+            .any(|r| self.has_in_space(makerspace_id, r))
     }
 
     /// Read a makerspace and what is in it (equipment, live state).
     pub fn can_read_space(&self, makerspace_id: &str) -> Decision {
-        if self.reads_everything() || (self.belongs_to(makerspace_id) && self.has_space_role()) {
+        if self.reads_everything() || self.reads_space(makerspace_id) {
             Decision::Allow
         } else {
             Decision::NotFound
@@ -94,7 +105,7 @@ impl Principal {
 
     /// Change a makerspace's settings and manage its equipment.
     pub fn can_manage_space(&self, makerspace_id: &str) -> Decision {
-        if self.has(Role::SuperAdmin) || (self.belongs_to(makerspace_id) && self.has(Role::MakerspaceAdmin)) {
+        if self.has(Role::SuperAdmin) || self.has_in_space(makerspace_id, Role::MakerspaceAdmin) {
             return Decision::Allow;
         }
         match self.can_read_space(makerspace_id) {
@@ -146,7 +157,28 @@ mod tests {
             user_id: "u".into(),
             roles: [role].into_iter().collect(),
             makerspaces: spaces.iter().map(|s| s.to_string()).collect(),
+            memberships: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn memberships_give_a_role_per_space_and_win_over_the_token() {
+        // A plain signed-in user (no token roles) who is admin of A and member of B.
+        let p = Principal {
+            user_id: "u".into(),
+            memberships: [("a".to_string(), Role::MakerspaceAdmin), ("b".to_string(), Role::Member)]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        assert_eq!(p.can_manage_space("a"), Decision::Allow);
+        assert_eq!(p.can_read_space("b"), Decision::Allow);
+        assert_eq!(p.can_manage_space("b"), Decision::Forbidden);
+        assert_eq!(p.can_read_space("c"), Decision::NotFound);
+        // The token says makerspace_admin of B; the membership says member: member it is.
+        let mut q = who(Role::MakerspaceAdmin, &["b"]);
+        q.memberships.insert("b".into(), Role::Member);
+        assert_eq!(q.can_manage_space("b"), Decision::Forbidden);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Secret, Settings};
 use crate::domain::access::{Principal, Role};
+use crate::domain::members::{effective_status, grants_access, MemberRole, MemberStatus};
 use crate::web::error::ApiError;
 use crate::web::jwks::{Jwks, JwksConfig, JwksError};
 use crate::web::AppState;
@@ -61,7 +62,7 @@ impl Claims {
         let roles: BTreeSet<Role> =
             self.roles.iter().chain(realm_roles.iter()).filter_map(|r| Role::parse(r)).collect();
         let makerspaces = self.makerspaces.into_iter().chain(self.makerspace_id).collect();
-        Principal { user_id: self.sub, roles, makerspaces }
+        Principal { user_id: self.sub, roles, makerspaces, memberships: Default::default() }
     }
 }
 
@@ -261,7 +262,29 @@ async fn verify_request(state: Option<web::Data<AppState>>, token: Option<String
     let state = state.ok_or(ApiError::Internal)?;
     let token = token
         .ok_or_else(|| ApiError::Unauthorized("authentication required: send Authorization: Bearer <token>".into()))?;
-    state.auth.verify(&token).await
+    let mut principal = state.auth.verify(&token).await?;
+    add_memberships(&state, &mut principal).await?;
+    Ok(principal)
+}
+
+/// Adds the caller's memberships from our database. An active membership gives its role in
+/// its makerspace; a suspended, expired or pending one takes the makerspace away, even if
+/// the token names it, so that a suspension works at once.
+async fn add_memberships(state: &AppState, principal: &mut Principal) -> Result<(), ApiError> {
+    let today = chrono::Utc::now().date_naive();
+    for row in state.store.memberships_of(&principal.user_id).await? {
+        let status = MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Pending);
+        let role = MemberRole::parse(&row.role).map(MemberRole::access_role);
+        match role {
+            Some(role) if grants_access(effective_status(status, row.end_date, today)) => {
+                principal.memberships.insert(row.makerspace_id, role);
+            }
+            _ => {
+                principal.makerspaces.remove(&row.makerspace_id);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The authenticated caller of a handler.

@@ -4,9 +4,11 @@
 mod api;
 mod browser;
 mod common;
+mod invites;
 mod jwks;
 mod live;
 mod mail;
+mod mailbox;
 mod members;
 mod mqtt_link;
 mod ops;

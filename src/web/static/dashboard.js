@@ -37,7 +37,55 @@ function showLogin(message) {
   fetch("/demo/token").then((r) => { $("demo").hidden = !r.ok; }).catch(() => {});
 }
 
+// An invitation link (/?invite=CODE): say what it is, and accept it once signed in.
+const INVITE_KEY = "makrcave.invite";
+const inviteFromUrl = new URLSearchParams(location.search).get("invite");
+if (inviteFromUrl) {
+  sessionStorage.setItem(INVITE_KEY, inviteFromUrl);
+  history.replaceState(null, "", location.pathname + location.hash);
+}
+
+async function showInvite() {
+  const code = sessionStorage.getItem(INVITE_KEY);
+  if (!code) return;
+  $("invite").hidden = false;
+  const res = await fetch("/api/v1/invites/validate", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ invite_token: code }),
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    $("invite-text").textContent = body.detail || "This invitation cannot be used.";
+    $("invite-accept").hidden = true;
+    sessionStorage.removeItem(INVITE_KEY);
+    return;
+  }
+  $("invite-text").textContent = `You are invited to join ${body.makerspace_name} as ${body.role.replace("_", " ")}.` +
+    (token() ? "" : " Sign in below, then accept.");
+  $("invite-accept").hidden = !token();
+}
+
+$("invite-accept").addEventListener("click", async () => {
+  const code = sessionStorage.getItem(INVITE_KEY);
+  const res = await fetch(`/api/v1/members/invites/${encodeURIComponent(code)}/accept`, {
+    method: "POST", headers: { Authorization: `Bearer ${token()}`, "Content-Type": "application/json" }, body: "{}",
+  });
+  const body = await res.json().catch(() => ({}));
+  if (!res.ok) {
+    $("invite-error").textContent = body.detail || res.statusText;
+    return;
+  }
+  sessionStorage.removeItem(INVITE_KEY);
+  localStorage.setItem(SPACE_KEY, body.makerspace_id);
+  $("invite").hidden = true;
+  start();
+});
+$("invite-dismiss").addEventListener("click", () => {
+  sessionStorage.removeItem(INVITE_KEY);
+  $("invite").hidden = true;
+});
+
 async function start() {
+  showInvite();
   if (!token()) return showLogin();
   let spaces;
   try {
