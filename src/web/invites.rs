@@ -365,14 +365,25 @@ pub async fn accept(
     state: web::Data<AppState>,
     Caller(caller): Caller,
     path: web::Path<String>,
-    body: Option<web::Json<AcceptRequest>>,
+    body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     limit(&state, &req)?;
+    // The body is optional; when there is one it must be right (not silently ignored).
+    let body: AcceptRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        AcceptRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            if e.is_data() {
+                ApiError::Validation(e.to_string())
+            } else {
+                ApiError::BadRequest(format!("the body is not valid JSON: {e}"))
+            }
+        })?
+    };
     let invite = usable_invite(&state, &path.into_inner()).await?;
     if let Some(existing) = state.store.find_member_by_user(&invite.makerspace_id, &caller.user_id).await? {
         return Err(already_member(&existing.id));
     }
-    let body = body.map(|b| b.into_inner()).unwrap_or_default();
     let local_part = invite.email.split('@').next().unwrap_or_default().to_string();
     let first_name = body.first_name.unwrap_or(local_part);
     check_len("first_name", &first_name, 100)?;

@@ -74,6 +74,8 @@ async fn an_invitee_follows_the_emailed_link_and_becomes_a_member() {
     let accept = format!("/api/v1/members/invites/{token}/accept");
     let (status, _) = t.send(reqwest::Method::POST, &accept, None, None).await;
     assert_eq!(status, 401, "accepting needs a signed-in invitee");
+    let (status, _) = t.post(&accept, &newbie, json!({"first_name": 42})).await;
+    assert_eq!(status, 422, "a wrong body is refused, and the code stays usable");
     let (status, joined) = t.post(&accept, &newbie, json!({"first_name": "New", "last_name": "Bie"})).await;
     assert_eq!(status, 201, "{joined}");
     assert_eq!(joined["member"]["user_id"], "newbie-sub");
