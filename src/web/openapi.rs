@@ -40,6 +40,14 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The whole document: the core paths above, merged with those of feature modules that
+/// describe themselves (each with its own `#[derive(OpenApi)]`), so that a feature adds its
+/// endpoints in its own module.
+pub fn document() -> utoipa::openapi::OpenApi {
+    // Feature modules merge in here: `doc.merge(crate::web::FEATURE::Api::openapi());`
+    ApiDoc::openapi()
+}
+
 pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+    HttpResponse::Ok().json(document())
 }

@@ -54,6 +54,10 @@ enum Rule {
     Platform,
     /// The WebSocket: 401 without a token, else the upgrade is attempted (400 without one).
     WebSocket,
+    /// Something people of the space do themselves (book a machine, ask for a skill): the
+    /// space's members, service providers and makerspace_admins, and super_admin; `admin`
+    /// only reads (403).
+    SpaceMember,
 }
 
 impl Rule {
@@ -75,6 +79,8 @@ impl Rule {
             (Rule::MembersRead, SpaceAdmin | Admin) => 2,
             (Rule::MembersRead, _) => 403,
             (Rule::PlatformOnSpace, _) => 403,
+            (Rule::SpaceMember, Member | ServiceProvider | SpaceAdmin) => 2,
+            (Rule::SpaceMember, _) => 403,
         }
     }
 }
