@@ -85,8 +85,13 @@ impl Application {
         let hub = Arc::new(Hub::new());
         let writer_stop = CancellationToken::new();
         let (state_sender, writer_task) = state_writer::spawn(store.clone(), writer_stop.clone());
-        let fleet =
-            Arc::new(Fleet::new(settings.actor_threads, MachineDeps { hub: hub.clone(), state_writer: state_sender }));
+        // The link's client exists before the actors (they publish commands through it); it
+        // connects and routes telemetry to them once they are running.
+        let link = MqttLink::prepare(&broker);
+        let fleet = Arc::new(Fleet::new(
+            settings.actor_threads,
+            MachineDeps { hub: hub.clone(), state_writer: state_sender, commands: link.publisher() },
+        ));
 
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
@@ -105,7 +110,7 @@ impl Application {
         }
         tracing::info!(machines = machines.len(), "machine actors started");
 
-        let mqtt = MqttLink::start(&broker, fleet.clone(), shutdown.clone());
+        let mqtt = link.start(fleet.clone(), shutdown.clone());
 
         let state = web::Data::new(AppState {
             settings: settings.clone(),

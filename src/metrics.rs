@@ -29,6 +29,8 @@ pub const MACHINES: &str = "makrcave_machines";
 pub const STATE_TRANSITIONS: &str = "makrcave_state_transitions_total";
 /// State changes that could not be persisted.
 pub const STATE_PERSIST_ERRORS: &str = "makrcave_state_persist_errors_total";
+/// Commands to machines that could not even be queued for the broker.
+pub const COMMANDS_DROPPED: &str = "makrcave_commands_dropped_total";
 /// HTTP request latency in seconds, by `method`, `route` and `status`.
 pub const HTTP_LATENCY: &str = "makrcave_http_request_duration_seconds";
 

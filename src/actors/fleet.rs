@@ -12,8 +12,11 @@ use chrono::Utc;
 use dashmap::DashMap;
 
 use crate::actors::machine::{
-    Configure, GetView, InjectFault, MachineActor, MachineDeps, MachineIdentity, MachineView, Report, Retire,
+    Configure, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity, MachineView, Report,
+    Retire, Unlock, UnlockRefusal,
 };
+use crate::domain::machine::Session;
+use crate::store::machine_states::EndedSession;
 use crate::domain::equipment::AdminStatus;
 use crate::domain::machine::{Input, LiveState};
 use crate::store::equipment::EquipmentRecord;
@@ -125,6 +128,27 @@ impl Fleet {
         let mut views: Vec<MachineView> = replies.into_iter().filter_map(Result::ok).collect();
         views.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.equipment_id.cmp(&b.equipment_id)));
         views
+    }
+
+    /// Unlocks a machine for a member's session (the caller has checked the gate and the
+    /// reservation book; the actor checks the machine itself).
+    pub async fn unlock(&self, makerspace_id: &str, equipment_id: &str, session: Session) -> Result<Session, UnlockRefusal> {
+        let addr = self.address(makerspace_id, equipment_id).map_err(|_| UnlockRefusal::Gone)?;
+        addr.send(Unlock(session)).await.map_err(|_| UnlockRefusal::Gone)?
+    }
+
+    /// Ends a machine's session (the named one, if given).
+    pub async fn lock(
+        &self,
+        makerspace_id: &str,
+        equipment_id: &str,
+        session_id: Option<String>,
+        ended_by: &str,
+        reason: &str,
+    ) -> Result<EndedSession, LockRefusal> {
+        let addr = self.address(makerspace_id, equipment_id).map_err(|_| LockRefusal::NotInUse)?;
+        let lock = Lock { session_id, ended_by: ended_by.to_string(), reason: reason.to_string() };
+        addr.send(lock).await.map_err(|_| LockRefusal::NotInUse)?
     }
 
     /// Makes a machine's actor fail (see [`InjectFault`]).

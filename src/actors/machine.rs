@@ -22,10 +22,12 @@ use utoipa::ToSchema;
 
 use crate::actors::hub::Hub;
 use crate::actors::state_writer::StateSender;
-use crate::domain::equipment::{AdminStatus, EquipmentType};
-use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Temperatures, Transition};
+use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
+use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Session, Temperatures, Transition};
+use crate::protocols::commands::{encode, MachineCommand};
+use crate::protocols::mqtt::CommandPublisher;
 use crate::store::equipment::EquipmentRecord;
-use crate::store::machine_states::StateChange;
+use crate::store::machine_states::{EndedSession, StateChange};
 
 /// Messages an actor may have waiting before senders must wait (backpressure to MQTT ingest).
 pub const MAILBOX_CAPACITY: usize = 1024;
@@ -33,6 +35,8 @@ pub const MAILBOX_CAPACITY: usize = 1024;
 pub const MAX_RESTARTS: usize = 5;
 pub const RESTART_WINDOW: Duration = Duration::from_secs(60);
 pub const RESTART_BACKOFF: Duration = Duration::from_secs(5);
+/// How long before a session's end its member is warned (WebSocket `session_warning`).
+pub const SESSION_WARNING: Duration = Duration::from_secs(5 * 60);
 /// How often unpersisted changes that were not transitions (job progress, temperatures) are
 /// written, so that a restart of makrcave shows recent values.
 const SNAPSHOT_INTERVAL: Duration = Duration::from_secs(30);
@@ -45,6 +49,10 @@ pub struct MachineIdentity {
     pub name: String,
     pub kind: EquipmentType,
     pub heartbeat_timeout: Duration,
+    /// How the machine is reached (the format of its commands).
+    pub connection: Connection,
+    /// What an hour of use costs, for the usage record.
+    pub hourly_rate: Option<f64>,
 }
 
 impl MachineIdentity {
@@ -55,6 +63,8 @@ impl MachineIdentity {
             name: record.name.clone(),
             kind: record.kind,
             heartbeat_timeout: Duration::from_secs(record.heartbeat_timeout_s.max(1) as u64),
+            connection: record.connection.clone(),
+            hourly_rate: record.hourly_rate,
         }
     }
 }
@@ -81,6 +91,8 @@ pub struct MachineView {
     /// The machine's own timestamp of its last report (`ts`).
     pub reported_at: Option<DateTime<Utc>>,
     pub heartbeat_timeout_s: u64,
+    /// The member session in progress (who has the machine unlocked, until when).
+    pub session: Option<Session>,
 }
 
 impl MachineView {
@@ -100,6 +112,7 @@ impl MachineView {
             last_heard: live.last_heard,
             reported_at: live.reported_at,
             heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
+            session: live.session.clone(),
         }
     }
 }
@@ -123,6 +136,8 @@ pub fn machine_message(view: &MachineView) -> Arc<str> {
 pub struct MachineDeps {
     pub hub: Arc<Hub>,
     pub state_writer: StateSender,
+    /// Where commands to machines go (the MQTT link).
+    pub commands: CommandPublisher,
 }
 
 pub struct MachineActor {
@@ -139,6 +154,10 @@ pub struct MachineActor {
     restarts: VecDeque<Instant>,
     /// Set once the equipment is deleted: the actor no longer reacts to anything.
     retired: bool,
+    /// The timers of the session in progress (warning, then lock at `until`).
+    session_timers: Vec<SpawnHandle>,
+    /// Numbers Shelly Gen2 RPC requests.
+    rpc_id: u64,
     deps: MachineDeps,
 }
 
@@ -153,6 +172,8 @@ impl MachineActor {
             heartbeat_armed: false,
             restarts: VecDeque::new(),
             retired: false,
+            session_timers: Vec::new(),
+            rpc_id: 0,
             deps,
         }
     }
@@ -198,6 +219,112 @@ impl MachineActor {
         self.publish();
     }
 
+    /// Publishes a command in the machine's own format. The MQTT link queues it while the
+    /// broker is away; if even its queue is full the command is lost, which is logged and
+    /// counted (the session state stays what the member was told).
+    fn command(&mut self, command: MachineCommand) {
+        self.rpc_id += 1;
+        let messages =
+            encode(&self.identity.makerspace_id, &self.identity.equipment_id, &self.identity.connection, &command, self.rpc_id);
+        for message in messages {
+            if let Err(err) = self.deps.commands.publish(&message) {
+                metrics::counter!(crate::metrics::COMMANDS_DROPPED).increment(1);
+                tracing::error!(equipment_id = %self.identity.equipment_id, topic = %message.topic, error = %err, "command not sent");
+            }
+        }
+    }
+
+    /// Starts a member's session: checks the machine can be unlocked, switches it on, and
+    /// schedules the warning and the lock at `until`.
+    fn start_session(&mut self, session: Session, ctx: &mut Context<Self>) -> Result<Session, UnlockRefusal> {
+        if self.retired {
+            return Err(UnlockRefusal::Gone);
+        }
+        if self.live.maintenance {
+            return Err(UnlockRefusal::Maintenance);
+        }
+        if !self.live.online {
+            return Err(UnlockRefusal::Offline);
+        }
+        if self.live.reported == MachineState::Error {
+            return Err(UnlockRefusal::Error);
+        }
+        if let Some(current) = &self.live.session {
+            return if current.user_id == session.user_id {
+                Ok(current.clone())
+            } else {
+                Err(UnlockRefusal::Busy { user_id: current.user_id.clone() })
+            };
+        }
+        let now = Utc::now();
+        let transition = self.live.apply(&Input::SessionStarted(session.clone()), now);
+        self.persist(transition, ctx);
+        self.command(MachineCommand::Unlock { session_id: session.id.clone(), until: session.until });
+        self.arm_session_timers(ctx);
+        self.publish();
+        Ok(session)
+    }
+
+    /// Schedules the warning and the lock of the session in progress at its `until` (also
+    /// after a restart, from the restored state).
+    fn arm_session_timers(&mut self, ctx: &mut Context<Self>) {
+        for timer in self.session_timers.drain(..) {
+            ctx.cancel_future(timer);
+        }
+        let Some((id, until)) = self.live.session.as_ref().and_then(|s| Some((s.id.clone(), s.until?))) else {
+            return;
+        };
+        let left = (until - Utc::now()).to_std().unwrap_or_default();
+        let warn_id = id.clone();
+        self.session_timers
+            .push(ctx.run_later(left.saturating_sub(SESSION_WARNING), move |act, _| act.warn_session(&warn_id, until)));
+        self.session_timers.push(ctx.run_later(left, move |act, ctx| {
+            act.guarded(ctx, |act, ctx| {
+                if act.live.session.as_ref().is_some_and(|s| s.id == id) {
+                    let _ = act.end_session(None, "system", "time_up", ctx);
+                }
+            })
+        }));
+    }
+
+    fn warn_session(&self, session_id: &str, until: DateTime<Utc>) {
+        let Some(session) = self.live.session.as_ref().filter(|s| s.id == session_id) else { return };
+        let warning = serde_json::json!({
+            "type": "session_warning",
+            "makerspace_id": self.identity.makerspace_id,
+            "equipment_id": &*self.identity.equipment_id,
+            "session_id": session.id,
+            "user_id": session.user_id,
+            "until": until,
+        });
+        self.deps.hub.publish_event(&self.identity.makerspace_id, &Arc::from(warning.to_string()));
+    }
+
+    /// Ends the session in progress (the given one, if named): switches the machine off and
+    /// stores the usage record with its cost.
+    fn end_session(
+        &mut self,
+        session_id: Option<&str>,
+        ended_by: &str,
+        reason: &str,
+        ctx: &mut Context<Self>,
+    ) -> Result<EndedSession, LockRefusal> {
+        let current = self.live.session.clone().ok_or(LockRefusal::NotInUse)?;
+        if session_id.is_some_and(|id| id != current.id) {
+            return Err(LockRefusal::OtherSession);
+        }
+        for timer in self.session_timers.drain(..) {
+            ctx.cancel_future(timer);
+        }
+        let now = Utc::now();
+        let ended = EndedSession::close(current.clone(), now, self.identity.hourly_rate, ended_by, reason);
+        let transition = self.live.apply(&Input::SessionEnded, now);
+        self.persist_with(transition, Some(ended.clone()), ctx);
+        self.command(MachineCommand::Lock { session_id: current.id });
+        self.publish();
+        Ok(ended)
+    }
+
     fn publish(&self) {
         let view = self.view();
         self.deps.hub.publish_machine(
@@ -210,11 +337,16 @@ impl MachineActor {
     /// Hands the current state to the state writer. When its queue is full the actor waits
     /// (processes no further message) rather than dropping a transition.
     fn persist(&mut self, transition: Option<Transition>, ctx: &mut Context<Self>) {
+        self.persist_with(transition, None, ctx)
+    }
+
+    fn persist_with(&mut self, transition: Option<Transition>, ended_session: Option<EndedSession>, ctx: &mut Context<Self>) {
         let change = StateChange {
             equipment_id: self.identity.equipment_id.to_string(),
             makerspace_id: self.identity.makerspace_id.clone(),
             live: self.live.clone(),
             transition,
+            ended_session,
         };
         self.last_persisted = self.live.clone();
         self.dirty = false;
@@ -273,6 +405,7 @@ impl Actor for MachineActor {
                 act.persist(None, ctx);
             }
         });
+        self.arm_session_timers(ctx);
         self.publish();
     }
 }
@@ -281,6 +414,8 @@ impl Supervised for MachineActor {
     fn restarting(&mut self, ctx: &mut Context<Self>) {
         metrics::counter!(crate::metrics::ACTOR_RESTARTS).increment(1);
         self.heartbeat_armed = false;
+        // The context's timers are gone with the old run; `started` arms them again.
+        self.session_timers.clear();
         if self.retired {
             return;
         }
@@ -389,6 +524,81 @@ impl Handler<InjectFault> for MachineActor {
             // Leave a visible half-done change behind, so tests can see it is discarded.
             act.live.state = MachineState::Error;
             panic!("fault injected into machine actor {}", act.identity.equipment_id);
+        })
+    }
+}
+
+/// Why a machine cannot be unlocked now.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnlockRefusal {
+    #[error("the machine is in maintenance")]
+    Maintenance,
+    #[error("the machine is offline")]
+    Offline,
+    #[error("the machine reports an error")]
+    Error,
+    #[error("someone else is using the machine")]
+    Busy { user_id: String },
+    #[error("the machine is being removed")]
+    Gone,
+}
+
+impl UnlockRefusal {
+    /// The stable code kiosks show (`machine_offline`, `machine_busy`, ...).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Maintenance => "maintenance",
+            Self::Offline => "machine_offline",
+            Self::Error => "machine_error",
+            Self::Busy { .. } => "machine_busy",
+            Self::Gone => "unknown_machine",
+        }
+    }
+}
+
+/// Why a session could not be ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockRefusal {
+    #[error("the machine has no session in progress")]
+    NotInUse,
+    #[error("a different session is in progress")]
+    OtherSession,
+}
+
+/// Unlock the machine for a member's session (already cleared by the gate and the book).
+#[derive(Message)]
+#[rtype(result = "Result<Session, UnlockRefusal>")]
+pub struct Unlock(pub Session);
+
+impl Handler<Unlock> for MachineActor {
+    type Result = Result<Session, UnlockRefusal>;
+    fn handle(&mut self, msg: Unlock, ctx: &mut Context<Self>) -> Self::Result {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.start_session(msg.0, ctx)));
+        outcome.unwrap_or_else(|_| {
+            ctx.stop();
+            Err(UnlockRefusal::Gone)
+        })
+    }
+}
+
+/// End the session in progress (the named one, if given).
+#[derive(Message)]
+#[rtype(result = "Result<EndedSession, LockRefusal>")]
+pub struct Lock {
+    pub session_id: Option<String>,
+    pub ended_by: String,
+    pub reason: String,
+}
+
+impl Handler<Lock> for MachineActor {
+    type Result = Result<EndedSession, LockRefusal>;
+    fn handle(&mut self, msg: Lock, ctx: &mut Context<Self>) -> Self::Result {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.end_session(msg.session_id.as_deref(), &msg.ended_by, &msg.reason, ctx)
+        }));
+        outcome.unwrap_or_else(|_| {
+            ctx.stop();
+            Err(LockRefusal::NotInUse)
         })
     }
 }

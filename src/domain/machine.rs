@@ -126,6 +126,18 @@ impl Temperatures {
     }
 }
 
+/// A member's usage session: the machine is unlocked for them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Session {
+    pub id: String,
+    /// The identity (JWT `sub`) of the member using the machine.
+    pub user_id: String,
+    pub member_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    /// When the session must end (the next booking, the end of a booking), if known.
+    pub until: Option<DateTime<Utc>>,
+}
+
 /// A telemetry report, already parsed from whatever protocol carried it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TelemetryUpdate {
@@ -150,6 +162,10 @@ pub enum Input {
     HeartbeatExpired,
     /// An admin took the machine out of service, or put it back.
     Maintenance(bool),
+    /// A member's session started (the machine was unlocked for them).
+    SessionStarted(Session),
+    /// The session ended (locked).
+    SessionEnded,
 }
 
 /// The live state of one machine, as its actor owns it.
@@ -170,6 +186,9 @@ pub struct LiveState {
     pub last_heard: Option<DateTime<Utc>>,
     /// The machine's own timestamp of its last report.
     pub reported_at: Option<DateTime<Utc>>,
+    /// The member session in progress, if any.
+    #[serde(default)]
+    pub session: Option<Session>,
 }
 
 /// A change of effective state, worth persisting and showing.
@@ -193,17 +212,23 @@ impl LiveState {
             power_w: None,
             last_heard: None,
             reported_at: None,
+            session: None,
         };
         live.state = live.effective_state();
         live
     }
 
-    /// Maintenance wins, then reachability, then the machine's own word.
+    /// Maintenance wins, then reachability, then what the machine is busy with (a job, a
+    /// pause, an error), then a member's session, then the machine's own word.
     pub fn effective_state(&self) -> MachineState {
         if self.maintenance {
             MachineState::Maintenance
         } else if !self.online {
             MachineState::Offline
+        } else if matches!(self.reported, MachineState::Running | MachineState::Paused | MachineState::Error) {
+            self.reported
+        } else if self.session.is_some() {
+            MachineState::InUse
         } else {
             self.reported
         }
@@ -250,6 +275,8 @@ impl LiveState {
                 self.reported = MachineState::Idle;
             }
             Input::Maintenance(on) => self.maintenance = *on,
+            Input::SessionStarted(session) => self.session = Some(session.clone()),
+            Input::SessionEnded => self.session = None,
         }
         let next = self.effective_state();
         if next == self.state {
@@ -335,6 +362,21 @@ mod tests {
     }
 
     #[test]
+    fn a_session_shows_in_use_unless_the_machine_is_busy_with_more() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&telemetry(Some(MachineState::Idle)), now());
+        let session = Session { id: "s".into(), user_id: "u".into(), member_id: None, started_at: now(), until: None };
+        live.apply(&Input::SessionStarted(session), now());
+        assert_eq!(live.state, MachineState::InUse);
+        live.apply(&telemetry(Some(MachineState::Running)), now());
+        assert_eq!(live.state, MachineState::Running, "cutting during a session shows as running");
+        live.apply(&telemetry(Some(MachineState::Idle)), now());
+        assert_eq!(live.state, MachineState::InUse);
+        live.apply(&Input::SessionEnded, now());
+        assert_eq!(live.state, MachineState::Idle);
+    }
+
+    #[test]
     fn last_will_and_heartbeat_make_a_machine_offline() {
         let mut live = LiveState::new(false, now());
         live.apply(&telemetry(Some(MachineState::Running)), now());
@@ -356,6 +398,14 @@ mod tests {
             any::<bool>().prop_map(|online| Input::Availability { online }),
             Just(Input::HeartbeatExpired),
             any::<bool>().prop_map(Input::Maintenance),
+            Just(Input::SessionStarted(Session {
+                id: "s".into(),
+                user_id: "u".into(),
+                member_id: None,
+                started_at: Utc::now(),
+                until: None
+            })),
+            Just(Input::SessionEnded),
         ]
     }
 

@@ -6,5 +6,6 @@
 //! - [`broker`]: the embedded broker used when no external one is configured.
 
 pub mod broker;
+pub mod commands;
 pub mod generic;
 pub mod mqtt;

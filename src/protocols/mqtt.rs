@@ -15,6 +15,7 @@ use crate::actors::fleet::{DeliveryError, Fleet};
 use crate::domain::machine::Input;
 use crate::metrics::{MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES_DROPPED, MQTT_MESSAGES_IN};
 use crate::protocols::broker::MAX_PAYLOAD_BYTES;
+use crate::protocols::commands::OutgoingMessage;
 use crate::protocols::generic::{self, Channel};
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
@@ -87,6 +88,33 @@ impl MqttStatus {
     }
 }
 
+/// Publishes commands to machines through the link's connection.
+#[derive(Clone)]
+pub struct CommandPublisher {
+    client: AsyncClient,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the MQTT link cannot take the command now (its queue is full or it is shut down)")]
+pub struct PublishError;
+
+impl CommandPublisher {
+    /// Queues a message without waiting: an actor must never block on the network. The queue
+    /// holds [`REQUEST_CAPACITY`] requests and is sent as soon as the broker is reachable.
+    pub fn publish(&self, message: &OutgoingMessage) -> Result<(), PublishError> {
+        let qos = if message.at_least_once { QoS::AtLeastOnce } else { QoS::AtMostOnce };
+        self.client.try_publish(message.topic.clone(), qos, false, message.payload.clone()).map_err(|_| PublishError)
+    }
+}
+
+/// A link whose client exists (so commands can be queued) but which is not running yet: the
+/// fleet needs the publisher before it starts, and the running link needs the fleet.
+pub struct PreparedLink {
+    client: AsyncClient,
+    eventloop: rumqttc::EventLoop,
+    address: String,
+}
+
 /// The running link.
 pub struct MqttLink {
     client: AsyncClient,
@@ -95,15 +123,26 @@ pub struct MqttLink {
 }
 
 impl MqttLink {
-    /// Connects (in the background) and starts routing messages to the fleet.
-    pub fn start(address: &BrokerAddress, fleet: Arc<Fleet>, shutdown: CancellationToken) -> MqttLink {
+    /// Creates the client; nothing connects until [`PreparedLink::start`].
+    pub fn prepare(address: &BrokerAddress) -> PreparedLink {
         let client_id = format!("makrcave-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
-        let (client, mut eventloop) = AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
+        let (client, eventloop) = AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
+        PreparedLink { client, eventloop, address: format!("{address:?}") }
+    }
+}
+
+impl PreparedLink {
+    pub fn publisher(&self) -> CommandPublisher {
+        CommandPublisher { client: self.client.clone() }
+    }
+
+    /// Connects (in the background) and starts routing messages to the fleet.
+    pub fn start(self, fleet: Arc<Fleet>, shutdown: CancellationToken) -> MqttLink {
+        let PreparedLink { client, mut eventloop, address } = self;
         let status = MqttStatus::default();
         let task = {
             let client = client.clone();
             let connected = status.0.clone();
-            let address = format!("{address:?}");
             tokio::spawn(async move {
                 let mut backoff = MIN_BACKOFF;
                 loop {
@@ -151,7 +190,9 @@ impl MqttLink {
         };
         MqttLink { client, status, task }
     }
+}
 
+impl MqttLink {
     pub fn status(&self) -> MqttStatus {
         self.status.clone()
     }

@@ -5,15 +5,65 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::{json_column, to_json_text, with_pool, Store, StoreError};
-use crate::domain::machine::{LiveState, Transition};
+use crate::domain::machine::{LiveState, Session, Transition};
 
-/// One state change to persist: the new snapshot and, when the state changed, the event.
+/// One state change to persist: the new snapshot and, when the state changed, the event;
+/// when a session ended, its usage record.
 #[derive(Debug, Clone)]
 pub struct StateChange {
     pub equipment_id: String,
     pub makerspace_id: String,
     pub live: LiveState,
     pub transition: Option<Transition>,
+    pub ended_session: Option<EndedSession>,
+}
+
+/// A finished usage session, with what it costs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct EndedSession {
+    pub session: Session,
+    pub ended_at: DateTime<Utc>,
+    pub minutes: f64,
+    pub hourly_rate: Option<f64>,
+    pub cost: f64,
+    /// Who ended it: a user id, `kiosk`, `system`.
+    pub ended_by: String,
+    /// Why: `locked`, `time_up`, `skill_revoked`, `member_suspended`, ...
+    pub end_reason: String,
+}
+
+impl EndedSession {
+    /// Ends `session` at `ended_at`, charging `hourly_rate` per started minute's share of an
+    /// hour, rounded to cents.
+    pub fn close(session: Session, ended_at: DateTime<Utc>, hourly_rate: Option<f64>, ended_by: &str, end_reason: &str) -> Self {
+        let minutes = ((ended_at - session.started_at).num_milliseconds().max(0) as f64) / 60_000.0;
+        let cost = hourly_rate.map_or(0.0, |rate| (minutes / 60.0 * rate * 100.0).round() / 100.0);
+        EndedSession {
+            session,
+            ended_at,
+            minutes: (minutes * 100.0).round() / 100.0,
+            hourly_rate,
+            cost,
+            ended_by: ended_by.to_string(),
+            end_reason: end_reason.to_string(),
+        }
+    }
+}
+
+/// A stored usage session.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct UsageRow {
+    pub id: String,
+    pub equipment_id: String,
+    pub user_id: String,
+    pub member_id: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub ended_at: DateTime<Utc>,
+    pub minutes: f64,
+    pub hourly_rate: Option<f64>,
+    pub cost: f64,
+    pub ended_by: String,
+    pub end_reason: String,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,6 +114,27 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if let Some(ended) = &change.ended_session {
+                    sqlx::query(
+                        "INSERT INTO usage_sessions (id, makerspace_id, equipment_id, user_id, member_id, started_at,
+                         ended_at, minutes, hourly_rate, cost, ended_by, end_reason)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
+                    )
+                    .bind(&ended.session.id)
+                    .bind(&change.makerspace_id)
+                    .bind(&change.equipment_id)
+                    .bind(&ended.session.user_id)
+                    .bind(&ended.session.member_id)
+                    .bind(ended.session.started_at)
+                    .bind(ended.ended_at)
+                    .bind(ended.minutes)
+                    .bind(ended.hourly_rate)
+                    .bind(ended.cost)
+                    .bind(&ended.ended_by)
+                    .bind(&ended.end_reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
             tx.commit().await?;
         });
@@ -86,6 +157,20 @@ impl Store {
                 .await?
         });
         row.map(|r| json_column("machine_states.live", &r.live)).transpose()
+    }
+
+    /// The usage sessions of one machine, oldest first.
+    pub async fn usage_sessions(&self, equipment_id: &str) -> Result<Vec<UsageRow>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, equipment_id, user_id, member_id, started_at, ended_at, minutes, hourly_rate, cost, ended_by,
+                 end_reason FROM usage_sessions WHERE equipment_id = $1 ORDER BY started_at, id",
+            )
+            .bind(equipment_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
     }
 
     /// The transition log of one machine, oldest first.

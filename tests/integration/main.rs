@@ -13,4 +13,5 @@ mod members;
 mod mqtt_link;
 mod ops;
 mod roles;
+mod sessions;
 mod websocket;
