@@ -124,6 +124,7 @@ impl Application {
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
             card_key: settings.card_key()?,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
+            certifications: crate::web::skills::CertificationCache::new(),
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
         let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;
@@ -144,6 +145,8 @@ impl Application {
         };
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
+        // Releases no-shows and completes finished bookings until shutdown.
+        background.push(crate::web::reservations::spawn_sweeper(state.clone(), shutdown.clone()));
         tracing::info!(http = %http_addr, mqtt = %mqtt_addr, "makrcave is up: dashboard at http://{http_addr}/");
         Ok(Application {
             http_addr,

@@ -70,6 +70,7 @@ pub async fn seed(
                     maintenance_schedule: None,
                     connection: Connection::Mqtt,
                     heartbeat_timeout_s: 10,
+                    requires_approval: false,
                     created_at: now,
                     updated_at: now,
                 })

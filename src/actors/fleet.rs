@@ -12,14 +12,14 @@ use chrono::Utc;
 use dashmap::DashMap;
 
 use crate::actors::machine::{
-    Configure, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity, MachineView, Report,
-    Retire, Unlock, UnlockRefusal,
+    Configure, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity, MachineView,
+    Report, Retire, Unlock, UnlockRefusal,
 };
-use crate::domain::machine::Session;
-use crate::store::machine_states::EndedSession;
 use crate::domain::equipment::AdminStatus;
+use crate::domain::machine::Session;
 use crate::domain::machine::{Input, LiveState};
 use crate::store::equipment::EquipmentRecord;
+use crate::store::machine_states::EndedSession;
 
 /// Why an input could not be delivered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -132,7 +132,12 @@ impl Fleet {
 
     /// Unlocks a machine for a member's session (the caller has checked the gate and the
     /// reservation book; the actor checks the machine itself).
-    pub async fn unlock(&self, makerspace_id: &str, equipment_id: &str, session: Session) -> Result<Session, UnlockRefusal> {
+    pub async fn unlock(
+        &self,
+        makerspace_id: &str,
+        equipment_id: &str,
+        session: Session,
+    ) -> Result<Session, UnlockRefusal> {
         let addr = self.address(makerspace_id, equipment_id).map_err(|_| UnlockRefusal::Gone)?;
         addr.send(Unlock(session)).await.map_err(|_| UnlockRefusal::Gone)?
     }

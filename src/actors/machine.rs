@@ -224,8 +224,13 @@ impl MachineActor {
     /// counted (the session state stays what the member was told).
     fn command(&mut self, command: MachineCommand) {
         self.rpc_id += 1;
-        let messages =
-            encode(&self.identity.makerspace_id, &self.identity.equipment_id, &self.identity.connection, &command, self.rpc_id);
+        let messages = encode(
+            &self.identity.makerspace_id,
+            &self.identity.equipment_id,
+            &self.identity.connection,
+            &command,
+            self.rpc_id,
+        );
         for message in messages {
             if let Err(err) = self.deps.commands.publish(&message) {
                 metrics::counter!(crate::metrics::COMMANDS_DROPPED).increment(1);
@@ -340,7 +345,12 @@ impl MachineActor {
         self.persist_with(transition, None, ctx)
     }
 
-    fn persist_with(&mut self, transition: Option<Transition>, ended_session: Option<EndedSession>, ctx: &mut Context<Self>) {
+    fn persist_with(
+        &mut self,
+        transition: Option<Transition>,
+        ended_session: Option<EndedSession>,
+        ctx: &mut Context<Self>,
+    ) {
         let change = StateChange {
             equipment_id: self.identity.equipment_id.to_string(),
             makerspace_id: self.identity.makerspace_id.clone(),

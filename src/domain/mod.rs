@@ -2,8 +2,10 @@
 //! plain types and functions, tested with unit and property tests.
 
 pub mod access;
+pub mod booking;
 pub mod cards;
 pub mod equipment;
 pub mod ids;
 pub mod machine;
 pub mod members;
+pub mod skills;

@@ -114,7 +114,10 @@ mod tests {
         assert_eq!(text(&encode("s", "e", &tasmota, &unlock(), 1)[0]), ("cmnd/laser1/POWER", "ON".into()));
         assert_eq!(text(&encode("s", "e", &tasmota, &lock(), 1)[0]), ("cmnd/laser1/POWER", "OFF".into()));
         let gen1 = Connection::ShellyGen1 { device_id: "shellyplug-s-AABBCC".into(), running_above_w: None };
-        assert_eq!(text(&encode("s", "e", &gen1, &unlock(), 1)[0]), ("shellies/shellyplug-s-AABBCC/relay/0/command", "on".into()));
+        assert_eq!(
+            text(&encode("s", "e", &gen1, &unlock(), 1)[0]),
+            ("shellies/shellyplug-s-AABBCC/relay/0/command", "on".into())
+        );
         assert_eq!(text(&encode("s", "e", &gen1, &lock(), 1)[0]).1, "off");
         let gen2 = Connection::ShellyGen2 { device_id: "shellyplusplugs-aabbcc".into(), running_above_w: None };
         let out = encode("s", "e", &gen2, &unlock(), 7);

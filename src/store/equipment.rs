@@ -20,6 +20,8 @@ pub struct EquipmentRecord {
     pub maintenance_schedule: Option<String>,
     pub connection: Connection,
     pub heartbeat_timeout_s: i64,
+    /// Bookings stay pending until a makerspace_admin approves them.
+    pub requires_approval: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -38,6 +40,7 @@ struct EquipmentRow {
     maintenance_schedule: Option<String>,
     connection: String,
     heartbeat_timeout_s: i64,
+    requires_approval: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -60,6 +63,7 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
             hourly_rate: r.hourly_rate,
             maintenance_schedule: r.maintenance_schedule,
             heartbeat_timeout_s: r.heartbeat_timeout_s,
+            requires_approval: r.requires_approval,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -68,7 +72,7 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
 
 const SELECT: &str = "SELECT id, makerspace_id, name, type, admin_status, location, specifications, \
      skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s, \
-     created_at, updated_at FROM equipment";
+     requires_approval, created_at, updated_at FROM equipment";
 
 /// Filters of an equipment listing.
 #[derive(Debug, Default, Clone)]
@@ -85,8 +89,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO equipment (id, makerspace_id, name, type, admin_status, location, specifications,
                  skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s,
-                 created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+                 created_at, updated_at, requires_approval)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
             )
             .bind(&e.id)
             .bind(&e.makerspace_id)
@@ -102,6 +106,7 @@ impl Store {
             .bind(e.heartbeat_timeout_s)
             .bind(e.created_at)
             .bind(e.updated_at)
+            .bind(e.requires_approval)
             .execute(pool)
             .await
             .map_err(StoreError::from_write)?;
@@ -141,8 +146,8 @@ impl Store {
             sqlx::query(
                 "UPDATE equipment SET name = $2, type = $3, admin_status = $4, location = $5,
                  specifications = $6, skill_requirements = $7, hourly_rate = $8,
-                 maintenance_schedule = $9, connection = $10, heartbeat_timeout_s = $11, updated_at = $12
-                 WHERE id = $1",
+                 maintenance_schedule = $9, connection = $10, heartbeat_timeout_s = $11, updated_at = $12,
+                 requires_approval = $13 WHERE id = $1",
             )
             .bind(&e.id)
             .bind(&e.name)
@@ -156,6 +161,7 @@ impl Store {
             .bind(&conn)
             .bind(e.heartbeat_timeout_s)
             .bind(e.updated_at)
+            .bind(e.requires_approval)
             .execute(pool)
             .await?
             .rows_affected()

@@ -35,7 +35,13 @@ pub struct EndedSession {
 impl EndedSession {
     /// Ends `session` at `ended_at`, charging `hourly_rate` per started minute's share of an
     /// hour, rounded to cents.
-    pub fn close(session: Session, ended_at: DateTime<Utc>, hourly_rate: Option<f64>, ended_by: &str, end_reason: &str) -> Self {
+    pub fn close(
+        session: Session,
+        ended_at: DateTime<Utc>,
+        hourly_rate: Option<f64>,
+        ended_by: &str,
+        end_reason: &str,
+    ) -> Self {
         let minutes = ((ended_at - session.started_at).num_milliseconds().max(0) as f64) / 60_000.0;
         let cost = hourly_rate.map_or(0.0, |rate| (minutes / 60.0 * rate * 100.0).round() / 100.0);
         EndedSession {

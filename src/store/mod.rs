@@ -9,6 +9,8 @@ pub mod machine_states;
 pub mod makerspaces;
 pub mod members;
 pub mod plans;
+pub mod reservations;
+pub mod skills;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -36,10 +38,12 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    /// Maps a unique-key violation to `Conflict`, everything else stays a database error.
+    /// Maps a unique-key violation (and PostgreSQL's exclusion violation, SQLSTATE 23P01: an
+    /// overlapping booking) to `Conflict`, everything else stays a database error.
     fn from_write(err: sqlx::Error) -> StoreError {
         match &err {
             sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict,
+            sqlx::Error::Database(db) if db.code().as_deref() == Some("23P01") => StoreError::Conflict,
             _ => StoreError::Database(err),
         }
     }

@@ -44,6 +44,8 @@ pub struct EquipmentCreate {
     pub connection: Option<Connection>,
     /// Seconds of silence before the machine is shown offline [default: server setting].
     pub heartbeat_timeout_s: Option<i64>,
+    /// Bookings stay pending until a makerspace_admin approves them [default: false].
+    pub requires_approval: Option<bool>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -62,6 +64,7 @@ pub struct EquipmentUpdate {
     pub maintenance_schedule: Option<String>,
     pub connection: Option<Connection>,
     pub heartbeat_timeout_s: Option<i64>,
+    pub requires_approval: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,6 +87,8 @@ pub struct EquipmentResponse {
     /// Connection settings, secrets masked.
     pub connection: Connection,
     pub heartbeat_timeout_s: i64,
+    /// Bookings stay pending until a makerspace_admin approves them.
+    pub requires_approval: bool,
     pub last_heard: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -111,6 +116,7 @@ impl EquipmentResponse {
             hourly_rate: record.hourly_rate,
             maintenance_schedule: record.maintenance_schedule,
             heartbeat_timeout_s: record.heartbeat_timeout_s,
+            requires_approval: record.requires_approval,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -212,6 +218,7 @@ pub async fn create(
         maintenance_schedule: optional_text("maintenance_schedule", body.maintenance_schedule, 500)?,
         connection,
         heartbeat_timeout_s,
+        requires_approval: body.requires_approval.unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
@@ -343,6 +350,9 @@ pub async fn update(
     if let Some(seconds) = body.heartbeat_timeout_s {
         check_heartbeat(seconds)?;
         record.heartbeat_timeout_s = seconds;
+    }
+    if let Some(approval) = body.requires_approval {
+        record.requires_approval = approval;
     }
     record.updated_at = Utc::now();
     if !state.store.update_equipment(&record).await? {

@@ -131,6 +131,7 @@ pub async fn create(
     check_currency(&currency)?;
     let settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
     check_object("settings", &settings)?;
+    crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
     let now = Utc::now();
     let record = MakerspaceRecord {
         id,
@@ -214,6 +215,7 @@ pub async fn update(
     }
     if let Some(settings) = body.settings {
         check_object("settings", &settings)?;
+        crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
         record.settings = settings;
     }
     record.updated_at = Utc::now();

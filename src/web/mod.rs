@@ -14,7 +14,10 @@ pub mod ops;
 pub mod pages;
 pub mod plans;
 pub mod rate_limit;
+pub mod reservations;
+pub mod skills;
 pub mod validate;
+pub mod waitlist;
 pub mod ws;
 
 use std::sync::Arc;
@@ -51,6 +54,8 @@ pub struct AppState {
     pub card_key: crate::config::Secret,
     /// Limits guesses at invite tokens per client address.
     pub rate_limiter: rate_limit::RateLimiter,
+    /// People's certifications per makerspace, for the equipment gate.
+    pub certifications: crate::web::skills::CertificationCache,
 }
 
 /// The body of every error response.
@@ -80,6 +85,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::put().to(makerspaces::update))
                         .route(web::delete().to(makerspaces::delete)),
                 )
+                .configure(reservations::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))
@@ -96,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(equipment::live_state),
                 )
                 .configure(member_routes)
+                .configure(skills::routes)
                 .route("/members/invites/{token}/accept", web::post().to(invites::accept))
                 .route("/invites/validate", web::post().to(invites::validate))
                 .route("/user/makerspaces", web::get().to(invites::my_makerspaces))

@@ -45,7 +45,10 @@ impl Modify for BearerAuth {
 /// endpoints in its own module.
 pub fn document() -> utoipa::openapi::OpenApi {
     // Feature modules merge in here: `doc.merge(crate::web::FEATURE::Api::openapi());`
-    ApiDoc::openapi()
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::web::skills::SkillsApi::openapi());
+    doc.merge(crate::web::reservations::ReservationsApi::openapi());
+    doc
 }
 
 pub async fn serve() -> HttpResponse {

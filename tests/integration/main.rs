@@ -12,6 +12,8 @@ mod mailbox;
 mod members;
 mod mqtt_link;
 mod ops;
+mod reservations;
 mod roles;
 mod sessions;
+mod skills;
 mod websocket;

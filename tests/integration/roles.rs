@@ -57,7 +57,6 @@ enum Rule {
     /// Something people of the space do themselves (book a machine, ask for a skill): the
     /// space's members, service providers and makerspace_admins, and super_admin; `admin`
     /// only reads (403).
-    #[allow(dead_code)] // until the first such endpoint (reservations, skill requests) lands
     SpaceMember,
 }
 
@@ -128,6 +127,32 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/invites/validate", Rule::Public),
     ("GET", "/api/v1/user/makerspaces", Rule::SignedIn),
     ("GET", "/api/v1/ws", Rule::WebSocket),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations", Rule::SpaceMember),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/reservations", Rule::SpaceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/reservations/{reservation_id}", Rule::SpaceRead),
+    // Someone else's booking: only the space's admins act on it.
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations/{reservation_id}/cancel", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations/{reservation_id}/approve", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations/{reservation_id}/reject", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations/{reservation_id}/check-in", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/available", Rule::SpaceRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/waitlist", Rule::SpaceMember),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/waitlist", Rule::SpaceRead),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/waitlist/{entry_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/skills", Rule::SpaceManage),
+    ("GET", "/api/v1/skills", Rule::SignedIn),
+    ("GET", "/api/v1/skills/{skill_id}", Rule::SpaceRead),
+    ("PUT", "/api/v1/skills/{skill_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/skills/user-skills", Rule::SpaceManage),
+    ("GET", "/api/v1/skills/user-skills", Rule::SignedIn),
+    ("POST", "/api/v1/skills/user-skills/{user_skill_id}/revoke", Rule::SpaceManage),
+    ("POST", "/api/v1/skills/requests", Rule::SpaceMember),
+    ("GET", "/api/v1/skills/requests", Rule::SignedIn),
+    ("PUT", "/api/v1/skills/requests/{request_id}", Rule::SpaceManage),
+    ("GET", "/api/v1/skills/access/equipment", Rule::SignedIn),
+    ("GET", "/api/v1/skills/access/equipment/{equipment_id}", Rule::SpaceRead),
+    ("GET", "/api/v1/skills/equipment-requirements", Rule::SignedIn),
+    ("GET", "/api/v1/skills/audit-logs", Rule::SignedIn),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/metrics", Rule::Public),
 ];
@@ -142,6 +167,20 @@ struct Fixture {
     invite: String,
     card: String,
     token: String,
+    /// A confirmed booking of `equipment` by someone else ("owner"), starting in a minute.
+    reservation: String,
+    /// A pending booking of a machine that requires approval.
+    pending_reservation: String,
+    /// Someone else's waitlist entry for the slot of `reservation`.
+    waitlist_entry: String,
+    reservation_start: String,
+    reservation_end: String,
+    /// A skill of the space, without prerequisites.
+    skill: String,
+    /// That skill, certified for someone else ("holder").
+    user_skill: String,
+    /// Someone else's ("requester") pending request for it.
+    skill_request: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -165,6 +204,34 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         .await;
     let (_, card) = t.post(&format!("{base}/{}/cards", members[0]), &root, json!({"uid": format!("CAFE{n:04}")})).await;
     let (_, invite) = t.post(&format!("{base}/invites"), &root, json!({"email": format!("inv-{n}@example.org")})).await;
+    t.machine(&space, &format!("eq-{n}-approval"), json!({"requires_approval": true})).await;
+    let reservation_start = (chrono::Utc::now() + chrono::Duration::minutes(1)).to_rfc3339();
+    let reservation_end = (chrono::Utc::now() + chrono::Duration::minutes(61)).to_rfc3339();
+    let reservations = format!("/api/v1/makerspaces/{space}/reservations");
+    let slot = |machine: String, user: &str| json!({"equipment_id": machine, "start": reservation_start, "end": reservation_end, "user_id": user});
+    let (status, reservation) = t.post(&reservations, &root, slot(format!("eq-{n}"), "owner")).await;
+    assert_eq!(status, 201, "{reservation}");
+    let owner = t.token("owner", Role::Member, &[&space]);
+    let (status, pending) = t.post(&reservations, &owner, slot(format!("eq-{n}-approval"), "owner")).await;
+    assert_eq!((status, pending["status"].as_str()), (201, Some("pending")), "{pending}");
+    let (status, entry) =
+        t.post(&format!("/api/v1/makerspaces/{space}/waitlist"), &root, slot(format!("eq-{n}"), "waiter")).await;
+    assert_eq!(status, 201, "{entry}");
+    let skill = format!("skill-{n}");
+    let (status, created) = t
+        .post(
+            "/api/v1/skills",
+            &root,
+            json!({"id": skill, "name": "Fixture skill", "category": "Safety", "level": "beginner", "makerspace_id": space}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (status, user_skill) =
+        t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "holder", "skill_id": skill})).await;
+    assert_eq!(status, 201, "{user_skill}");
+    let requester = t.token("requester", Role::Member, &[&space]);
+    let (status, skill_request) = t.post("/api/v1/skills/requests", &requester, json!({"skill_id": skill})).await;
+    assert_eq!(status, 201, "{skill_request}");
     Fixture {
         equipment: format!("eq-{n}"),
         member: members[0].clone(),
@@ -174,6 +241,14 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         card: card["id"].as_str().expect("card id").to_string(),
         token: crate::common::latest_invite_token(t),
         space,
+        reservation: reservation["id"].as_str().expect("reservation id").to_string(),
+        pending_reservation: pending["id"].as_str().expect("reservation id").to_string(),
+        waitlist_entry: entry["id"].as_str().expect("waitlist entry id").to_string(),
+        reservation_start,
+        reservation_end,
+        user_skill: user_skill["id"].as_str().expect("user skill id").to_string(),
+        skill_request: skill_request["id"].as_str().expect("skill request id").to_string(),
+        skill,
     }
 }
 
@@ -219,12 +294,29 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         }
         ("POST", "/api/v1/makerspaces/{makerspace_id}/cards/lookup") => json!({"uid": "DEADBEEF"}),
         ("POST", "/api/v1/invites/validate") => json!({"invite_token": f.token}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations") => {
+            let start = chrono::Utc::now() + chrono::Duration::hours(2);
+            let end = start + chrono::Duration::hours(1);
+            json!({"equipment_id": f.equipment, "start": start.to_rfc3339(), "end": end.to_rfc3339()})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/waitlist") => {
+            json!({"equipment_id": f.equipment, "start": f.reservation_start, "end": f.reservation_end})
+        }
+        ("POST", "/api/v1/skills") => {
+            json!({"name": format!("Skill {unique}"), "category": "C", "level": "beginner", "makerspace_id": f.space})
+        }
+        ("PUT", "/api/v1/skills/{skill_id}") => json!({"description": "changed"}),
+        ("POST", "/api/v1/skills/user-skills") => json!({"user_id": format!("u-{unique}"), "skill_id": f.skill}),
+        ("POST", "/api/v1/skills/requests") => json!({"skill_id": f.skill}),
+        ("PUT", "/api/v1/skills/requests/{request_id}") => json!({"status": "approved"}),
         _ => return None,
     })
 }
 
 fn concrete(path: &str, method: &str, f: &Fixture) -> String {
     let member = if path.ends_with("/reactivate") { &f.suspended_member } else { &f.member };
+    let reservation =
+        if path.ends_with("/approve") || path.ends_with("/reject") { &f.pending_reservation } else { &f.reservation };
     let _ = method;
     path.replace("{makerspace_id}", &f.space)
         .replace("{equipment_id}", &f.equipment)
@@ -233,6 +325,11 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{invite_id}", &f.invite)
         .replace("{card_id}", &f.card)
         .replace("{token}", &f.token)
+        .replace("{skill_id}", &f.skill)
+        .replace("{user_skill_id}", &f.user_skill)
+        .replace("{request_id}", &f.skill_request)
+        .replace("{reservation_id}", reservation)
+        .replace("{entry_id}", &f.waitlist_entry)
 }
 
 #[actix_web::test]

@@ -20,7 +20,8 @@ struct Sniffer {
 
 impl Sniffer {
     async fn start(t: &TestApp) -> Sniffer {
-        let mut options = MqttOptions::new(format!("sniffer-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", t.mqtt.port());
+        let mut options =
+            MqttOptions::new(format!("sniffer-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", t.mqtt.port());
         options.set_keep_alive(Duration::from_secs(5));
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         let seen = Arc::new(Mutex::new(Vec::new()));
@@ -70,7 +71,13 @@ impl Drop for Sniffer {
 }
 
 fn session(user: &str, until: Option<chrono::DateTime<chrono::Utc>>) -> Session {
-    Session { id: uuid::Uuid::new_v4().to_string(), user_id: user.into(), member_id: None, started_at: chrono::Utc::now(), until }
+    Session {
+        id: uuid::Uuid::new_v4().to_string(),
+        user_id: user.into(),
+        member_id: None,
+        started_at: chrono::Utc::now(),
+        until,
+    }
 }
 
 #[actix_web::test]
@@ -78,9 +85,24 @@ async fn unlocking_and_locking_speaks_each_machines_own_language() {
     let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
     t.makerspace("s").await;
     t.machine("s", "gen", json!({"type": "cnc_machine"})).await;
-    t.machine("s", "tas", json!({"type": "laser_cutter", "hourly_rate": 12.0, "connection": {"kind": "tasmota", "topic": "laser1"}})).await;
-    t.machine("s", "sh1", json!({"type": "tool", "connection": {"kind": "shelly_gen1", "device_id": "shellyplug-s-AABBCC"}})).await;
-    t.machine("s", "sh2", json!({"type": "tool", "connection": {"kind": "shelly_gen2", "device_id": "shellyplusplugs-aabbcc"}})).await;
+    t.machine(
+        "s",
+        "tas",
+        json!({"type": "laser_cutter", "hourly_rate": 12.0, "connection": {"kind": "tasmota", "topic": "laser1"}}),
+    )
+    .await;
+    t.machine(
+        "s",
+        "sh1",
+        json!({"type": "tool", "connection": {"kind": "shelly_gen1", "device_id": "shellyplug-s-AABBCC"}}),
+    )
+    .await;
+    t.machine(
+        "s",
+        "sh2",
+        json!({"type": "tool", "connection": {"kind": "shelly_gen2", "device_id": "shellyplusplugs-aabbcc"}}),
+    )
+    .await;
     let sniffer = Sniffer::start(&t).await;
     let p = t.publisher().await;
     for id in ["gen", "tas", "sh1", "sh2"] {
@@ -90,7 +112,8 @@ async fn unlocking_and_locking_speaks_each_machines_own_language() {
     let fleet = t.app().state().fleet.clone();
 
     let ada = fleet.unlock("s", "gen", session("ada", None)).await.expect("unlock gen");
-    let cmd: serde_json::Value = serde_json::from_str(&sniffer.wait_for("makrcave/s/gen/cmd", "unlock").await).expect("json");
+    let cmd: serde_json::Value =
+        serde_json::from_str(&sniffer.wait_for("makrcave/s/gen/cmd", "unlock").await).expect("json");
     assert_eq!((cmd["action"].as_str(), cmd["session_id"].as_str()), (Some("unlock"), Some(ada.id.as_str())));
     let state = t.wait_state("s", "gen", "gen in use", |s| s["state"] == "in_use").await;
     assert_eq!(state["session"]["user_id"], "ada");
@@ -105,7 +128,10 @@ async fn unlocking_and_locking_speaks_each_machines_own_language() {
     assert_eq!(rpc["params"], json!({"id": 0, "on": true}));
 
     // Someone else cannot take a machine in use; the same member unlocking again is harmless.
-    assert_eq!(fleet.unlock("s", "tas", session("bob", None)).await, Err(UnlockRefusal::Busy { user_id: "ada".into() }));
+    assert_eq!(
+        fleet.unlock("s", "tas", session("bob", None)).await,
+        Err(UnlockRefusal::Busy { user_id: "ada".into() })
+    );
     assert!(fleet.unlock("s", "tas", session("ada", None)).await.is_ok());
 
     let ended = fleet.lock("s", "tas", None, "ada", "locked").await.expect("lock tas");
@@ -145,7 +171,8 @@ async fn a_session_ends_by_itself_at_its_until() {
     let until = chrono::Utc::now() + chrono::Duration::milliseconds(800);
     let fleet = t.app().state().fleet.clone();
     let s = fleet.unlock("s", "m", session("kim", Some(until))).await.expect("unlock");
-    let cmd: serde_json::Value = serde_json::from_str(&sniffer.wait_for("makrcave/s/m/cmd", "unlock").await).expect("json");
+    let cmd: serde_json::Value =
+        serde_json::from_str(&sniffer.wait_for("makrcave/s/m/cmd", "unlock").await).expect("json");
     assert!(cmd["until"].is_string(), "the machine is told until when: {cmd}");
     t.wait_state("s", "m", "the session to end at its until", |st| st["state"] == "idle").await;
     sniffer.wait_for("makrcave/s/m/cmd", "\"lock\"").await;
@@ -154,6 +181,9 @@ async fn a_session_ends_by_itself_at_its_until() {
         (!rows.is_empty()).then_some(rows)
     })
     .await;
-    assert_eq!((rows[0].id.as_str(), rows[0].end_reason.as_str(), rows[0].ended_by.as_str()), (s.id.as_str(), "time_up", "system"));
+    assert_eq!(
+        (rows[0].id.as_str(), rows[0].end_reason.as_str(), rows[0].ended_by.as_str()),
+        (s.id.as_str(), "time_up", "system")
+    );
     t.stop().await;
 }

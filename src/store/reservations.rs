@@ -1,0 +1,539 @@
+//! The reservation book's storage: bookings, their event log and the waitlist.
+//!
+//! The no-overlap guarantee: a booking that holds its machine (confirmed or checked in) is
+//! written only after a check, in the same transaction, that no other holding booking of the
+//! machine overlaps it (widened by the makerspace's minimum gap). The transaction is
+//! serialized per machine:
+//! - SQLite: `BEGIN IMMEDIATE` takes the database's write lock before the check, so no other
+//!   writer can slip in between the check and the insert;
+//! - PostgreSQL: `pg_advisory_xact_lock` on the machine id serializes booking writes of that
+//!   machine across every node, and the `reservations_no_overlap` exclusion constraint
+//!   rejects any overlap that would get through anyway (SQLSTATE 23P01, a `Conflict`).
+
+use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
+
+use super::{Store, StoreError};
+use crate::domain::booking::{ReservationKind, ReservationStatus};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReservationRecord {
+    pub id: String,
+    pub makerspace_id: String,
+    pub equipment_id: String,
+    pub user_id: String,
+    pub kind: ReservationKind,
+    pub status: ReservationStatus,
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    pub purpose: Option<String>,
+    pub created_by: String,
+    pub decided_by: Option<String>,
+    pub reason: Option<String>,
+    pub checked_in_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ReservationRow {
+    id: String,
+    makerspace_id: String,
+    equipment_id: String,
+    user_id: String,
+    kind: String,
+    status: String,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+    purpose: Option<String>,
+    created_by: String,
+    decided_by: Option<String>,
+    reason: Option<String>,
+    checked_in_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl TryFrom<ReservationRow> for ReservationRecord {
+    type Error = StoreError;
+    fn try_from(r: ReservationRow) -> Result<Self, StoreError> {
+        Ok(ReservationRecord {
+            kind: ReservationKind::parse(&r.kind)
+                .ok_or_else(|| StoreError::Corrupt(format!("reservations.kind {:?}", r.kind)))?,
+            status: ReservationStatus::parse(&r.status)
+                .ok_or_else(|| StoreError::Corrupt(format!("reservations.status {:?}", r.status)))?,
+            id: r.id,
+            makerspace_id: r.makerspace_id,
+            equipment_id: r.equipment_id,
+            user_id: r.user_id,
+            start_at: r.start_at,
+            end_at: r.end_at,
+            purpose: r.purpose,
+            created_by: r.created_by,
+            decided_by: r.decided_by,
+            reason: r.reason,
+            checked_in_at: r.checked_in_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+const SELECT: &str = "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, \
+     created_by, decided_by, reason, checked_in_at, created_at, updated_at FROM reservations";
+
+/// Holding bookings of a machine that overlap `[$2, $3)`, except `$4`.
+const CONFLICTS: &str = "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, \
+     created_by, decided_by, reason, checked_in_at, created_at, updated_at FROM reservations \
+     WHERE equipment_id = $1 AND status IN ('confirmed', 'checked_in') AND start_at < $3 AND end_at > $2 \
+     AND id <> $4 ORDER BY start_at, id";
+
+/// The outcome of a write that may collide with other bookings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BookOutcome {
+    Done,
+    /// Holding bookings that overlap the requested interval (nothing was written).
+    Conflict(Vec<ReservationRecord>),
+    /// The reservation was not in an expected status any more (nothing was written).
+    Stale,
+}
+
+/// One line of a reservation's history.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ReservationEvent {
+    pub action: String,
+    pub actor: String,
+    pub at: DateTime<Utc>,
+}
+
+/// Filters of a reservation listing; times select bookings overlapping `[from, to)`.
+#[derive(Debug, Clone, Default)]
+pub struct ReservationFilter {
+    pub equipment_id: Option<String>,
+    pub user_id: Option<String>,
+    pub status: Option<ReservationStatus>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitlistRecord {
+    pub id: String,
+    pub makerspace_id: String,
+    pub equipment_id: String,
+    pub user_id: String,
+    pub start_at: DateTime<Utc>,
+    pub end_at: DateTime<Utc>,
+    /// waiting, offered or cancelled.
+    pub status: String,
+    pub offered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct WaitlistRow {
+    id: String,
+    makerspace_id: String,
+    equipment_id: String,
+    user_id: String,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+    status: String,
+    offered_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+}
+
+impl From<WaitlistRow> for WaitlistRecord {
+    fn from(r: WaitlistRow) -> Self {
+        WaitlistRecord {
+            id: r.id,
+            makerspace_id: r.makerspace_id,
+            equipment_id: r.equipment_id,
+            user_id: r.user_id,
+            start_at: r.start_at,
+            end_at: r.end_at,
+            status: r.status,
+            offered_at: r.offered_at,
+            created_at: r.created_at,
+        }
+    }
+}
+
+const WAITLIST_SELECT: &str = "SELECT id, makerspace_id, equipment_id, user_id, start_at, end_at, status, \
+     offered_at, created_at FROM reservation_waitlist";
+
+/// Inserts a line of a reservation's history inside a transaction.
+macro_rules! insert_event {
+    ($executor:expr, $r:expr, $action:expr, $actor:expr, $at:expr) => {{
+        let r: &ReservationRecord = $r;
+        sqlx::query(
+            "INSERT INTO reservation_events (reservation_id, makerspace_id, action, actor, at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.id)
+        .bind(&r.makerspace_id)
+        .bind($action)
+        .bind($actor)
+        .bind($at)
+        .execute($executor)
+        .await?;
+    }};
+}
+
+/// The check of a write that must not collide: the holding bookings of the machine that
+/// overlap the guarded interval, other than the reservation itself.
+macro_rules! conflicts_in {
+    ($executor:expr, $equipment_id:expr, $except_id:expr, $guard:expr) => {{
+        let (from, to): (DateTime<Utc>, DateTime<Utc>) = $guard;
+        let rows: Vec<ReservationRow> = sqlx::query_as(CONFLICTS)
+            .bind($equipment_id)
+            .bind(from)
+            .bind(to)
+            .bind($except_id)
+            .fetch_all($executor)
+            .await?;
+        rows
+    }};
+}
+
+/// Stores a new reservation, checking for collisions first when it holds its slot.
+macro_rules! book_in {
+    ($tx:expr, $r:expr, $guard:expr, $actor:expr) => {{
+        let r: &ReservationRecord = $r;
+        // Pending requests are checked too: a request for a slot already held is pointless.
+        let rows = conflicts_in!(&mut *$tx, &r.equipment_id, &r.id, $guard);
+        if rows.is_empty() {
+            sqlx::query(
+                "INSERT INTO reservations (id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at,
+                 purpose, created_by, decided_by, reason, checked_in_at, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            )
+            .bind(&r.id)
+            .bind(&r.makerspace_id)
+            .bind(&r.equipment_id)
+            .bind(&r.user_id)
+            .bind(r.kind.as_str())
+            .bind(r.status.as_str())
+            .bind(r.start_at)
+            .bind(r.end_at)
+            .bind(&r.purpose)
+            .bind(&r.created_by)
+            .bind(&r.decided_by)
+            .bind(&r.reason)
+            .bind(r.checked_in_at)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .execute(&mut *$tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            insert_event!(&mut *$tx, r, "created", $actor, r.created_at);
+            $tx.commit().await?;
+        } else {
+            // Release the write lock now rather than when the connection is next used.
+            $tx.rollback().await?;
+        }
+        rows
+    }};
+}
+
+/// Writes a reservation's new status (and decision fields) if it is still in one of the
+/// expected statuses; checks collisions first when the new status holds the slot.
+macro_rules! transition_in {
+    ($tx:expr, $r:expr, $from:expr, $guard:expr, $action:expr, $actor:expr) => {{
+        let r: &ReservationRecord = $r;
+        let from: &[ReservationStatus] = $from;
+        let current: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM reservations WHERE id = $1").bind(&r.id).fetch_optional(&mut *$tx).await?;
+        let expected = current
+            .and_then(|(s,)| ReservationStatus::parse(&s))
+            .is_some_and(|s| from.contains(&s));
+        if !expected {
+            $tx.rollback().await?;
+            BookOutcome::Stale
+        } else {
+            let rows =
+                if r.status.holds_slot() { conflicts_in!(&mut *$tx, &r.equipment_id, &r.id, $guard) } else { Vec::new() };
+            if !rows.is_empty() {
+                $tx.rollback().await?;
+                BookOutcome::Conflict(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?)
+            } else {
+                sqlx::query(
+                    "UPDATE reservations SET status = $2, decided_by = $3, reason = $4, checked_in_at = $5, updated_at = $6
+                     WHERE id = $1",
+                )
+                .bind(&r.id).bind(r.status.as_str()).bind(&r.decided_by).bind(&r.reason).bind(r.checked_in_at)
+                .bind(r.updated_at)
+                .execute(&mut *$tx)
+                .await
+                .map_err(StoreError::from_write)?;
+                insert_event!(&mut *$tx, r, $action, $actor, r.updated_at);
+                $tx.commit().await?;
+                BookOutcome::Done
+            }
+        }
+    }};
+}
+
+/// Key of the PostgreSQL advisory lock that serializes booking writes of one machine.
+const LOCK_MACHINE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))";
+
+impl Store {
+    /// Stores a new reservation if no holding booking of the machine overlaps `guard`;
+    /// otherwise nothing is written and the overlapping bookings come back as `Ok(Err(..))`.
+    pub async fn create_reservation(
+        &self,
+        r: &ReservationRecord,
+        guard: (DateTime<Utc>, DateTime<Utc>),
+        actor: &str,
+    ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
+        let result: Result<Vec<ReservationRow>, StoreError> = async {
+            Ok(match self {
+                Store::Sqlite(pool) => {
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    book_in!(tx, r, guard, actor)
+                }
+                Store::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
+                    book_in!(tx, r, guard, actor)
+                }
+            })
+        }
+        .await;
+        self.outcome(r, guard, result).await
+    }
+
+    /// Moves a reservation to `r.status` (with its decision fields) if it is still in one of
+    /// `from`. A move into a holding status (approval) checks for overlaps like a booking.
+    pub async fn transition_reservation(
+        &self,
+        r: &ReservationRecord,
+        from: &[ReservationStatus],
+        guard: (DateTime<Utc>, DateTime<Utc>),
+        action: &str,
+        actor: &str,
+    ) -> Result<BookOutcome, StoreError> {
+        let result: Result<BookOutcome, StoreError> = async {
+            Ok(match self {
+                Store::Sqlite(pool) => {
+                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                    transition_in!(tx, r, from, guard, action, actor)
+                }
+                Store::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
+                    transition_in!(tx, r, from, guard, action, actor)
+                }
+            })
+        }
+        .await;
+        match result {
+            Err(StoreError::Conflict) => {
+                let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
+                Ok(BookOutcome::Conflict(self.holding_overlaps(&r.equipment_id, &r.id, around).await?))
+            }
+            other => other,
+        }
+    }
+
+    async fn outcome(
+        &self,
+        r: &ReservationRecord,
+        guard: (DateTime<Utc>, DateTime<Utc>),
+        result: Result<Vec<ReservationRow>, StoreError>,
+    ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
+        match result {
+            Ok(rows) if rows.is_empty() => Ok(Ok(())),
+            Ok(rows) => Ok(Err(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?)),
+            // The exclusion constraint (PostgreSQL) caught an overlap the check did not see.
+            Err(StoreError::Conflict) => {
+                let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
+                let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
+                if rows.is_empty() {
+                    // A duplicate id, not an overlap.
+                    Err(StoreError::Conflict)
+                } else {
+                    Ok(Err(rows))
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Holding bookings of a machine overlapping `guard`, other than `except_id`.
+    pub async fn holding_overlaps(
+        &self,
+        equipment_id: &str,
+        except_id: &str,
+        guard: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Vec<ReservationRecord>, StoreError> {
+        let rows: Vec<ReservationRow> =
+            super::with_pool!(self, pool => conflicts_in!(pool, equipment_id, except_id, guard));
+        rows.into_iter().map(ReservationRecord::try_from).collect()
+    }
+
+    pub async fn get_reservation(
+        &self,
+        makerspace_id: &str,
+        id: &str,
+    ) -> Result<Option<ReservationRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE makerspace_id = $1 AND id = $2");
+        let row: Option<ReservationRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(makerspace_id).bind(id).fetch_optional(pool).await?
+        });
+        row.map(ReservationRecord::try_from).transpose()
+    }
+
+    /// Reservations of a makerspace, by start time.
+    pub async fn list_reservations(
+        &self,
+        makerspace_id: &str,
+        f: &ReservationFilter,
+    ) -> Result<Vec<ReservationRecord>, StoreError> {
+        let rows: Vec<ReservationRow> = super::with_pool!(self, pool => {
+            let mut q = QueryBuilder::new(SELECT);
+            q.push(" WHERE makerspace_id = ").push_bind(makerspace_id.to_string());
+            if let Some(e) = &f.equipment_id {
+                q.push(" AND equipment_id = ").push_bind(e.clone());
+            }
+            if let Some(u) = &f.user_id {
+                q.push(" AND user_id = ").push_bind(u.clone());
+            }
+            if let Some(s) = f.status {
+                q.push(" AND status = ").push_bind(s.as_str());
+            }
+            if let Some(from) = f.from {
+                q.push(" AND end_at > ").push_bind(from);
+            }
+            if let Some(to) = f.to {
+                q.push(" AND start_at < ").push_bind(to);
+            }
+            q.push(" ORDER BY start_at, id LIMIT ").push_bind(f.limit);
+            q.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter().map(ReservationRecord::try_from).collect()
+    }
+
+    /// Machines of a makerspace with a holding booking overlapping `[from, to)`.
+    pub async fn busy_equipment(
+        &self,
+        makerspace_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> = super::with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT DISTINCT equipment_id FROM reservations WHERE makerspace_id = $1
+                 AND status IN ('confirmed', 'checked_in') AND start_at < $3 AND end_at > $2",
+            )
+            .bind(makerspace_id).bind(from).bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(|(id,)| id).collect())
+    }
+
+    /// Reservations the no-show sweep must look at: confirmed bookings that have started,
+    /// and checked-in bookings and maintenance windows that have ended.
+    pub async fn reservations_due(&self, now: DateTime<Utc>) -> Result<Vec<ReservationRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE (status = 'confirmed' AND kind = 'booking' AND start_at <= $1)
+             OR (status = 'confirmed' AND kind = 'maintenance' AND end_at <= $1)
+             OR (status = 'checked_in' AND end_at <= $1)
+             ORDER BY start_at, id LIMIT 500"
+        );
+        let rows: Vec<ReservationRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(now).fetch_all(pool).await?
+        });
+        rows.into_iter().map(ReservationRecord::try_from).collect()
+    }
+
+    /// A reservation's history, oldest first.
+    pub async fn reservation_events(&self, reservation_id: &str) -> Result<Vec<ReservationEvent>, StoreError> {
+        let rows = super::with_pool!(self, pool => {
+            sqlx::query_as("SELECT action, actor, at FROM reservation_events WHERE reservation_id = $1 ORDER BY id")
+                .bind(reservation_id)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
+    pub async fn insert_waitlist(&self, w: &WaitlistRecord) -> Result<(), StoreError> {
+        super::with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO reservation_waitlist (id, makerspace_id, equipment_id, user_id, start_at, end_at, status,
+                 offered_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&w.id).bind(&w.makerspace_id).bind(&w.equipment_id).bind(&w.user_id).bind(w.start_at)
+            .bind(w.end_at).bind(&w.status).bind(w.offered_at).bind(w.created_at)
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    pub async fn get_waitlist(&self, makerspace_id: &str, id: &str) -> Result<Option<WaitlistRecord>, StoreError> {
+        let sql = format!("{WAITLIST_SELECT} WHERE makerspace_id = $1 AND id = $2");
+        let row: Option<WaitlistRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(makerspace_id).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(WaitlistRecord::from))
+    }
+
+    /// Live (waiting or offered, not yet over) waitlist entries of a makerspace, optionally
+    /// of one person.
+    pub async fn list_waitlist(
+        &self,
+        makerspace_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let rows: Vec<WaitlistRow> = super::with_pool!(self, pool => {
+            let mut q = QueryBuilder::new(WAITLIST_SELECT);
+            q.push(" WHERE status IN ('waiting', 'offered') AND makerspace_id = ").push_bind(makerspace_id.to_string());
+            q.push(" AND end_at > ").push_bind(Utc::now());
+            if let Some(u) = user_id {
+                q.push(" AND user_id = ").push_bind(u.to_string());
+            }
+            q.push(" ORDER BY created_at, id LIMIT 1000");
+            q.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// Waiting entries of a machine overlapping `[from, to)`, first come first.
+    pub async fn waiting_for(
+        &self,
+        equipment_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let sql = format!(
+            "{WAITLIST_SELECT} WHERE equipment_id = $1 AND status = 'waiting' AND start_at < $3 AND end_at > $2
+             ORDER BY created_at, id"
+        );
+        let rows: Vec<WaitlistRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(equipment_id).bind(from).bind(to).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// Moves a waitlist entry from one status to another; false if it was not in `from`.
+    pub async fn set_waitlist_status(
+        &self,
+        id: &str,
+        from: &str,
+        to: &str,
+        offered_at: Option<DateTime<Utc>>,
+    ) -> Result<bool, StoreError> {
+        let affected = super::with_pool!(self, pool => {
+            sqlx::query("UPDATE reservation_waitlist SET status = $3, offered_at = COALESCE($4, offered_at) WHERE id = $1 AND status = $2")
+                .bind(id).bind(from).bind(to).bind(offered_at)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+}
