@@ -506,6 +506,11 @@ struct RemovedMessage<'a> {
 impl Handler<Retire> for MachineActor {
     type Result = ();
     fn handle(&mut self, msg: Retire, ctx: &mut Context<Self>) {
+        // A machine deleted in the middle of a session is switched off and the session
+        // recorded; at shutdown (no announcement) sessions carry on, to be restored at start.
+        if msg.announce && !self.retired && self.live.session.is_some() {
+            let _ = self.end_session(None, "system", "machine_removed", ctx);
+        }
         if msg.announce && !self.retired {
             let removed = RemovedMessage {
                 r#type: "machine_removed",

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// A 4xx other than the common ones, with its own error type (403 `insufficient_role`...).
     #[error("{detail}")]
     Refused { status: u16, detail: String, error_type: &'static str },
+    /// Such a 4xx with fields that help the client (`missing_skills`, ...).
+    #[error("{detail}")]
+    RefusedWith { status: u16, detail: String, error_type: &'static str, extra: Map<String, Value> },
     #[error("too many attempts; try again in {retry_after_s} s")]
     TooManyRequests { retry_after_s: u64 },
     #[error("request body is larger than {limit} bytes")]
@@ -44,6 +47,15 @@ impl ApiError {
         ApiError::NotFound(format!("{what} not found"))
     }
 
+    /// A 4xx of its own type with extra fields for the client.
+    pub fn refused_with(status: u16, detail: impl Into<String>, error_type: &'static str, extra: Value) -> ApiError {
+        let extra = match extra {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        ApiError::RefusedWith { status, detail: detail.into(), error_type, extra }
+    }
+
     /// A conflict with extra fields for the client.
     pub fn conflict_with(detail: impl Into<String>, error_type: &'static str, extra: Value) -> ApiError {
         let extra = match extra {
@@ -60,7 +72,7 @@ impl ApiError {
             Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
             Self::Conflict { error_type, .. } | Self::ConflictWith { error_type, .. } => error_type,
-            Self::Refused { error_type, .. } => error_type,
+            Self::Refused { error_type, .. } | Self::RefusedWith { error_type, .. } => error_type,
             Self::TooManyRequests { .. } => "rate_limited",
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
@@ -74,7 +86,7 @@ impl ApiError {
     fn extra(&self) -> Map<String, Value> {
         match self {
             Self::PayloadTooLarge { limit } => Map::from_iter([("max_bytes".to_string(), json!(limit))]),
-            Self::ConflictWith { extra, .. } => extra.clone(),
+            Self::ConflictWith { extra, .. } | Self::RefusedWith { extra, .. } => extra.clone(),
             Self::TooManyRequests { retry_after_s } => {
                 Map::from_iter([("retry_after_s".to_string(), json!(retry_after_s))])
             }
@@ -91,7 +103,9 @@ impl ResponseError for ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict { .. } | Self::ConflictWith { .. } => StatusCode::CONFLICT,
-            Self::Refused { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST),
+            Self::Refused { status, .. } | Self::RefusedWith { status, .. } => {
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
+            }
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -367,7 +367,13 @@ pub async fn create(
             error_type: "equipment_unavailable",
         });
     }
-    // The skill gate (403 insufficient_skills) belongs here, once src/domain/skills.rs lands.
+    // The skill gate: the booked person must hold every skill the machine needs (a maintenance
+    // window books nobody). Membership is vouched for by the caller's own token, or by the
+    // makerspace admin booking for someone; a membership in our database always wins.
+    if kind == ReservationKind::Booking {
+        let vouched = user_id == caller.user_id || standing == Standing::Manager;
+        crate::web::skills::require_access(&state, &equipment, &user_id, vouched, start).await?;
+    }
     let status = if equipment.requires_approval && standing != Standing::Manager && kind == ReservationKind::Booking {
         ReservationStatus::Pending
     } else {
@@ -596,7 +602,8 @@ pub async fn available(
     query: web::Query<AvailableQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    let (space, _) = standing(&state, &caller, &space_id).await?;
+    let (space, standing_now) = standing(&state, &caller, &space_id).await?;
+    let standing_is_manager = standing_now == Standing::Manager;
     let start = query.start.unwrap_or_else(Utc::now);
     let (start, end) = interval(start, query.end.unwrap_or(start + chrono::Duration::hours(1)));
     if end <= start {
@@ -604,13 +611,20 @@ pub async fn available(
     }
     let (from, to) = rules_of(&space).guarded(start, end);
     let busy: HashSet<String> = state.store.busy_equipment(&space_id, from, to).await?.into_iter().collect();
-    let machines =
-        state.store.list_equipment(&EquipmentFilter { makerspace_id: Some(space_id), kind: query.kind }).await?;
-    // Whether the caller holds the skills a machine needs is for the skill gate to decide
-    // (src/domain/skills.rs); until it is wired in, every machine counts as usable.
-    let out: Vec<AvailableMachine> = machines
+    let machines = state
+        .store
+        .list_equipment(&EquipmentFilter { makerspace_id: Some(space_id.clone()), kind: query.kind })
+        .await?;
+    let free: Vec<_> =
+        machines.into_iter().filter(|m| m.admin_status == AdminStatus::Available && !busy.contains(&m.id)).collect();
+    // Managers see every free machine; anyone else those they hold the skills for.
+    let usable = if standing_is_manager {
+        free
+    } else {
+        crate::web::skills::usable_by(&state, &space_id, free, &caller.user_id, true, start).await?
+    };
+    let out: Vec<AvailableMachine> = usable
         .into_iter()
-        .filter(|m| m.admin_status == AdminStatus::Available && !busy.contains(&m.id))
         .map(|m| AvailableMachine {
             id: m.id,
             name: m.name,

@@ -462,6 +462,17 @@ pub enum GateError {
     Api(#[from] ApiError),
 }
 
+impl From<GateError> for ApiError {
+    fn from(err: GateError) -> ApiError {
+        match err {
+            GateError::Refused { detail, error_type, missing_skills } => {
+                ApiError::refused_with(403, detail, error_type, json!({ "missing_skills": missing_skills }))
+            }
+            GateError::Api(api) => api,
+        }
+    }
+}
+
 impl From<StoreError> for GateError {
     fn from(err: StoreError) -> GateError {
         GateError::Api(err.into())
@@ -779,7 +790,22 @@ async fn evaluate(
     user_id: &str,
     at: DateTime<Utc>,
 ) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
-    let member = member_status(state, &equipment.makerspace_id, user_id, at).await?;
+    evaluate_vouched(state, rules, equipment, user_id, false, at).await
+}
+
+/// The gate for one machine; `vouched`: the identity provider's token says the person
+/// belongs to the makerspace, which counts as an active membership when our database has
+/// none (a database membership, suspended say, always wins).
+async fn evaluate_vouched(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
+    let member =
+        member_status(state, &equipment.makerspace_id, user_id, at).await?.or(vouched.then_some(MemberStatus::Active));
     let certs = state.certifications.get(&state.store, &equipment.makerspace_id, user_id).await?;
     let decision = check_access(member, &certs, &equipment.skill_requirements, &rules.graph, at);
     let missing_skills: Vec<String> = decision.missing.iter().map(|id| rules.name(id)).collect();
@@ -801,6 +827,48 @@ async fn evaluate(
         reason,
     };
     Ok((decision, access))
+}
+
+fn refusal(decision: &AccessDecision, access: &EquipmentAccess) -> GateError {
+    let error_type = if decision.membership.is_ok() { "insufficient_skills" } else { "membership_inactive" };
+    GateError::Refused { detail: access.reason.clone(), error_type, missing_skills: access.missing_skills.clone() }
+}
+
+/// The gate for booking or using a machine at `at`, without renewing anything: `Ok` or the
+/// 403 refusal naming every missing skill. `vouched` as for [`evaluate_vouched`].
+pub async fn require_access(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<(), GateError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_vouched(state, &rules, equipment, user_id, vouched, at).await?;
+    if decision.allowed() {
+        Ok(())
+    } else {
+        Err(refusal(&decision, &access))
+    }
+}
+
+/// The machines of `machines` a person may use at `at` (for availability listings).
+pub async fn usable_by(
+    state: &AppState,
+    makerspace_id: &str,
+    machines: Vec<EquipmentRecord>,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<EquipmentRecord>, ApiError> {
+    let rules = SpaceRules::load(state, makerspace_id).await?;
+    let mut out = Vec::with_capacity(machines.len());
+    for machine in machines {
+        if evaluate_vouched(state, &rules, &machine, user_id, vouched, at).await?.0.allowed() {
+            out.push(machine);
+        }
+    }
+    Ok(out)
 }
 
 /// What a certified use did.
@@ -825,12 +893,7 @@ pub async fn record_certified_use(
     let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
     let (decision, access) = evaluate(state, &rules, &equipment, user_id, at).await?;
     if !decision.allowed() {
-        let error_type = if decision.membership.is_ok() { "insufficient_skills" } else { "membership_inactive" };
-        return Err(GateError::Refused {
-            detail: access.reason.clone(),
-            error_type,
-            missing_skills: access.missing_skills.clone(),
-        });
+        return Err(refusal(&decision, &access));
     }
     let held = state
         .store

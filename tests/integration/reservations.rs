@@ -495,3 +495,72 @@ async fn postgres_exclusion_constraint_backs_the_check() {
     }
     t.stop().await;
 }
+
+#[actix_web::test]
+async fn booking_and_availability_follow_the_skill_gate() {
+    let t = setup().await;
+    t.machine(SPACE, "laser", json!({"type": "laser_cutter"})).await;
+    t.machine(SPACE, "drill", json!({"type": "tool"})).await;
+    let root = t.super_admin();
+    for (id, name) in [("laser-safety", "Laser safety"), ("laser-basics", "Laser basics")] {
+        let (status, body) = t
+            .post(
+                "/api/v1/skills",
+                &root,
+                json!({"id": id, "name": name, "category": "Safety", "level": "beginner",
+                "makerspace_id": SPACE, "equipment_ids": ["laser"]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, m) = t
+        .post(
+            &format!("/api/v1/makerspaces/{SPACE}/members"),
+            &root,
+            json!({"email": "ada@example.org", "first_name": "Ada", "last_name": "L", "user_id": "ada"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+    let ada = member(&t, "ada");
+
+    // Without the skills: 403 naming every missing one, nothing stored; the laser is not offered.
+    let (status, body) = book(&t, &ada, "laser", hour(1), hour(2)).await;
+    assert_eq!((status, body["error_type"].as_str()), (403, Some("insufficient_skills")), "{body}");
+    let mut missing: Vec<&str> =
+        body["missing_skills"].as_array().expect("list").iter().filter_map(Value::as_str).collect();
+    missing.sort();
+    assert_eq!(missing, vec!["Laser basics", "Laser safety"]);
+    assert!(stored(&t, "equipment_id=laser").await.is_empty());
+    let available =
+        format!("/api/v1/makerspaces/{SPACE}/equipment/available?start={}&end={}", ts(hour(1)), ts(hour(2)));
+    let ids = |v: &Value| -> Vec<String> {
+        v.as_array().expect("list").iter().filter_map(|m| m["id"].as_str().map(String::from)).collect()
+    };
+    let (_, free) = t.get(&available.replace('+', "%2B"), Some(&ada)).await;
+    assert_eq!(ids(&free), vec!["drill"], "{free}");
+    let (_, free_for_admin) = t.get(&available.replace('+', "%2B"), Some(&space_admin(&t))).await;
+    assert_eq!(ids(&free_for_admin).len(), 2, "admins see every free machine");
+
+    // Certified: the booking goes through and the laser is offered.
+    for skill in ["laser-safety", "laser-basics"] {
+        let (status, body) =
+            t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "ada", "skill_id": skill})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (_, free) = t.get(&available.replace('+', "%2B"), Some(&ada)).await;
+    assert_eq!(ids(&free), vec!["drill", "laser"]);
+    let (status, body) = book(&t, &ada, "laser", hour(1), hour(2)).await;
+    assert_eq!(status, 201, "{body}");
+    // A suspended member books nothing, certified or not.
+    let (status, _) = t
+        .post(
+            &format!("/api/v1/makerspaces/{SPACE}/members/{}/suspend", m["id"].as_str().expect("id")),
+            &root,
+            json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = book(&t, &ada, "drill", hour(3), hour(4)).await;
+    assert_eq!(status, 404, "the space is closed to a suspended member");
+    t.stop().await;
+}

@@ -156,6 +156,17 @@ async fn unlocking_and_locking_speaks_each_machines_own_language() {
     fleet.lock("s", "sh2", None, "system", "test").await.expect("lock sh2");
     t.wait_state("s", "sh2", "sh2 in maintenance", |s| s["state"] == "maintenance").await;
     assert_eq!(fleet.unlock("s", "sh2", session("ada", None)).await, Err(UnlockRefusal::Maintenance));
+
+    // A machine deleted in the middle of a session is switched off, and the session kept.
+    let (status, _) = t.delete("/api/v1/makerspaces/s/equipment/gen", &t.super_admin()).await;
+    assert_eq!(status, 204);
+    sniffer.wait_for("makrcave/s/gen/cmd", "\"lock\"").await;
+    let rows = eventually(Duration::from_secs(5), "the removed machine's session", || async {
+        let rows = t.app().state().store.usage_sessions("gen").await.expect("read");
+        (!rows.is_empty()).then_some(rows)
+    })
+    .await;
+    assert_eq!((rows[0].user_id.as_str(), rows[0].end_reason.as_str()), ("ada", "machine_removed"));
     t.stop().await;
 }
 
