@@ -5,6 +5,7 @@
 pub mod cards;
 pub mod equipment;
 pub mod invites;
+pub mod kiosks;
 pub mod machine_states;
 pub mod makerspaces;
 pub mod members;

@@ -15,7 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::domain::access::Principal;
 use crate::domain::ids::new_id;
-use crate::domain::members::{effective_status, normalize_email, MemberRole, MemberStatus};
+use crate::domain::members::{effective_status, grants_access, normalize_email, MemberRole, MemberStatus};
 use crate::store::members::{Activity, MemberQuery, MemberRecord, MemberSort};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -484,6 +484,16 @@ pub async fn save(state: &AppState, m: &MemberRecord, line: Activity) -> Result<
     match state.store.update_member(m, &line).await {
         Ok(true) => {
             announce(state, m, m.deleted_at.is_some());
+            // A member who may no longer use the space loses the machines they have unlocked.
+            let status = effective_status(m.status, m.end_date, Utc::now().date_naive());
+            if let (Some(user), true) = (&m.user_id, m.deleted_at.is_some() || !grants_access(status)) {
+                let reason = if m.deleted_at.is_some() {
+                    "member_removed".to_string()
+                } else {
+                    format!("member_{}", status.as_str())
+                };
+                crate::web::kiosk::end_sessions_of(state, &m.makerspace_id, user, None, &reason).await;
+            }
             Ok(())
         }
         Ok(false) => Err(ApiError::not_found("member")),

@@ -6,6 +6,7 @@ pub mod equipment;
 pub mod error;
 pub mod invites;
 pub mod jwks;
+pub mod kiosk;
 pub mod makerspaces;
 pub mod member_csv;
 pub mod members;
@@ -103,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .configure(member_routes)
                 .configure(skills::routes)
+                .configure(kiosk::routes)
                 .route("/members/invites/{token}/accept", web::post().to(invites::accept))
                 .route("/invites/validate", web::post().to(invites::validate))
                 .route("/user/makerspaces", web::get().to(invites::my_makerspaces))

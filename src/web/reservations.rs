@@ -302,7 +302,7 @@ fn announce(state: &AppState, r: &ReservationRecord) {
 }
 
 /// Writes a status change; 409 when the reservation changed meanwhile or now collides.
-async fn apply(
+pub(crate) async fn apply(
     state: &AppState,
     r: &ReservationRecord,
     from: &[ReservationStatus],

@@ -1239,6 +1239,15 @@ pub async fn revoke(
     };
     state.store.apply_certification_change(&change).await?;
     state.certifications.invalidate(&record.makerspace_id, &record.user_id);
+    // A session on a machine that needs the revoked skill ends at once.
+    crate::web::kiosk::end_sessions_of(
+        &state,
+        &record.makerspace_id,
+        &record.user_id,
+        Some(&record.skill_id),
+        "skill_revoked",
+    )
+    .await;
     Ok(HttpResponse::Ok().json(UserSkillResponse::new(record, &skill, now)))
 }
 

@@ -6,6 +6,7 @@ mod browser;
 mod common;
 mod invites;
 mod jwks;
+mod kiosk;
 mod live;
 mod mail;
 mod mailbox;

@@ -54,6 +54,8 @@ enum Rule {
     Platform,
     /// The WebSocket: 401 without a token, else the upgrade is attempted (400 without one).
     WebSocket,
+    /// Kiosk endpoints take a device token, never a person's: 401 for everyone here.
+    Device,
     /// Something people of the space do themselves (book a machine, ask for a skill): the
     /// space's members, service providers and makerspace_admins, and super_admin; `admin`
     /// only reads (403).
@@ -66,6 +68,7 @@ impl Rule {
         use Who::*;
         match (self, who) {
             (Rule::Public, _) => 2,
+            (Rule::Device, _) => 401,
             (_, Guest) => 401,
             (Rule::SignedIn, _) => 2,
             (Rule::WebSocket, _) => 400,
@@ -155,6 +158,12 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/skills/audit-logs", Rule::SignedIn),
     ("GET", "/healthz", Rule::Public),
     ("GET", "/metrics", Rule::Public),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/kiosks", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/kiosks", Rule::MembersRead),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/kiosk-attempts", Rule::MembersRead),
+    ("POST", "/api/v1/kiosk/unlock", Rule::Device),
+    ("POST", "/api/v1/kiosk/lock", Rule::Device),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -181,6 +190,8 @@ struct Fixture {
     user_skill: String,
     /// Someone else's ("requester") pending request for it.
     skill_request: String,
+    /// A registered kiosk of the space.
+    kiosk: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -232,6 +243,9 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let requester = t.token("requester", Role::Member, &[&space]);
     let (status, skill_request) = t.post("/api/v1/skills/requests", &requester, json!({"skill_id": skill})).await;
     assert_eq!(status, 201, "{skill_request}");
+    let (status, kiosk) =
+        t.post(&format!("/api/v1/makerspaces/{space}/kiosks"), &root, json!({"name": "Front desk"})).await;
+    assert_eq!(status, 201, "{kiosk}");
     Fixture {
         equipment: format!("eq-{n}"),
         member: members[0].clone(),
@@ -248,6 +262,7 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         reservation_end,
         user_skill: user_skill["id"].as_str().expect("user skill id").to_string(),
         skill_request: skill_request["id"].as_str().expect("skill request id").to_string(),
+        kiosk: kiosk["id"].as_str().expect("kiosk id").to_string(),
         skill,
     }
 }
@@ -294,6 +309,9 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         }
         ("POST", "/api/v1/makerspaces/{makerspace_id}/cards/lookup") => json!({"uid": "DEADBEEF"}),
         ("POST", "/api/v1/invites/validate") => json!({"invite_token": f.token}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/kiosks") => json!({"name": "Laser kiosk"}),
+        ("POST", "/api/v1/kiosk/unlock") => json!({"equipment_id": f.equipment, "card_uid": "CAFE0000"}),
+        ("POST", "/api/v1/kiosk/lock") => json!({"equipment_id": f.equipment}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations") => {
             let start = chrono::Utc::now() + chrono::Duration::hours(2);
             let end = start + chrono::Duration::hours(1);
@@ -330,6 +348,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{request_id}", &f.skill_request)
         .replace("{reservation_id}", reservation)
         .replace("{entry_id}", &f.waitlist_entry)
+        .replace("{kiosk_id}", &f.kiosk)
 }
 
 #[actix_web::test]

@@ -1,0 +1,145 @@
+//! Kiosks (shop-floor devices) and the log of every unlock attempt.
+
+use chrono::{DateTime, Utc};
+
+use super::{json_column, to_json_text, with_pool, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct KioskRecord {
+    pub id: String,
+    pub makerspace_id: String,
+    pub name: String,
+    pub token_hash: String,
+    /// Machines it may unlock; empty: all of its makerspace.
+    pub equipment_ids: Vec<String>,
+    pub created_by: String,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+#[derive(sqlx::FromRow)]
+struct KioskRow {
+    id: String,
+    makerspace_id: String,
+    name: String,
+    token_hash: String,
+    equipment_ids: String,
+    created_by: String,
+    created_at: DateTime<Utc>,
+    revoked_at: Option<DateTime<Utc>>,
+}
+
+impl TryFrom<KioskRow> for KioskRecord {
+    type Error = StoreError;
+    fn try_from(r: KioskRow) -> Result<Self, StoreError> {
+        Ok(KioskRecord {
+            equipment_ids: json_column("kiosks.equipment_ids", &r.equipment_ids)?,
+            id: r.id,
+            makerspace_id: r.makerspace_id,
+            name: r.name,
+            token_hash: r.token_hash,
+            created_by: r.created_by,
+            created_at: r.created_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+const SELECT: &str =
+    "SELECT id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at FROM kiosks";
+
+/// One line of the floor's audit log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct KioskAttempt {
+    pub makerspace_id: String,
+    pub kiosk_id: String,
+    pub equipment_id: String,
+    pub card_hint: Option<String>,
+    pub member_id: Option<String>,
+    pub user_id: Option<String>,
+    /// `unlock` or `lock`.
+    pub action: String,
+    pub granted: bool,
+    pub reason: String,
+    pub session_id: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl Store {
+    pub async fn insert_kiosk(&self, k: &KioskRecord) -> Result<(), StoreError> {
+        let equipment = to_json_text(&k.equipment_ids);
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO kiosks (id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&k.id).bind(&k.makerspace_id).bind(&k.name).bind(&k.token_hash).bind(&equipment)
+            .bind(&k.created_by).bind(k.created_at).bind(k.revoked_at)
+            .execute(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+        });
+        Ok(())
+    }
+
+    /// The kiosk holding this token, if it is not revoked.
+    pub async fn kiosk_by_token_hash(&self, token_hash: &str) -> Result<Option<KioskRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE token_hash = $1 AND revoked_at IS NULL");
+        let row: Option<KioskRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(pool).await?
+        });
+        row.map(KioskRecord::try_from).transpose()
+    }
+
+    pub async fn list_kiosks(&self, makerspace_id: &str) -> Result<Vec<KioskRecord>, StoreError> {
+        let sql = format!("{SELECT} WHERE makerspace_id = $1 ORDER BY created_at, id");
+        let rows: Vec<KioskRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(makerspace_id).fetch_all(pool).await?
+        });
+        rows.into_iter().map(KioskRecord::try_from).collect()
+    }
+
+    /// Revokes a kiosk's token; false if there is no such live kiosk.
+    pub async fn revoke_kiosk(&self, makerspace_id: &str, id: &str) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let affected = with_pool!(self, pool => {
+            sqlx::query("UPDATE kiosks SET revoked_at = $3 WHERE makerspace_id = $1 AND id = $2 AND revoked_at IS NULL")
+                .bind(makerspace_id)
+                .bind(id)
+                .bind(now)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    pub async fn insert_kiosk_attempt(&self, a: &KioskAttempt) -> Result<(), StoreError> {
+        with_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
+                 granted, reason, session_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&a.makerspace_id).bind(&a.kiosk_id).bind(&a.equipment_id).bind(&a.card_hint).bind(&a.member_id)
+            .bind(&a.user_id).bind(&a.action).bind(a.granted).bind(&a.reason).bind(&a.session_id).bind(a.at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The floor's audit log of a makerspace, newest first.
+    pub async fn kiosk_attempts(&self, makerspace_id: &str, limit: i64) -> Result<Vec<KioskAttempt>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action, granted, reason,
+                 session_id, at FROM kiosk_attempts WHERE makerspace_id = $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(makerspace_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

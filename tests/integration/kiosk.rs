@@ -1,0 +1,196 @@
+//! The kiosk: a registered device unlocks machines for members' cards with stable reasons,
+//! sessions show on the machine, and every attempt is in the floor's audit log.
+
+use makrcave::domain::access::Role;
+use serde_json::{json, Value};
+
+use crate::common::{TestApp, TestOptions};
+
+const S: &str = "floor";
+
+async fn add_member(t: &TestApp, user: &str, card: &str) -> String {
+    let root = t.super_admin();
+    let (status, m) = t
+        .post(
+            &format!("/api/v1/makerspaces/{S}/members"),
+            &root,
+            json!({"email": format!("{user}@example.org"), "first_name": user, "last_name": "M", "user_id": user}),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+    let id = m["id"].as_str().expect("id").to_string();
+    let (status, c) = t.post(&format!("/api/v1/makerspaces/{S}/members/{id}/cards"), &root, json!({"uid": card})).await;
+    assert_eq!(status, 201, "{c}");
+    id
+}
+
+async fn tap(t: &TestApp, kiosk: &str, machine: &str, card: &str) -> Value {
+    let (status, answer) = t
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/kiosk/unlock",
+            Some(kiosk),
+            Some(json!({"equipment_id": machine, "card_uid": card})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[actix_web::test]
+async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine() {
+    let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    t.makerspace(S).await;
+    let root = t.super_admin();
+    t.machine(
+        S,
+        "laser",
+        json!({"type": "laser_cutter", "hourly_rate": 30.0, "connection": {"kind": "tasmota", "topic": "laser1"}}),
+    )
+    .await;
+    t.machine(S, "cnc", json!({"type": "cnc_machine"})).await;
+    let p = t.publisher().await;
+    for m in ["laser", "cnc"] {
+        p.publish(&format!("makrcave/{S}/{m}/status"), "online").await;
+        t.wait_state(S, m, "online", |s| s["state"] == "idle").await;
+    }
+    let (status, skill) = t
+        .post(
+            "/api/v1/skills",
+            &root,
+            json!({"id": "laser-safety", "name": "Laser safety", "category": "Safety",
+            "level": "beginner", "makerspace_id": S, "equipment_ids": ["laser"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{skill}");
+    let ada = add_member(&t, "ada", "04:A1:B2:C3").await;
+    add_member(&t, "bob", "04:B0:B0:B0").await;
+
+    // Register the kiosk: the device token is shown once.
+    let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
+    let (status, registered) =
+        t.post(&format!("/api/v1/makerspaces/{S}/kiosks"), &admin, json!({"name": "Laser corner"})).await;
+    assert_eq!(status, 201, "{registered}");
+    let kiosk = registered["token"].as_str().expect("the device token").to_string();
+    let (_, listed) = t.get(&format!("/api/v1/makerspaces/{S}/kiosks"), Some(&admin)).await;
+    assert!(listed[0].get("token").is_none(), "never shown again");
+
+    // A person's token is no device token; an unknown card; no skill yet.
+    let (status, _) = t
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/kiosk/unlock",
+            Some(&admin),
+            Some(json!({"equipment_id": "laser", "card_uid": "04A1B2C3"})),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(tap(&t, &kiosk, "laser", "DEADBEEF").await["reason"], "unknown_card");
+    let no_skill = tap(&t, &kiosk, "laser", "04a1b2c3").await;
+    assert_eq!(
+        (no_skill["granted"].as_bool(), no_skill["reason"].as_str()),
+        (Some(false), Some("insufficient_skills")),
+        "{no_skill}"
+    );
+    assert_eq!(no_skill["missing_skills"], json!(["Laser safety"]));
+
+    // Certified: granted, the machine is in use for Ada, and its plug got its command.
+    let (status, _) =
+        t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "ada", "skill_id": "laser-safety"})).await;
+    assert_eq!(status, 201);
+    let granted = tap(&t, &kiosk, "laser", "04-A1-B2-C3").await;
+    assert_eq!((granted["granted"].as_bool(), granted["reason"].as_str()), (Some(true), Some("granted")), "{granted}");
+    assert!(granted["session_id"].is_string());
+    let state = t.wait_state(S, "laser", "laser in use", |s| s["state"] == "in_use").await;
+    assert_eq!(state["session"]["user_id"], "ada");
+    assert_eq!(state["session"]["member_id"].as_str(), Some(ada.as_str()));
+    // Bob (no skill) and, on the CNC, someone else's booking in progress.
+    let (status, _) =
+        t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "bob", "skill_id": "laser-safety"})).await;
+    assert_eq!(status, 201);
+    assert_eq!(tap(&t, &kiosk, "laser", "04B0B0B0").await["reason"], "machine_busy");
+    // The CNC is booked by Carl from in a moment: a walk-up until then, and refused after.
+    let starts = chrono::Utc::now() + chrono::Duration::seconds(2);
+    let (status, booking) = t
+        .post(&format!("/api/v1/makerspaces/{S}/reservations"), &admin,
+            json!({"equipment_id": "cnc", "user_id": "carl", "start": starts.to_rfc3339(), "end": (starts + chrono::Duration::hours(1)).to_rfc3339()}))
+        .await;
+    assert_eq!(status, 201, "{booking}");
+    let walk_up = tap(&t, &kiosk, "cnc", "04B0B0B0").await;
+    assert_eq!(walk_up["granted"], true, "{walk_up}");
+    let until: chrono::DateTime<chrono::Utc> = walk_up["until"].as_str().expect("until").parse().expect("time");
+    assert_eq!(until.timestamp(), starts.timestamp(), "a walk-up lasts until the next booking");
+    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(json!({"equipment_id": "cnc"}))).await;
+    crate::common::eventually(std::time::Duration::from_secs(10), "Carl's booking to begin", || async {
+        let answer = tap(&t, &kiosk, "cnc", "04B0B0B0").await;
+        (answer["reason"] == "reserved_by_other").then_some(())
+    })
+    .await;
+
+    // Lock: the session is stored with its cost; the audit log has every attempt.
+    let (status, locked) =
+        t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(json!({"equipment_id": "laser"}))).await;
+    assert_eq!((status, locked["locked"].as_bool()), (200, Some(true)), "{locked}");
+    assert_eq!(locked["session"]["hourly_rate"], 30.0);
+    t.wait_state(S, "laser", "laser idle", |s| s["state"] == "idle").await;
+    let (_, log) = t.get(&format!("/api/v1/makerspaces/{S}/kiosk-attempts"), Some(&admin)).await;
+    let reasons: Vec<&str> = log.as_array().expect("log").iter().rev().filter_map(|a| a["reason"].as_str()).collect();
+    assert!(
+        reasons.starts_with(&["unknown_card", "insufficient_skills", "granted", "machine_busy", "granted", "locked"]),
+        "{reasons:?}"
+    );
+    assert!(reasons.contains(&"reserved_by_other"), "{reasons:?}");
+    assert_eq!(reasons.last(), Some(&"locked"));
+    assert!(log.to_string().contains("…B2C3") && !log.to_string().contains("04A1B2C3"), "card hints only");
+
+    // Suspending Ada mid-session ends it at once; her card is refused after.
+    assert_eq!(tap(&t, &kiosk, "laser", "04A1B2C3").await["granted"], true);
+    t.wait_state(S, "laser", "laser in use again", |s| s["state"] == "in_use").await;
+    let (status, _) =
+        t.post(&format!("/api/v1/makerspaces/{S}/members/{ada}/suspend"), &root, json!({"reason": "safety"})).await;
+    assert_eq!(status, 200);
+    t.wait_state(S, "laser", "the session ended by the suspension", |s| s["state"] == "idle").await;
+    assert_eq!(tap(&t, &kiosk, "laser", "04A1B2C3").await["reason"], "member_suspended");
+    let sessions = t.app().state().store.usage_sessions("laser").await.expect("sessions");
+    assert_eq!(sessions.last().map(|s| s.end_reason.as_str()), Some("member_suspended"));
+
+    // Revoking Bob's skill ends his session on the laser.
+    assert_eq!(tap(&t, &kiosk, "laser", "04B0B0B0").await["granted"], true);
+    let (_, held) = t.get("/api/v1/skills/user-skills?user_id=bob", Some(&root)).await;
+    let held_id = held[0]["id"]
+        .as_str()
+        .or_else(|| held["user_skills"][0]["id"].as_str())
+        .expect("bob's certification")
+        .to_string();
+    let (status, _) =
+        t.post(&format!("/api/v1/skills/user-skills/{held_id}/revoke?reason=unsafe"), &root, json!({})).await;
+    assert_eq!(status, 200);
+    t.wait_state(S, "laser", "the session ended by the revocation", |s| s["state"] == "idle").await;
+
+    // Offline and maintenance machines, and a revoked kiosk.
+    assert_eq!(tap(&t, &kiosk, "laser", "04B0B0B0").await["reason"], "insufficient_skills", "revoked");
+    let (status, regrant) =
+        t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "bob", "skill_id": "laser-safety"})).await;
+    assert_eq!(status, 201, "{regrant}");
+    p.publish(&format!("makrcave/{S}/laser/status"), "offline").await;
+    t.wait_state(S, "laser", "laser offline", |s| s["state"] == "offline").await;
+    assert_eq!(tap(&t, &kiosk, "laser", "04B0B0B0").await["reason"], "machine_offline");
+    p.publish(&format!("makrcave/{S}/laser/status"), "online").await;
+    t.wait_state(S, "laser", "laser back", |s| s["state"] == "idle").await;
+    t.put(&format!("/api/v1/makerspaces/{S}/equipment/laser"), &root, json!({"status": "maintenance"})).await;
+    t.wait_state(S, "laser", "maintenance", |s| s["state"] == "maintenance").await;
+    assert_eq!(tap(&t, &kiosk, "laser", "04B0B0B0").await["reason"], "maintenance");
+    let (status, _) =
+        t.delete(&format!("/api/v1/makerspaces/{S}/kiosks/{}", registered["id"].as_str().expect("id")), &admin).await;
+    assert_eq!(status, 204);
+    let (status, _) = t
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/kiosk/unlock",
+            Some(&kiosk),
+            Some(json!({"equipment_id": "laser", "card_uid": "04B0B0B0"})),
+        )
+        .await;
+    assert_eq!(status, 401, "a revoked kiosk is refused");
+    t.stop().await;
+}
