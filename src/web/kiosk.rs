@@ -33,7 +33,7 @@ use crate::web::AppState;
 const TOKEN_PREFIX: &str = "mk_kiosk_";
 
 #[derive(OpenApi)]
-#[openapi(paths(register, list, revoke, unlock, lock, attempts))]
+#[openapi(paths(register, list, revoke, unlock, lock, attempts, machines))]
 pub struct KioskApi;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -42,6 +42,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", web::delete().to(revoke))
     .route("/makerspaces/{makerspace_id}/kiosk-attempts", web::get().to(attempts))
+    .route("/kiosk/machines", web::get().to(machines))
     .route("/kiosk/unlock", web::post().to(unlock))
     .route("/kiosk/lock", web::post().to(lock));
 }
@@ -224,6 +225,17 @@ impl FromRequest for Kiosk {
             }
         })
     }
+}
+
+/// The machines this kiosk serves, with their live state (for the kiosk page's picker).
+#[utoipa::path(get, path = "/api/v1/kiosk/machines", tag = "kiosk",
+    responses((status = 200, body = [crate::actors::machine::MachineView]), (status = 401, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn machines(state: web::Data<AppState>, Kiosk(kiosk): Kiosk) -> Result<HttpResponse, ApiError> {
+    let only: Option<std::collections::HashSet<String>> =
+        (!kiosk.equipment_ids.is_empty()).then(|| kiosk.equipment_ids.iter().cloned().collect());
+    let views = state.fleet.views(&kiosk.makerspace_id, only.as_ref()).await;
+    Ok(HttpResponse::Ok().json(views))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -115,6 +115,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/metrics", web::get().to(ops::metrics))
         .route("/demo/token", web::get().to(pages::demo_token))
         .route("/", web::get().to(pages::dashboard))
+        .route("/kiosk", web::get().to(pages::kiosk))
         .route("/static/{file}", web::get().to(pages::asset))
         .default_service(web::to(error::not_found));
 }

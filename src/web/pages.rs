@@ -9,14 +9,22 @@ use crate::web::AppState;
 const DASHBOARD_HTML: &str = include_str!("static/dashboard.html");
 const DASHBOARD_JS: &str = include_str!("static/dashboard.js");
 const STYLE_CSS: &str = include_str!("static/style.css");
+const KIOSK_HTML: &str = include_str!("static/kiosk.html");
+const KIOSK_JS: &str = include_str!("static/kiosk.js");
 
 pub async fn dashboard() -> HttpResponse {
     HttpResponse::Ok().content_type("text/html; charset=utf-8").body(DASHBOARD_HTML)
 }
 
+/// The shop-floor kiosk page (a tablet beside the machines, with a USB card reader).
+pub async fn kiosk() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/html; charset=utf-8").body(KIOSK_HTML)
+}
+
 pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (body, content_type) = match path.as_str() {
         "dashboard.js" => (DASHBOARD_JS, "text/javascript; charset=utf-8"),
+        "kiosk.js" => (KIOSK_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found("file")),
     };

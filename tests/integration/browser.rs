@@ -148,3 +148,99 @@ async fn the_dashboard_shows_a_telemetry_change_within_two_seconds() {
     assert!(card["nozzle"].as_str().unwrap_or_default().contains("215.5"), "{card}");
     t.stop().await;
 }
+
+impl Driver {
+    /// Types into whatever element has the focus, as a USB card reader does (`\u{E007}` is
+    /// the WebDriver code of Enter).
+    async fn type_into_focus(&self, text: &str) {
+        let active = self.call(reqwest::Method::GET, &self.session_path("/element/active"), None).await;
+        let id =
+            active.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("a focused element");
+        self.call(
+            reqwest::Method::POST,
+            &self.session_path(&format!("/element/{id}/value")),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+}
+
+const READ_KIOSK: &str = r#"
+    const result = document.getElementById('result');
+    return { ready: !document.getElementById('ready').hidden,
+             focused: document.activeElement && document.activeElement.id,
+             shown: !result.hidden, reason: result.dataset.reason || null, text: result.textContent,
+             missing: [...document.querySelectorAll('#missing-skills li')].map(li => li.textContent) };
+"#;
+
+#[actix_web::test]
+async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
+    let t =
+        TestApp::spawn_with(crate::common::TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    t.makerspace("shop").await;
+    let root = t.super_admin();
+    t.machine("shop", "laser", json!({"name": "Laser cutter", "type": "laser_cutter"})).await;
+    let p = t.publisher().await;
+    p.publish("makrcave/shop/laser/status", "online").await;
+    t.wait_state("shop", "laser", "laser online", |s| s["state"] == "idle").await;
+    let (status, _) = t
+        .post(
+            "/api/v1/skills",
+            &root,
+            json!({"id": "laser-safety", "name": "Laser safety", "category": "Safety",
+            "level": "beginner", "makerspace_id": "shop", "equipment_ids": ["laser"]}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    for (user, card) in [("ada", "04A1B2C3"), ("bob", "04B0B0B0")] {
+        let (_, m) = t
+            .post(
+                "/api/v1/makerspaces/shop/members",
+                &root,
+                json!({"email": format!("{user}@example.org"), "first_name": user, "last_name": "K", "user_id": user}),
+            )
+            .await;
+        let id = m["id"].as_str().expect("member id");
+        let (status, _) =
+            t.post(&format!("/api/v1/makerspaces/shop/members/{id}/cards"), &root, json!({"uid": card})).await;
+        assert_eq!(status, 201);
+    }
+    let (status, _) =
+        t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "ada", "skill_id": "laser-safety"})).await;
+    assert_eq!(status, 201);
+    let (_, kiosk) = t.post("/api/v1/makerspaces/shop/kiosks", &root, json!({"name": "Laser corner"})).await;
+    let device = kiosk["token"].as_str().expect("device token");
+
+    let driver = Driver::start().await;
+    driver.goto(&format!("{}/kiosk?machine=laser#device={device}", t.base)).await;
+    eventually(Duration::from_secs(20), "the kiosk to wait for a card, with the input focused", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["ready"] == true && page["focused"] == "card").then_some(())
+    })
+    .await;
+
+    driver.type_into_focus("04A1B2C3\u{E007}").await;
+    let page = eventually(Duration::from_secs(5), "the grant on screen", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["shown"] == true).then_some(page)
+    })
+    .await;
+    assert_eq!(page["reason"], "granted", "{page}");
+    assert!(page["text"].as_str().unwrap_or_default().starts_with("Unlocked"), "{page}");
+    t.wait_state("shop", "laser", "the laser in use by Ada", |s| {
+        s["state"] == "in_use" && s["session"]["user_id"] == "ada"
+    })
+    .await;
+    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(device), Some(json!({"equipment_id": "laser"}))).await;
+    t.wait_state("shop", "laser", "the laser free again", |s| s["state"] == "idle").await;
+
+    driver.type_into_focus("04B0B0B0\u{E007}").await;
+    let page = eventually(Duration::from_secs(5), "the refusal on screen", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["reason"] == "insufficient_skills").then_some(page)
+    })
+    .await;
+    assert!(page["text"].as_str().unwrap_or_default().contains("certification"), "plain words: {page}");
+    assert_eq!(page["missing"], json!(["Laser safety"]));
+    t.stop().await;
+}

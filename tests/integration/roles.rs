@@ -163,6 +163,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("DELETE", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/kiosk-attempts", Rule::MembersRead),
     ("POST", "/api/v1/kiosk/unlock", Rule::Device),
+    ("GET", "/api/v1/kiosk/machines", Rule::Device),
     ("POST", "/api/v1/kiosk/lock", Rule::Device),
 ];
 
