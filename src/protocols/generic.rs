@@ -10,6 +10,7 @@ pub const ROOT: &str = "makrcave";
 /// Subscriptions that carry machine reports into makrcave.
 pub const TELEMETRY_FILTER: &str = "makrcave/+/+/telemetry";
 pub const STATUS_FILTER: &str = "makrcave/+/+/status";
+pub const EVENT_FILTER: &str = "makrcave/+/+/event";
 
 /// The last level of a generic topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +140,35 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
     Ok(TelemetryUpdate { state, job: parsed.job, temps: parsed.temps, power_w: parsed.power_w, reported_at: parsed.ts })
 }
 
+/// An event a machine (or its bridge) reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MachineEvent {
+    /// The member ended the session at the machine (the bridge's button, a card tap out).
+    Lock,
+    /// Anything else (alarms, job done, ...): handled by later features, counted for now.
+    Other(String),
+}
+
+#[derive(Deserialize)]
+struct EventPayload {
+    event: String,
+}
+
+/// Parses an event payload: `{"event": "lock", ...}`.
+pub fn parse_event(payload: &[u8]) -> Result<MachineEvent, ParseError> {
+    let parsed: EventPayload = serde_json::from_slice(payload).map_err(|e| {
+        if e.is_data() {
+            ParseError::InvalidValue(e.to_string())
+        } else {
+            ParseError::MalformedJson(e.to_string())
+        }
+    })?;
+    Ok(match parsed.event.as_str() {
+        "lock" => MachineEvent::Lock,
+        other => MachineEvent::Other(other.to_string()),
+    })
+}
+
 /// Parses a status payload: `online` or `offline` (plain or as a JSON string).
 pub fn parse_status(payload: &[u8]) -> Result<bool, ParseError> {
     let text = std::str::from_utf8(payload).map_err(|_| ParseError::BadStatus)?;
@@ -196,6 +226,14 @@ mod tests {
         assert_eq!(parse_telemetry(br#"{"job":{"progress":140}}"#).map_err(|e| e.reason()), Err("invalid_value"));
         assert_eq!(parse_telemetry(br#"{"temps":{"bed":1e9}}"#).map_err(|e| e.reason()), Err("invalid_value"));
         assert_eq!(parse_telemetry(br#"[1,2]"#).map_err(|e| e.reason()), Err("invalid_value"));
+    }
+
+    #[test]
+    fn events() {
+        assert_eq!(parse_event(br#"{"event":"lock","card":"04A1"}"#), Ok(MachineEvent::Lock));
+        assert_eq!(parse_event(br#"{"event":"alarm"}"#), Ok(MachineEvent::Other("alarm".into())));
+        assert_eq!(parse_event(b"lock").map_err(|e| e.reason()), Err("malformed_json"));
+        assert_eq!(parse_event(br#"{"kind":"lock"}"#).map_err(|e| e.reason()), Err("invalid_value"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl PreparedLink {
                             let topics = [
                                 rumqttc::SubscribeFilter::new(generic::TELEMETRY_FILTER.into(), QoS::AtMostOnce),
                                 rumqttc::SubscribeFilter::new(generic::STATUS_FILTER.into(), QoS::AtLeastOnce),
+                                rumqttc::SubscribeFilter::new(generic::EVENT_FILTER.into(), QoS::AtLeastOnce),
                             ];
                             if let Err(err) = client.try_subscribe_many(topics) {
                                 tracing::error!(error = %err, "could not queue MQTT subscriptions");
@@ -222,8 +223,9 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
     let (kind, input) = match parsed.channel {
         Channel::Telemetry => ("telemetry", generic::parse_telemetry(payload).map(Input::Telemetry)),
         Channel::Status => ("status", generic::parse_status(payload).map(|online| Input::Availability { online })),
-        // Commands are ours, events are handled by later features.
-        Channel::Cmd | Channel::Event => return,
+        Channel::Event => return ingest_event(fleet, parsed.makerspace_id, parsed.equipment_id, payload).await,
+        // Commands are ours.
+        Channel::Cmd => return,
     };
     metrics::counter!(MQTT_MESSAGES_IN, "kind" => kind).increment(1);
     let input = match input {
@@ -234,6 +236,25 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
         Ok(()) => {}
         Err(err @ DeliveryError::UnknownMachine) => drop_with("unknown_machine", &err),
         Err(err @ DeliveryError::ActorGone) => drop_with("actor_gone", &err),
+    }
+}
+
+/// An event from a machine or its bridge: a lock ends the machine's session.
+async fn ingest_event(fleet: &Fleet, makerspace_id: &str, equipment_id: &str, payload: &[u8]) {
+    metrics::counter!(MQTT_MESSAGES_IN, "kind" => "event").increment(1);
+    match generic::parse_event(payload) {
+        Ok(generic::MachineEvent::Lock) => {
+            if let Err(err) = fleet.lock(makerspace_id, equipment_id, None, "bridge", "locked").await {
+                tracing::debug!(equipment_id, error = %err, "lock event with nothing to lock");
+            }
+        }
+        Ok(generic::MachineEvent::Other(event)) => {
+            tracing::debug!(equipment_id, event, "machine event not handled yet");
+        }
+        Err(err) => {
+            metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => err.reason()).increment(1);
+            tracing::debug!(equipment_id, error = %err, "dropped MQTT event");
+        }
     }
 }
 

@@ -393,3 +393,34 @@ pub async fn delete(
     state.fleet.stop(&equipment_id);
     Ok(HttpResponse::NoContent().finish())
 }
+
+/// Ends the session on a machine from a dashboard: the member whose session it is, or the
+/// makerspace's admins.
+#[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", tag = "equipment",
+    params(("makerspace_id" = String, Path), ("equipment_id" = String, Path)),
+    responses((status = 200, body = crate::store::machine_states::EndedSession), (status = 403, body = crate::web::ErrorBody),
+              (status = 404, body = crate::web::ErrorBody), (status = 409, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn lock(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, ApiError> {
+    let (space_id, equipment_id) = path.into_inner();
+    load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
+    let view = state.fleet.view(&space_id, &equipment_id).await.map_err(|_| ApiError::not_found("equipment"))?;
+    let Some(session) = view.session else {
+        return Err(ApiError::Conflict {
+            detail: "the machine has no session in progress".into(),
+            error_type: "not_in_use",
+        });
+    };
+    let manager = caller.can_manage_space(&space_id) == crate::domain::access::Decision::Allow;
+    if session.user_id != caller.user_id && !manager {
+        return Err(ApiError::Forbidden("only the member using the machine, or an admin, locks it".into()));
+    }
+    match state.fleet.lock(&space_id, &equipment_id, Some(session.id), &caller.user_id, "locked").await {
+        Ok(ended) => Ok(HttpResponse::Ok().json(ended)),
+        Err(_) => Err(ApiError::Conflict { detail: "the session ended meanwhile".into(), error_type: "not_in_use" }),
+    }
+}

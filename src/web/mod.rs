@@ -102,6 +102,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     "/makerspaces/{makerspace_id}/equipment/{equipment_id}/state",
                     web::get().to(equipment::live_state),
                 )
+                .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", web::post().to(equipment::lock))
                 .configure(member_routes)
                 .configure(skills::routes)
                 .configure(kiosk::routes)

@@ -12,7 +12,7 @@ use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, op
     paths(
         makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
         equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
-        equipment::live_state,
+        equipment::live_state, equipment::lock,
         members::create, members::list, members::get, members::update, members::delete, members::suspend,
         members::reactivate, members::activities, members::statistics, members::bulk,
         member_csv::export, member_csv::import,

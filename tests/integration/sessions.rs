@@ -147,6 +147,26 @@ async fn unlocking_and_locking_speaks_each_machines_own_language() {
     .await;
     assert_eq!((stored[0].user_id.as_str(), stored[0].ended_by.as_str(), stored[0].cost), ("ada", "ada", ended.cost));
 
+    // The member locks at the machine (the bridge's button), and from a dashboard.
+    fleet.unlock("s", "tas", session("ada", None)).await.expect("unlock tas again");
+    p.publish("makrcave/s/tas/event", r#"{"event":"lock"}"#).await;
+    t.wait_state("s", "tas", "locked by the bridge", |s| s["state"] == "idle").await;
+    fleet.unlock("s", "tas", session("ada", None)).await.expect("unlock tas once more");
+    let lock = "/api/v1/makerspaces/s/equipment/tas/lock";
+    let (status, _) = t.post(lock, &t.token("bob", makrcave::domain::access::Role::Member, &["s"]), json!({})).await;
+    assert_eq!(status, 403, "only the member using it (or an admin) locks it");
+    let (status, ended) =
+        t.post(lock, &t.token("ada", makrcave::domain::access::Role::Member, &["s"]), json!({})).await;
+    assert_eq!((status, ended["ended_by"].as_str()), (200, Some("ada")), "{ended}");
+    let (status, body) = t.post(lock, &t.token("ada", makrcave::domain::access::Role::Member, &["s"]), json!({})).await;
+    assert_eq!((status, body["error_type"].as_str()), (409, Some("not_in_use")));
+    let rows = eventually(Duration::from_secs(5), "three sessions of the laser stored", || async {
+        let rows = t.app().state().store.usage_sessions("tas").await.expect("read");
+        (rows.len() == 3).then_some(rows)
+    })
+    .await;
+    assert_eq!(rows[1].ended_by, "bridge");
+
     // Offline and maintenance machines are not unlocked.
     p.publish("makrcave/s/sh1/status", "offline").await;
     fleet.lock("s", "sh1", None, "system", "test").await.expect("lock sh1");
