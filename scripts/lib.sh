@@ -5,6 +5,8 @@
 WORK_DIR=""
 PG_DATA=""
 PG_BIN=""
+# Set by start_postgres: the admin URL of the throwaway cluster.
+PG_URL=""
 
 log() { printf '\033[1m[makrcave]\033[0m %s\n' "$*" >&2; }
 
@@ -55,7 +57,8 @@ make_work_dir() {
   chmod 755 "$WORK_DIR"
 }
 
-# Starts a throwaway PostgreSQL; prints its admin URL.
+# Starts a throwaway PostgreSQL and sets PG_URL to its admin URL. Call it directly, not in
+# $(...): stop_services must see PG_DATA to stop the cluster on exit.
 start_postgres() {
   local port user run=()
   port=$(free_port)
@@ -72,7 +75,7 @@ start_postgres() {
   "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -w -l "$PG_DATA/log" \
     -o "-p $port -k $WORK_DIR/pg-socket -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=400" \
     start >/dev/null
-  echo "postgres://$user@127.0.0.1:$port/postgres"
+  PG_URL="postgres://$user@127.0.0.1:$port/postgres"
 }
 
 stop_services() {
