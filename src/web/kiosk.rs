@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
-use crate::actors::machine::UnlockRefusal;
 use crate::domain::booking::{ReservationKind, ReservationStatus};
 use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
 use crate::domain::ids::new_id;
@@ -26,6 +25,7 @@ use crate::store::reservations::ReservationFilter;
 use crate::web::auth::{bearer_token, Caller};
 use crate::web::error::ApiError;
 use crate::web::members::authorize;
+use crate::web::skills::GateError;
 use crate::web::validate::check_len;
 use crate::web::AppState;
 
@@ -337,18 +337,12 @@ async fn decide(
     }
     // Skills are held by the member's identity; a member without one has none.
     let user_id = member.user_id.clone().unwrap_or_else(|| format!("member:{}", member.id));
-    if let Err(refusal) = crate::web::skills::require_access(state, equipment, &user_id, false, now).await {
-        return match ApiError::from(refusal) {
-            ApiError::RefusedWith { error_type, extra, .. } => Ok(UnlockAnswer {
-                missing_skills: extra
-                    .get("missing_skills")
-                    .and_then(|v| serde_json::from_value(v.clone()).ok())
-                    .unwrap_or_default(),
-                member_name,
-                ..denied(error_type)
-            }),
-            other => Err(other),
-        };
+    match crate::web::skills::require_access(state, equipment, &user_id, false, now).await {
+        Ok(()) => {}
+        Err(GateError::Refused { error_type, missing_skills, .. }) => {
+            return Ok(UnlockAnswer { missing_skills, member_name, ..denied(error_type) })
+        }
+        Err(GateError::Api(err)) => return Err(err),
     }
     // The booking in progress, and the next one.
     let bookings = state
@@ -375,7 +369,6 @@ async fn decide(
         Session { id: new_id(), user_id: user_id.clone(), member_id: Some(member.id.clone()), started_at: now, until };
     let session = match state.fleet.unlock(space, &equipment.id, session).await {
         Ok(s) => s,
-        Err(refusal @ UnlockRefusal::Busy { .. }) => return Ok(UnlockAnswer { member_name, ..denied(refusal.code()) }),
         Err(refusal) => return Ok(UnlockAnswer { member_name, ..denied(refusal.code()) }),
     };
     // The booking is checked in by the unlock; renew-on-use skills are renewed.
@@ -392,7 +385,7 @@ async fn decide(
             tracing::warn!(error = %err, reservation = %r.id, "kiosk unlock could not check the booking in");
         }
     }
-    if let Err(err) = crate::web::skills::record_certified_use(state, &equipment.id, &user_id, now).await {
+    if let Err(err) = crate::web::skills::record_use(state, equipment, &user_id, now).await {
         tracing::warn!(error = %err, "certified use not recorded");
     }
     Ok(UnlockAnswer {

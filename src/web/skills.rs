@@ -18,8 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
-use actix_web::{web, HttpResponse, ResponseError};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
@@ -453,7 +452,8 @@ pub struct AuditQuery {
 // ---------------------------------------------------------------------------------------------
 // Errors of the gate
 
-/// A refusal of the gate: 403 with the standard error fields and `missing_skills`.
+/// A refusal of the gate; as an [`ApiError`] it is 403 with the standard fields and
+/// `missing_skills`.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
     #[error("{detail}")]
@@ -476,24 +476,6 @@ impl From<GateError> for ApiError {
 impl From<StoreError> for GateError {
     fn from(err: StoreError) -> GateError {
         GateError::Api(err.into())
-    }
-}
-
-impl ResponseError for GateError {
-    fn status_code(&self) -> StatusCode {
-        match self {
-            GateError::Refused { .. } => StatusCode::FORBIDDEN,
-            GateError::Api(e) => e.status_code(),
-        }
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        match self {
-            GateError::Refused { detail, error_type, missing_skills } => HttpResponse::Forbidden().json(json!({
-                "detail": detail, "status_code": 403, "error_type": error_type, "missing_skills": missing_skills,
-            })),
-            GateError::Api(e) => e.error_response(),
-        }
     }
 }
 
@@ -895,6 +877,25 @@ pub async fn record_certified_use(
     if !decision.allowed() {
         return Err(refusal(&decision, &access));
     }
+    let renewed = renew_on_use(state, &rules, &equipment, user_id, at).await?;
+    Ok(CertifiedUse { access, renewed })
+}
+
+/// Extends, for a use of `equipment` at `at` that the gate already allowed, each required
+/// certification whose skill renews on use, to `at` + its validity (never shortened). Writes
+/// an audit line per renewal. Returns the renewed skills and their new expiry.
+async fn renew_on_use(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>)>, ApiError> {
+    // Nothing to do (and no query) unless one of the machine's skills renews on use.
+    let renewing = equipment.skill_requirements.iter().any(|id| rules.skills.get(id).is_some_and(|s| s.renew_on_use));
+    if !renewing {
+        return Ok(Vec::new());
+    }
     let held = state
         .store
         .list_user_skills(&UserSkillFilter {
@@ -932,7 +933,19 @@ pub async fn record_certified_use(
         state.store.apply_certification_change(&change).await?;
         state.certifications.invalidate(&equipment.makerspace_id, user_id);
     }
-    Ok(CertifiedUse { access, renewed })
+    Ok(renewed)
+}
+
+/// The kiosk's call after a granted unlock: renews what the use renews (the gate was
+/// checked before the unlock, with [`require_access`]).
+pub async fn record_use(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    renew_on_use(state, &rules, equipment, user_id, at).await.map(|_| ())
 }
 
 // ---------------------------------------------------------------------------------------------
