@@ -90,7 +90,7 @@ impl Application {
         let link = MqttLink::prepare(&broker);
         let fleet = Arc::new(Fleet::new(
             settings.actor_threads,
-            MachineDeps { hub: hub.clone(), state_writer: state_sender, commands: link.publisher() },
+            MachineDeps { hub: hub.clone(), state_writer: state_sender.clone(), commands: link.publisher() },
         ));
 
         let shutdown = CancellationToken::new();
@@ -125,6 +125,7 @@ impl Application {
             card_key: settings.card_key()?,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
             certifications: crate::web::skills::CertificationCache::new(),
+            journal: state_sender,
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
         let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;

@@ -13,11 +13,10 @@ use dashmap::DashMap;
 
 use crate::actors::machine::{
     Configure, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity, MachineView,
-    Report, Retire, Unlock, UnlockRefusal,
+    Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve,
 };
 use crate::domain::equipment::AdminStatus;
-use crate::domain::machine::Session;
-use crate::domain::machine::{Input, LiveState};
+use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::EndedSession;
 
@@ -154,6 +153,22 @@ impl Fleet {
         let addr = self.address(makerspace_id, equipment_id).map_err(|_| LockRefusal::NotInUse)?;
         let lock = Lock { session_id, ended_by: ended_by.to_string(), reason: reason.to_string() };
         addr.send(lock).await.map_err(|_| LockRefusal::NotInUse)?
+    }
+
+    /// Tells a machine's actor about a holding booking (see [`Reserve`]). Bookings change a
+    /// few times a day per machine and a lost one would show a wrong state until its end, so
+    /// like `configure` this ignores the mailbox bound.
+    pub fn reserve(&self, makerspace_id: &str, equipment_id: &str, hold: ReservationHold) {
+        if let Ok(addr) = self.address(makerspace_id, equipment_id) {
+            addr.do_send(Reserve(hold));
+        }
+    }
+
+    /// Tells a machine's actor that a booking no longer holds it (see [`Unreserve`]).
+    pub fn unreserve(&self, makerspace_id: &str, equipment_id: &str, reservation_id: &str, end: chrono::DateTime<Utc>) {
+        if let Ok(addr) = self.address(makerspace_id, equipment_id) {
+            addr.do_send(Unreserve { reservation_id: reservation_id.to_string(), end });
+        }
     }
 
     /// Makes a machine's actor fail (see [`InjectFault`]).

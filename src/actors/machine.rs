@@ -21,9 +21,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::actors::hub::Hub;
-use crate::actors::state_writer::StateSender;
+use crate::actors::state_writer::{Entry, StateSender};
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
-use crate::domain::machine::{Input, JobProgress, LiveState, MachineState, Session, Temperatures, Transition};
+use crate::domain::holds::Holds;
+use crate::domain::machine::{
+    Input, JobProgress, LiveState, MachineState, ReservationHold, Session, Temperatures, Transition,
+};
 use crate::protocols::commands::{encode, MachineCommand};
 use crate::protocols::mqtt::CommandPublisher;
 use crate::store::equipment::EquipmentRecord;
@@ -93,6 +96,9 @@ pub struct MachineView {
     pub heartbeat_timeout_s: u64,
     /// The member session in progress (who has the machine unlocked, until when).
     pub session: Option<Session>,
+    /// The booking in progress (confirmed or checked in, `start <= now < end`), if any. The
+    /// state says `reserved` while nobody uses the machine during it.
+    pub reservation: Option<ReservationHold>,
 }
 
 impl MachineView {
@@ -113,6 +119,7 @@ impl MachineView {
             reported_at: live.reported_at,
             heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
             session: live.session.clone(),
+            reservation: live.reservation.clone(),
         }
     }
 }
@@ -158,6 +165,13 @@ pub struct MachineActor {
     session_timers: Vec<SpawnHandle>,
     /// Numbers Shelly Gen2 RPC requests.
     rpc_id: u64,
+    /// The holding bookings of the machine it was told about (the nearest ones; the
+    /// reservation book tells it again about the others as they come near, see
+    /// `crate::web::reservations::feed_fleet`). The one in progress is mirrored in
+    /// `live.reservation`.
+    holds: Holds,
+    /// Wakes the actor at the next start or end of a booking.
+    hold_timer: Option<SpawnHandle>,
     deps: MachineDeps,
 }
 
@@ -174,6 +188,8 @@ impl MachineActor {
             retired: false,
             session_timers: Vec::new(),
             rpc_id: 0,
+            holds: Holds::default(),
+            hold_timer: None,
             deps,
         }
     }
@@ -330,6 +346,48 @@ impl MachineActor {
         Ok(ended)
     }
 
+    /// Takes a holding booking (new, or changed times); a released one is ignored.
+    fn reserve(&mut self, hold: ReservationHold, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
+        self.holds.reserve(hold, Utc::now());
+        self.refresh_holds(ctx);
+    }
+
+    /// Forgets a booking for good (it was cancelled, rejected, released or completed).
+    fn unreserve(&mut self, reservation_id: &str, end: DateTime<Utc>, ctx: &mut Context<Self>) {
+        if self.retired {
+            return;
+        }
+        self.holds.release(reservation_id, end, Utc::now());
+        self.refresh_holds(ctx);
+    }
+
+    /// Derives the booking in progress from the known ones, shows it if it changed, and
+    /// sets the timer for the next start or end.
+    fn refresh_holds(&mut self, ctx: &mut Context<Self>) {
+        if let Some(timer) = self.hold_timer.take() {
+            ctx.cancel_future(timer);
+        }
+        if self.retired {
+            return;
+        }
+        let now = Utc::now();
+        self.holds.prune(now);
+        let current = self.holds.current(now).cloned();
+        if current != self.live.reservation {
+            self.apply(&Input::Reservation(current), ctx);
+        }
+        if let Some(next) = self.holds.next_change(now) {
+            let wait = (next - now).to_std().unwrap_or_default();
+            self.hold_timer = Some(ctx.run_later(wait, |act, ctx| {
+                act.hold_timer = None;
+                act.guarded(ctx, |act, ctx| act.refresh_holds(ctx))
+            }));
+        }
+    }
+
     fn publish(&self) {
         let view = self.view();
         self.deps.hub.publish_machine(
@@ -360,7 +418,7 @@ impl MachineActor {
         };
         self.last_persisted = self.live.clone();
         self.dirty = false;
-        match self.deps.state_writer.try_send(change) {
+        match self.deps.state_writer.try_send(Entry::State(change)) {
             Ok(()) => {}
             Err(tokio::sync::mpsc::error::TrySendError::Full(change)) => {
                 let writer = self.deps.state_writer.clone();
@@ -416,6 +474,8 @@ impl Actor for MachineActor {
             }
         });
         self.arm_session_timers(ctx);
+        // Derives the booking in progress again (after a restart, from the bookings kept).
+        self.refresh_holds(ctx);
         self.publish();
     }
 }
@@ -426,6 +486,7 @@ impl Supervised for MachineActor {
         self.heartbeat_armed = false;
         // The context's timers are gone with the old run; `started` arms them again.
         self.session_timers.clear();
+        self.hold_timer = None;
         if self.retired {
             return;
         }
@@ -524,6 +585,37 @@ impl Handler<Retire> for MachineActor {
         // The supervisor restarts a stopped actor while any address to it is alive; a retired
         // one then does nothing, and ends for good once the last address is dropped.
         ctx.stop();
+    }
+}
+
+/// A holding booking (confirmed or checked in) of the machine: while it is in progress and
+/// nobody uses the machine, the machine shows `reserved` (`maintenance` for a maintenance
+/// window). Sent again when it changes; a booking already released is ignored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Reserve(pub ReservationHold);
+
+impl Handler<Reserve> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, msg: Reserve, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.reserve(msg.0, ctx))
+    }
+}
+
+/// A booking no longer holds the machine (cancelled, rejected, released as a no-show,
+/// completed). `end` is when it would have ended: until then a stale `Reserve` of it is
+/// ignored.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Unreserve {
+    pub reservation_id: String,
+    pub end: DateTime<Utc>,
+}
+
+impl Handler<Unreserve> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, msg: Unreserve, ctx: &mut Context<Self>) {
+        self.guarded(ctx, |act, ctx| act.unreserve(&msg.reservation_id, msg.end, ctx))
     }
 }
 

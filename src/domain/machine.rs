@@ -138,6 +138,27 @@ pub struct Session {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// What a booking of the machine in progress is: a member's booking or a maintenance window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldKind {
+    Booking,
+    Maintenance,
+}
+
+/// A holding booking (confirmed or checked in) of the machine, as the reservation book tells
+/// the machine's actor about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReservationHold {
+    /// The reservation's id.
+    pub id: String,
+    /// Whose booking it is (the admin who blocked it, for a maintenance window).
+    pub user_id: String,
+    pub kind: HoldKind,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
 /// A telemetry report, already parsed from whatever protocol carried it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TelemetryUpdate {
@@ -166,6 +187,9 @@ pub enum Input {
     SessionStarted(Session),
     /// The session ended (locked).
     SessionEnded,
+    /// The booking in progress now (`None`: none), as the machine's actor derives it from
+    /// the bookings it was told about.
+    Reservation(Option<ReservationHold>),
 }
 
 /// The live state of one machine, as its actor owns it.
@@ -189,6 +213,10 @@ pub struct LiveState {
     /// The member session in progress, if any.
     #[serde(default)]
     pub session: Option<Session>,
+    /// The booking in progress, if any. Not persisted: it is derived again from the
+    /// reservation book when makrcave starts.
+    #[serde(skip)]
+    pub reservation: Option<ReservationHold>,
 }
 
 /// A change of effective state, worth persisting and showing.
@@ -213,13 +241,15 @@ impl LiveState {
             last_heard: None,
             reported_at: None,
             session: None,
+            reservation: None,
         };
         live.state = live.effective_state();
         live
     }
 
     /// Maintenance wins, then reachability, then what the machine is busy with (a job, a
-    /// pause, an error), then a member's session, then the machine's own word.
+    /// pause, an error), then a member's session, then a booking in progress (`reserved`, or
+    /// `maintenance` for a maintenance window) on an idle machine, then the machine's own word.
     pub fn effective_state(&self) -> MachineState {
         if self.maintenance {
             MachineState::Maintenance
@@ -229,6 +259,11 @@ impl LiveState {
             self.reported
         } else if self.session.is_some() {
             MachineState::InUse
+        } else if let (Some(hold), MachineState::Idle) = (&self.reservation, self.reported) {
+            match hold.kind {
+                HoldKind::Booking => MachineState::Reserved,
+                HoldKind::Maintenance => MachineState::Maintenance,
+            }
         } else {
             self.reported
         }
@@ -277,6 +312,7 @@ impl LiveState {
             Input::Maintenance(on) => self.maintenance = *on,
             Input::SessionStarted(session) => self.session = Some(session.clone()),
             Input::SessionEnded => self.session = None,
+            Input::Reservation(hold) => self.reservation = hold.clone(),
         }
         let next = self.effective_state();
         if next == self.state {
@@ -388,6 +424,44 @@ mod tests {
         assert_eq!(live.state, MachineState::Offline);
     }
 
+    fn hold(kind: HoldKind) -> ReservationHold {
+        ReservationHold { id: "r".into(), user_id: "u".into(), kind, start: now(), end: now() }
+    }
+
+    #[test]
+    fn a_booking_in_progress_shows_reserved_until_a_session_or_a_job_takes_over() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&Input::Reservation(Some(hold(HoldKind::Booking))), now());
+        assert_eq!(live.state, MachineState::Offline, "an unreachable machine is offline, booked or not");
+        live.apply(&telemetry(Some(MachineState::Idle)), now());
+        assert_eq!(live.state, MachineState::Reserved);
+        assert!(live.online, "the underlying live state is kept");
+        let session = Session { id: "s".into(), user_id: "u".into(), member_id: None, started_at: now(), until: None };
+        live.apply(&Input::SessionStarted(session), now());
+        assert_eq!(live.state, MachineState::InUse, "in_use wins");
+        live.apply(&Input::SessionEnded, now());
+        assert_eq!(live.state, MachineState::Reserved, "the booking still runs");
+        live.apply(&telemetry(Some(MachineState::Running)), now());
+        assert_eq!(live.state, MachineState::Running);
+        live.apply(&telemetry(Some(MachineState::Idle)), now());
+        let t = live.apply(&Input::Reservation(None), now());
+        assert_eq!(t, Some(Transition { from: MachineState::Reserved, to: MachineState::Idle }));
+        live.apply(&Input::Reservation(Some(hold(HoldKind::Maintenance))), now());
+        assert_eq!(live.state, MachineState::Maintenance, "a maintenance window shows as maintenance");
+        assert!(!live.maintenance, "without touching the admin's flag");
+    }
+
+    #[test]
+    fn the_booking_in_progress_is_not_persisted() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&telemetry(None), now());
+        live.apply(&Input::Reservation(Some(hold(HoldKind::Booking))), now());
+        let mut restored: LiveState = serde_json::from_str(&serde_json::to_string(&live).unwrap()).unwrap();
+        assert_eq!(restored.reservation, None);
+        restored.apply(&Input::Maintenance(false), now());
+        assert_eq!(restored.state, MachineState::Idle, "re-derived from the book, not restored");
+    }
+
     fn any_state() -> impl Strategy<Value = MachineState> {
         proptest::sample::select(MachineState::ALL.to_vec())
     }
@@ -406,6 +480,8 @@ mod tests {
                 until: None
             })),
             Just(Input::SessionEnded),
+            proptest::option::of(prop_oneof![Just(HoldKind::Booking), Just(HoldKind::Maintenance)])
+                .prop_map(|k| Input::Reservation(k.map(hold))),
         ]
     }
 

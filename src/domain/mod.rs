@@ -5,6 +5,7 @@ pub mod access;
 pub mod booking;
 pub mod cards;
 pub mod equipment;
+pub mod holds;
 pub mod ids;
 pub mod machine;
 pub mod members;

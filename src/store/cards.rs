@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::members::{insert_activity, Activity};
-use super::{with_pool, Store, StoreError};
+use super::{with_pool, with_writer, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct CardRecord {
@@ -19,7 +19,7 @@ pub struct CardRecord {
 impl Store {
     /// Enrols a card; the same card twice in a makerspace is a `Conflict`.
     pub async fn insert_card(&self, card: &CardRecord, activity: &Activity) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO member_cards (id, makerspace_id, member_id, uid_hash, uid_hint, label, created_at)
@@ -50,7 +50,7 @@ impl Store {
     }
 
     pub async fn delete_card(&self, member_id: &str, card_id: &str, activity: &Activity) -> Result<bool, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query("DELETE FROM member_cards WHERE member_id = $1 AND id = $2")
                 .bind(member_id)

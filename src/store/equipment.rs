@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -85,7 +85,7 @@ impl Store {
     pub async fn insert_equipment(&self, e: &EquipmentRecord) -> Result<(), StoreError> {
         let (specs, skills, conn) =
             (to_json_text(&e.specifications), to_json_text(&e.skill_requirements), to_json_text(&e.connection));
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             sqlx::query(
                 "INSERT INTO equipment (id, makerspace_id, name, type, admin_status, location, specifications,
                  skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s,
@@ -111,15 +111,22 @@ impl Store {
             .await
             .map_err(StoreError::from_write)?;
         });
+        self.cache.clear();
         Ok(())
     }
 
+    /// A machine's record (cached: every booking and kiosk decision reads it).
     pub async fn get_equipment(&self, id: &str) -> Result<Option<EquipmentRecord>, StoreError> {
-        let sql = format!("{SELECT} WHERE id = $1");
-        let row: Option<EquipmentRow> = with_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
-        });
-        row.map(EquipmentRecord::try_from).transpose()
+        let key = id.to_string();
+        self.cache
+            .get_or_load(&self.cache.equipment, &key, async {
+                let sql = format!("{SELECT} WHERE id = $1");
+                let row: Option<EquipmentRow> = with_pool!(self, pool => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+                });
+                row.map(EquipmentRecord::try_from).transpose()
+            })
+            .await
     }
 
     pub async fn list_equipment(&self, filter: &EquipmentFilter) -> Result<Vec<EquipmentRecord>, StoreError> {
@@ -142,7 +149,7 @@ impl Store {
     pub async fn update_equipment(&self, e: &EquipmentRecord) -> Result<bool, StoreError> {
         let (specs, skills, conn) =
             (to_json_text(&e.specifications), to_json_text(&e.skill_requirements), to_json_text(&e.connection));
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query(
                 "UPDATE equipment SET name = $2, type = $3, admin_status = $4, location = $5,
                  specifications = $6, skill_requirements = $7, hourly_rate = $8,
@@ -166,13 +173,15 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.cache.clear();
         Ok(affected > 0)
     }
 
     pub async fn delete_equipment(&self, id: &str) -> Result<bool, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query("DELETE FROM equipment WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
         });
+        self.cache.clear();
         Ok(affected > 0)
     }
 }

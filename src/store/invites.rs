@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::members::{insert_activity, Activity, MemberRecord};
-use super::{with_pool, Store, StoreError};
+use super::{with_pool, with_writer, Store, StoreError};
 use crate::domain::members::MemberRole;
 
 /// Where an invitation stands. `expired` is derived from `expires_at` for pending ones.
@@ -101,7 +101,7 @@ const SELECT: &str = "SELECT id, makerspace_id, email, role, plan_id, message, t
 
 impl Store {
     pub async fn insert_invite(&self, i: &InviteRecord) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             sqlx::query(
                 "INSERT INTO member_invites (id, makerspace_id, email, role, plan_id, message, token_hash, status,
                  invited_by, expires_at, sent_count, accepted_at, accepted_by, created_at, updated_at)
@@ -176,7 +176,7 @@ impl Store {
         expires_at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query(
                 "UPDATE member_invites SET token_hash = $2, expires_at = $3, sent_count = sent_count + 1, updated_at = $4
                  WHERE id = $1 AND status = 'pending'",
@@ -192,7 +192,7 @@ impl Store {
     /// Cancels a pending invitation; false if it is no longer pending.
     pub async fn cancel_invite(&self, id: &str) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query("UPDATE member_invites SET status = 'cancelled', updated_at = $2 WHERE id = $1 AND status = 'pending'")
                 .bind(id)
                 .bind(now)
@@ -213,7 +213,7 @@ impl Store {
         activity: &Activity,
     ) -> Result<bool, StoreError> {
         let now = member.created_at;
-        let accepted = with_pool!(self, pool => {
+        let accepted = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
                 "UPDATE member_invites SET status = 'accepted', accepted_at = $2, accepted_by = $3, updated_at = $2

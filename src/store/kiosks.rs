@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct KioskRecord {
@@ -65,10 +65,35 @@ pub struct KioskAttempt {
     pub at: DateTime<Utc>,
 }
 
+/// Inserts one attempt of the floor's audit log (stored in batches by the state writer).
+macro_rules! insert_attempt {
+    ($executor:expr, $a:expr) => {{
+        let a: &KioskAttempt = $a;
+        sqlx::query(
+            "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
+             granted, reason, session_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&a.makerspace_id)
+        .bind(&a.kiosk_id)
+        .bind(&a.equipment_id)
+        .bind(&a.card_hint)
+        .bind(&a.member_id)
+        .bind(&a.user_id)
+        .bind(&a.action)
+        .bind(a.granted)
+        .bind(&a.reason)
+        .bind(&a.session_id)
+        .bind(a.at)
+        .execute($executor)
+        .await?;
+    }};
+}
+pub(crate) use insert_attempt;
+
 impl Store {
     pub async fn insert_kiosk(&self, k: &KioskRecord) -> Result<(), StoreError> {
         let equipment = to_json_text(&k.equipment_ids);
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             sqlx::query(
                 "INSERT INTO kiosks (id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -79,16 +104,22 @@ impl Store {
             .await
             .map_err(StoreError::from_write)?;
         });
+        self.cache.clear();
         Ok(())
     }
 
-    /// The kiosk holding this token, if it is not revoked.
+    /// The kiosk holding this token, if it is not revoked (cached: every kiosk request asks).
     pub async fn kiosk_by_token_hash(&self, token_hash: &str) -> Result<Option<KioskRecord>, StoreError> {
-        let sql = format!("{SELECT} WHERE token_hash = $1 AND revoked_at IS NULL");
-        let row: Option<KioskRow> = with_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(pool).await?
-        });
-        row.map(KioskRecord::try_from).transpose()
+        let key = token_hash.to_string();
+        self.cache
+            .get_or_load(&self.cache.kiosks, &key, async {
+                let sql = format!("{SELECT} WHERE token_hash = $1 AND revoked_at IS NULL");
+                let row: Option<KioskRow> = with_pool!(self, pool => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(token_hash).fetch_optional(pool).await?
+                });
+                row.map(KioskRecord::try_from).transpose()
+            })
+            .await
     }
 
     pub async fn list_kiosks(&self, makerspace_id: &str) -> Result<Vec<KioskRecord>, StoreError> {
@@ -102,7 +133,7 @@ impl Store {
     /// Revokes a kiosk's token; false if there is no such live kiosk.
     pub async fn revoke_kiosk(&self, makerspace_id: &str, id: &str) -> Result<bool, StoreError> {
         let now = Utc::now();
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query("UPDATE kiosks SET revoked_at = $3 WHERE makerspace_id = $1 AND id = $2 AND revoked_at IS NULL")
                 .bind(makerspace_id)
                 .bind(id)
@@ -111,21 +142,8 @@ impl Store {
                 .await?
                 .rows_affected()
         });
+        self.cache.clear();
         Ok(affected > 0)
-    }
-
-    pub async fn insert_kiosk_attempt(&self, a: &KioskAttempt) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
-                 granted, reason, session_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&a.makerspace_id).bind(&a.kiosk_id).bind(&a.equipment_id).bind(&a.card_hint).bind(&a.member_id)
-            .bind(&a.user_id).bind(&a.action).bind(a.granted).bind(&a.reason).bind(&a.session_id).bind(a.at)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
     }
 
     /// The floor's audit log of a makerspace, newest first.

@@ -4,7 +4,8 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::kiosks::{insert_attempt, KioskAttempt};
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::machine::{LiveState, Session, Transition};
 
 /// One state change to persist: the new snapshot and, when the state changed, the event;
@@ -88,10 +89,11 @@ pub struct MachineEvent {
 }
 
 impl Store {
-    /// Stores a batch of changes in one transaction (the state writer batches under load).
-    pub async fn save_state_changes(&self, changes: &[StateChange]) -> Result<(), StoreError> {
+    /// Stores a batch of state changes and kiosk attempts in one transaction (the state
+    /// writer batches under load).
+    pub async fn save_floor_batch(&self, changes: &[StateChange], attempts: &[KioskAttempt]) -> Result<(), StoreError> {
         let now = Utc::now();
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             for change in changes {
                 sqlx::query(
@@ -141,6 +143,9 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+            }
+            for attempt in attempts {
+                insert_attempt!(&mut *tx, attempt);
             }
             tx.commit().await?;
         });

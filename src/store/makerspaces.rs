@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct MakerspaceRecord {
@@ -54,7 +54,7 @@ impl Store {
     pub async fn insert_makerspace(&self, m: &MakerspaceRecord) -> Result<(), StoreError> {
         let settings = to_json_text(&m.settings);
         let plans = crate::store::plans::PlanRecord::defaults(&m.id, m.created_at);
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO makerspaces (id, name, description, location, timezone, currency, settings, created_at, updated_at)
@@ -77,15 +77,22 @@ impl Store {
             }
             tx.commit().await?;
         });
+        self.cache.clear();
         Ok(())
     }
 
+    /// A makerspace with its rules (cached: every booking and kiosk decision reads them).
     pub async fn get_makerspace(&self, id: &str) -> Result<Option<MakerspaceRecord>, StoreError> {
-        let sql = format!("SELECT {COLUMNS} FROM makerspaces WHERE id = $1");
-        let row: Option<MakerspaceRow> = with_pool!(self, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
-        });
-        row.map(MakerspaceRecord::try_from).transpose()
+        let key = id.to_string();
+        self.cache
+            .get_or_load(&self.cache.makerspaces, &key, async {
+                let sql = format!("SELECT {COLUMNS} FROM makerspaces WHERE id = $1");
+                let row: Option<MakerspaceRow> = with_pool!(self, pool => {
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(id).fetch_optional(pool).await?
+                });
+                row.map(MakerspaceRecord::try_from).transpose()
+            })
+            .await
     }
 
     pub async fn list_makerspaces(&self) -> Result<Vec<MakerspaceRecord>, StoreError> {
@@ -99,7 +106,7 @@ impl Store {
     /// Replaces the mutable fields; returns false when the makerspace does not exist.
     pub async fn update_makerspace(&self, m: &MakerspaceRecord) -> Result<bool, StoreError> {
         let settings = to_json_text(&m.settings);
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query(
                 "UPDATE makerspaces SET name = $2, description = $3, location = $4, timezone = $5,
                  currency = $6, settings = $7, updated_at = $8 WHERE id = $1",
@@ -116,14 +123,16 @@ impl Store {
             .await?
             .rows_affected()
         });
+        self.cache.clear();
         Ok(affected > 0)
     }
 
     /// Deletes a makerspace and (by cascade) its equipment and their states.
     pub async fn delete_makerspace(&self, id: &str) -> Result<bool, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query("DELETE FROM makerspaces WHERE id = $1").bind(id).execute(pool).await?.rows_affected()
         });
+        self.cache.clear();
         Ok(affected > 0)
     }
 }

@@ -3,7 +3,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
-use super::{json_column, with_pool, Store, StoreError};
+use super::{json_column, with_pool, with_writer, Store, StoreError};
 use crate::domain::members::{MemberRole, MemberStatus};
 
 /// Inserts an activity line inside a transaction (a macro: the executor type differs per
@@ -226,7 +226,7 @@ impl Store {
     /// Stores a new member with its first activity line, atomically. A second live member
     /// with the same email or identity in the makerspace is a `Conflict`.
     pub async fn insert_member(&self, m: &MemberRecord, activity: &Activity) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO members (id, makerspace_id, user_id, email, first_name, last_name, phone, role, status,
@@ -248,7 +248,7 @@ impl Store {
 
     /// Writes every field of a member, with an activity line, atomically.
     pub async fn update_member(&self, m: &MemberRecord, activity: &Activity) -> Result<bool, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(
                 "UPDATE members SET user_id = $2, email = $3, first_name = $4, last_name = $5, phone = $6, role = $7,

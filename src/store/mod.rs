@@ -2,6 +2,7 @@
 //! (production): a small enum over the two pools, and a macro that expands the same query
 //! text for each. sqlx's `Any` driver cannot bind chrono types, hence the enum.
 
+pub mod cache;
 pub mod cards;
 pub mod equipment;
 pub mod invites;
@@ -19,6 +20,9 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
+
+/// Read connections to a SQLite file (the write connection is extra).
+const SQLITE_READERS: u32 = 8;
 
 /// Errors of the storage layer. The web layer maps them to status codes; the cause chain
 /// goes to the log only.
@@ -50,31 +54,64 @@ impl StoreError {
     }
 }
 
-/// The database in use.
-#[derive(Clone, Debug)]
-pub enum Store {
-    Sqlite(SqlitePool),
+/// The database in use, with the read-through caches its own writes keep coherent.
+#[derive(Clone)]
+pub struct Store {
+    db: Db,
+    cache: std::sync::Arc<cache::Catalog>,
+}
+
+#[derive(Clone)]
+enum Db {
+    Sqlite(SqliteDb),
     Postgres(PgPool),
 }
 
-/// Runs the same query code against whichever pool is in use. The body is compiled once per
-/// database, so placeholders must be `$1, $2, ...` (both drivers accept them) and types must
-/// be ones both drivers encode.
+/// SQLite allows one writer at a time. Every write goes through a single connection, so
+/// writers queue fairly in tokio instead of polling SQLite's busy handler (which sleeps
+/// 1, 2, 5, 10... ms between tries and made the tail latency); reads use a pool of their
+/// own and never wait for the writer (WAL).
+#[derive(Clone)]
+struct SqliteDb {
+    reads: SqlitePool,
+    writes: SqlitePool,
+}
+
+/// Runs the same read query code against whichever pool is in use. The body is compiled once
+/// per database, so placeholders must be `$1, $2, ...` (both drivers accept them) and types
+/// must be ones both drivers encode.
 macro_rules! with_pool {
     ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::store::Store::Sqlite($pool) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = &db.reads;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
 
+/// As [`with_pool`], for code that writes: on SQLite it runs on the one write connection.
+macro_rules! with_writer {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match &$store.db {
+            $crate::store::Db::Sqlite(db) => {
+                let $pool = &db.writes;
+                $body
+            }
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_writer;
+
 impl Store {
     /// Connects and applies migrations. A SQLite file (and its folder) is created if missing
     /// and opened in WAL mode so that readers never wait for the writer.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let store = if url.starts_with("sqlite:") {
+        let db = if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
@@ -86,13 +123,18 @@ impl Store {
                     std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
                 }
             }
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
+            let writes = SqlitePoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options.clone())
+                .await?;
+            sqlx::migrate!("migrations/sqlite").run(&writes).await?;
+            let reads = SqlitePoolOptions::new()
+                .max_connections(SQLITE_READERS)
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-            Store::Sqlite(pool)
+            Db::Sqlite(SqliteDb { reads, writes })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -101,18 +143,18 @@ impl Store {
                 .connect_with(options)
                 .await?;
             sqlx::migrate!("migrations/postgres").run(&pool).await?;
-            Store::Postgres(pool)
+            Db::Postgres(pool)
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(store)
+        Ok(Store { db, cache: Default::default() })
     }
 
     /// Which database this is, for logs and health output.
     pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Sqlite(_) => "sqlite",
-            Store::Postgres(_) => "postgres",
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
         }
     }
 
@@ -125,7 +167,13 @@ impl Store {
     }
 
     pub async fn close(&self) {
-        with_pool!(self, pool => pool.close().await)
+        match &self.db {
+            Db::Sqlite(db) => {
+                db.reads.close().await;
+                db.writes.close().await;
+            }
+            Db::Postgres(pool) => pool.close().await,
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::members::{BillingPeriod, DEFAULT_PLANS};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,7 +118,7 @@ pub(crate) use insert_plan;
 
 impl Store {
     pub async fn insert_plan(&self, plan: &PlanRecord) -> Result<(), StoreError> {
-        with_pool!(self, pool => insert_plan!(pool, plan));
+        with_writer!(self, pool => insert_plan!(pool, plan));
         Ok(())
     }
 
@@ -141,7 +141,7 @@ impl Store {
 
     pub async fn update_plan(&self, p: &PlanRecord) -> Result<bool, StoreError> {
         let features = to_json_text(&p.features);
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             sqlx::query(
                 "UPDATE membership_plans SET name = $2, description = $3, price = $4, billing_period = $5,
                  access_hours_per_day = $6, access_24_7 = $7, features = $8, is_active = $9, updated_at = $10
@@ -160,7 +160,7 @@ impl Store {
     /// Deletes a plan nobody is on (members, deleted ones included, or pending invitations):
     /// `InUse` otherwise, and nothing changes.
     pub async fn delete_plan(&self, makerspace_id: &str, id: &str) -> Result<bool, StoreError> {
-        let outcome = with_pool!(self, pool => {
+        let outcome = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let users: (i64,) = sqlx::query_as(
                 "SELECT (SELECT COUNT(*) FROM members WHERE plan_id = $1)

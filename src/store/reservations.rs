@@ -287,12 +287,12 @@ impl Store {
         actor: &str,
     ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
         let result: Result<Vec<ReservationRow>, StoreError> = async {
-            Ok(match self {
-                Store::Sqlite(pool) => {
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            Ok(match &self.db {
+                super::Db::Sqlite(db) => {
+                    let mut tx = db.writes.begin_with("BEGIN IMMEDIATE").await?;
                     book_in!(tx, r, guard, actor)
                 }
-                Store::Postgres(pool) => {
+                super::Db::Postgres(pool) => {
                     let mut tx = pool.begin().await?;
                     sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
                     book_in!(tx, r, guard, actor)
@@ -314,12 +314,12 @@ impl Store {
         actor: &str,
     ) -> Result<BookOutcome, StoreError> {
         let result: Result<BookOutcome, StoreError> = async {
-            Ok(match self {
-                Store::Sqlite(pool) => {
-                    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+            Ok(match &self.db {
+                super::Db::Sqlite(db) => {
+                    let mut tx = db.writes.begin_with("BEGIN IMMEDIATE").await?;
                     transition_in!(tx, r, from, guard, action, actor)
                 }
-                Store::Postgres(pool) => {
+                super::Db::Postgres(pool) => {
                     let mut tx = pool.begin().await?;
                     sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
                     transition_in!(tx, r, from, guard, action, actor)
@@ -460,7 +460,7 @@ impl Store {
     }
 
     pub async fn insert_waitlist(&self, w: &WaitlistRecord) -> Result<(), StoreError> {
-        super::with_pool!(self, pool => {
+        super::with_writer!(self, pool => {
             sqlx::query(
                 "INSERT INTO reservation_waitlist (id, makerspace_id, equipment_id, user_id, start_at, end_at, status,
                  offered_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -527,7 +527,7 @@ impl Store {
         to: &str,
         offered_at: Option<DateTime<Utc>>,
     ) -> Result<bool, StoreError> {
-        let affected = super::with_pool!(self, pool => {
+        let affected = super::with_writer!(self, pool => {
             sqlx::query("UPDATE reservation_waitlist SET status = $3, offered_at = COALESCE($4, offered_at) WHERE id = $1 AND status = $2")
                 .bind(id).bind(from).bind(to).bind(offered_at)
                 .execute(pool)
@@ -535,5 +535,197 @@ impl Store {
                 .rows_affected()
         });
         Ok(affected > 0)
+    }
+}
+
+/// Live (waiting or offered) waitlist entries of one person for a machine overlapping
+/// `[$3, $4)`, oldest first.
+const WAITLIST_MINE: &str = "SELECT id, makerspace_id, equipment_id, user_id, start_at, end_at, status, offered_at, \
+     created_at FROM reservation_waitlist WHERE equipment_id = $1 AND user_id = $2 \
+     AND status IN ('waiting', 'offered') AND start_at < $4 AND end_at > $3 ORDER BY created_at, id";
+
+/// Key of the PostgreSQL advisory lock that serializes one person's waitlist joins for one
+/// machine (the check for a duplicate and the insert).
+const LOCK_WAITLIST: &str = "SELECT pg_advisory_xact_lock(hashtextextended('waitlist:' || $1 || ':' || $2, 0))";
+
+/// Stores a new waitlist entry unless the same person already waits for (or was offered) an
+/// overlapping interval of the machine; then that entry comes back and nothing is written.
+macro_rules! join_in {
+    ($tx:expr, $w:expr) => {{
+        let w: &WaitlistRecord = $w;
+        let existing: Option<WaitlistRow> = sqlx::query_as(WAITLIST_MINE)
+            .bind(&w.equipment_id)
+            .bind(&w.user_id)
+            .bind(w.start_at)
+            .bind(w.end_at)
+            .fetch_optional(&mut *$tx)
+            .await?;
+        if existing.is_none() {
+            sqlx::query(
+                "INSERT INTO reservation_waitlist (id, makerspace_id, equipment_id, user_id, start_at, end_at, status,
+                 offered_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&w.id)
+            .bind(&w.makerspace_id)
+            .bind(&w.equipment_id)
+            .bind(&w.user_id)
+            .bind(w.start_at)
+            .bind(w.end_at)
+            .bind(&w.status)
+            .bind(w.offered_at)
+            .bind(w.created_at)
+            .execute(&mut *$tx)
+            .await
+            .map_err(StoreError::from_write)?;
+            $tx.commit().await?;
+        } else {
+            $tx.rollback().await?;
+        }
+        existing
+    }};
+}
+
+// The waitlist's life: waiting -> offered (a slot freed up) -> booked (the person booked it)
+// or expired (not booked within the offer window); waiting or offered -> cancelled (left).
+impl Store {
+    /// Queues a person for a slot. A person waits at most once for any instant of a machine:
+    /// when a live entry of theirs overlaps, it comes back as `Ok(Err(..))` and nothing is
+    /// written. Race-safe like bookings: the check and the insert share a transaction that
+    /// SQLite serializes (`BEGIN IMMEDIATE`) and PostgreSQL serializes per person and machine
+    /// (advisory lock), with the `reservation_waitlist_no_duplicate` exclusion constraint
+    /// behind it.
+    pub async fn join_waitlist(&self, w: &WaitlistRecord) -> Result<Result<(), WaitlistRecord>, StoreError> {
+        let result: Result<Option<WaitlistRow>, StoreError> = async {
+            Ok(match &self.db {
+                super::Db::Sqlite(db) => {
+                    let mut tx = db.writes.begin_with("BEGIN IMMEDIATE").await?;
+                    join_in!(tx, w)
+                }
+                super::Db::Postgres(pool) => {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query(LOCK_WAITLIST).bind(&w.equipment_id).bind(&w.user_id).execute(&mut *tx).await?;
+                    join_in!(tx, w)
+                }
+            })
+        }
+        .await;
+        match result {
+            Ok(None) => Ok(Ok(())),
+            Ok(Some(existing)) => Ok(Err(existing.into())),
+            // The exclusion constraint (PostgreSQL) caught a duplicate the check did not see.
+            Err(StoreError::Conflict) => {
+                match self.live_waitlist_of(&w.equipment_id, &w.user_id, w.start_at, w.end_at).await?.into_iter().next()
+                {
+                    Some(existing) => Ok(Err(existing)),
+                    None => Err(StoreError::Conflict),
+                }
+            }
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Live entries of a person for a machine overlapping `[from, to)`, oldest first.
+    pub async fn live_waitlist_of(
+        &self,
+        equipment_id: &str,
+        user_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let rows: Vec<WaitlistRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(WAITLIST_MINE).bind(equipment_id).bind(user_id).bind(from).bind(to).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// A person booked `[from, to)` of a machine: their live entries overlapping it become
+    /// `booked` (kept, for the history). Returns the entries changed.
+    pub async fn mark_waitlist_booked(
+        &self,
+        equipment_id: &str,
+        user_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let rows: Vec<WaitlistRow> = super::with_writer!(self, pool => {
+            sqlx::query_as(
+                "UPDATE reservation_waitlist SET status = 'booked' WHERE equipment_id = $1 AND user_id = $2
+                 AND status IN ('waiting', 'offered') AND start_at < $4 AND end_at > $3
+                 RETURNING id, makerspace_id, equipment_id, user_id, start_at, end_at, status, offered_at, created_at",
+            )
+            .bind(equipment_id).bind(user_id).bind(from).bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// Offers a waiting entry its slot, unless it is no longer waiting or another live offer
+    /// for the machine overlaps it (one offer at a time for any instant: the next in line is
+    /// offered when that one is booked, left or expires). True if it was offered.
+    pub async fn offer_waitlist_entry(&self, id: &str, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let affected = super::with_writer!(self, pool => {
+            sqlx::query(
+                "UPDATE reservation_waitlist SET status = 'offered', offered_at = $2 WHERE id = $1 AND status = 'waiting'
+                 AND NOT EXISTS (SELECT 1 FROM reservation_waitlist o WHERE o.equipment_id = reservation_waitlist.equipment_id
+                 AND o.status = 'offered' AND o.start_at < reservation_waitlist.end_at
+                 AND o.end_at > reservation_waitlist.start_at)",
+            )
+            .bind(id).bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(affected > 0)
+    }
+
+    /// Offers made at or before `cutoff` and still not booked, oldest first.
+    pub async fn stale_offers(&self, cutoff: DateTime<Utc>) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let sql = format!(
+            "{WAITLIST_SELECT} WHERE status = 'offered' AND offered_at <= $1 ORDER BY offered_at, id LIMIT 500"
+        );
+        let rows: Vec<WaitlistRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(cutoff).fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// Waitlist entries of a makerspace in one status (any time), optionally of one person,
+    /// newest first.
+    pub async fn list_waitlist_in(
+        &self,
+        makerspace_id: &str,
+        status: &str,
+        user_id: Option<&str>,
+    ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        let rows: Vec<WaitlistRow> = super::with_pool!(self, pool => {
+            let mut q = QueryBuilder::new(WAITLIST_SELECT);
+            q.push(" WHERE makerspace_id = ").push_bind(makerspace_id.to_string());
+            q.push(" AND status = ").push_bind(status.to_string());
+            if let Some(u) = user_id {
+                q.push(" AND user_id = ").push_bind(u.to_string());
+            }
+            q.push(" ORDER BY created_at DESC, id LIMIT 1000");
+            q.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows.into_iter().map(WaitlistRecord::from).collect())
+    }
+
+    /// Holding bookings (of every makerspace) that overlap `[from, to)`, by start: what the
+    /// machine actors must know about to show `reserved`.
+    pub async fn holding_between(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<ReservationRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE status IN ('confirmed', 'checked_in') AND start_at < $2 AND end_at > $1
+             ORDER BY start_at, id LIMIT $3"
+        );
+        let rows: Vec<ReservationRow> = super::with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(from).bind(to).bind(limit).fetch_all(pool).await?
+        });
+        rows.into_iter().map(ReservationRecord::try_from).collect()
     }
 }

@@ -6,11 +6,13 @@
 //! (`equipment_ids` of a skill) writes that list, in the same transaction as the skill.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::{json_column, to_json_text, with_pool, Store, StoreError};
+use super::cache::SkillCatalog;
+use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::skills::{CertificationStatus, Prerequisites, RequestStatus, SkillLevel, SkillStatus};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -329,7 +331,7 @@ impl Store {
         prerequisites: &BTreeSet<String>,
         equipment_ids: &[String],
     ) -> Result<(), StoreError> {
-        with_pool!(self, pool => {
+        with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO skills (id, makerspace_id, name, category, level, description, status, validity_days,
@@ -344,6 +346,7 @@ impl Store {
             link_skill!(tx, s, Some(prerequisites), equipment_ids);
             tx.commit().await?;
         });
+        self.cache.clear();
         Ok(())
     }
 
@@ -354,7 +357,7 @@ impl Store {
         prerequisites: Option<&BTreeSet<String>>,
         equipment_ids: &[String],
     ) -> Result<bool, StoreError> {
-        let affected = with_pool!(self, pool => {
+        let affected = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             let affected = sqlx::query(
                 "UPDATE skills SET name = $2, category = $3, level = $4, description = $5, status = $6,
@@ -372,6 +375,7 @@ impl Store {
             tx.commit().await?;
             affected
         });
+        self.cache.clear();
         Ok(affected > 0)
     }
 
@@ -403,6 +407,25 @@ impl Store {
             q.build_query_as().fetch_all(pool).await?
         });
         rows.into_iter().map(SkillRecord::try_from).collect()
+    }
+
+    /// A makerspace's skills and prerequisite graph, for the gate (cached).
+    pub async fn skill_catalog(&self, makerspace_id: &str) -> Result<Arc<SkillCatalog>, StoreError> {
+        let key = makerspace_id.to_string();
+        let catalog = self
+            .cache
+            .get_or_load(&self.cache.skills, &key, async {
+                let skills = self
+                    .list_skills(&SkillFilter { makerspace_id: Some(makerspace_id.to_string()), ..Default::default() })
+                    .await?;
+                let graph = self.prerequisite_graph(makerspace_id).await?;
+                Ok(Some(Arc::new(SkillCatalog {
+                    skills: skills.into_iter().map(|s| (s.id.clone(), s)).collect(),
+                    graph,
+                })))
+            })
+            .await?;
+        Ok(catalog.unwrap_or_default())
     }
 
     /// The prerequisite graph of a makerspace's skills.
@@ -454,7 +477,7 @@ impl Store {
     /// decision on a request that is no longer pending is a `Conflict` and writes nothing.
     /// Returns the ids of the written certifications (an existing row keeps its id).
     pub async fn apply_certification_change(&self, change: &CertificationChange) -> Result<Vec<String>, StoreError> {
-        let ids = with_pool!(self, pool => {
+        let ids = with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             if let Some(d) = &change.decision {
                 let affected = sqlx::query(
@@ -499,7 +522,7 @@ impl Store {
     /// Stores a new pending request. When the person already has a pending request for the
     /// skill, nothing is stored and its id is returned as `Err`.
     pub async fn insert_skill_request(&self, r: &SkillRequestRecord) -> Result<Result<(), String>, StoreError> {
-        let inserted = with_pool!(self, pool => {
+        let inserted = with_writer!(self, pool => {
             sqlx::query(
                 "INSERT INTO skill_requests (id, user_id, skill_id, status, reason, notes, reviewed_by, reviewed_at,
                  created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",

@@ -311,8 +311,18 @@ pub async fn unlock(
     attempt.granted = answer.granted;
     attempt.reason = answer.reason.clone();
     attempt.session_id = answer.session_id.clone();
-    state.store.insert_kiosk_attempt(&attempt).await?;
+    record(&state, attempt).await?;
     Ok(HttpResponse::Ok().json(answer))
+}
+
+/// Writes an attempt to the floor's audit log; the answer waits until it is stored, in the
+/// state writer's next batch (with the session the attempt started or ended).
+async fn record(state: &AppState, attempt: KioskAttempt) -> Result<(), ApiError> {
+    if crate::actors::state_writer::store_attempt(&state.journal, attempt).await {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable("the audit log could not be written".into()))
+    }
 }
 
 /// The unlock decision (see the module documentation for the order).
@@ -337,7 +347,7 @@ async fn decide(
     }
     // Skills are held by the member's identity; a member without one has none.
     let user_id = member.user_id.clone().unwrap_or_else(|| format!("member:{}", member.id));
-    match crate::web::skills::require_access(state, equipment, &user_id, false, now).await {
+    match crate::web::skills::require_access_as(state, equipment, &user_id, MemberStatus::Active, now).await {
         Ok(()) => {}
         Err(GateError::Refused { error_type, missing_skills, .. }) => {
             return Ok(UnlockAnswer { missing_skills, member_name, ..denied(error_type) })
@@ -435,9 +445,9 @@ pub async fn lock(
         Ok(ended) => LockAnswer { locked: true, reason: "locked".into(), session: Some(ended) },
         Err(_) => LockAnswer { locked: false, reason: "not_in_use".into(), session: None },
     };
-    state
-        .store
-        .insert_kiosk_attempt(&KioskAttempt {
+    record(
+        &state,
+        KioskAttempt {
             makerspace_id: kiosk.makerspace_id.clone(),
             kiosk_id: kiosk.id.clone(),
             equipment_id: equipment.id.clone(),
@@ -449,8 +459,9 @@ pub async fn lock(
             reason: answer.reason.clone(),
             session_id: answer.session.as_ref().map(|s| s.session.id.clone()),
             at: Utc::now(),
-        })
-        .await?;
+        },
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(answer))
 }
 

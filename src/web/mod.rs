@@ -57,6 +57,8 @@ pub struct AppState {
     pub rate_limiter: rate_limit::RateLimiter,
     /// People's certifications per makerspace, for the equipment gate.
     pub certifications: crate::web::skills::CertificationCache,
+    /// The state writer, which also stores the kiosk's audit rows (see `actors::state_writer`).
+    pub journal: crate::actors::state_writer::StateSender,
 }
 
 /// The body of every error response.

@@ -3,6 +3,8 @@
 //! maintenance windows, approve and reject; the owner or an admin cancels and checks in;
 //! platform `admin`s only read. Every change is pushed on the WebSocket as a `reservation`
 //! message; a freed slot is offered to the first member waiting for it (`waitlist_offer`).
+//! Every change of a holding booking is also told to the machine's actor, which shows
+//! `reserved` while a booking is in progress and nobody uses the machine.
 //!
 //! Two confirmed or checked-in bookings of one machine never overlap: see
 //! [`crate::store::reservations`] for how each database guarantees it.
@@ -22,6 +24,7 @@ use crate::domain::access::{Decision, Principal};
 use crate::domain::booking::{BookingRules, ReservationKind, ReservationStatus};
 use crate::domain::equipment::{AdminStatus, EquipmentType};
 use crate::domain::ids::new_id;
+use crate::domain::machine::{HoldKind, ReservationHold};
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::reservations::{BookOutcome, ReservationEvent, ReservationFilter, ReservationRecord};
@@ -34,6 +37,16 @@ use crate::web::AppState;
 
 /// How often the no-show sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often the machine actors are told again about the bookings starting within
+/// [`FEED_AHEAD`]. Bookings are told to their machine when they change; this catches up with
+/// those made far ahead (an actor keeps only its nearest ones) and is how actors learn
+/// the book at start.
+const FEED_EVERY: Duration = Duration::from_secs(5 * 60);
+/// How far ahead the feed looks: well beyond [`FEED_EVERY`], so that every booking is known
+/// to its machine long before it starts.
+const FEED_AHEAD: chrono::Duration = chrono::Duration::hours(1);
+/// Most bookings one feed sends (all machines together).
+const FEED_LIMIT: i64 = 50_000;
 /// Largest page of a listing.
 const MAX_LIMIT: i64 = 1000;
 
@@ -59,6 +72,7 @@ const MAX_LIMIT: i64 = 1000;
         AvailableMachine,
         waitlist::WaitlistJoin,
         waitlist::WaitlistResponse,
+        waitlist::WaitlistStatus,
         ReservationStatus,
         ReservationKind,
         HistoryLine
@@ -295,10 +309,47 @@ fn invalid_status(r: &ReservationRecord, what: &str) -> ApiError {
     }
 }
 
-/// Pushes a reservation change to the space's WebSocket clients.
+/// Pushes a reservation change to the space's WebSocket clients, and tells the machine's
+/// actor about it.
 fn announce(state: &AppState, r: &ReservationRecord) {
     let message = json!({ "type": "reservation", "reservation": ReservationResponse::from(r.clone()) });
     state.hub.publish_event(&r.makerspace_id, &Arc::from(message.to_string()));
+    tell_machine(state, r);
+}
+
+/// What the machine's actor knows of a holding booking.
+fn hold_of(r: &ReservationRecord) -> ReservationHold {
+    ReservationHold {
+        id: r.id.clone(),
+        user_id: r.user_id.clone(),
+        kind: match r.kind {
+            ReservationKind::Booking => HoldKind::Booking,
+            ReservationKind::Maintenance => HoldKind::Maintenance,
+        },
+        start: r.start_at,
+        end: r.end_at,
+    }
+}
+
+/// A holding booking is (again) told to its machine; one that is over for good (cancelled,
+/// rejected, released, completed) is withdrawn. A pending request does not hold the machine
+/// and may still be approved: nothing to tell.
+fn tell_machine(state: &AppState, r: &ReservationRecord) {
+    match r.status {
+        s if s.holds_slot() => state.fleet.reserve(&r.makerspace_id, &r.equipment_id, hold_of(r)),
+        ReservationStatus::Pending => {}
+        _ => state.fleet.unreserve(&r.makerspace_id, &r.equipment_id, &r.id, r.end_at),
+    }
+}
+
+/// Tells every machine about its holding bookings that have not ended and start within
+/// [`FEED_AHEAD`] of `now`.
+pub async fn feed_fleet(state: &AppState, now: DateTime<Utc>) -> Result<usize, ApiError> {
+    let bookings = state.store.holding_between(now, now + FEED_AHEAD, FEED_LIMIT).await?;
+    for r in &bookings {
+        state.fleet.reserve(&r.makerspace_id, &r.equipment_id, hold_of(r));
+    }
+    Ok(bookings.len())
 }
 
 /// Writes a status change; 409 when the reservation changed meanwhile or now collides.
@@ -400,6 +451,7 @@ pub async fn create(
         return Err(conflict(&conflicts));
     }
     announce(&state, &record);
+    waitlist::booked(&state, &record, &rules).await;
     Ok(HttpResponse::Created().json(ReservationResponse::from(record)))
 }
 
@@ -524,7 +576,9 @@ pub async fn approve(
     r.status = ReservationStatus::Confirmed;
     r.decided_by = Some(caller.user_id.clone());
     r.updated_at = Utc::now();
-    apply(&state, &r, &[ReservationStatus::Pending], &rules_of(&space), "approved", &caller.user_id).await?;
+    let rules = rules_of(&space);
+    apply(&state, &r, &[ReservationStatus::Pending], &rules, "approved", &caller.user_id).await?;
+    waitlist::booked(&state, &r, &rules).await;
     Ok(HttpResponse::Ok().json(ReservationResponse::from(r)))
 }
 
@@ -683,15 +737,27 @@ pub async fn sweep(state: &AppState, now: DateTime<Utc>) -> Result<usize, ApiErr
     Ok(changed)
 }
 
-/// Runs the sweep until `stop` is cancelled.
+/// Runs until `stop` is cancelled: tells the machines about the bookings starting soon (at
+/// once, then every [`FEED_EVERY`]), and every [`SWEEP_EVERY`] runs the no-show sweep and
+/// expires waitlist offers not taken in time.
 pub fn spawn_sweeper(state: web::Data<AppState>, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let mut fed_at: Option<std::time::Instant> = None;
         loop {
+            if fed_at.is_none_or(|at| at.elapsed() >= FEED_EVERY) {
+                match feed_fleet(&state, Utc::now()).await {
+                    Ok(_) => fed_at = Some(std::time::Instant::now()),
+                    Err(e) => tracing::warn!(error = %e, "bookings not told to the machines"),
+                }
+            }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(SWEEP_EVERY) => {
                     if let Err(e) = sweep(&state, Utc::now()).await {
                         tracing::warn!(error = %e, "reservation sweep failed");
+                    }
+                    if let Err(e) = waitlist::expire_offers(&state, Utc::now()).await {
+                        tracing::warn!(error = %e, "waitlist offer sweep failed");
                     }
                 }
             }

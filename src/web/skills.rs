@@ -33,6 +33,7 @@ use crate::domain::skills::{
     AccessDecision, Certification, CertificationStatus, MembershipProblem, Prerequisites, RequestStatus, SkillLevel,
     SkillStatus, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS,
 };
+use crate::store::cache::SkillCatalog;
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::skills::{
     AuditFilter, AuditRecord, CertificationChange, Decision as RequestDecision, RequestFilter, SkillFilter,
@@ -731,18 +732,20 @@ async fn space_skills(state: &AppState, space: &str) -> Result<HashMap<String, S
 // ---------------------------------------------------------------------------------------------
 // The gate on the hot path
 
-/// What one makerspace's gate needs besides the person: its skills and prerequisite graph.
-struct SpaceRules {
-    skills: HashMap<String, SkillRecord>,
-    graph: Prerequisites,
+/// What one makerspace's gate needs besides the person: its skills and prerequisite graph
+/// (from the store's catalog cache).
+struct SpaceRules(Arc<SkillCatalog>);
+
+impl std::ops::Deref for SpaceRules {
+    type Target = SkillCatalog;
+    fn deref(&self) -> &SkillCatalog {
+        &self.0
+    }
 }
 
 impl SpaceRules {
     async fn load(state: &AppState, space: &str) -> Result<SpaceRules, ApiError> {
-        Ok(SpaceRules {
-            skills: space_skills(state, space).await?,
-            graph: state.store.prerequisite_graph(space).await?,
-        })
+        Ok(SpaceRules(state.store.skill_catalog(space).await?))
     }
 
     fn name(&self, id: &str) -> String {
@@ -788,6 +791,18 @@ async fn evaluate_vouched(
 ) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
     let member =
         member_status(state, &equipment.makerspace_id, user_id, at).await?.or(vouched.then_some(MemberStatus::Active));
+    evaluate_with(state, rules, equipment, user_id, member, at).await
+}
+
+/// The gate for one machine, for a person whose membership status is already known.
+async fn evaluate_with(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    member: Option<MemberStatus>,
+    at: DateTime<Utc>,
+) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
     let certs = state.certifications.get(&state.store, &equipment.makerspace_id, user_id).await?;
     let decision = check_access(member, &certs, &equipment.skill_requirements, &rules.graph, at);
     let missing_skills: Vec<String> = decision.missing.iter().map(|id| rules.name(id)).collect();
@@ -827,6 +842,24 @@ pub async fn require_access(
 ) -> Result<(), GateError> {
     let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
     let (decision, access) = evaluate_vouched(state, &rules, equipment, user_id, vouched, at).await?;
+    if decision.allowed() {
+        Ok(())
+    } else {
+        Err(refusal(&decision, &access))
+    }
+}
+
+/// As [`require_access`], for a member whose effective status the caller already read (the
+/// kiosk, from the card's member), which saves the gate a lookup.
+pub async fn require_access_as(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    member: MemberStatus,
+    at: DateTime<Utc>,
+) -> Result<(), GateError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_with(state, &rules, equipment, user_id, Some(member), at).await?;
     if decision.allowed() {
         Ok(())
     } else {

@@ -497,3 +497,31 @@ impl Drop for Publisher {
         self.driver.abort();
     }
 }
+
+/// A WebSocket client of makrcave.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the WebSocket with `token`, subscribes to `space` and waits for its snapshot.
+pub async fn open_space_ws(t: &TestApp, token: &str, space: &str) -> Socket {
+    use futures_util::SinkExt;
+    let url = format!("ws://{}/api/v1/ws?token={token}", t.app().http_addr());
+    let mut ws = tokio_tungstenite::connect_async(url).await.expect("websocket connects").0;
+    let subscribe = json!({"type": "subscribe", "makerspace_id": space}).to_string();
+    ws.send(tokio_tungstenite::tungstenite::Message::text(subscribe)).await.expect("send");
+    ws_until(&mut ws, |m| m["type"] == "snapshot").await;
+    ws
+}
+
+/// Reads messages until one satisfies `check` (each within 10 s).
+pub async fn ws_until(ws: &mut Socket, check: impl Fn(&Value) -> bool) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
+        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg.expect("stream open").expect("no error") {
+            let v: Value = serde_json::from_str(&text).expect("json");
+            if check(&v) {
+                return v;
+            }
+        }
+    }
+}
