@@ -22,7 +22,8 @@
 //! Run with `scripts/bench` (it starts the throwaway PostgreSQL). Settings by environment:
 //! BENCH_SECONDS (10), BENCH_KIOSK_RATE (500), BENCH_KIOSK_CLIENTS (16), BENCH_FLAT_CLIENTS (32),
 //! BENCH_MEMBERS (1000), BENCH_KIOSK_MACHINES (200), BENCH_BOOK_CLIENTS (50),
-//! BENCH_BOOK_MACHINES (50), BENCH_PG_URL (unset: PostgreSQL skipped).
+//! BENCH_BOOK_MACHINES (50), BENCH_PARTS ("kiosk,bookings"), BENCH_PG_URL (unset: PostgreSQL
+//! skipped).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -56,6 +57,9 @@ struct Config {
     kiosk_machines: usize,
     book_clients: usize,
     book_machines: usize,
+    /// Which parts run (BENCH_PARTS, default "kiosk,bookings").
+    kiosk: bool,
+    bookings: bool,
 }
 
 /// Percentile of sorted microseconds, in milliseconds.
@@ -672,10 +676,14 @@ async fn run(label: &str, database_url: String, cfg: Config) {
         rt.block_on(async move {
             let http = reqwest::Client::builder().pool_max_idle_per_host(128).build().expect("http client");
             let api = Arc::new(Api { http, base });
-            println!("makrcave kiosk decisions, {label}, embedded MQTT broker:");
-            kiosk_bench(api.clone(), mqtt, &root, &admin, cfg).await;
-            println!("makrcave bookings, {label}:");
-            bookings_bench(api, &root, tokens, cfg).await;
+            if cfg.kiosk {
+                println!("makrcave kiosk decisions, {label}, embedded MQTT broker:");
+                kiosk_bench(api.clone(), mqtt, &root, &admin, cfg).await;
+            }
+            if cfg.bookings {
+                println!("makrcave bookings, {label}:");
+                bookings_bench(api, &root, tokens, cfg).await;
+            }
         });
     });
     while !load.is_finished() {
@@ -689,6 +697,7 @@ async fn run(label: &str, database_url: String, cfg: Config) {
 }
 
 fn main() {
+    let parts = std::env::var("BENCH_PARTS").unwrap_or_else(|_| "kiosk,bookings".into());
     let cfg = Config {
         seconds: env_or("BENCH_SECONDS", 10),
         kiosk_rate: env_or("BENCH_KIOSK_RATE", 500),
@@ -698,6 +707,8 @@ fn main() {
         kiosk_machines: env_or("BENCH_KIOSK_MACHINES", 200) as usize,
         book_clients: env_or("BENCH_BOOK_CLIENTS", 50) as usize,
         book_machines: env_or("BENCH_BOOK_MACHINES", 50) as usize,
+        kiosk: parts.split(',').any(|p| p.trim() == "kiosk"),
+        bookings: parts.split(',').any(|p| p.trim() == "bookings"),
     };
     let pg_admin = std::env::var("BENCH_PG_URL").ok().filter(|u| !u.is_empty());
     actix_web::rt::System::new().block_on(async move {

@@ -3,7 +3,9 @@
 //! prerequisites).
 //!
 //! They live in the store so that no caller can forget to invalidate them: every store write
-//! to one of these tables clears the whole catalog after it commits. Catalog writes are rare
+//! to one of these tables clears the whole catalog after it commits. People's memberships
+//! (which every authenticated request reads) are cached beside it and cleared by every write
+//! to the members table, so that a suspension still works at once. Catalog writes are rare
 //! admin actions, so a full refill is cheap and "clear everything" cannot miss a dependency
 //! (a skill linked to a machine rewrites that machine's requirements, say). This is coherent
 //! because one makrcave process owns the database (it also owns the machine actors).
@@ -22,6 +24,7 @@ use dashmap::DashMap;
 use super::equipment::EquipmentRecord;
 use super::kiosks::KioskRecord;
 use super::makerspaces::MakerspaceRecord;
+use super::members::MembershipRow;
 use super::skills::SkillRecord;
 use super::StoreError;
 use crate::domain::skills::Prerequisites;
@@ -41,6 +44,8 @@ pub struct Catalog {
     /// Active kiosks by token hash.
     pub(super) kiosks: DashMap<String, KioskRecord>,
     pub(super) skills: DashMap<String, Arc<SkillCatalog>>,
+    /// A person's memberships by user id (an empty list too: a valid token's person).
+    pub(super) memberships: DashMap<String, Arc<Vec<MembershipRow>>>,
 }
 
 impl Catalog {
@@ -52,6 +57,14 @@ impl Catalog {
         self.makerspaces.clear();
         self.kiosks.clear();
         self.skills.clear();
+        self.memberships.clear();
+    }
+
+    /// Forgets every cached membership; called after each write to the members table.
+    pub(super) fn clear_memberships(&self) {
+        let mut generation = self.generation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *generation += 1;
+        self.memberships.clear();
     }
 
     fn generation(&self) -> u64 {

@@ -246,6 +246,7 @@ impl Store {
                 true
             }
         });
+        self.cache.clear_memberships();
         Ok(accepted)
     }
 }

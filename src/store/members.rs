@@ -1,5 +1,7 @@
 //! Members of makerspaces and their activity log.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::QueryBuilder;
 
@@ -243,6 +245,7 @@ impl Store {
             insert_activity!(&mut *tx, activity);
             tx.commit().await?;
         });
+        self.cache.clear_memberships();
         Ok(())
     }
 
@@ -272,6 +275,7 @@ impl Store {
             tx.commit().await?;
             affected
         });
+        self.cache.clear_memberships();
         Ok(affected > 0)
     }
 
@@ -373,17 +377,24 @@ impl Store {
     }
 
     /// Every live membership of an identity, with its makerspace's name.
-    pub async fn memberships_of(&self, user_id: &str) -> Result<Vec<MembershipRow>, StoreError> {
-        let rows = with_pool!(self, pool => {
-            sqlx::query_as(
-                "SELECT m.id AS member_id, m.makerspace_id, s.name AS makerspace_name, m.role, m.status, m.end_date, m.plan_id
-                 FROM members m JOIN makerspaces s ON s.id = m.makerspace_id
-                 WHERE m.user_id = $1 AND m.deleted_at IS NULL ORDER BY s.name, s.id",
-            )
-            .bind(user_id)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
+    pub async fn memberships_of(&self, user_id: &str) -> Result<Arc<Vec<MembershipRow>>, StoreError> {
+        let key = user_id.to_string();
+        let rows = self
+            .cache
+            .get_or_load(&self.cache.memberships, &key, async {
+                let rows: Vec<MembershipRow> = with_pool!(self, pool => {
+                    sqlx::query_as(
+                        "SELECT m.id AS member_id, m.makerspace_id, s.name AS makerspace_name, m.role, m.status,
+                         m.end_date, m.plan_id FROM members m JOIN makerspaces s ON s.id = m.makerspace_id
+                         WHERE m.user_id = $1 AND m.deleted_at IS NULL ORDER BY s.name, s.id",
+                    )
+                    .bind(user_id)
+                    .fetch_all(pool)
+                    .await?
+                });
+                Ok(Some(Arc::new(rows)))
+            })
+            .await?;
+        Ok(rows.unwrap_or_default())
     }
 }

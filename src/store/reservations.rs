@@ -1,11 +1,13 @@
 //! The reservation book's storage: bookings, their event log and the waitlist.
 //!
-//! The no-overlap guarantee: a booking that holds its machine (confirmed or checked in) is
-//! written only after a check, in the same transaction, that no other holding booking of the
-//! machine overlaps it (widened by the makerspace's minimum gap). The transaction is
-//! serialized per machine:
-//! - SQLite: `BEGIN IMMEDIATE` takes the database's write lock before the check, so no other
-//!   writer can slip in between the check and the insert;
+//! The no-overlap guarantee: a new reservation is written only if no holding booking
+//! (confirmed or checked in) of the machine overlaps it, widened by the makerspace's minimum
+//! gap: the check is part of the insert statement itself (`INSERT ... SELECT ... WHERE NOT
+//! EXISTS`). Such writes are serialized per machine:
+//! - SQLite: every write runs on the one write connection, and a single statement is atomic,
+//!   so no other writer can slip in between the check and the insert. (Status changes that
+//!   read first use `BEGIN IMMEDIATE` transactions on that connection.) The "created" line
+//!   of the history is written by a trigger, inside the same statement;
 //! - PostgreSQL: `pg_advisory_xact_lock` on the machine id serializes booking writes of that
 //!   machine across every node, and the `reservations_no_overlap` exclusion constraint
 //!   rejects any overlap that would get through anyway (SQLSTATE 23P01, a `Conflict`).
@@ -196,43 +198,43 @@ macro_rules! conflicts_in {
     }};
 }
 
-/// Stores a new reservation, checking for collisions first when it holds its slot.
+/// Inserts a new reservation unless a holding booking of the machine overlaps the guarded
+/// interval (pending requests are checked too: a request for a slot already held is
+/// pointless). One statement; the trigger `reservation_created_event` writes its history line.
+/// True if it was written.
 macro_rules! book_in {
-    ($tx:expr, $r:expr, $guard:expr, $actor:expr) => {{
+    ($executor:expr, $r:expr, $guard:expr) => {{
         let r: &ReservationRecord = $r;
-        // Pending requests are checked too: a request for a slot already held is pointless.
-        let rows = conflicts_in!(&mut *$tx, &r.equipment_id, &r.id, $guard);
-        if rows.is_empty() {
-            sqlx::query(
-                "INSERT INTO reservations (id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at,
-                 purpose, created_by, decided_by, reason, checked_in_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
-            )
-            .bind(&r.id)
-            .bind(&r.makerspace_id)
-            .bind(&r.equipment_id)
-            .bind(&r.user_id)
-            .bind(r.kind.as_str())
-            .bind(r.status.as_str())
-            .bind(r.start_at)
-            .bind(r.end_at)
-            .bind(&r.purpose)
-            .bind(&r.created_by)
-            .bind(&r.decided_by)
-            .bind(&r.reason)
-            .bind(r.checked_in_at)
-            .bind(r.created_at)
-            .bind(r.updated_at)
-            .execute(&mut *$tx)
-            .await
-            .map_err(StoreError::from_write)?;
-            insert_event!(&mut *$tx, r, "created", $actor, r.created_at);
-            $tx.commit().await?;
-        } else {
-            // Release the write lock now rather than when the connection is next used.
-            $tx.rollback().await?;
-        }
-        rows
+        let (from, to): (DateTime<Utc>, DateTime<Utc>) = $guard;
+        let written: Option<(String,)> = sqlx::query_as(
+            "INSERT INTO reservations (id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at,
+             purpose, created_by, decided_by, reason, checked_in_at, created_at, updated_at)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+             WHERE NOT EXISTS (SELECT 1 FROM reservations WHERE equipment_id = $3
+                 AND status IN ('confirmed', 'checked_in') AND start_at < $17 AND end_at > $16 AND id <> $1)
+             RETURNING id",
+        )
+        .bind(&r.id)
+        .bind(&r.makerspace_id)
+        .bind(&r.equipment_id)
+        .bind(&r.user_id)
+        .bind(r.kind.as_str())
+        .bind(r.status.as_str())
+        .bind(r.start_at)
+        .bind(r.end_at)
+        .bind(&r.purpose)
+        .bind(&r.created_by)
+        .bind(&r.decided_by)
+        .bind(&r.reason)
+        .bind(r.checked_in_at)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .bind(from)
+        .bind(to)
+        .fetch_optional($executor)
+        .await
+        .map_err(StoreError::from_write)?;
+        written.is_some()
     }};
 }
 
@@ -280,27 +282,46 @@ const LOCK_MACHINE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('reser
 impl Store {
     /// Stores a new reservation if no holding booking of the machine overlaps `guard`;
     /// otherwise nothing is written and the overlapping bookings come back as `Ok(Err(..))`.
+    /// Its history starts with a "created" line by `r.created_by`.
     pub async fn create_reservation(
         &self,
         r: &ReservationRecord,
         guard: (DateTime<Utc>, DateTime<Utc>),
-        actor: &str,
     ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
-        let result: Result<Vec<ReservationRow>, StoreError> = async {
-            Ok(match &self.db {
-                super::Db::Sqlite(db) => {
-                    let mut tx = db.writes.begin_with("BEGIN IMMEDIATE").await?;
-                    book_in!(tx, r, guard, actor)
+        // A refusal names the bookings in the way. Should they be gone by the time they are
+        // read (cancelled in between), the booking is simply tried again.
+        for _ in 0..3 {
+            let written: Result<bool, StoreError> = async {
+                Ok(match &self.db {
+                    super::Db::Sqlite(db) => book_in!(&db.writes, r, guard),
+                    super::Db::Postgres(pool) => {
+                        let mut tx = pool.begin().await?;
+                        sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
+                        let written = book_in!(&mut *tx, r, guard);
+                        tx.commit().await?;
+                        written
+                    }
+                })
+            }
+            .await;
+            let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
+            match written {
+                Ok(true) => return Ok(Ok(())),
+                Ok(false) => {}
+                // The exclusion constraint (PostgreSQL) caught an overlap the check did not see,
+                // or the id is taken.
+                Err(StoreError::Conflict) => {
+                    let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
+                    return if rows.is_empty() { Err(StoreError::Conflict) } else { Ok(Err(rows)) };
                 }
-                super::Db::Postgres(pool) => {
-                    let mut tx = pool.begin().await?;
-                    sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
-                    book_in!(tx, r, guard, actor)
-                }
-            })
+                Err(other) => return Err(other),
+            }
+            let rows = self.holding_overlaps(&r.equipment_id, &r.id, guard).await?;
+            if !rows.is_empty() {
+                return Ok(Err(rows));
+            }
         }
-        .await;
-        self.outcome(r, guard, result).await
+        Err(StoreError::Conflict)
     }
 
     /// Moves a reservation to `r.status` (with its decision fields) if it is still in one of
@@ -333,30 +354,6 @@ impl Store {
                 Ok(BookOutcome::Conflict(self.holding_overlaps(&r.equipment_id, &r.id, around).await?))
             }
             other => other,
-        }
-    }
-
-    async fn outcome(
-        &self,
-        r: &ReservationRecord,
-        guard: (DateTime<Utc>, DateTime<Utc>),
-        result: Result<Vec<ReservationRow>, StoreError>,
-    ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
-        match result {
-            Ok(rows) if rows.is_empty() => Ok(Ok(())),
-            Ok(rows) => Ok(Err(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?)),
-            // The exclusion constraint (PostgreSQL) caught an overlap the check did not see.
-            Err(StoreError::Conflict) => {
-                let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
-                let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
-                if rows.is_empty() {
-                    // A duplicate id, not an overlap.
-                    Err(StoreError::Conflict)
-                } else {
-                    Ok(Err(rows))
-                }
-            }
-            Err(other) => Err(other),
         }
     }
 
@@ -647,6 +644,20 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<Vec<WaitlistRecord>, StoreError> {
+        // Most bookings are made by people not on the waitlist: a read tells, and spares the
+        // write connection (every booking comes here).
+        let waiting: Option<(i32,)> = super::with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT 1 FROM reservation_waitlist WHERE equipment_id = $1 AND user_id = $2
+                 AND status IN ('waiting', 'offered') AND start_at < $4 AND end_at > $3 LIMIT 1",
+            )
+            .bind(equipment_id).bind(user_id).bind(from).bind(to)
+            .fetch_optional(pool)
+            .await?
+        });
+        if waiting.is_none() {
+            return Ok(Vec::new());
+        }
         let rows: Vec<WaitlistRow> = super::with_writer!(self, pool => {
             sqlx::query_as(
                 "UPDATE reservation_waitlist SET status = 'booked' WHERE equipment_id = $1 AND user_id = $2

@@ -272,12 +272,12 @@ async fn verify_request(state: Option<web::Data<AppState>>, token: Option<String
 /// the token names it, so that a suspension works at once.
 async fn add_memberships(state: &AppState, principal: &mut Principal) -> Result<(), ApiError> {
     let today = chrono::Utc::now().date_naive();
-    for row in state.store.memberships_of(&principal.user_id).await? {
+    for row in state.store.memberships_of(&principal.user_id).await?.iter() {
         let status = MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Pending);
         let role = MemberRole::parse(&row.role).map(MemberRole::access_role);
         match role {
             Some(role) if grants_access(effective_status(status, row.end_date, today)) => {
-                principal.memberships.insert(row.makerspace_id, role);
+                principal.memberships.insert(row.makerspace_id.clone(), role);
             }
             _ => {
                 principal.makerspaces.remove(&row.makerspace_id);

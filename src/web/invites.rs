@@ -489,7 +489,8 @@ pub async fn my_makerspaces(state: web::Data<AppState>, Caller(caller): Caller) 
     let today = Utc::now().date_naive();
     let rows = state.store.memberships_of(&caller.user_id).await?;
     let out: Vec<MembershipSummary> = rows
-        .into_iter()
+        .iter()
+        .cloned()
         .map(|r| {
             let stored = MemberStatus::parse(&r.status).unwrap_or(MemberStatus::Pending);
             MembershipSummary {

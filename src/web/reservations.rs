@@ -447,7 +447,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    if let Err(conflicts) = state.store.create_reservation(&record, rules.guarded(start, end), &caller.user_id).await? {
+    if let Err(conflicts) = state.store.create_reservation(&record, rules.guarded(start, end)).await? {
         return Err(conflict(&conflicts));
     }
     announce(&state, &record);

@@ -462,11 +462,11 @@ async fn postgres_exclusion_constraint_backs_the_check() {
     };
     let blind = |end: DateTime<Utc>| (end, end);
     let first = record("r1", hour(1), hour(2));
-    assert_eq!(store.create_reservation(&first, blind(hour(2)), "ann").await.expect("store"), Ok(()));
+    assert_eq!(store.create_reservation(&first, blind(hour(2))).await.expect("store"), Ok(()));
     let touching = record("r2", hour(2), hour(3));
-    assert_eq!(store.create_reservation(&touching, blind(hour(3)), "ann").await.expect("store"), Ok(()));
+    assert_eq!(store.create_reservation(&touching, blind(hour(3))).await.expect("store"), Ok(()));
     let overlapping = record("r3", hour(1) + Span::minutes(30), hour(1) + Span::minutes(45));
-    let outcome = store.create_reservation(&overlapping, blind(hour(1)), "ann").await.expect("store");
+    let outcome = store.create_reservation(&overlapping, blind(hour(1))).await.expect("store");
     match crate::common::database_kind() {
         crate::common::DatabaseKind::Postgres => match outcome {
             Err(c) => assert_eq!(c.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), vec!["r1"]),

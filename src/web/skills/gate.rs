@@ -1,0 +1,305 @@
+//! The gate on the hot path, called by bookings and the kiosk as well as by the access checks:
+//! may this person use this machine at this instant (membership, and every required skill
+//! with its prerequisites certified and unexpired), and the renewal of certifications on a
+//! certified use. A refusal is a [`GateError`].
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::domain::members::{effective_status, MemberStatus};
+use crate::domain::skills::{check_access, expiry_from, AccessDecision, MembershipProblem};
+use crate::store::cache::SkillCatalog;
+use crate::store::equipment::EquipmentRecord;
+use crate::store::skills::{CertificationChange, UserSkillFilter};
+use crate::store::StoreError;
+use crate::web::error::ApiError;
+use crate::web::AppState;
+
+use super::audit::audit;
+use super::shapes::EquipmentAccess;
+
+// ---------------------------------------------------------------------------------------------
+// Errors of the gate
+
+/// A refusal of the gate; as an [`ApiError`] it is 403 with the standard fields and
+/// `missing_skills`.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("{detail}")]
+    Refused { detail: String, error_type: &'static str, missing_skills: Vec<String> },
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+impl From<GateError> for ApiError {
+    fn from(err: GateError) -> ApiError {
+        match err {
+            GateError::Refused { detail, error_type, missing_skills } => {
+                ApiError::refused_with(403, detail, error_type, json!({ "missing_skills": missing_skills }))
+            }
+            GateError::Api(api) => api,
+        }
+    }
+}
+
+impl From<StoreError> for GateError {
+    fn from(err: StoreError) -> GateError {
+        GateError::Api(err.into())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The gate on the hot path
+
+/// What one makerspace's gate needs besides the person: its skills and prerequisite graph
+/// (from the store's catalog cache).
+pub(super) struct SpaceRules(Arc<SkillCatalog>);
+
+impl std::ops::Deref for SpaceRules {
+    type Target = SkillCatalog;
+    fn deref(&self) -> &SkillCatalog {
+        &self.0
+    }
+}
+
+impl SpaceRules {
+    pub(super) async fn load(state: &AppState, space: &str) -> Result<SpaceRules, ApiError> {
+        Ok(SpaceRules(state.store.skill_catalog(space).await?))
+    }
+
+    pub(super) fn name(&self, id: &str) -> String {
+        self.skills.get(id).map(|s| s.name.clone()).unwrap_or_else(|| id.to_string())
+    }
+}
+
+/// The person's effective membership status in a makerspace at `at` (`None`: not a member).
+async fn member_status(
+    state: &AppState,
+    space: &str,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Option<MemberStatus>, ApiError> {
+    // The person's memberships are cached (every authenticated request reads them too).
+    let memberships = state.store.memberships_of(user_id).await?;
+    Ok(memberships.iter().find(|m| m.makerspace_id == space).map(|m| {
+        effective_status(MemberStatus::parse(&m.status).unwrap_or(MemberStatus::Pending), m.end_date, at.date_naive())
+    }))
+}
+
+/// Runs the gate for one machine.
+pub(super) async fn evaluate(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
+    evaluate_vouched(state, rules, equipment, user_id, false, at).await
+}
+
+/// The gate for one machine; `vouched`: the identity provider's token says the person
+/// belongs to the makerspace, which counts as an active membership when our database has
+/// none (a database membership, suspended say, always wins).
+async fn evaluate_vouched(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
+    let member =
+        member_status(state, &equipment.makerspace_id, user_id, at).await?.or(vouched.then_some(MemberStatus::Active));
+    evaluate_with(state, rules, equipment, user_id, member, at).await
+}
+
+/// The gate for one machine, for a person whose membership status is already known.
+async fn evaluate_with(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    member: Option<MemberStatus>,
+    at: DateTime<Utc>,
+) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
+    let certs = state.certifications.get(&state.store, &equipment.makerspace_id, user_id).await?;
+    let decision = check_access(member, &certs, &equipment.skill_requirements, &rules.graph, at);
+    let missing_skills: Vec<String> = decision.missing.iter().map(|id| rules.name(id)).collect();
+    let reason = match decision.membership {
+        Err(MembershipProblem::NotAMember) => "Not a member of this makerspace".to_string(),
+        Err(MembershipProblem::Inactive(status)) => format!("Membership is {}", status.as_str()),
+        Ok(()) if missing_skills.is_empty() => "All required skills are certified".to_string(),
+        Ok(()) => format!("Missing required skills: {}", missing_skills.join(", ")),
+    };
+    let access = EquipmentAccess {
+        equipment_id: equipment.id.clone(),
+        equipment_name: equipment.name.clone(),
+        makerspace_id: equipment.makerspace_id.clone(),
+        can_access: decision.allowed(),
+        user_skills: decision.held.iter().map(|id| rules.name(id)).collect(),
+        missing_skills,
+        missing_skill_ids: decision.missing.clone(),
+        membership_ok: decision.membership.is_ok(),
+        reason,
+    };
+    Ok((decision, access))
+}
+
+fn refusal(decision: &AccessDecision, access: &EquipmentAccess) -> GateError {
+    let error_type = if decision.membership.is_ok() { "insufficient_skills" } else { "membership_inactive" };
+    GateError::Refused { detail: access.reason.clone(), error_type, missing_skills: access.missing_skills.clone() }
+}
+
+/// The gate for booking or using a machine at `at`, without renewing anything: `Ok` or the
+/// 403 refusal naming every missing skill. `vouched` as for [`evaluate_vouched`].
+pub async fn require_access(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<(), GateError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_vouched(state, &rules, equipment, user_id, vouched, at).await?;
+    if decision.allowed() {
+        Ok(())
+    } else {
+        Err(refusal(&decision, &access))
+    }
+}
+
+/// As [`require_access`], for a member whose effective status the caller already read (the
+/// kiosk, from the card's member), which saves the gate a lookup.
+pub async fn require_access_as(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    member: MemberStatus,
+    at: DateTime<Utc>,
+) -> Result<(), GateError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_with(state, &rules, equipment, user_id, Some(member), at).await?;
+    if decision.allowed() {
+        Ok(())
+    } else {
+        Err(refusal(&decision, &access))
+    }
+}
+
+/// The machines of `machines` a person may use at `at` (for availability listings).
+pub async fn usable_by(
+    state: &AppState,
+    makerspace_id: &str,
+    machines: Vec<EquipmentRecord>,
+    user_id: &str,
+    vouched: bool,
+    at: DateTime<Utc>,
+) -> Result<Vec<EquipmentRecord>, ApiError> {
+    let rules = SpaceRules::load(state, makerspace_id).await?;
+    let mut out = Vec::with_capacity(machines.len());
+    for machine in machines {
+        if evaluate_vouched(state, &rules, &machine, user_id, vouched, at).await?.0.allowed() {
+            out.push(machine);
+        }
+    }
+    Ok(out)
+}
+
+/// What a certified use did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CertifiedUse {
+    pub access: EquipmentAccess,
+    /// Certifications extended by this use: skill id and new expiry.
+    pub renewed: Vec<(String, DateTime<Utc>)>,
+}
+
+/// The kiosk's call when a person starts using a machine at `at`: the gate decides (403
+/// `insufficient_skills` with every missing skill, or `membership_inactive`), and each of the
+/// machine's required skills whose `renew_on_use` is set has its certification extended to
+/// `at` + its validity (never shortened). Writes an audit line per renewal.
+pub async fn record_certified_use(
+    state: &AppState,
+    equipment_id: &str,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<CertifiedUse, GateError> {
+    let equipment = state.store.get_equipment(equipment_id).await?.ok_or_else(|| ApiError::not_found("equipment"))?;
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate(state, &rules, &equipment, user_id, at).await?;
+    if !decision.allowed() {
+        return Err(refusal(&decision, &access));
+    }
+    let renewed = renew_on_use(state, &rules, &equipment, user_id, at).await?;
+    Ok(CertifiedUse { access, renewed })
+}
+
+/// Extends, for a use of `equipment` at `at` that the gate already allowed, each required
+/// certification whose skill renews on use, to `at` + its validity (never shortened). Writes
+/// an audit line per renewal. Returns the renewed skills and their new expiry.
+async fn renew_on_use(
+    state: &AppState,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, DateTime<Utc>)>, ApiError> {
+    // Nothing to do (and no query) unless one of the machine's skills renews on use.
+    let renewing = equipment.skill_requirements.iter().any(|id| rules.skills.get(id).is_some_and(|s| s.renew_on_use));
+    if !renewing {
+        return Ok(Vec::new());
+    }
+    let held = state
+        .store
+        .list_user_skills(&UserSkillFilter {
+            makerspace_id: Some(equipment.makerspace_id.clone()),
+            user_id: Some(user_id.to_string()),
+            skill_id: None,
+        })
+        .await?;
+    let mut change = CertificationChange::default();
+    let mut renewed = Vec::new();
+    for mut u in held {
+        let Some(skill) = rules.skills.get(&u.skill_id) else { continue };
+        if !skill.renew_on_use || !equipment.skill_requirements.contains(&u.skill_id) {
+            continue;
+        }
+        let Some(new_expiry) = expiry_from(at, skill.validity_days) else { continue };
+        if u.expires_at.is_some_and(|current| current >= new_expiry) {
+            continue;
+        }
+        change.audit.push(audit(
+            skill,
+            "renewed_on_use",
+            user_id,
+            user_id,
+            None,
+            json!({"equipment_id": equipment.id, "previous_expires_at": u.expires_at, "expires_at": new_expiry}),
+            at,
+        ));
+        u.expires_at = Some(new_expiry);
+        u.updated_at = Utc::now();
+        renewed.push((u.skill_id.clone(), new_expiry));
+        change.user_skills.push(u);
+    }
+    if !change.user_skills.is_empty() {
+        state.store.apply_certification_change(&change).await?;
+        state.certifications.invalidate(&equipment.makerspace_id, user_id);
+    }
+    Ok(renewed)
+}
+
+/// The kiosk's call after a granted unlock: renews what the use renews (the gate was
+/// checked before the unlock, with [`require_access`]).
+pub async fn record_use(
+    state: &AppState,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    at: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
+    renew_on_use(state, &rules, equipment, user_id, at).await.map(|_| ())
+}
