@@ -2,6 +2,7 @@
 //! (production): a small enum over the two pools, and a macro that expands the same query
 //! text for each. sqlx's `Any` driver cannot bind chrono types, hence the enum.
 
+mod booking_writer;
 pub mod cache;
 pub mod cards;
 pub mod equipment;
@@ -75,6 +76,8 @@ enum Db {
 struct SqliteDb {
     reads: SqlitePool,
     writes: SqlitePool,
+    /// New bookings, written in batches on `writes` (see `booking_writer`).
+    bookings: booking_writer::BookingQueue,
 }
 
 /// Runs the same read query code against whichever pool is in use. The body is compiled once
@@ -134,7 +137,8 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            Db::Sqlite(SqliteDb { reads, writes })
+            let bookings = booking_writer::spawn(writes.clone());
+            Db::Sqlite(SqliteDb { reads, writes, bookings })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()

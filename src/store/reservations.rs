@@ -5,16 +5,20 @@
 //! gap: the check is part of the insert statement itself (`INSERT ... SELECT ... WHERE NOT
 //! EXISTS`). Such writes are serialized per machine:
 //! - SQLite: every write runs on the one write connection, and a single statement is atomic,
-//!   so no other writer can slip in between the check and the insert. (Status changes that
-//!   read first use `BEGIN IMMEDIATE` transactions on that connection.) The "created" line
-//!   of the history is written by a trigger, inside the same statement;
+//!   so no other writer can slip in between the check and the insert. New bookings are
+//!   written in batches by the booking writer (`booking_writer.rs`); status changes that
+//!   read first use `BEGIN IMMEDIATE` transactions on that connection. The "created" line of
+//!   the history is written by a trigger, inside the same statement (on PostgreSQL, by the
+//!   `book_reservation` function);
 //! - PostgreSQL: `pg_advisory_xact_lock` on the machine id serializes booking writes of that
-//!   machine across every node, and the `reservations_no_overlap` exclusion constraint
+//!   machine across every node (a new booking takes it inside the `book_reservation`
+//!   function, so that the booking is one round trip), and the `reservations_no_overlap` exclusion constraint
 //!   rejects any overlap that would get through anyway (SQLSTATE 23P01, a `Conflict`).
 
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
+use super::booking_writer::BookingJob;
 use super::{Store, StoreError};
 use crate::domain::booking::{ReservationKind, ReservationStatus};
 
@@ -237,6 +241,7 @@ macro_rules! book_in {
         written.is_some()
     }};
 }
+pub(super) use book_in;
 
 /// Writes a reservation's new status (and decision fields) if it is still in one of the
 /// expected statuses; checks collisions first when the new status holds the slot.
@@ -279,6 +284,45 @@ macro_rules! transition_in {
 /// Key of the PostgreSQL advisory lock that serializes booking writes of one machine.
 const LOCK_MACHINE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))";
 
+/// A booking on PostgreSQL: the lock, the check, the insert and its history line in one call
+/// of `book_reservation` (migration 0008), which returns the bookings in the way, if any.
+async fn book_on_postgres(
+    pool: &sqlx::PgPool,
+    r: &ReservationRecord,
+    guard: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
+    let rows: Vec<ReservationRow> = sqlx::query_as(
+        "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, created_by,
+         decided_by, reason, checked_in_at, created_at, updated_at
+         FROM book_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&r.id)
+    .bind(&r.makerspace_id)
+    .bind(&r.equipment_id)
+    .bind(&r.user_id)
+    .bind(r.kind.as_str())
+    .bind(r.status.as_str())
+    .bind(r.start_at)
+    .bind(r.end_at)
+    .bind(&r.purpose)
+    .bind(&r.created_by)
+    .bind(&r.decided_by)
+    .bind(&r.reason)
+    .bind(r.checked_in_at)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .bind(guard.0)
+    .bind(guard.1)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_write)?;
+    if rows.is_empty() {
+        Ok(Ok(()))
+    } else {
+        Ok(Err(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?))
+    }
+}
+
 impl Store {
     /// Stores a new reservation if no holding booking of the machine overlaps `guard`;
     /// otherwise nothing is written and the overlapping bookings come back as `Ok(Err(..))`.
@@ -288,33 +332,39 @@ impl Store {
         r: &ReservationRecord,
         guard: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
-        // A refusal names the bookings in the way. Should they be gone by the time they are
-        // read (cancelled in between), the booking is simply tried again.
-        for _ in 0..3 {
-            let written: Result<bool, StoreError> = async {
-                Ok(match &self.db {
-                    super::Db::Sqlite(db) => book_in!(&db.writes, r, guard),
-                    super::Db::Postgres(pool) => {
-                        let mut tx = pool.begin().await?;
-                        sqlx::query(LOCK_MACHINE).bind(&r.equipment_id).execute(&mut *tx).await?;
-                        let written = book_in!(&mut *tx, r, guard);
-                        tx.commit().await?;
-                        written
-                    }
-                })
-            }
-            .await;
-            let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
-            match written {
-                Ok(true) => return Ok(Ok(())),
-                Ok(false) => {}
-                // The exclusion constraint (PostgreSQL) caught an overlap the check did not see,
-                // or the id is taken.
-                Err(StoreError::Conflict) => {
-                    let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
-                    return if rows.is_empty() { Err(StoreError::Conflict) } else { Ok(Err(rows)) };
+        let outcome = match &self.db {
+            super::Db::Sqlite(db) => self.book_on_sqlite(&db.bookings, r, guard).await,
+            super::Db::Postgres(pool) => book_on_postgres(pool, r, guard).await,
+        };
+        match outcome {
+            // The exclusion constraint (PostgreSQL) caught an overlap the check did not see,
+            // or the id is taken.
+            Err(StoreError::Conflict) => {
+                let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
+                let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
+                if rows.is_empty() {
+                    Err(StoreError::Conflict)
+                } else {
+                    Ok(Err(rows))
                 }
-                Err(other) => return Err(other),
+            }
+            other => other,
+        }
+    }
+
+    /// A booking through SQLite's booking writer; a refusal then reads the bookings in the
+    /// way. Should they be gone by then (cancelled in between), the booking is tried again.
+    async fn book_on_sqlite(
+        &self,
+        writer: &super::booking_writer::BookingQueue,
+        r: &ReservationRecord,
+        guard: (DateTime<Utc>, DateTime<Utc>),
+    ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
+        for _ in 0..3 {
+            let (written, answer) = tokio::sync::oneshot::channel();
+            writer.send(BookingJob { record: r.clone(), guard, written }).await.map_err(|_| sqlx::Error::PoolClosed)?;
+            if answer.await.map_err(|_| sqlx::Error::PoolClosed)?? {
+                return Ok(Ok(()));
             }
             let rows = self.holding_overlaps(&r.equipment_id, &r.id, guard).await?;
             if !rows.is_empty() {
