@@ -17,8 +17,11 @@ CREATE FUNCTION book_reservation(
 ) RETURNS SETOF reservations LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtextextended('reservation:' || p_equipment_id, 0));
+    -- A range overlap, so that the exclusion constraint's GiST index (by machine and time)
+    -- answers it.
     RETURN QUERY SELECT * FROM reservations WHERE equipment_id = p_equipment_id
-        AND status IN ('confirmed', 'checked_in') AND start_at < p_guard_to AND end_at > p_guard_from
+        AND status IN ('confirmed', 'checked_in')
+        AND tstzrange(start_at, end_at, '[)') && tstzrange(p_guard_from, p_guard_to, '[)')
         AND id <> p_id ORDER BY start_at, id;
     IF FOUND THEN
         RETURN;

@@ -1,93 +1,245 @@
-//! SQLite's booking writer: new reservations are written in batches, one transaction per
-//! batch (group commit).
+//! The booking writer: new reservations are written in batches (group commit).
 //!
-//! SQLite has one writer at a time, so under a burst of bookings the write connection, not
-//! the CPU, sets the pace: each booking on its own is a statement plus a commit, and between
-//! two bookings the connection passes from one request's task to the next. This task owns
-//! the queue instead: it takes every booking waiting, checks and inserts each inside one
-//! `BEGIN IMMEDIATE` transaction (each insert still checks for overlaps, and sees the ones
-//! before it in the batch), commits once, and then answers each. A lone booking is written
-//! as a single statement, as before.
+//! Under a burst of bookings the database's per-statement and per-commit costs, not the
+//! check itself, set the pace, and on SQLite (one writer at a time) so does handing the write
+//! connection from one request's task to the next. This task owns the queue instead: it
+//! takes every booking waiting and writes them together. Each booking is still checked for
+//! overlaps, and sees the ones before it in the batch.
+//! - SQLite: one `BEGIN IMMEDIATE` transaction on the write connection, a single conditional
+//!   insert per booking (`book_in!`), one commit.
+//! - PostgreSQL: one call of `book_reservations` (migration 0010) with the batch as JSON;
+//!   it takes each machine's lock and returns, per booking, the bookings in its way. Two
+//!   batches may be under way at once.
+//!
+//! A lone booking is written on its own (SQLite: the one statement; PostgreSQL:
+//! `book_reservation`), and a batch that fails as a whole is written again one by one, so
+//! that one bad booking cannot fail the others.
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sqlx::SqlitePool;
-use tokio::sync::{mpsc, oneshot};
+use serde::Serialize;
+use sqlx::{PgPool, SqlitePool};
+use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::reservations::{book_in, ReservationRecord};
-use super::StoreError;
-
-/// Writes one booking unless an overlap is in the way: true if written.
-async fn book<'e, E>(
-    executor: E,
-    r: &ReservationRecord,
-    guard: (DateTime<Utc>, DateTime<Utc>),
-) -> Result<bool, StoreError>
-where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
-{
-    Ok(book_in!(executor, r, guard))
-}
+use super::reservations::{book_in, ReservationRecord, ReservationRow};
+use super::{Db, StoreError};
 
 /// Bookings that may wait for the writer.
 const QUEUE_CAPACITY: usize = 1024;
-/// Most bookings written in one transaction.
+/// Most bookings written together.
 const MAX_BATCH: usize = 64;
+
+/// What became of a booking.
+#[derive(Debug)]
+pub(super) enum Booked {
+    Written,
+    /// Not written: these holding bookings are in the way (PostgreSQL names them).
+    InTheWay(Vec<ReservationRecord>),
+    /// Not written: a holding booking is in the way (SQLite; the caller reads which).
+    Refused,
+}
 
 /// One new reservation to write unless a holding booking overlaps `guard`.
 pub(super) struct BookingJob {
     pub record: ReservationRecord,
     pub guard: (DateTime<Utc>, DateTime<Utc>),
-    /// Whether it was written (false: an overlapping holding booking is in the way).
-    pub written: oneshot::Sender<Result<bool, StoreError>>,
+    pub booked: oneshot::Sender<Result<Booked, StoreError>>,
 }
 
 pub(super) type BookingQueue = mpsc::Sender<BookingJob>;
 
-/// Starts the writer on the write pool. It ends when the store's last copy is dropped.
-pub(super) fn spawn(writes: SqlitePool) -> BookingQueue {
-    let (queue, mut jobs_in) = mpsc::channel::<BookingJob>(QUEUE_CAPACITY);
-    tokio::spawn(async move {
-        let mut jobs = Vec::with_capacity(MAX_BATCH);
-        while jobs_in.recv_many(&mut jobs, MAX_BATCH).await > 0 {
-            if jobs.len() > 1 {
-                write_batch(&writes, &mut jobs).await;
+/// Batches PostgreSQL works on at once. A batch runs in one server process (one core), so
+/// two keep a second core busy; batches of different machines do not wait for each other,
+/// those of one machine wait for its lock.
+const POSTGRES_WRITERS: usize = 2;
+
+/// Starts the writer (SQLite: one, as SQLite writes one at a time; PostgreSQL:
+/// [`POSTGRES_WRITERS`]). It ends when the store's last copy is dropped.
+pub(super) fn spawn(db: Db) -> BookingQueue {
+    let (queue, jobs_in) = mpsc::channel::<BookingJob>(QUEUE_CAPACITY);
+    let writers = match db {
+        Db::Sqlite(_) => 1,
+        Db::Postgres(_) => POSTGRES_WRITERS,
+    };
+    let jobs_in = Arc::new(Mutex::new(jobs_in));
+    for _ in 0..writers {
+        let (db, jobs_in) = (db.clone(), jobs_in.clone());
+        tokio::spawn(async move {
+            let mut jobs = Vec::with_capacity(MAX_BATCH);
+            loop {
+                // One writer takes what is waiting; the others wait for the next ones.
+                if jobs_in.lock().await.recv_many(&mut jobs, MAX_BATCH).await == 0 {
+                    break;
+                }
+                write(&db, &mut jobs).await;
             }
-            // A lone booking, or a batch that failed as a whole: one statement each.
-            for job in jobs.drain(..) {
-                let written = book(&writes, &job.record, job.guard).await;
-                let _ = job.written.send(written);
-            }
-        }
-    });
+        });
+    }
     queue
 }
 
-/// Writes the jobs in one transaction and answers them (taking them out of `jobs`). When the
-/// transaction fails as a whole, nothing is written and `jobs` is left as it was.
-async fn write_batch(writes: &SqlitePool, jobs: &mut Vec<BookingJob>) {
-    let outcome: Result<Vec<Result<bool, StoreError>>, StoreError> = async {
-        let mut tx = writes.begin_with("BEGIN IMMEDIATE").await?;
-        let mut results = Vec::with_capacity(jobs.len());
-        for job in jobs.iter() {
-            match book(&mut *tx, &job.record, job.guard).await {
-                // A taken id fails its own statement only; the transaction goes on.
-                Err(StoreError::Conflict) => results.push(Err(StoreError::Conflict)),
-                Err(other) => return Err(other),
-                Ok(written) => results.push(Ok(written)),
+/// Writes the jobs and answers each (emptying `jobs`).
+async fn write(db: &Db, jobs: &mut Vec<BookingJob>) {
+    if jobs.len() > 1 {
+        let batch = match db {
+            Db::Sqlite(sqlite) => sqlite_batch(&sqlite.writes, jobs).await,
+            Db::Postgres(pool) => postgres_batch(pool, jobs).await,
+        };
+        match batch {
+            Ok(outcomes) => {
+                for (job, outcome) in jobs.drain(..).zip(outcomes) {
+                    let _ = job.booked.send(outcome);
+                }
+            }
+            Err(err) => {
+                tracing::warn!(error = ?err, bookings = jobs.len(), "booking batch failed; writing them one by one")
             }
         }
-        tx.commit().await?;
-        Ok(results)
     }
-    .await;
-    match outcome {
-        Ok(results) => {
-            for (job, written) in jobs.drain(..).zip(results) {
-                let _ = job.written.send(written);
+    // A lone booking, or a batch that failed as a whole.
+    for job in jobs.drain(..) {
+        let outcome = match db {
+            Db::Sqlite(sqlite) => sqlite_one(&sqlite.writes, &job.record, job.guard).await,
+            Db::Postgres(pool) => postgres_one(pool, &job.record, job.guard).await,
+        };
+        let _ = job.booked.send(outcome);
+    }
+}
+
+/// One booking on SQLite, as a single statement.
+async fn sqlite_one<'e, E>(
+    executor: E,
+    r: &ReservationRecord,
+    guard: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Booked, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    Ok(if book_in!(executor, r, guard) { Booked::Written } else { Booked::Refused })
+}
+
+/// The jobs in one SQLite transaction. `Err` when the transaction fails as a whole (nothing
+/// is written).
+async fn sqlite_batch(writes: &SqlitePool, jobs: &[BookingJob]) -> Result<Vec<Result<Booked, StoreError>>, StoreError> {
+    let mut tx = writes.begin_with("BEGIN IMMEDIATE").await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        match sqlite_one(&mut *tx, &job.record, job.guard).await {
+            // A taken id fails its own statement only; the transaction goes on.
+            Err(StoreError::Conflict) => outcomes.push(Err(StoreError::Conflict)),
+            Err(other) => return Err(other),
+            Ok(booked) => outcomes.push(Ok(booked)),
+        }
+    }
+    tx.commit().await?;
+    Ok(outcomes)
+}
+
+/// One booking on PostgreSQL: `book_reservation` (migration 0008).
+async fn postgres_one(
+    pool: &PgPool,
+    r: &ReservationRecord,
+    guard: (DateTime<Utc>, DateTime<Utc>),
+) -> Result<Booked, StoreError> {
+    let rows: Vec<ReservationRow> = sqlx::query_as(
+        "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, created_by,
+         decided_by, reason, checked_in_at, created_at, updated_at
+         FROM book_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&r.id)
+    .bind(&r.makerspace_id)
+    .bind(&r.equipment_id)
+    .bind(&r.user_id)
+    .bind(r.kind.as_str())
+    .bind(r.status.as_str())
+    .bind(r.start_at)
+    .bind(r.end_at)
+    .bind(&r.purpose)
+    .bind(&r.created_by)
+    .bind(&r.decided_by)
+    .bind(&r.reason)
+    .bind(r.checked_in_at)
+    .bind(r.created_at)
+    .bind(r.updated_at)
+    .bind(guard.0)
+    .bind(guard.1)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::from_write)?;
+    in_the_way(rows)
+}
+
+fn in_the_way(rows: Vec<ReservationRow>) -> Result<Booked, StoreError> {
+    if rows.is_empty() {
+        return Ok(Booked::Written);
+    }
+    Ok(Booked::InTheWay(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?))
+}
+
+/// A booking as `book_reservations` reads it.
+#[derive(Serialize)]
+struct BatchBooking<'a> {
+    id: &'a str,
+    makerspace_id: &'a str,
+    equipment_id: &'a str,
+    user_id: &'a str,
+    kind: &'a str,
+    status: &'a str,
+    start_at: DateTime<Utc>,
+    end_at: DateTime<Utc>,
+    purpose: Option<&'a str>,
+    created_by: &'a str,
+    decided_by: Option<&'a str>,
+    reason: Option<&'a str>,
+    checked_in_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    guard_from: DateTime<Utc>,
+    guard_to: DateTime<Utc>,
+}
+
+/// The jobs in one call of `book_reservations` (migration 0010). `Err` when the call fails as
+/// a whole (nothing is written).
+async fn postgres_batch(pool: &PgPool, jobs: &[BookingJob]) -> Result<Vec<Result<Booked, StoreError>>, StoreError> {
+    let batch: Vec<BatchBooking> = jobs
+        .iter()
+        .map(|job| {
+            let r = &job.record;
+            BatchBooking {
+                id: &r.id,
+                makerspace_id: &r.makerspace_id,
+                equipment_id: &r.equipment_id,
+                user_id: &r.user_id,
+                kind: r.kind.as_str(),
+                status: r.status.as_str(),
+                start_at: r.start_at,
+                end_at: r.end_at,
+                purpose: r.purpose.as_deref(),
+                created_by: &r.created_by,
+                decided_by: r.decided_by.as_deref(),
+                reason: r.reason.as_deref(),
+                checked_in_at: r.checked_in_at,
+                created_at: r.created_at,
+                updated_at: r.updated_at,
+                guard_from: job.guard.0,
+                guard_to: job.guard.1,
             }
-        }
-        Err(err) => {
-            tracing::warn!(error = ?err, bookings = jobs.len(), "booking batch failed; writing them one by one")
-        }
-    }
+        })
+        .collect();
+    let rows: Vec<(String, Option<sqlx::types::Json<Vec<ReservationRow>>>)> =
+        sqlx::query_as("SELECT for_id, conflicts FROM book_reservations($1)")
+            .bind(sqlx::types::Json(&batch))
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::from_write)?;
+    let mut by_id: std::collections::HashMap<String, Option<Vec<ReservationRow>>> =
+        rows.into_iter().map(|(id, conflicts)| (id, conflicts.map(|c| c.0))).collect();
+    Ok(jobs
+        .iter()
+        .map(|job| match by_id.remove(&job.record.id) {
+            Some(conflicts) => in_the_way(conflicts.unwrap_or_default()),
+            None => Err(StoreError::Corrupt(format!("book_reservations skipped {}", job.record.id))),
+        })
+        .collect())
 }

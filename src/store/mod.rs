@@ -60,6 +60,8 @@ impl StoreError {
 pub struct Store {
     db: Db,
     cache: std::sync::Arc<cache::Catalog>,
+    /// New bookings, written in batches (see `booking_writer`).
+    bookings: booking_writer::BookingQueue,
 }
 
 #[derive(Clone)]
@@ -76,8 +78,6 @@ enum Db {
 struct SqliteDb {
     reads: SqlitePool,
     writes: SqlitePool,
-    /// New bookings, written in batches on `writes` (see `booking_writer`).
-    bookings: booking_writer::BookingQueue,
 }
 
 /// Runs the same read query code against whichever pool is in use. The body is compiled once
@@ -137,8 +137,7 @@ impl Store {
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await?;
-            let bookings = booking_writer::spawn(writes.clone());
-            Db::Sqlite(SqliteDb { reads, writes, bookings })
+            Db::Sqlite(SqliteDb { reads, writes })
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url)?;
             let pool = PgPoolOptions::new()
@@ -151,7 +150,8 @@ impl Store {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
-        Ok(Store { db, cache: Default::default() })
+        let bookings = booking_writer::spawn(db.clone());
+        Ok(Store { db, cache: Default::default(), bookings })
     }
 
     /// Which database this is, for logs and health output.

@@ -1,24 +1,26 @@
 //! The reservation book's storage: bookings, their event log and the waitlist.
 //!
+//! New bookings go through the booking writer (`booking_writer.rs`), which writes them in
+//! batches.
+//!
 //! The no-overlap guarantee: a new reservation is written only if no holding booking
 //! (confirmed or checked in) of the machine overlaps it, widened by the makerspace's minimum
 //! gap: the check is part of the insert statement itself (`INSERT ... SELECT ... WHERE NOT
 //! EXISTS`). Such writes are serialized per machine:
 //! - SQLite: every write runs on the one write connection, and a single statement is atomic,
-//!   so no other writer can slip in between the check and the insert. New bookings are
-//!   written in batches by the booking writer (`booking_writer.rs`); status changes that
+//!   so no other writer can slip in between the check and the insert. Status changes that
 //!   read first use `BEGIN IMMEDIATE` transactions on that connection. The "created" line of
 //!   the history is written by a trigger, inside the same statement (on PostgreSQL, by the
 //!   `book_reservation` function);
 //! - PostgreSQL: `pg_advisory_xact_lock` on the machine id serializes booking writes of that
-//!   machine across every node (a new booking takes it inside the `book_reservation`
-//!   function, so that the booking is one round trip), and the `reservations_no_overlap` exclusion constraint
+//!   machine across every node (a new booking takes it inside the `book_reservation` or
+//!   `book_reservations` function, so that the booking costs no round trip of its own), and the `reservations_no_overlap` exclusion constraint
 //!   rejects any overlap that would get through anyway (SQLSTATE 23P01, a `Conflict`).
 
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
-use super::booking_writer::BookingJob;
+use super::booking_writer::{Booked, BookingJob};
 use super::{Store, StoreError};
 use crate::domain::booking::{ReservationKind, ReservationStatus};
 
@@ -41,8 +43,9 @@ pub struct ReservationRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(sqlx::FromRow)]
-struct ReservationRow {
+/// A stored reservation as the database gives it (also as JSON, from `book_reservations`).
+#[derive(sqlx::FromRow, serde::Deserialize)]
+pub(super) struct ReservationRow {
     id: String,
     makerspace_id: String,
     equipment_id: String,
@@ -284,45 +287,6 @@ macro_rules! transition_in {
 /// Key of the PostgreSQL advisory lock that serializes booking writes of one machine.
 const LOCK_MACHINE: &str = "SELECT pg_advisory_xact_lock(hashtextextended('reservation:' || $1, 0))";
 
-/// A booking on PostgreSQL: the lock, the check, the insert and its history line in one call
-/// of `book_reservation` (migration 0008), which returns the bookings in the way, if any.
-async fn book_on_postgres(
-    pool: &sqlx::PgPool,
-    r: &ReservationRecord,
-    guard: (DateTime<Utc>, DateTime<Utc>),
-) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
-    let rows: Vec<ReservationRow> = sqlx::query_as(
-        "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, created_by,
-         decided_by, reason, checked_in_at, created_at, updated_at
-         FROM book_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&r.id)
-    .bind(&r.makerspace_id)
-    .bind(&r.equipment_id)
-    .bind(&r.user_id)
-    .bind(r.kind.as_str())
-    .bind(r.status.as_str())
-    .bind(r.start_at)
-    .bind(r.end_at)
-    .bind(&r.purpose)
-    .bind(&r.created_by)
-    .bind(&r.decided_by)
-    .bind(&r.reason)
-    .bind(r.checked_in_at)
-    .bind(r.created_at)
-    .bind(r.updated_at)
-    .bind(guard.0)
-    .bind(guard.1)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::from_write)?;
-    if rows.is_empty() {
-        Ok(Ok(()))
-    } else {
-        Ok(Err(rows.into_iter().map(ReservationRecord::try_from).collect::<Result<_, _>>()?))
-    }
-}
-
 impl Store {
     /// Stores a new reservation if no holding booking of the machine overlaps `guard`;
     /// otherwise nothing is written and the overlapping bookings come back as `Ok(Err(..))`.
@@ -332,43 +296,29 @@ impl Store {
         r: &ReservationRecord,
         guard: (DateTime<Utc>, DateTime<Utc>),
     ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
-        let outcome = match &self.db {
-            super::Db::Sqlite(db) => self.book_on_sqlite(&db.bookings, r, guard).await,
-            super::Db::Postgres(pool) => book_on_postgres(pool, r, guard).await,
-        };
-        match outcome {
-            // The exclusion constraint (PostgreSQL) caught an overlap the check did not see,
-            // or the id is taken.
-            Err(StoreError::Conflict) => {
-                let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
-                let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
-                if rows.is_empty() {
-                    Err(StoreError::Conflict)
-                } else {
-                    Ok(Err(rows))
-                }
-            }
-            other => other,
-        }
-    }
-
-    /// A booking through SQLite's booking writer; a refusal then reads the bookings in the
-    /// way. Should they be gone by then (cancelled in between), the booking is tried again.
-    async fn book_on_sqlite(
-        &self,
-        writer: &super::booking_writer::BookingQueue,
-        r: &ReservationRecord,
-        guard: (DateTime<Utc>, DateTime<Utc>),
-    ) -> Result<Result<(), Vec<ReservationRecord>>, StoreError> {
+        // On SQLite a refusal then reads the bookings in the way. Should they be gone by then
+        // (cancelled in between), the booking is tried again.
         for _ in 0..3 {
-            let (written, answer) = tokio::sync::oneshot::channel();
-            writer.send(BookingJob { record: r.clone(), guard, written }).await.map_err(|_| sqlx::Error::PoolClosed)?;
-            if answer.await.map_err(|_| sqlx::Error::PoolClosed)?? {
-                return Ok(Ok(()));
-            }
-            let rows = self.holding_overlaps(&r.equipment_id, &r.id, guard).await?;
-            if !rows.is_empty() {
-                return Ok(Err(rows));
+            let (booked, answer) = tokio::sync::oneshot::channel();
+            let job = BookingJob { record: r.clone(), guard, booked };
+            self.bookings.send(job).await.map_err(|_| sqlx::Error::PoolClosed)?;
+            match answer.await.map_err(|_| sqlx::Error::PoolClosed)? {
+                Ok(Booked::Written) => return Ok(Ok(())),
+                Ok(Booked::InTheWay(rows)) => return Ok(Err(rows)),
+                Ok(Booked::Refused) => {
+                    let rows = self.holding_overlaps(&r.equipment_id, &r.id, guard).await?;
+                    if !rows.is_empty() {
+                        return Ok(Err(rows));
+                    }
+                }
+                // The exclusion constraint (PostgreSQL) caught an overlap the check did not
+                // see, or the id is taken.
+                Err(StoreError::Conflict) => {
+                    let around = (guard.0.min(r.start_at), guard.1.max(r.end_at));
+                    let rows = self.holding_overlaps(&r.equipment_id, &r.id, around).await?;
+                    return if rows.is_empty() { Err(StoreError::Conflict) } else { Ok(Err(rows)) };
+                }
+                Err(other) => return Err(other),
             }
         }
         Err(StoreError::Conflict)

@@ -478,6 +478,77 @@ async fn postgres_exclusion_constraint_backs_the_check() {
     t.stop().await;
 }
 
+/// Bookings queued together are written together by the booking writer (one transaction on
+/// SQLite, one `book_reservations` call on PostgreSQL): each is still checked against the
+/// ones before it, a refusal names bookings that really are in its way, and every stored
+/// booking has exactly one "created" line in its history.
+#[actix_web::test]
+async fn bookings_written_in_one_batch_are_each_checked() {
+    use makrcave::domain::booking::{ReservationKind, ReservationStatus};
+    use makrcave::store::reservations::ReservationRecord;
+    let t = setup().await;
+    t.machine(SPACE, "m1", json!({})).await;
+    t.machine(SPACE, "m2", json!({})).await;
+    let store = t.app().state().store.clone();
+    let record = |i: i64| {
+        // Three machines' worth of 1-hour slots every 20 minutes: each overlaps its neighbours.
+        let start = hour(3) + Span::minutes(20 * (i / 2));
+        ReservationRecord {
+            id: format!("batch-{i}"),
+            makerspace_id: SPACE.into(),
+            equipment_id: if i % 2 == 0 { "m1".into() } else { "m2".into() },
+            user_id: format!("user-{i}"),
+            kind: ReservationKind::Booking,
+            status: ReservationStatus::Confirmed,
+            start_at: start,
+            end_at: start + Span::hours(1),
+            purpose: None,
+            created_by: format!("user-{i}"),
+            decided_by: None,
+            reason: None,
+            checked_in_at: None,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+        }
+    };
+    let records: Vec<ReservationRecord> = (0..30).map(record).collect();
+    // Sent at once from one task: they wait in the writer's queue together.
+    let outcomes =
+        futures_util::future::join_all(records.iter().map(|r| store.create_reservation(r, (r.start_at, r.end_at))))
+            .await;
+    let mut stored: Vec<&ReservationRecord> = Vec::new();
+    for (r, outcome) in records.iter().zip(outcomes) {
+        match outcome.expect("store") {
+            Ok(()) => stored.push(r),
+            Err(in_the_way) => {
+                assert!(!in_the_way.is_empty(), "{} refused with nothing in the way", r.id);
+                for other in &in_the_way {
+                    assert_eq!(other.equipment_id, r.equipment_id);
+                    assert!(
+                        other.start_at < r.end_at && r.start_at < other.end_at,
+                        "{} is not in {}'s way",
+                        other.id,
+                        r.id
+                    );
+                }
+            }
+        }
+    }
+    // Slots every 20 minutes, an hour long: every third one per machine fits.
+    assert_eq!(stored.len(), 10, "{:?}", stored.iter().map(|r| &r.id).collect::<Vec<_>>());
+    for (i, a) in stored.iter().enumerate() {
+        for b in &stored[i + 1..] {
+            let overlap = a.equipment_id == b.equipment_id && a.start_at < b.end_at && b.start_at < a.end_at;
+            assert!(!overlap, "overlapping bookings stored: {} and {}", a.id, b.id);
+        }
+        let history = store.reservation_events(&a.id).await.expect("history");
+        let created: Vec<_> = history.iter().filter(|e| e.action == "created").collect();
+        assert_eq!(created.len(), 1, "{}: {history:?}", a.id);
+        assert_eq!(created[0].actor, a.created_by);
+    }
+    t.stop().await;
+}
+
 #[actix_web::test]
 async fn booking_and_availability_follow_the_skill_gate() {
     let t = setup().await;
