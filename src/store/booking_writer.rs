@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::{PgPool, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::reservations::{book_in, ReservationRecord, ReservationRow};
+use super::reservations::{bind_booking, book_in, ReservationRecord, ReservationRow};
 use super::{Db, StoreError};
 
 /// Bookings that may wait for the writer.
@@ -142,31 +142,13 @@ async fn postgres_one(
     r: &ReservationRecord,
     guard: (DateTime<Utc>, DateTime<Utc>),
 ) -> Result<Booked, StoreError> {
-    let rows: Vec<ReservationRow> = sqlx::query_as(
+    let query = sqlx::query_as(
         "SELECT id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at, purpose, created_by,
          decided_by, reason, checked_in_at, created_at, updated_at
          FROM book_reservation($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
-    )
-    .bind(&r.id)
-    .bind(&r.makerspace_id)
-    .bind(&r.equipment_id)
-    .bind(&r.user_id)
-    .bind(r.kind.as_str())
-    .bind(r.status.as_str())
-    .bind(r.start_at)
-    .bind(r.end_at)
-    .bind(&r.purpose)
-    .bind(&r.created_by)
-    .bind(&r.decided_by)
-    .bind(&r.reason)
-    .bind(r.checked_in_at)
-    .bind(r.created_at)
-    .bind(r.updated_at)
-    .bind(guard.0)
-    .bind(guard.1)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::from_write)?;
+    );
+    let rows: Vec<ReservationRow> =
+        bind_booking!(query, r, guard).fetch_all(pool).await.map_err(StoreError::from_write)?;
     in_the_way(rows)
 }
 

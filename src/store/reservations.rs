@@ -205,42 +205,51 @@ macro_rules! conflicts_in {
     }};
 }
 
+/// Binds a new booking's columns as `$1`..`$15` (in the order of the table) and its guarded
+/// interval as `$16`, `$17`: the parameters of `book_in!` and of the PostgreSQL functions
+/// `book_reservation` and `book_reservations`.
+macro_rules! bind_booking {
+    ($query:expr, $r:expr, $guard:expr) => {{
+        let r: &ReservationRecord = $r;
+        let (from, to): (DateTime<Utc>, DateTime<Utc>) = $guard;
+        $query
+            .bind(&r.id)
+            .bind(&r.makerspace_id)
+            .bind(&r.equipment_id)
+            .bind(&r.user_id)
+            .bind(r.kind.as_str())
+            .bind(r.status.as_str())
+            .bind(r.start_at)
+            .bind(r.end_at)
+            .bind(&r.purpose)
+            .bind(&r.created_by)
+            .bind(&r.decided_by)
+            .bind(&r.reason)
+            .bind(r.checked_in_at)
+            .bind(r.created_at)
+            .bind(r.updated_at)
+            .bind(from)
+            .bind(to)
+    }};
+}
+pub(super) use bind_booking;
+
 /// Inserts a new reservation unless a holding booking of the machine overlaps the guarded
 /// interval (pending requests are checked too: a request for a slot already held is
 /// pointless). One statement; the trigger `reservation_created_event` writes its history line.
 /// True if it was written.
 macro_rules! book_in {
     ($executor:expr, $r:expr, $guard:expr) => {{
-        let r: &ReservationRecord = $r;
-        let (from, to): (DateTime<Utc>, DateTime<Utc>) = $guard;
-        let written: Option<(String,)> = sqlx::query_as(
+        let query = sqlx::query_as(
             "INSERT INTO reservations (id, makerspace_id, equipment_id, user_id, kind, status, start_at, end_at,
              purpose, created_by, decided_by, reason, checked_in_at, created_at, updated_at)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
              WHERE NOT EXISTS (SELECT 1 FROM reservations WHERE equipment_id = $3
                  AND status IN ('confirmed', 'checked_in') AND start_at < $17 AND end_at > $16 AND id <> $1)
              RETURNING id",
-        )
-        .bind(&r.id)
-        .bind(&r.makerspace_id)
-        .bind(&r.equipment_id)
-        .bind(&r.user_id)
-        .bind(r.kind.as_str())
-        .bind(r.status.as_str())
-        .bind(r.start_at)
-        .bind(r.end_at)
-        .bind(&r.purpose)
-        .bind(&r.created_by)
-        .bind(&r.decided_by)
-        .bind(&r.reason)
-        .bind(r.checked_in_at)
-        .bind(r.created_at)
-        .bind(r.updated_at)
-        .bind(from)
-        .bind(to)
-        .fetch_optional($executor)
-        .await
-        .map_err(StoreError::from_write)?;
+        );
+        let written: Option<(String,)> =
+            bind_booking!(query, $r, $guard).fetch_optional($executor).await.map_err(StoreError::from_write)?;
         written.is_some()
     }};
 }
