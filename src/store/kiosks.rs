@@ -65,30 +65,34 @@ pub struct KioskAttempt {
     pub at: DateTime<Utc>,
 }
 
-/// Inserts one attempt of the floor's audit log (stored in batches by the state writer).
-macro_rules! insert_attempt {
-    ($executor:expr, $a:expr) => {{
-        let a: &KioskAttempt = $a;
-        sqlx::query(
+/// Inserts attempts into the floor's audit log, in one statement (stored in batches by the
+/// state writer).
+macro_rules! insert_attempts {
+    ($executor:expr, $attempts:expr) => {{
+        let attempts: &[KioskAttempt] = $attempts;
+        sqlx::QueryBuilder::new(
             "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
-             granted, reason, session_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             granted, reason, session_id, at) ",
         )
-        .bind(&a.makerspace_id)
-        .bind(&a.kiosk_id)
-        .bind(&a.equipment_id)
-        .bind(&a.card_hint)
-        .bind(&a.member_id)
-        .bind(&a.user_id)
-        .bind(&a.action)
-        .bind(a.granted)
-        .bind(&a.reason)
-        .bind(&a.session_id)
-        .bind(a.at)
+        .push_values(attempts, |mut row, a| {
+            row.push_bind(&a.makerspace_id)
+                .push_bind(&a.kiosk_id)
+                .push_bind(&a.equipment_id)
+                .push_bind(&a.card_hint)
+                .push_bind(&a.member_id)
+                .push_bind(&a.user_id)
+                .push_bind(&a.action)
+                .push_bind(a.granted)
+                .push_bind(&a.reason)
+                .push_bind(&a.session_id)
+                .push_bind(a.at);
+        })
+        .build()
         .execute($executor)
         .await?;
     }};
 }
-pub(crate) use insert_attempt;
+pub(crate) use insert_attempts;
 
 impl Store {
     pub async fn insert_kiosk(&self, k: &KioskRecord) -> Result<(), StoreError> {

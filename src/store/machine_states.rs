@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use sqlx::QueryBuilder;
 
-use super::kiosks::{insert_attempt, KioskAttempt};
+use super::kiosks::{insert_attempts, KioskAttempt};
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::machine::{LiveState, Session, Transition};
 
@@ -90,12 +91,25 @@ pub struct MachineEvent {
 
 impl Store {
     /// Stores a batch of state changes and kiosk attempts in one transaction (the state
-    /// writer batches under load).
+    /// writer batches under load): the latest state of each machine, then the transitions,
+    /// the ended sessions and the attempts, one multi-row insert each, so that a batch costs
+    /// a few statements, not a few per entry.
     pub async fn save_floor_batch(&self, changes: &[StateChange], attempts: &[KioskAttempt]) -> Result<(), StoreError> {
         let now = Utc::now();
+        // A machine's later change in the batch supersedes its earlier ones.
+        let mut latest: Vec<&StateChange> = Vec::with_capacity(changes.len());
+        for change in changes.iter().rev() {
+            if !latest.iter().any(|c| c.equipment_id == change.equipment_id) {
+                latest.push(change);
+            }
+        }
+        let transitions: Vec<(&StateChange, Transition)> =
+            changes.iter().filter_map(|c| c.transition.map(|t| (c, t))).collect();
+        let sessions: Vec<(&StateChange, &EndedSession)> =
+            changes.iter().filter_map(|c| c.ended_session.as_ref().map(|e| (c, e))).collect();
         with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
-            for change in changes {
+            for change in latest {
                 sqlx::query(
                     "INSERT INTO machine_states (equipment_id, state, since, live, updated_at)
                      SELECT $1, $2, $3, $4, $5 WHERE EXISTS (SELECT 1 FROM equipment WHERE id = $1)
@@ -109,43 +123,46 @@ impl Store {
                 .bind(now)
                 .execute(&mut *tx)
                 .await?;
-                if let Some(t) = change.transition {
-                    sqlx::query(
-                        "INSERT INTO machine_events (equipment_id, makerspace_id, from_state, to_state, at)
-                         VALUES ($1, $2, $3, $4, $5)",
-                    )
-                    .bind(&change.equipment_id)
-                    .bind(&change.makerspace_id)
-                    .bind(t.from.as_str())
-                    .bind(t.to.as_str())
-                    .bind(change.live.since)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(ended) = &change.ended_session {
-                    sqlx::query(
-                        "INSERT INTO usage_sessions (id, makerspace_id, equipment_id, user_id, member_id, started_at,
-                         ended_at, minutes, hourly_rate, cost, ended_by, end_reason)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) ON CONFLICT (id) DO NOTHING",
-                    )
-                    .bind(&ended.session.id)
-                    .bind(&change.makerspace_id)
-                    .bind(&change.equipment_id)
-                    .bind(&ended.session.user_id)
-                    .bind(&ended.session.member_id)
-                    .bind(ended.session.started_at)
-                    .bind(ended.ended_at)
-                    .bind(ended.minutes)
-                    .bind(ended.hourly_rate)
-                    .bind(ended.cost)
-                    .bind(&ended.ended_by)
-                    .bind(&ended.end_reason)
-                    .execute(&mut *tx)
-                    .await?;
-                }
             }
-            for attempt in attempts {
-                insert_attempt!(&mut *tx, attempt);
+            if !transitions.is_empty() {
+                QueryBuilder::new("INSERT INTO machine_events (equipment_id, makerspace_id, from_state, to_state, at) ")
+                    .push_values(&transitions, |mut row, (change, t)| {
+                        row.push_bind(&change.equipment_id)
+                            .push_bind(&change.makerspace_id)
+                            .push_bind(t.from.as_str())
+                            .push_bind(t.to.as_str())
+                            .push_bind(change.live.since);
+                    })
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if !sessions.is_empty() {
+                QueryBuilder::new(
+                    "INSERT INTO usage_sessions (id, makerspace_id, equipment_id, user_id, member_id, started_at,
+                     ended_at, minutes, hourly_rate, cost, ended_by, end_reason) ",
+                )
+                .push_values(&sessions, |mut row, (change, ended)| {
+                    row.push_bind(&ended.session.id)
+                        .push_bind(&change.makerspace_id)
+                        .push_bind(&change.equipment_id)
+                        .push_bind(&ended.session.user_id)
+                        .push_bind(&ended.session.member_id)
+                        .push_bind(ended.session.started_at)
+                        .push_bind(ended.ended_at)
+                        .push_bind(ended.minutes)
+                        .push_bind(ended.hourly_rate)
+                        .push_bind(ended.cost)
+                        .push_bind(&ended.ended_by)
+                        .push_bind(&ended.end_reason);
+                })
+                .push(" ON CONFLICT (id) DO NOTHING")
+                .build()
+                .execute(&mut *tx)
+                .await?;
+            }
+            if !attempts.is_empty() {
+                insert_attempts!(&mut *tx, attempts);
             }
             tx.commit().await?;
         });

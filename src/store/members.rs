@@ -288,6 +288,23 @@ impl Store {
         row.map(MemberRecord::try_from).transpose()
     }
 
+    /// The live member holding the card with this UID hash in a makerspace: the kiosk's
+    /// lookup, in one query.
+    pub async fn member_by_card(
+        &self,
+        makerspace_id: &str,
+        uid_hash: &str,
+    ) -> Result<Option<MemberRecord>, StoreError> {
+        let sql = format!(
+            "{SELECT} WHERE makerspace_id = $1 AND deleted_at IS NULL
+             AND id = (SELECT member_id FROM member_cards WHERE makerspace_id = $1 AND uid_hash = $2)"
+        );
+        let row: Option<MemberRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(makerspace_id).bind(uid_hash).fetch_optional(pool).await?
+        });
+        row.map(MemberRecord::try_from).transpose()
+    }
+
     pub async fn find_member_by_email(
         &self,
         makerspace_id: &str,

@@ -336,8 +336,7 @@ async fn decide(
 ) -> Result<UnlockAnswer, ApiError> {
     let space = &kiosk.makerspace_id;
     let hash = hash_uid(state.card_key.expose().as_bytes(), uid);
-    let Some(card) = state.store.find_card(space, &hash).await? else { return Ok(denied("unknown_card")) };
-    let Some(member) = state.store.get_member(space, &card.member_id).await? else { return Ok(denied("unknown_card")) };
+    let Some(member) = state.store.member_by_card(space, &hash).await? else { return Ok(denied("unknown_card")) };
     attempt.member_id = Some(member.id.clone());
     attempt.user_id = member.user_id.clone();
     let member_name = Some(format!("{} {}", member.first_name, member.last_name).trim().to_string());
