@@ -124,7 +124,6 @@ impl Application {
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
             card_key: settings.card_key()?,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
-            certifications: crate::web::skills::CertificationCache::new(),
             journal: state_sender,
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;

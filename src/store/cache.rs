@@ -1,11 +1,11 @@
 //! Read-through caches of the catalog: the records every kiosk decision and booking reads but
 //! an admin rarely changes (machines, makerspaces and their rules, kiosks, skills and their
-//! prerequisites).
+//! prerequisites), and what every request reads about a person (memberships, certifications).
 //!
 //! They live in the store so that no caller can forget to invalidate them: every store write
-//! to one of these tables clears the whole catalog after it commits. People's memberships
-//! (which every authenticated request reads) are cached beside it and cleared by every write
-//! to the members table, so that a suspension still works at once. Catalog writes are rare
+//! to one of these tables clears the whole catalog after it commits. People's memberships are
+//! cleared by every write to the members table, and a person's certifications by every write
+//! of theirs, so that a suspension or a revoked certification still counts at once. Catalog writes are rare
 //! admin actions, so a full refill is cheap and "clear everything" cannot miss a dependency
 //! (a skill linked to a machine rewrites that machine's requirements, say). This is coherent
 //! because one makrcave process owns the database (it also owns the machine actors).
@@ -27,7 +27,7 @@ use super::makerspaces::MakerspaceRecord;
 use super::members::MembershipRow;
 use super::skills::SkillRecord;
 use super::StoreError;
-use crate::domain::skills::Prerequisites;
+use crate::domain::skills::{Certification, Prerequisites};
 
 /// A makerspace's skills by id, and their prerequisite graph.
 #[derive(Debug, Default)]
@@ -46,6 +46,8 @@ pub struct Catalog {
     pub(super) skills: DashMap<String, Arc<SkillCatalog>>,
     /// A person's memberships by user id (an empty list too: a valid token's person).
     pub(super) memberships: DashMap<String, Arc<Vec<MembershipRow>>>,
+    /// A person's certifications in a makerspace, by (makerspace id, user id): the gate's input.
+    pub(super) certifications: DashMap<(String, String), Arc<Vec<Certification>>>,
 }
 
 impl Catalog {
@@ -58,6 +60,7 @@ impl Catalog {
         self.kiosks.clear();
         self.skills.clear();
         self.memberships.clear();
+        self.certifications.clear();
     }
 
     /// Forgets every cached membership; called after each write to the members table.
@@ -65,6 +68,16 @@ impl Catalog {
         let mut generation = self.generation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         *generation += 1;
         self.memberships.clear();
+    }
+
+    /// Forgets the certifications of these (makerspace id, user id) pairs; called after each
+    /// write of certifications.
+    pub(super) fn clear_certifications_of<'a>(&self, people: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        let mut generation = self.generation.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        *generation += 1;
+        for (space, user) in people {
+            self.certifications.remove(&(space.to_string(), user.to_string()));
+        }
     }
 
     fn generation(&self) -> u64 {

@@ -13,7 +13,9 @@ use sqlx::QueryBuilder;
 
 use super::cache::SkillCatalog;
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
-use crate::domain::skills::{CertificationStatus, Prerequisites, RequestStatus, SkillLevel, SkillStatus};
+use crate::domain::skills::{
+    Certification, CertificationStatus, Prerequisites, RequestStatus, SkillLevel, SkillStatus,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SkillRecord {
@@ -409,6 +411,39 @@ impl Store {
         rows.into_iter().map(SkillRecord::try_from).collect()
     }
 
+    /// A person's certifications in a makerspace, for the gate (cached; every write of their
+    /// certifications drops the entry).
+    pub async fn certifications_of(
+        &self,
+        makerspace_id: &str,
+        user_id: &str,
+    ) -> Result<Arc<Vec<Certification>>, StoreError> {
+        let key = (makerspace_id.to_string(), user_id.to_string());
+        let certifications = self
+            .cache
+            .get_or_load(&self.cache.certifications, &key, async {
+                let rows = self
+                    .list_user_skills(&UserSkillFilter {
+                        makerspace_id: Some(makerspace_id.to_string()),
+                        user_id: Some(user_id.to_string()),
+                        skill_id: None,
+                    })
+                    .await?;
+                Ok(Some(Arc::new(
+                    rows.into_iter()
+                        .map(|r| Certification { skill_id: r.skill_id, status: r.status, expires_at: r.expires_at })
+                        .collect(),
+                )))
+            })
+            .await?;
+        Ok(certifications.unwrap_or_default())
+    }
+
+    /// Whether a person's certifications are cached (for tests).
+    pub fn certifications_cached(&self, makerspace_id: &str, user_id: &str) -> bool {
+        self.cache.certifications.contains_key(&(makerspace_id.to_string(), user_id.to_string()))
+    }
+
     /// A makerspace's skills and prerequisite graph, for the gate (cached).
     pub async fn skill_catalog(&self, makerspace_id: &str) -> Result<Arc<SkillCatalog>, StoreError> {
         let key = makerspace_id.to_string();
@@ -516,6 +551,8 @@ impl Store {
             tx.commit().await?;
             ids
         });
+        self.cache
+            .clear_certifications_of(change.user_skills.iter().map(|u| (u.makerspace_id.as_str(), u.user_id.as_str())));
         Ok(ids)
     }
 

@@ -55,8 +55,6 @@ pub struct AppState {
     pub card_key: crate::config::Secret,
     /// Limits guesses at invite tokens per client address.
     pub rate_limiter: rate_limit::RateLimiter,
-    /// People's certifications per makerspace, for the equipment gate.
-    pub certifications: crate::web::skills::CertificationCache,
     /// The state writer, which also stores the kiosk's audit rows (see `actors::state_writer`).
     pub journal: crate::actors::state_writer::StateSender,
 }

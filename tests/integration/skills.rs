@@ -416,13 +416,13 @@ async fn a_certified_use_renews_on_use_skills_and_the_cache_follows_changes() {
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
-    assert!(state.certifications.contains("sk4", "kim"), "the check filled the cache");
+    assert!(state.store.certifications_cached("sk4", "kim"), "the check filled the cache");
     for s in ["cnc", "dust"] {
         let (status, body) =
             t.post("/api/v1/skills/user-skills", &root, json!({"user_id": "kim", "skill_id": s})).await;
         assert_eq!(status, 201, "{body}");
     }
-    assert!(!state.certifications.contains("sk4", "kim"), "a grant invalidates the cache");
+    assert!(!state.store.certifications_cached("sk4", "kim"), "a grant invalidates the cache");
 
     let granted_expiry = |list: &Value, skill: &str| {
         list.as_array()
@@ -449,9 +449,9 @@ async fn a_certified_use_renews_on_use_skills_and_the_cache_follows_changes() {
     }
     // A skill change invalidates the space's cache entries.
     let _ = record_certified_use(state, "eq-cnc", "kim", Utc::now()).await;
-    assert!(state.certifications.contains("sk4", "kim"));
+    assert!(state.store.certifications_cached("sk4", "kim"));
     let (status, _) = t.put("/api/v1/skills/dust", &root, json!({"certification_validity_days": 60})).await;
     assert_eq!(status, 200);
-    assert!(!state.certifications.contains("sk4", "kim"));
+    assert!(!state.store.certifications_cached("sk4", "kim"));
     t.stop().await;
 }

@@ -131,7 +131,6 @@ pub async fn create(
         Err(StoreError::InUse) => return Err(ApiError::Validation("equipment changed meanwhile; try again".into())),
         Err(other) => return Err(other.into()),
     }
-    state.certifications.invalidate_space(&skill.makerspace_id);
     let graph = state.store.prerequisite_graph(&skill.makerspace_id).await?;
     let equipment = space_equipment(&state, &skill.makerspace_id).await?;
     Ok(HttpResponse::Created().json(SkillResponse::new(skill, &graph, &equipment)))
@@ -240,7 +239,6 @@ pub async fn update(
         Err(StoreError::InUse) => return Err(ApiError::Validation("equipment changed meanwhile; try again".into())),
         Err(other) => return Err(other.into()),
     }
-    state.certifications.invalidate_space(&skill.makerspace_id);
     let graph = state.store.prerequisite_graph(&skill.makerspace_id).await?;
     let equipment = space_equipment(&state, &skill.makerspace_id).await?;
     Ok(HttpResponse::Ok().json(SkillResponse::new(skill, &graph, &equipment)))

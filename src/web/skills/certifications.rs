@@ -68,7 +68,7 @@ pub(super) async fn prerequisite_gate(
     now: DateTime<Utc>,
 ) -> Result<Option<AuditRecord>, ApiError> {
     let graph = state.store.prerequisite_graph(&skill.makerspace_id).await?;
-    let certs = state.certifications.get(&state.store, &skill.makerspace_id, user_id).await?;
+    let certs = state.store.certifications_of(&skill.makerspace_id, user_id).await?;
     let missing = missing_prerequisites(&skill.id, &certs, &graph, now);
     if missing.is_empty() {
         return Ok(None);
@@ -150,7 +150,6 @@ pub async fn grant(
     ));
     change.user_skills.push(record);
     let ids = state.store.apply_certification_change(&change).await?;
-    state.certifications.invalidate(&skill.makerspace_id, &body.user_id);
     let id = ids.into_iter().next().ok_or(ApiError::Internal)?;
     let stored = state.store.get_user_skill(&id).await?.ok_or(ApiError::Internal)?;
     Ok(HttpResponse::Created().json(UserSkillResponse::new(stored, &skill, now)))
@@ -231,7 +230,6 @@ pub async fn revoke(
         decision: None,
     };
     state.store.apply_certification_change(&change).await?;
-    state.certifications.invalidate(&record.makerspace_id, &record.user_id);
     // A session on a machine that needs the revoked skill ends at once.
     crate::web::kiosk::end_sessions_of(
         &state,

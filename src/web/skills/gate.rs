@@ -126,7 +126,7 @@ async fn evaluate_with(
     member: Option<MemberStatus>,
     at: DateTime<Utc>,
 ) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
-    let certs = state.certifications.get(&state.store, &equipment.makerspace_id, user_id).await?;
+    let certs = state.store.certifications_of(&equipment.makerspace_id, user_id).await?;
     let decision = check_access(member, &certs, &equipment.skill_requirements, &rules.graph, at);
     let missing_skills: Vec<String> = decision.missing.iter().map(|id| rules.name(id)).collect();
     let reason = match decision.membership {
@@ -287,7 +287,6 @@ async fn renew_on_use(
     }
     if !change.user_skills.is_empty() {
         state.store.apply_certification_change(&change).await?;
-        state.certifications.invalidate(&equipment.makerspace_id, user_id);
     }
     Ok(renewed)
 }

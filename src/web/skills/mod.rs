@@ -10,14 +10,14 @@
 //! Which skills a machine needs is the equipment's `skill_requirements` list (skill ids), the
 //! one source of truth: a skill's `equipment_ids` add the skill to those lists.
 //!
-//! The hot path (an access check, a kiosk's certified use) reads certifications from
-//! [`CertificationCache`]; every write to certifications or skills invalidates it. Expiry is
-//! judged at check time by the pure gate, never cached.
+//! The hot path (an access check, a kiosk's certified use) reads certifications and skills
+//! from the store's caches (`store::cache`), which every store write of certifications or
+//! skills clears. Expiry is judged at check time by the pure gate, never cached.
 //!
 //! Layout: `catalog` (skills, their prerequisites and equipment), `certifications`
 //! (grants and revocations), `requests` (people asking for a skill, and the decisions),
 //! `access` (the access-check endpoints), `audit` (the audit log); the hot-path gate
-//! that bookings and the kiosk call is in `gate`, its cache in `cache`; `scope` holds
+//! that bookings and the kiosk call is in `gate`; `scope` holds
 //! the rights checks every endpoint shares and `shapes` the request and response bodies.
 
 use actix_web::web;
@@ -25,7 +25,6 @@ use utoipa::OpenApi;
 
 mod access;
 mod audit;
-mod cache;
 mod catalog;
 mod certifications;
 mod gate;
@@ -33,7 +32,6 @@ mod requests;
 mod scope;
 mod shapes;
 
-pub use cache::CertificationCache;
 pub use gate::{
     record_certified_use, record_use, require_access, require_access_as, usable_by, CertifiedUse, GateError,
 };

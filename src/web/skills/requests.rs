@@ -56,7 +56,7 @@ pub async fn request(
         return Err(ApiError::Validation("this skill is inactive".into()));
     }
     let now = Utc::now();
-    let certs = state.certifications.get(&state.store, &skill.makerspace_id, &caller.user_id).await?;
+    let certs = state.store.certifications_of(&skill.makerspace_id, &caller.user_id).await?;
     if certs.iter().any(|c| c.skill_id == skill.id && c.valid_at(now)) {
         return Err(ApiError::Conflict {
             detail: "you already hold this skill".into(),
@@ -201,7 +201,6 @@ pub async fn decide_request(
         Err(StoreError::Conflict) => return Err(not_pending()),
         Err(other) => return Err(other.into()),
     };
-    state.certifications.invalidate(&skill.makerspace_id, &record.user_id);
     record.status = body.status;
     if notes.is_some() {
         record.notes = notes;
