@@ -15,8 +15,10 @@ use crate::actors::hub::Hub;
 use crate::actors::machine::MachineDeps;
 use crate::actors::state_writer;
 use crate::config::{ConfigError, Settings};
+use crate::domain::access::Role;
 use crate::protocols::broker::{self, BrokerError};
 use crate::protocols::mqtt::{BrokerAddress, MqttLink};
+use crate::services::{self, Services};
 use crate::store::{Store, StoreError};
 use crate::web::auth::JwtKeys;
 use crate::web::AppState;
@@ -96,8 +98,10 @@ impl Application {
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
         let demo_token = if settings.demo {
-            let (token, simulators) = crate::demo::seed(&store, &auth, &broker, shutdown.clone()).await?;
-            background.push(simulators);
+            background.push(crate::demo::seed(&store, &broker, shutdown.clone()).await?);
+            let space = [crate::demo::DEMO_SPACE.to_string()];
+            let token = auth.mint("demo-admin", &[Role::MakerspaceAdmin], &space, chrono::Duration::days(30));
+            tracing::info!("demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}");
             Some(token)
         } else {
             None
@@ -110,21 +114,29 @@ impl Application {
         }
         tracing::info!(machines = machines.len(), "machine actors started");
 
-        let mqtt = link.start(fleet.clone(), shutdown.clone());
+        // Events machines report (a lock at the bridge) run the same workflows as HTTP.
+        let (event_sink, reported_events) = services::events::channel();
+        let mqtt = link.start(fleet.clone(), event_sink, shutdown.clone());
 
-        let state = web::Data::new(AppState {
+        let services = Services {
             settings: settings.clone(),
             store,
             fleet,
             hub,
+            journal: state_sender,
+            mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
+            card_key: settings.card_key()?,
+        };
+        background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
+        // Releases no-shows, completes finished bookings and expires waitlist offers.
+        background.push(services::sweeper::spawn(services.clone(), shutdown.clone()));
+        let state = web::Data::new(AppState {
+            services: Arc::new(services),
             auth,
             mqtt: mqtt.status(),
             metrics,
             demo_token,
-            mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
-            card_key: settings.card_key()?,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
-            journal: state_sender,
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
         let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;
@@ -145,8 +157,6 @@ impl Application {
         };
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
-        // Releases no-shows and completes finished bookings until shutdown.
-        background.push(crate::web::reservations::spawn_sweeper(state.clone(), shutdown.clone()));
         tracing::info!(http = %http_addr, mqtt = %mqtt_addr, "makrcave is up: dashboard at http://{http_addr}/");
         Ok(Application {
             http_addr,

@@ -9,13 +9,11 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::access::Role;
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::protocols::mqtt::BrokerAddress;
 use crate::store::equipment::EquipmentRecord;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::{Store, StoreError};
-use crate::web::auth::JwtKeys;
 
 pub const DEMO_SPACE: &str = "demo";
 /// How often each simulated machine reports.
@@ -30,14 +28,13 @@ const MACHINES: [(&str, &str, EquipmentType); 6] = [
     ("demo-cnc-1", "Shapeoko 4", EquipmentType::CncMachine),
 ];
 
-/// Creates the demo makerspace and machines if missing, and starts the simulators. Returns a
-/// makerspace_admin token for the demo space and the simulators' task.
+/// Creates the demo makerspace and machines if missing, and starts the simulators. Returns
+/// the simulators' task.
 pub async fn seed(
     store: &Store,
-    auth: &JwtKeys,
     broker: &BrokerAddress,
     shutdown: CancellationToken,
-) -> Result<(String, JoinHandle<()>), StoreError> {
+) -> Result<JoinHandle<()>, StoreError> {
     let now = Utc::now();
     if store.get_makerspace(DEMO_SPACE).await?.is_none() {
         store
@@ -77,10 +74,7 @@ pub async fn seed(
                 .await?;
         }
     }
-    let token =
-        auth.mint("demo-admin", &[Role::MakerspaceAdmin], &[DEMO_SPACE.to_string()], chrono::Duration::days(30));
-    tracing::info!("demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}");
-    Ok((token, tokio::spawn(simulate(broker.clone(), shutdown))))
+    Ok(tokio::spawn(simulate(broker.clone(), shutdown)))
 }
 
 /// Publishes telemetry for every demo machine until shutdown.

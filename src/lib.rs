@@ -1,11 +1,19 @@
 //! makrcave: the real-time shop floor of a makerspace or print farm.
 //!
-//! - [`actors`]: one supervised actor per machine, the fleet, the WebSocket hub.
+//! The way down is one way: [`web`] -> [`services`] -> ([`actors`], [`store`], [`protocols`])
+//! -> [`domain`].
+//!
+//! - [`web`]: actix-web only: extract and authorize, call a service, map its result to HTTP;
+//!   the WebSocket, auth, errors, pages.
+//! - [`services`]: the shop floor's workflows, free of HTTP: kiosk decisions, sessions,
+//!   bookings and the waitlist, the skill gate, members' lifecycle, skills. Every entry point
+//!   (REST, MQTT events, timers) calls the same functions.
+//! - [`actors`]: one supervised actor per machine, the fleet, the WebSocket hub, the state
+//!   writer.
 //! - [`protocols`]: MQTT (generic topics; later Tasmota, Shelly, Bambu) and the broker.
-//! - [`web`]: REST, WebSocket, auth, errors, pages.
-//! - [`domain`]: pure rules (machine states, access, ids), no I/O.
 //! - [`store`]: SQLite and PostgreSQL persistence.
-//! - [`app`]: builds and runs all of it from [`config::Settings`].
+//! - [`domain`]: pure rules (machine states, access, booking, skills, ids), no I/O.
+//! - [`app`]: builds and runs all of it from [`config::Settings`] (the wiring).
 
 pub mod actors;
 pub mod app;
@@ -15,6 +23,7 @@ pub mod domain;
 pub mod metrics;
 pub mod notify;
 pub mod protocols;
+pub mod services;
 pub mod store;
 pub mod web;
 

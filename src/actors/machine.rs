@@ -167,7 +167,7 @@ pub struct MachineActor {
     rpc_id: u64,
     /// The holding bookings of the machine it was told about (the nearest ones; the
     /// reservation book tells it again about the others as they come near, see
-    /// `crate::web::reservations::feed_fleet`). The one in progress is mirrored in
+    /// `crate::services::bookings::feed_fleet`). The one in progress is mirrored in
     /// `live.reservation`.
     holds: Holds,
     /// Wakes the actor at the next start or end of a booking.

@@ -10,3 +10,4 @@ pub mod ids;
 pub mod machine;
 pub mod members;
 pub mod skills;
+pub mod validate;

@@ -136,8 +136,9 @@ impl PreparedLink {
         CommandPublisher { client: self.client.clone() }
     }
 
-    /// Connects (in the background) and starts routing messages to the fleet.
-    pub fn start(self, fleet: Arc<Fleet>, shutdown: CancellationToken) -> MqttLink {
+    /// Connects (in the background) and starts routing messages: telemetry and status to the
+    /// fleet, events to `events`.
+    pub fn start(self, fleet: Arc<Fleet>, events: EventSink, shutdown: CancellationToken) -> MqttLink {
         let PreparedLink { client, mut eventloop, address } = self;
         let status = MqttStatus::default();
         let task = {
@@ -167,7 +168,7 @@ impl PreparedLink {
                             }
                         }
                         Ok(Event::Incoming(Packet::Publish(publish))) => {
-                            ingest(&fleet, &publish.topic, &publish.payload).await;
+                            ingest(&fleet, &events, &publish.topic, &publish.payload).await;
                         }
                         Ok(_) => {}
                         Err(err) => {
@@ -211,7 +212,7 @@ impl MqttLink {
 
 /// Routes one MQTT message to its machine. Anything that cannot be routed is counted by
 /// reason, logged at debug and dropped: ingest never stops for a bad message.
-pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
+pub async fn ingest(fleet: &Fleet, events: &EventSink, topic: &str, payload: &[u8]) {
     let drop_with = |reason: &'static str, detail: &dyn std::fmt::Display| {
         metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => reason).increment(1);
         tracing::debug!(topic, reason, %detail, "dropped MQTT message");
@@ -223,7 +224,7 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
     let (kind, input) = match parsed.channel {
         Channel::Telemetry => ("telemetry", generic::parse_telemetry(payload).map(Input::Telemetry)),
         Channel::Status => ("status", generic::parse_status(payload).map(|online| Input::Availability { online })),
-        Channel::Event => return ingest_event(fleet, parsed.makerspace_id, parsed.equipment_id, payload).await,
+        Channel::Event => return ingest_event(events, parsed.makerspace_id, parsed.equipment_id, payload),
         // Commands are ours.
         Channel::Cmd => return,
     };
@@ -239,17 +240,33 @@ pub async fn ingest(fleet: &Fleet, topic: &str, payload: &[u8]) {
     }
 }
 
-/// An event from a machine or its bridge: a lock ends the machine's session.
-async fn ingest_event(fleet: &Fleet, makerspace_id: &str, equipment_id: &str, payload: &[u8]) {
+/// An event a machine or its bridge reported, for the workflows above the link
+/// (`services::events`) to act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportedEvent {
+    pub makerspace_id: String,
+    pub equipment_id: String,
+    pub event: generic::MachineEvent,
+}
+
+/// Where the link hands reported events over. Never waits: a full queue drops the event and
+/// counts it (ingest must not stall behind a workflow).
+pub type EventSink = tokio::sync::mpsc::Sender<ReportedEvent>;
+
+/// An event from a machine or its bridge: parsed here, acted on above.
+fn ingest_event(events: &EventSink, makerspace_id: &str, equipment_id: &str, payload: &[u8]) {
     metrics::counter!(MQTT_MESSAGES_IN, "kind" => "event").increment(1);
     match generic::parse_event(payload) {
-        Ok(generic::MachineEvent::Lock) => {
-            if let Err(err) = fleet.lock(makerspace_id, equipment_id, None, "bridge", "locked").await {
-                tracing::debug!(equipment_id, error = %err, "lock event with nothing to lock");
+        Ok(event) => {
+            let reported = ReportedEvent {
+                makerspace_id: makerspace_id.to_string(),
+                equipment_id: equipment_id.to_string(),
+                event,
+            };
+            if events.try_send(reported).is_err() {
+                metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => "event_queue_full").increment(1);
+                tracing::warn!(equipment_id, "machine event dropped: the event queue is full");
             }
-        }
-        Ok(generic::MachineEvent::Other(event)) => {
-            tracing::debug!(equipment_id, event, "machine event not handled yet");
         }
         Err(err) => {
             metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => err.reason()).increment(1);

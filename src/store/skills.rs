@@ -198,6 +198,31 @@ pub struct AuditRecord {
     pub created_at: DateTime<Utc>,
 }
 
+impl AuditRecord {
+    /// A line about `skill` for `user_id`, written by `by` at `at`.
+    pub fn for_skill(
+        skill: &SkillRecord,
+        action: &str,
+        user_id: &str,
+        by: &str,
+        reason: Option<String>,
+        metadata: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> AuditRecord {
+        AuditRecord {
+            id: crate::domain::ids::new_id(),
+            makerspace_id: skill.makerspace_id.clone(),
+            action: action.to_string(),
+            user_id: user_id.to_string(),
+            skill_id: Some(skill.id.clone()),
+            performed_by: Some(by.to_string()),
+            reason,
+            metadata,
+            created_at: at,
+        }
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct AuditRow {
     id: String,

@@ -11,10 +11,11 @@ use utoipa::ToSchema;
 use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
 use crate::domain::ids::new_id;
 use crate::domain::members::{effective_status, grants_access, MemberStatus};
+use crate::services::access::people_of;
+use crate::services::members::{activity, load_member};
 use crate::store::cards::CardRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::members::{activity, authorize, load_member};
 use crate::web::validate::optional_text;
 use crate::web::AppState;
 
@@ -84,7 +85,7 @@ pub async fn create(
     body: web::Json<CardCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let member = load_member(&state, &space_id, &member_id).await?;
     let body = body.into_inner();
     let normalized = normalize_uid(&body.uid).map_err(ApiError::Validation)?;
@@ -120,7 +121,7 @@ pub async fn list(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     load_member(&state, &space_id, &member_id).await?;
     let cards = state.store.list_cards(&member_id).await?;
     Ok(HttpResponse::Ok().json(cards.into_iter().map(CardResponse::from).collect::<Vec<_>>()))
@@ -136,7 +137,7 @@ pub async fn delete(
     path: web::Path<(String, String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id, card_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let member = load_member(&state, &space_id, &member_id).await?;
     let line = activity(&member, "card_removed", &caller.user_id, json!({ "card_id": card_id }));
     if state.store.delete_card(&member_id, &card_id, &line).await? {
@@ -159,7 +160,7 @@ pub async fn lookup(
     body: web::Json<CardLookup>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let hash = card_hash(&state, &body.uid)?;
     let unknown = CardLookupResult {
         valid: false,

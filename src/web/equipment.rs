@@ -14,10 +14,11 @@ use crate::actors::machine::MachineView;
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::domain::ids::{new_id, validate_id};
 use crate::domain::machine::MachineState;
+use crate::services::access::space_for;
+use crate::services::sessions;
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::makerspaces::load_for;
 use crate::web::validate::{check_len, check_object, optional_text};
 use crate::web::AppState;
 
@@ -153,7 +154,7 @@ fn check_skills(skills: &[String]) -> Result<(), ApiError> {
     if skills.len() > 100 {
         return Err(ApiError::Validation("at most 100 skill requirements".into()));
     }
-    skills.iter().try_for_each(|s| check_len("skill_requirements[]", s, 100))
+    Ok(skills.iter().try_for_each(|s| check_len("skill_requirements[]", s, 100))?)
 }
 
 fn check_connection(connection: &Connection) -> Result<(), ApiError> {
@@ -185,7 +186,7 @@ pub async fn create(
     body: web::Json<EquipmentCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    load_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
     let body = body.into_inner();
     let id = match body.id {
         Some(id) => {
@@ -246,7 +247,7 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
     let status_filter = match query.status.as_deref() {
         None => None,
         Some(s) if MachineState::parse(s).is_some() || ["available", "in_use", "offline"].contains(&s) => Some(s),
@@ -279,7 +280,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
     let record = load_equipment(&state, &space_id, &equipment_id).await?;
     let view = state.fleet.view(&space_id, &equipment_id).await.ok();
     Ok(HttpResponse::Ok().json(EquipmentResponse::new(record, view.as_ref())))
@@ -295,7 +296,7 @@ pub async fn live_state(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
     let view = state.fleet.view(&space_id, &equipment_id).await.map_err(|_| ApiError::not_found("equipment"))?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -312,7 +313,7 @@ pub async fn update(
     body: web::Json<EquipmentUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    load_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
     let mut record = load_equipment(&state, &space_id, &equipment_id).await?;
     let body = body.into_inner();
     if let Some(name) = body.name {
@@ -385,12 +386,12 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    load_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
+    space_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
     load_equipment(&state, &space_id, &equipment_id).await?;
     if !state.store.delete_equipment(&equipment_id).await? {
         return Err(ApiError::not_found("equipment"));
     }
-    state.fleet.stop(&equipment_id);
+    sessions::machines_removed(&state, [equipment_id.as_str()]);
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -407,20 +408,5 @@ pub async fn lock(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    load_for(&state, caller.can_read_space(&space_id), &space_id).await?;
-    let view = state.fleet.view(&space_id, &equipment_id).await.map_err(|_| ApiError::not_found("equipment"))?;
-    let Some(session) = view.session else {
-        return Err(ApiError::Conflict {
-            detail: "the machine has no session in progress".into(),
-            error_type: "not_in_use",
-        });
-    };
-    let manager = caller.can_manage_space(&space_id) == crate::domain::access::Decision::Allow;
-    if session.user_id != caller.user_id && !manager {
-        return Err(ApiError::Forbidden("only the member using the machine, or an admin, locks it".into()));
-    }
-    match state.fleet.lock(&space_id, &equipment_id, Some(session.id), &caller.user_id, "locked").await {
-        Ok(ended) => Ok(HttpResponse::Ok().json(ended)),
-        Err(_) => Err(ApiError::Conflict { detail: "the session ended meanwhile".into(), error_type: "not_in_use" }),
-    }
+    Ok(HttpResponse::Ok().json(sessions::lock_from_dashboard(&state, &caller, &space_id, &equipment_id).await?))
 }

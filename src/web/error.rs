@@ -151,6 +151,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<crate::domain::validate::Invalid> for ApiError {
+    fn from(err: crate::domain::validate::Invalid) -> ApiError {
+        ApiError::Validation(err.0)
+    }
+}
+
 /// JSON body errors: 415 without a JSON content type, 413 too large, 400 not JSON, 422 JSON
 /// of the wrong shape.
 pub fn json_error(err: actix_web::error::JsonPayloadError, _: &HttpRequest) -> actix_web::Error {

@@ -13,11 +13,12 @@ use utoipa::{IntoParams, ToSchema};
 use crate::domain::ids::new_id;
 use crate::domain::members::{effective_status, normalize_email, MemberRole, MemberStatus};
 use crate::notify::email::Email;
+use crate::services::access::people_of;
+use crate::services::members::{activity, announce, check_plan, MemberResponse};
 use crate::store::invites::{InviteRecord, InviteStatus};
 use crate::store::members::MemberRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::members::{activity, announce, authorize, check_plan, MemberResponse};
 use crate::web::validate::{check_len, optional_text};
 use crate::web::AppState;
 
@@ -203,7 +204,7 @@ pub async fn create(
     body: web::Json<InviteCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let body = body.into_inner();
     let email = normalize_email(&body.email).map_err(ApiError::Validation)?;
     if let Some(plan) = &body.plan_id {
@@ -261,7 +262,7 @@ pub async fn list(
     query: web::Query<InviteListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let status = match query.status.as_deref() {
         None => None,
         Some(s) => Some(InviteStatus::parse(s).ok_or_else(|| ApiError::Validation(format!("unknown status {s:?}")))?),
@@ -281,7 +282,7 @@ pub async fn resend(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, invite_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     state.store.get_invite(&space_id, &invite_id).await?.ok_or_else(|| ApiError::not_found("invitation"))?;
     // A new token: the old link stops working, and the expiry starts again.
     let (token, token_hash) = new_token();
@@ -309,7 +310,7 @@ pub async fn cancel(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, invite_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     state.store.get_invite(&space_id, &invite_id).await?.ok_or_else(|| ApiError::not_found("invitation"))?;
     if state.store.cancel_invite(&invite_id).await? {
         Ok(HttpResponse::NoContent().finish())

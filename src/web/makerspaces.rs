@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 
 use crate::domain::access::Decision;
 use crate::domain::ids::{new_id, validate_id};
+use crate::services::access::space_for;
+use crate::services::sessions;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -88,22 +90,6 @@ fn check_timezone(tz: &str) -> Result<(), ApiError> {
     }
 }
 
-/// Loads a makerspace the caller may act on, with the not-found/forbidden answer otherwise.
-pub async fn load_for(state: &AppState, decision: Decision, id: &str) -> Result<MakerspaceRecord, ApiError> {
-    match decision {
-        Decision::NotFound => return Err(ApiError::not_found("makerspace")),
-        Decision::Forbidden => {
-            // Only reveal "forbidden" for something that exists.
-            return match state.store.get_makerspace(id).await? {
-                Some(_) => Err(ApiError::Forbidden("your role does not allow this in this makerspace".into())),
-                None => Err(ApiError::not_found("makerspace")),
-            };
-        }
-        Decision::Allow => {}
-    }
-    state.store.get_makerspace(id).await?.ok_or_else(|| ApiError::not_found("makerspace"))
-}
-
 #[utoipa::path(post, path = "/api/v1/makerspaces", tag = "makerspaces", request_body = MakerspaceCreate,
     responses((status = 201, body = MakerspaceResponse), (status = 403, body = crate::web::ErrorBody),
               (status = 409, body = crate::web::ErrorBody), (status = 422, body = crate::web::ErrorBody)),
@@ -177,7 +163,7 @@ pub async fn get(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let record = load_for(&state, caller.can_read_space(&id), &id).await?;
+    let record = space_for(&state, caller.can_read_space(&id), &id).await?;
     Ok(HttpResponse::Ok().json(MakerspaceResponse::from(record)))
 }
 
@@ -193,7 +179,7 @@ pub async fn update(
     body: web::Json<MakerspaceUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
-    let mut record = load_for(&state, caller.can_manage_space(&id), &id).await?;
+    let mut record = space_for(&state, caller.can_manage_space(&id), &id).await?;
     let body = body.into_inner();
     if let Some(name) = body.name {
         check_len("name", &name, 200)?;
@@ -242,14 +228,12 @@ pub async fn delete(
             other => other,
         },
     };
-    load_for(&state, decision, &id).await?;
+    space_for(&state, decision, &id).await?;
     let filter = crate::store::equipment::EquipmentFilter { makerspace_id: Some(id.clone()), kind: None };
     let machines = state.store.list_equipment(&filter).await?;
     if !state.store.delete_makerspace(&id).await? {
         return Err(ApiError::not_found("makerspace"));
     }
-    for machine in machines {
-        state.fleet.stop(&machine.id);
-    }
+    sessions::machines_removed(&state, machines.iter().map(|m| m.id.as_str()));
     Ok(HttpResponse::NoContent().finish())
 }

@@ -14,9 +14,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::members::{effective_status, MemberRole, MemberStatus};
+use crate::services::access::people_of;
+use crate::services::members::{insert, new_member, MemberCreate, MemberError};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::members::{authorize, insert, new_member, MemberCreate};
 use crate::web::AppState;
 
 const EXPORT_COLUMNS: [&str; 13] = [
@@ -63,7 +64,7 @@ pub async fn export(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let members = state.store.all_members(&space_id).await?;
     let plans: HashMap<String, String> =
         state.store.list_plans(&space_id).await?.into_iter().map(|(p, _)| (p.id, p.name)).collect();
@@ -133,7 +134,7 @@ pub async fn import(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.starts_with("text/csv") {
         return Err(ApiError::UnsupportedMediaType("send the members as text/csv".into()));
@@ -230,10 +231,11 @@ pub async fn import(
         };
         let member = match new_member(&state, &space_id, create).await {
             Ok(m) => m,
-            Err(e) => {
-                result.rejected.push(reject(e.to_string()));
+            Err(MemberError::Invalid(why)) => {
+                result.rejected.push(reject(why.0));
                 continue;
             }
+            Err(other) => return Err(other.into()),
         };
         if !emails_in_file.insert(member.email.clone()) {
             result.rejected.push(reject("the same email appears earlier in the file".into()));
@@ -244,10 +246,10 @@ pub async fn import(
                 result.created += 1;
                 result.created_ids.push(member.id);
             }
-            Err(ApiError::ConflictWith { .. }) => {
+            Err(MemberError::Duplicate { .. }) => {
                 result.rejected.push(reject("already a member of the makerspace".into()))
             }
-            Err(other) => return Err(other),
+            Err(other) => return Err(other.into()),
         }
     }
     Ok(HttpResponse::Ok().json(result))

@@ -1,119 +1,24 @@
-//! `/api/v1/makerspaces/{id}/members`: the people of a makerspace.
-//!
-//! Platform admins read; the space's makerspace_admin (or a super_admin) manages. Every
-//! change is written with an activity line in the same transaction, and announced on the
-//! WebSocket as a `member` message (without personal contact data).
+//! `/api/v1/makerspaces/{id}/members`: the people of a makerspace over HTTP. Platform admins
+//! read; the space's makerspace_admin (or a super_admin) manages. The lifecycle and its side
+//! effects are [`crate::services::members`]'.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::access::Principal;
-use crate::domain::ids::new_id;
-use crate::domain::members::{effective_status, grants_access, normalize_email, MemberRole, MemberStatus};
-use crate::store::members::{Activity, MemberQuery, MemberRecord, MemberSort};
+use crate::domain::members::{effective_status, MemberRole, MemberStatus};
+use crate::services::access::people_of;
+use crate::services::members::{self, BulkRequest, BulkResult, MemberCreate, MemberResponse, MemberUpdate};
+use crate::store::members::{MemberQuery, MemberSort};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::makerspaces::load_for;
-use crate::web::validate::{check_len, optional_text};
 use crate::web::AppState;
 
 /// Largest page of a member listing.
 const MAX_PAGE_SIZE: i64 = 200;
-/// Most members one bulk operation may name.
-const MAX_BULK: usize = 500;
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct MemberResponse {
-    pub id: String,
-    pub makerspace_id: String,
-    pub user_id: Option<String>,
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub full_name: String,
-    pub phone: Option<String>,
-    pub role: MemberRole,
-    /// What counts today (an active membership past its end date is `expired`).
-    pub status: MemberStatus,
-    pub plan_id: Option<String>,
-    pub start_date: NaiveDate,
-    pub end_date: Option<NaiveDate>,
-    pub suspension_reason: Option<String>,
-    pub notes: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl MemberResponse {
-    pub fn new(m: MemberRecord) -> Self {
-        let status = effective_status(m.status, m.end_date, Utc::now().date_naive());
-        MemberResponse {
-            full_name: full_name(&m),
-            status,
-            id: m.id,
-            makerspace_id: m.makerspace_id,
-            user_id: m.user_id,
-            email: m.email,
-            first_name: m.first_name,
-            last_name: m.last_name,
-            phone: m.phone,
-            role: m.role,
-            plan_id: m.plan_id,
-            start_date: m.start_date,
-            end_date: m.end_date,
-            suspension_reason: m.suspension_reason,
-            notes: m.notes,
-            created_at: m.created_at,
-            updated_at: m.updated_at,
-        }
-    }
-}
-
-fn full_name(m: &MemberRecord) -> String {
-    format!("{} {}", m.first_name, m.last_name).trim().to_string()
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemberCreate {
-    pub email: String,
-    pub first_name: String,
-    pub last_name: String,
-    pub phone: Option<String>,
-    /// member (default), service_provider or makerspace_admin.
-    pub role: Option<MemberRole>,
-    /// active (default) or pending.
-    pub status: Option<MemberStatus>,
-    pub plan_id: Option<String>,
-    /// Default: today.
-    pub start_date: Option<NaiveDate>,
-    pub end_date: Option<NaiveDate>,
-    /// The person's identity (JWT `sub`), when known.
-    pub user_id: Option<String>,
-    pub notes: Option<String>,
-}
-
-/// Fields to change; absent fields stay. Status changes go through suspend and reactivate.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MemberUpdate {
-    pub email: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub phone: Option<String>,
-    pub role: Option<MemberRole>,
-    pub plan_id: Option<String>,
-    pub start_date: Option<NaiveDate>,
-    pub end_date: Option<NaiveDate>,
-    pub user_id: Option<String>,
-    pub notes: Option<String>,
-}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -171,162 +76,6 @@ pub struct MemberStatistics {
     pub expiring_next_30_days: i64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BulkOperation {
-    Suspend,
-    Reactivate,
-    ChangePlan,
-    Delete,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BulkRequest {
-    pub operation: BulkOperation,
-    pub member_ids: Vec<String>,
-    /// Required for suspend.
-    pub reason: Option<String>,
-    /// Required for change_plan (`null` takes members off any plan).
-    pub plan_id: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BulkFailure {
-    pub member_id: String,
-    pub reason: String,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct BulkResult {
-    pub succeeded: Vec<String>,
-    pub failed: Vec<BulkFailure>,
-}
-
-/// Checks that the caller may read (or manage) members of the space, and that it exists.
-pub async fn authorize(state: &AppState, caller: &Principal, space_id: &str, manage: bool) -> Result<(), ApiError> {
-    let decision = if manage { caller.can_manage_members(space_id) } else { caller.can_read_members(space_id) };
-    load_for(state, decision, space_id).await.map(|_| ())
-}
-
-/// Loads a live member of the space, or 404.
-pub async fn load_member(state: &AppState, space_id: &str, member_id: &str) -> Result<MemberRecord, ApiError> {
-    state.store.get_member(space_id, member_id).await?.ok_or_else(|| ApiError::not_found("member"))
-}
-
-/// Checks that a plan belongs to the makerspace (422 otherwise: the request is wrong).
-pub async fn check_plan(state: &AppState, space_id: &str, plan_id: &str) -> Result<(), ApiError> {
-    match state.store.get_plan(space_id, plan_id).await? {
-        Some((plan, _)) if plan.is_active => Ok(()),
-        Some(_) => Err(ApiError::Validation(format!("plan {plan_id:?} is no longer offered"))),
-        None => Err(ApiError::Validation(format!("unknown plan {plan_id:?} in this makerspace"))),
-    }
-}
-
-pub fn activity(member: &MemberRecord, action: &str, actor: &str, details: serde_json::Value) -> Activity {
-    Activity {
-        member_id: member.id.clone(),
-        makerspace_id: member.makerspace_id.clone(),
-        action: action.to_string(),
-        actor: actor.to_string(),
-        details,
-        at: Utc::now(),
-    }
-}
-
-/// Tells WebSocket clients of the space that a member changed (no email or phone: every
-/// member of the space may be watching).
-pub fn announce(state: &AppState, m: &MemberRecord, removed: bool) {
-    let status = effective_status(m.status, m.end_date, Utc::now().date_naive());
-    let message = json!({
-        "type": "member",
-        "member": {
-            "member_id": m.id, "makerspace_id": m.makerspace_id, "user_id": m.user_id, "name": full_name(m),
-            "role": m.role, "status": status, "removed": removed,
-        }
-    });
-    state.hub.publish_event(&m.makerspace_id, &Arc::from(message.to_string()));
-}
-
-fn check_dates(start: NaiveDate, end: Option<NaiveDate>) -> Result<(), ApiError> {
-    match end {
-        Some(end) if end < start => Err(ApiError::Validation("end_date must not be before start_date".into())),
-        _ => Ok(()),
-    }
-}
-
-fn check_user_id(user_id: &Option<String>) -> Result<(), ApiError> {
-    match user_id {
-        Some(u) => check_len("user_id", u, 200),
-        None => Ok(()),
-    }
-}
-
-/// Turns a store conflict on insert/update into the duplicate answer, with the existing id.
-async fn duplicate(state: &AppState, m: &MemberRecord) -> ApiError {
-    let by_email = state.store.find_member_by_email(&m.makerspace_id, &m.email).await.ok().flatten();
-    let existing = match (by_email, &m.user_id) {
-        (Some(e), _) if e.id != m.id => Some(e),
-        (_, Some(user)) => state.store.find_member_by_user(&m.makerspace_id, user).await.ok().flatten(),
-        _ => None,
-    };
-    ApiError::conflict_with(
-        "this person is already a member of the makerspace",
-        "duplicate_member",
-        json!({ "existing_member_id": existing.map(|e| e.id) }),
-    )
-}
-
-/// Validates a new member and builds its record (shared with CSV import and invites).
-pub async fn new_member(state: &AppState, space_id: &str, body: MemberCreate) -> Result<MemberRecord, ApiError> {
-    let email = normalize_email(&body.email).map_err(ApiError::Validation)?;
-    check_len("first_name", &body.first_name, 100)?;
-    check_len("last_name", &body.last_name, 100)?;
-    if let Some(plan) = &body.plan_id {
-        check_plan(state, space_id, plan).await?;
-    }
-    let status = body.status.unwrap_or(MemberStatus::Active);
-    if !matches!(status, MemberStatus::Active | MemberStatus::Pending) {
-        return Err(ApiError::Validation("a new member is active or pending".into()));
-    }
-    let start_date = body.start_date.unwrap_or_else(|| Utc::now().date_naive());
-    check_dates(start_date, body.end_date)?;
-    check_user_id(&body.user_id)?;
-    let now = Utc::now();
-    Ok(MemberRecord {
-        id: new_id(),
-        makerspace_id: space_id.to_string(),
-        user_id: body.user_id,
-        email,
-        first_name: body.first_name.trim().to_string(),
-        last_name: body.last_name.trim().to_string(),
-        phone: optional_text("phone", body.phone, 40)?,
-        role: body.role.unwrap_or(MemberRole::Member),
-        status,
-        plan_id: body.plan_id,
-        start_date,
-        end_date: body.end_date,
-        suspension_reason: None,
-        notes: optional_text("notes", body.notes, 5000)?,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
-    })
-}
-
-/// Stores a new member (409 with the existing member's id for a duplicate).
-pub async fn insert(state: &AppState, member: &MemberRecord, action: &str, actor: &str) -> Result<(), ApiError> {
-    let line = activity(member, action, actor, json!({ "role": member.role, "plan_id": member.plan_id }));
-    match state.store.insert_member(member, &line).await {
-        Ok(()) => {
-            announce(state, member, false);
-            Ok(())
-        }
-        Err(crate::store::StoreError::Conflict) => Err(duplicate(state, member).await),
-        Err(other) => Err(other.into()),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members", tag = "members",
     params(("makerspace_id" = String, Path)), request_body = MemberCreate,
     responses((status = 201, body = MemberResponse), (status = 403, body = crate::web::ErrorBody),
@@ -339,10 +88,7 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<MemberCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    let member = new_member(&state, &space_id, body.into_inner()).await?;
-    insert(&state, &member, "created", &caller.user_id).await?;
+    let member = members::create(&state, &caller, &path.into_inner(), body.into_inner()).await?;
     Ok(HttpResponse::Created().json(MemberResponse::new(member)))
 }
 
@@ -358,7 +104,7 @@ pub async fn list(
     query: web::Query<MemberListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let q = query.into_inner();
     let (sort, descending) = match q.sort.as_deref() {
         None => (MemberSort::Name, false),
@@ -408,8 +154,8 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
-    Ok(HttpResponse::Ok().json(MemberResponse::new(load_member(&state, &space_id, &member_id).await?)))
+    people_of(&state, &caller, &space_id, false).await?;
+    Ok(HttpResponse::Ok().json(MemberResponse::new(members::load_member(&state, &space_id, &member_id).await?)))
 }
 
 #[utoipa::path(put, path = "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", tag = "members",
@@ -425,102 +171,8 @@ pub async fn update(
     body: web::Json<MemberUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    let mut m = load_member(&state, &space_id, &member_id).await?;
-    let body = body.into_inner();
-    let mut changed = serde_json::Map::new();
-    if let Some(email) = body.email {
-        m.email = normalize_email(&email).map_err(ApiError::Validation)?;
-        changed.insert("email".into(), json!(m.email));
-    }
-    if let Some(first) = body.first_name {
-        check_len("first_name", &first, 100)?;
-        m.first_name = first.trim().to_string();
-        changed.insert("first_name".into(), json!(m.first_name));
-    }
-    if let Some(last) = body.last_name {
-        check_len("last_name", &last, 100)?;
-        m.last_name = last.trim().to_string();
-        changed.insert("last_name".into(), json!(m.last_name));
-    }
-    if body.phone.is_some() {
-        m.phone = optional_text("phone", body.phone, 40)?;
-        changed.insert("phone".into(), json!(m.phone));
-    }
-    if let Some(role) = body.role {
-        m.role = role;
-        changed.insert("role".into(), json!(role));
-    }
-    if let Some(plan) = body.plan_id {
-        check_plan(&state, &space_id, &plan).await?;
-        m.plan_id = Some(plan);
-        changed.insert("plan_id".into(), json!(m.plan_id));
-    }
-    if let Some(start) = body.start_date {
-        m.start_date = start;
-        changed.insert("start_date".into(), json!(start));
-    }
-    if body.end_date.is_some() {
-        m.end_date = body.end_date;
-        changed.insert("end_date".into(), json!(m.end_date));
-    }
-    check_dates(m.start_date, m.end_date)?;
-    if body.user_id.is_some() {
-        check_user_id(&body.user_id)?;
-        m.user_id = body.user_id;
-        changed.insert("user_id".into(), json!(m.user_id));
-    }
-    if body.notes.is_some() {
-        m.notes = optional_text("notes", body.notes, 5000)?;
-        changed.insert("notes".into(), json!(true));
-    }
-    m.updated_at = Utc::now();
-    save(&state, &m, activity(&m, "updated", &caller.user_id, serde_json::Value::Object(changed))).await?;
+    let m = members::update(&state, &caller, &space_id, &member_id, body.into_inner()).await?;
     Ok(HttpResponse::Ok().json(MemberResponse::new(m)))
-}
-
-/// Writes a member back (404 if it vanished meanwhile, 409 on a duplicate) and announces it.
-pub async fn save(state: &AppState, m: &MemberRecord, line: Activity) -> Result<(), ApiError> {
-    match state.store.update_member(m, &line).await {
-        Ok(true) => {
-            announce(state, m, m.deleted_at.is_some());
-            // A member who may no longer use the space loses the machines they have unlocked.
-            let status = effective_status(m.status, m.end_date, Utc::now().date_naive());
-            if let (Some(user), true) = (&m.user_id, m.deleted_at.is_some() || !grants_access(status)) {
-                let reason = if m.deleted_at.is_some() {
-                    "member_removed".to_string()
-                } else {
-                    format!("member_{}", status.as_str())
-                };
-                crate::web::kiosk::end_sessions_of(state, &m.makerspace_id, user, None, &reason).await;
-            }
-            Ok(())
-        }
-        Ok(false) => Err(ApiError::not_found("member")),
-        Err(crate::store::StoreError::Conflict) => Err(duplicate(state, m).await),
-        Err(other) => Err(other.into()),
-    }
-}
-
-/// The status changes: shared by the single and the bulk endpoints.
-fn suspend_record(m: &mut MemberRecord, reason: &str) -> Result<(), String> {
-    if m.status == MemberStatus::Suspended {
-        return Err("already suspended".into());
-    }
-    m.status = MemberStatus::Suspended;
-    m.suspension_reason = Some(reason.to_string());
-    m.updated_at = Utc::now();
-    Ok(())
-}
-
-fn reactivate_record(m: &mut MemberRecord) -> Result<(), String> {
-    if m.status == MemberStatus::Active {
-        return Err("already active".into());
-    }
-    m.status = MemberStatus::Active;
-    m.suspension_reason = None;
-    m.updated_at = Utc::now();
-    Ok(())
 }
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/suspend", tag = "members",
@@ -536,12 +188,7 @@ pub async fn suspend(
     body: web::Json<SuspendRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    check_len("reason", &body.reason, 1000)?;
-    let mut m = load_member(&state, &space_id, &member_id).await?;
-    suspend_record(&mut m, body.reason.trim())
-        .map_err(|why| ApiError::Conflict { detail: format!("member is {why}"), error_type: "invalid_status" })?;
-    save(&state, &m, activity(&m, "suspended", &caller.user_id, json!({ "reason": body.reason.trim() }))).await?;
+    let m = members::suspend(&state, &caller, &space_id, &member_id, &body.reason).await?;
     Ok(HttpResponse::Ok().json(MemberResponse::new(m)))
 }
 
@@ -556,12 +203,7 @@ pub async fn reactivate(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    let mut m = load_member(&state, &space_id, &member_id).await?;
-    reactivate_record(&mut m)
-        .map_err(|why| ApiError::Conflict { detail: format!("member is {why}"), error_type: "invalid_status" })?;
-    save(&state, &m, activity(&m, "reactivated", &caller.user_id, json!({}))).await?;
-    Ok(HttpResponse::Ok().json(MemberResponse::new(m)))
+    Ok(HttpResponse::Ok().json(MemberResponse::new(members::reactivate(&state, &caller, &space_id, &member_id).await?)))
 }
 
 #[utoipa::path(delete, path = "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", tag = "members",
@@ -574,11 +216,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    let mut m = load_member(&state, &space_id, &member_id).await?;
-    m.deleted_at = Some(Utc::now());
-    m.updated_at = Utc::now();
-    save(&state, &m, activity(&m, "deleted", &caller.user_id, json!({}))).await?;
+    members::remove(&state, &caller, &space_id, &member_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -593,8 +231,8 @@ pub async fn activities(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, member_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
-    load_member(&state, &space_id, &member_id).await?;
+    people_of(&state, &caller, &space_id, false).await?;
+    members::load_member(&state, &space_id, &member_id).await?;
     let lines = state.store.member_activities(&member_id).await?;
     let out: Vec<ActivityResponse> = lines
         .into_iter()
@@ -614,7 +252,7 @@ pub async fn statistics(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let members = state.store.all_members(&space_id).await?;
     let plans = state.store.list_plans(&space_id).await?;
     let today = Utc::now().date_naive();
@@ -664,65 +302,5 @@ pub async fn bulk(
     path: web::Path<String>,
     body: web::Json<BulkRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
-    let body = body.into_inner();
-    if body.member_ids.is_empty() || body.member_ids.len() > MAX_BULK {
-        return Err(ApiError::Validation(format!("name 1 to {MAX_BULK} member_ids")));
-    }
-    // The whole request is checked before any member changes.
-    let reason = match body.operation {
-        BulkOperation::Suspend => {
-            let reason = body.reason.as_deref().unwrap_or_default();
-            check_len("reason", reason, 1000)?;
-            Some(reason.trim().to_string())
-        }
-        _ => None,
-    };
-    if body.operation == BulkOperation::ChangePlan {
-        if let Some(plan) = &body.plan_id {
-            check_plan(&state, &space_id, plan).await?;
-        }
-    }
-    let mut result = BulkResult { succeeded: Vec::new(), failed: Vec::new() };
-    let mut seen = std::collections::HashSet::new();
-    for member_id in body.member_ids {
-        if !seen.insert(member_id.clone()) {
-            continue;
-        }
-        let fail = |reason: String| BulkFailure { member_id: member_id.clone(), reason };
-        let mut m = match state.store.get_member(&space_id, &member_id).await? {
-            Some(m) => m,
-            None => {
-                result.failed.push(fail("member not found".into()));
-                continue;
-            }
-        };
-        let (outcome, action, details) = match body.operation {
-            BulkOperation::Suspend => {
-                let reason = reason.clone().unwrap_or_default();
-                (suspend_record(&mut m, &reason), "suspended", json!({ "reason": reason, "bulk": true }))
-            }
-            BulkOperation::Reactivate => (reactivate_record(&mut m), "reactivated", json!({ "bulk": true })),
-            BulkOperation::ChangePlan => {
-                m.plan_id = body.plan_id.clone();
-                m.updated_at = Utc::now();
-                (Ok(()), "plan_changed", json!({ "plan_id": body.plan_id, "bulk": true }))
-            }
-            BulkOperation::Delete => {
-                m.deleted_at = Some(Utc::now());
-                m.updated_at = Utc::now();
-                (Ok(()), "deleted", json!({ "bulk": true }))
-            }
-        };
-        if let Err(why) = outcome {
-            result.failed.push(fail(why));
-            continue;
-        }
-        match save(&state, &m, activity(&m, action, &caller.user_id, details)).await {
-            Ok(()) => result.succeeded.push(member_id),
-            Err(e) => result.failed.push(fail(e.to_string())),
-        }
-    }
-    Ok(HttpResponse::Ok().json(result))
+    Ok(HttpResponse::Ok().json(members::bulk(&state, &caller, &path.into_inner(), body.into_inner()).await?))
 }

@@ -16,6 +16,7 @@ pub mod pages;
 pub mod plans;
 pub mod rate_limit;
 pub mod reservations;
+pub mod service_errors;
 pub mod skills;
 pub mod validate;
 pub mod waitlist;
@@ -28,35 +29,31 @@ use actix_web::web;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::actors::fleet::Fleet;
-use crate::actors::hub::Hub;
-use crate::config::Settings;
 use crate::protocols::mqtt::MqttStatus;
-use crate::store::Store;
+use crate::services::Services;
 use crate::web::auth::JwtKeys;
 
 /// Largest JSON body accepted.
 pub const MAX_JSON_BYTES: usize = 256 * 1024;
 
-/// What every handler can reach.
+/// What every handler can reach: the services (whose parts, `state.store` and the like, it
+/// reaches through `Deref`) and what only the web layer needs.
 pub struct AppState {
-    pub settings: Arc<Settings>,
-    pub store: Store,
-    pub fleet: Arc<Fleet>,
-    pub hub: Arc<Hub>,
+    pub services: Arc<Services>,
     pub auth: Arc<JwtKeys>,
     pub mqtt: MqttStatus,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// A token for the demo makerspace, served to the dashboard only in `--demo` mode.
     pub demo_token: Option<String>,
-    /// Sends invitation and welcome emails (SMTP, or the outbox folder).
-    pub mailer: std::sync::Arc<crate::notify::email::Mailer>,
-    /// Key of the card UID hashes.
-    pub card_key: crate::config::Secret,
     /// Limits guesses at invite tokens per client address.
     pub rate_limiter: rate_limit::RateLimiter,
-    /// The state writer, which also stores the kiosk's audit rows (see `actors::state_writer`).
-    pub journal: crate::actors::state_writer::StateSender,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+    fn deref(&self) -> &Services {
+        &self.services
+    }
 }
 
 /// The body of every error response.
@@ -87,6 +84,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                         .route(web::delete().to(makerspaces::delete)),
                 )
                 .configure(reservations::routes)
+                .configure(waitlist::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

@@ -48,6 +48,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     doc.merge(crate::web::skills::SkillsApi::openapi());
     doc.merge(crate::web::reservations::ReservationsApi::openapi());
+    doc.merge(crate::web::waitlist::WaitlistApi::openapi());
     doc.merge(crate::web::kiosk::KioskApi::openapi());
     doc
 }

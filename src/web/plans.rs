@@ -8,10 +8,10 @@ use utoipa::ToSchema;
 
 use crate::domain::ids::new_id;
 use crate::domain::members::BillingPeriod;
+use crate::services::access::people_of;
 use crate::store::plans::PlanRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::members::authorize;
 use crate::web::validate::{check_len, optional_text};
 use crate::web::AppState;
 
@@ -99,7 +99,7 @@ fn check_features(features: &[String]) -> Result<(), ApiError> {
     if features.len() > 50 {
         return Err(ApiError::Validation("at most 50 features".into()));
     }
-    features.iter().try_for_each(|f| check_len("features[]", f, 100))
+    Ok(features.iter().try_for_each(|f| check_len("features[]", f, 100))?)
 }
 
 fn name_taken(name: &str) -> ApiError {
@@ -118,7 +118,7 @@ pub async fn create(
     body: web::Json<PlanCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let body = body.into_inner();
     check_len("name", &body.name, 100)?;
     check_price(body.price)?;
@@ -158,7 +158,7 @@ pub async fn list(
     path: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let plans = state.store.list_plans(&space_id).await?;
     Ok(HttpResponse::Ok().json(plans.into_iter().map(|(p, n)| PlanResponse::new(p, n)).collect::<Vec<_>>()))
 }
@@ -173,7 +173,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, plan_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, false).await?;
+    people_of(&state, &caller, &space_id, false).await?;
     let (plan, n) = state.store.get_plan(&space_id, &plan_id).await?.ok_or_else(|| ApiError::not_found("plan"))?;
     Ok(HttpResponse::Ok().json(PlanResponse::new(plan, n)))
 }
@@ -191,7 +191,7 @@ pub async fn update(
     body: web::Json<PlanUpdate>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, plan_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     let (mut plan, n) = state.store.get_plan(&space_id, &plan_id).await?.ok_or_else(|| ApiError::not_found("plan"))?;
     let body = body.into_inner();
     if let Some(name) = body.name {
@@ -242,7 +242,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, plan_id) = path.into_inner();
-    authorize(&state, &caller, &space_id, true).await?;
+    people_of(&state, &caller, &space_id, true).await?;
     match state.store.delete_plan(&space_id, &plan_id).await {
         Ok(true) => Ok(HttpResponse::NoContent().finish()),
         Ok(false) => Err(ApiError::not_found("plan")),

@@ -2,6 +2,7 @@
 //! One test binary (one link step) for the whole suite.
 
 mod api;
+mod architecture;
 mod browser;
 mod common;
 mod invites;

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use makrcave::domain::access::Role;
-use makrcave::web::skills::{record_certified_use, GateError};
+use makrcave::services::gate::{record_certified_use, GateError};
 use serde_json::{json, Value};
 
 use crate::common::TestApp;

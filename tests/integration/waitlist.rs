@@ -242,10 +242,10 @@ async fn an_offer_not_taken_in_time_expires_and_passes_to_the_next() {
     // window Bob keeps his offer; past it, the offer expires and Cid is offered the slot.
     let state = t.app().state();
     let now = Utc::now();
-    let kept = makrcave::web::waitlist::expire_offers(state, now + Span::minutes(14)).await.expect("sweep");
+    let kept = makrcave::services::waitlist::expire_offers(state, now + Span::minutes(14)).await.expect("sweep");
     assert_eq!(kept, 0);
     assert_eq!(entries(&t, &bob, None).await[0]["status"], "offered");
-    let expired = makrcave::web::waitlist::expire_offers(state, now + Span::minutes(16)).await.expect("sweep");
+    let expired = makrcave::services::waitlist::expire_offers(state, now + Span::minutes(16)).await.expect("sweep");
     assert_eq!(expired, 1);
     until(&mut ws, entry_now(bob_id, "expired")).await;
     let offer = until(&mut ws, |m| m["type"] == "waitlist_offer").await;
@@ -263,7 +263,7 @@ async fn an_offer_not_taken_in_time_expires_and_passes_to_the_next() {
     until(&mut ws, entry_now(dan_id, "booked")).await;
     // A booked entry never expires.
     let later = Utc::now() + Span::minutes(30);
-    assert_eq!(makrcave::web::waitlist::expire_offers(state, later).await.expect("sweep"), 0);
+    assert_eq!(makrcave::services::waitlist::expire_offers(state, later).await.expect("sweep"), 0);
     assert_eq!(ids(&entries(&t, &admin, Some("booked")).await), vec![dan_id]);
     t.stop().await;
 }

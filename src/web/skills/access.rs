@@ -9,10 +9,9 @@ use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
-use super::catalog::space_equipment;
-use super::gate::{evaluate, SpaceRules};
-use super::scope::{check_user_id, decide, spaces_for};
 use super::shapes::{AccessCheckResponse, AccessQuery, AccessSummary, BulkAccessQuery, BulkAccessResponse};
+use crate::services::gate::{evaluate, SpaceRules};
+use crate::services::skills::{check_user_id, decide, space_equipment, spaces_for, SkillError};
 
 /// The person whose access is checked: the caller, or someone else for those who read the
 /// space's members.
@@ -42,9 +41,8 @@ pub async fn check_equipment(
     path: web::Path<String>,
     query: web::Query<AccessQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    let not_found = || ApiError::not_found("equipment");
-    let equipment = state.store.get_equipment(&path.into_inner()).await?.ok_or_else(not_found)?;
-    decide(caller.can_read_space(&equipment.makerspace_id), not_found)?;
+    let equipment = state.store.get_equipment(&path.into_inner()).await?.ok_or(ApiError::not_found("equipment"))?;
+    decide(caller.can_read_space(&equipment.makerspace_id), SkillError::NotFound("equipment"))?;
     let query = query.into_inner();
     let user_id = target_user(&caller, &equipment.makerspace_id, query.user_id)?;
     let at = query.at.unwrap_or_else(Utc::now);

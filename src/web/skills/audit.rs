@@ -1,50 +1,15 @@
-//! The skill audit log: the lines grants, revocations, decisions and renewals write, and the
-//! endpoint that reads them.
+//! The skill audit log's endpoint: the lines grants, revocations, decisions and renewals
+//! write (`AuditRecord::for_skill`).
 
 use actix_web::{web, HttpResponse};
-use chrono::{DateTime, Utc};
 
-use crate::domain::ids::new_id;
-use crate::store::skills::{AuditFilter, AuditRecord, SkillRecord};
+use crate::services::skills::{sees_person, spaces_for};
+use crate::store::skills::AuditFilter;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
-use super::catalog::space_equipment;
-use super::scope::{sees_person, spaces_for};
 use super::shapes::{AuditQuery, AuditResponse};
-
-/// The equipment of the skill's space that needs the skill (for audit lines).
-pub(super) async fn equipment_needing(state: &AppState, skill: &SkillRecord) -> Result<Vec<String>, ApiError> {
-    Ok(space_equipment(state, &skill.makerspace_id)
-        .await?
-        .into_iter()
-        .filter(|e| e.skill_requirements.contains(&skill.id))
-        .map(|e| e.id)
-        .collect())
-}
-
-pub(super) fn audit(
-    skill: &SkillRecord,
-    action: &str,
-    user_id: &str,
-    by: &str,
-    reason: Option<String>,
-    metadata: serde_json::Value,
-    at: DateTime<Utc>,
-) -> AuditRecord {
-    AuditRecord {
-        id: new_id(),
-        makerspace_id: skill.makerspace_id.clone(),
-        action: action.to_string(),
-        user_id: user_id.to_string(),
-        skill_id: Some(skill.id.clone()),
-        performed_by: Some(by.to_string()),
-        reason,
-        metadata,
-        created_at: at,
-    }
-}
 
 #[utoipa::path(get, path = "/api/v1/skills/audit-logs", tag = "skills", params(AuditQuery),
     responses((status = 200, body = [AuditResponse]), (status = 404, body = crate::web::ErrorBody),

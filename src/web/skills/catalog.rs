@@ -8,7 +8,6 @@ use chrono::Utc;
 
 use crate::domain::ids::{new_id, validate_id};
 use crate::domain::skills::{find_cycle, with_prerequisites, SkillStatus, DEFAULT_VALIDITY_DAYS, MAX_VALIDITY_DAYS};
-use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::skills::{SkillFilter, SkillRecord};
 use crate::store::StoreError;
 use crate::web::auth::Caller;
@@ -16,11 +15,11 @@ use crate::web::error::ApiError;
 use crate::web::validate::{check_len, optional_text};
 use crate::web::AppState;
 
-use super::gate::SpaceRules;
-use super::scope::{decide, load_skill, skill_not_found, spaces_for};
 use super::shapes::{
     EquipmentRequirements, RequiredSkill, SkillCreate, SkillListQuery, SkillResponse, SkillUpdate, SpaceQuery,
 };
+use crate::services::gate::SpaceRules;
+use crate::services::skills::{decide, load_skill, space_equipment, spaces_for, SkillError};
 
 fn check_validity(days: i64) -> Result<(), ApiError> {
     if (1..=MAX_VALIDITY_DAYS).contains(&days) {
@@ -88,7 +87,7 @@ pub async fn create(
     body: web::Json<SkillCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    decide(caller.can_manage_space(&body.makerspace_id), || ApiError::not_found("makerspace"))?;
+    decide(caller.can_manage_space(&body.makerspace_id), SkillError::NotFound("makerspace"))?;
     if state.store.get_makerspace(&body.makerspace_id).await?.is_none() {
         return Err(ApiError::not_found("makerspace"));
     }
@@ -134,10 +133,6 @@ pub async fn create(
     let graph = state.store.prerequisite_graph(&skill.makerspace_id).await?;
     let equipment = space_equipment(&state, &skill.makerspace_id).await?;
     Ok(HttpResponse::Created().json(SkillResponse::new(skill, &graph, &equipment)))
-}
-
-pub(super) async fn space_equipment(state: &AppState, space: &str) -> Result<Vec<EquipmentRecord>, ApiError> {
-    Ok(state.store.list_equipment(&EquipmentFilter { makerspace_id: Some(space.to_string()), kind: None }).await?)
 }
 
 #[utoipa::path(get, path = "/api/v1/skills", tag = "skills", params(SkillListQuery),
@@ -229,7 +224,7 @@ pub async fn update(
     skill.updated_at = Utc::now();
     match state.store.update_skill(&skill, prerequisites.as_ref(), &equipment_ids).await {
         Ok(true) => {}
-        Ok(false) => return Err(skill_not_found()),
+        Ok(false) => return Err(SkillError::SkillNotFound.into()),
         Err(StoreError::Conflict) => {
             return Err(ApiError::Conflict {
                 detail: format!("a skill named {:?} already exists in this makerspace", skill.name),

@@ -10,15 +10,16 @@
 //! Which skills a machine needs is the equipment's `skill_requirements` list (skill ids), the
 //! one source of truth: a skill's `equipment_ids` add the skill to those lists.
 //!
-//! The hot path (an access check, a kiosk's certified use) reads certifications and skills
-//! from the store's caches (`store::cache`), which every store write of certifications or
-//! skills clears. Expiry is judged at check time by the pure gate, never cached.
+//! The workflows (grants, revocations, requests, who sees what) are
+//! [`crate::services::skills`]'; the gate that bookings and the kiosk call is
+//! [`crate::services::gate`]. It reads certifications and skills from the store's caches
+//! (`store::cache`), which every store write of certifications or skills clears. Expiry is
+//! judged at check time by the pure gate, never cached.
 //!
 //! Layout: `catalog` (skills, their prerequisites and equipment), `certifications`
 //! (grants and revocations), `requests` (people asking for a skill, and the decisions),
-//! `access` (the access-check endpoints), `audit` (the audit log); the hot-path gate
-//! that bookings and the kiosk call is in `gate`; `scope` holds
-//! the rights checks every endpoint shares and `shapes` the request and response bodies.
+//! `access` (the access-check endpoints), `audit` (the audit log); `shapes` holds the
+//! request and response bodies.
 
 use actix_web::web;
 use utoipa::OpenApi;
@@ -27,14 +28,9 @@ mod access;
 mod audit;
 mod catalog;
 mod certifications;
-mod gate;
 mod requests;
-mod scope;
 mod shapes;
 
-pub use gate::{
-    record_certified_use, record_use, require_access, require_access_as, usable_by, CertifiedUse, GateError,
-};
 pub use shapes::{
     AccessCheckResponse, AccessQuery, AccessSummary, AuditQuery, AuditResponse, BulkAccessQuery, BulkAccessResponse,
     EquipmentAccess, EquipmentRequirements, GrantRequest, RequestListQuery, RequiredSkill, RevokeQuery, SkillCreate,

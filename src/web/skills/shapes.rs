@@ -239,22 +239,7 @@ pub struct RequestListQuery {
     pub status: Option<RequestStatus>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct EquipmentAccess {
-    pub equipment_id: String,
-    pub equipment_name: String,
-    pub makerspace_id: String,
-    pub can_access: bool,
-    /// Names of the needed skills the person holds.
-    pub user_skills: Vec<String>,
-    /// Names of every needed skill (required, and their prerequisites) not certified and
-    /// unexpired at the instant checked.
-    pub missing_skills: Vec<String>,
-    pub missing_skill_ids: Vec<String>,
-    /// False when the person's membership does not grant access.
-    pub membership_ok: bool,
-    pub reason: String,
-}
+pub use crate::services::gate::EquipmentAccess;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AccessCheckResponse {

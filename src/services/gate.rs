@@ -1,7 +1,8 @@
-//! The gate on the hot path, called by bookings and the kiosk as well as by the access checks:
-//! may this person use this machine at this instant (membership, and every required skill
-//! with its prerequisites certified and unexpired), and the renewal of certifications on a
-//! certified use. A refusal is a [`GateError`].
+//! The skill gate on the hot path, called by bookings and the kiosk as well as by the access
+//! checks: may this person use this machine at this instant (membership, and every required
+//! skill with its prerequisites certified and unexpired), and the renewal of certifications
+//! on a certified use. The rules are the domain's ([`crate::domain::skills::check_access`]);
+//! a refusal is a [`GateError`].
 
 use std::sync::Arc;
 
@@ -14,50 +15,44 @@ use crate::domain::members::{effective_status, MemberStatus};
 use crate::domain::skills::{check_access, expiry_from, AccessDecision, MembershipProblem};
 use crate::store::cache::SkillCatalog;
 use crate::store::equipment::EquipmentRecord;
-use crate::store::skills::{CertificationChange, UserSkillFilter};
+use crate::store::skills::{AuditRecord, CertificationChange, UserSkillFilter};
 use crate::store::StoreError;
-use crate::web::error::ApiError;
-use crate::web::AppState;
 
-use super::audit::audit;
-use super::shapes::EquipmentAccess;
+use super::Services;
 
-// ---------------------------------------------------------------------------------------------
-// Errors of the gate
-
-/// A refusal of the gate; as an [`ApiError`] it is 403 with the standard fields and
-/// `missing_skills`.
 #[derive(Debug, thiserror::Error)]
 pub enum GateError {
+    /// The person may not use the machine: `insufficient_skills` (naming every missing skill)
+    /// or `membership_inactive`.
     #[error("{detail}")]
     Refused { detail: String, error_type: &'static str, missing_skills: Vec<String> },
+    #[error("equipment not found")]
+    UnknownEquipment,
     #[error(transparent)]
-    Api(#[from] ApiError),
+    Store(#[from] StoreError),
 }
 
-impl From<GateError> for ApiError {
-    fn from(err: GateError) -> ApiError {
-        match err {
-            GateError::Refused { detail, error_type, missing_skills } => {
-                ApiError::refused_with(403, detail, error_type, json!({ "missing_skills": missing_skills }))
-            }
-            GateError::Api(api) => api,
-        }
-    }
+/// What the gate says about one person and one machine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EquipmentAccess {
+    pub equipment_id: String,
+    pub equipment_name: String,
+    pub makerspace_id: String,
+    pub can_access: bool,
+    /// Names of the needed skills the person holds.
+    pub user_skills: Vec<String>,
+    /// Names of every needed skill (required, and their prerequisites) not certified and
+    /// unexpired at the instant checked.
+    pub missing_skills: Vec<String>,
+    pub missing_skill_ids: Vec<String>,
+    /// False when the person's membership does not grant access.
+    pub membership_ok: bool,
+    pub reason: String,
 }
-
-impl From<StoreError> for GateError {
-    fn from(err: StoreError) -> GateError {
-        GateError::Api(err.into())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The gate on the hot path
 
 /// What one makerspace's gate needs besides the person: its skills and prerequisite graph
 /// (from the store's catalog cache).
-pub(super) struct SpaceRules(Arc<SkillCatalog>);
+pub struct SpaceRules(Arc<SkillCatalog>);
 
 impl std::ops::Deref for SpaceRules {
     type Target = SkillCatalog;
@@ -67,66 +62,66 @@ impl std::ops::Deref for SpaceRules {
 }
 
 impl SpaceRules {
-    pub(super) async fn load(state: &AppState, space: &str) -> Result<SpaceRules, ApiError> {
-        Ok(SpaceRules(state.store.skill_catalog(space).await?))
+    pub async fn load(svc: &Services, space: &str) -> Result<SpaceRules, StoreError> {
+        Ok(SpaceRules(svc.store.skill_catalog(space).await?))
     }
 
-    pub(super) fn name(&self, id: &str) -> String {
+    pub fn name(&self, id: &str) -> String {
         self.skills.get(id).map(|s| s.name.clone()).unwrap_or_else(|| id.to_string())
     }
 }
 
 /// The person's effective membership status in a makerspace at `at` (`None`: not a member).
 async fn member_status(
-    state: &AppState,
+    svc: &Services,
     space: &str,
     user_id: &str,
     at: DateTime<Utc>,
-) -> Result<Option<MemberStatus>, ApiError> {
+) -> Result<Option<MemberStatus>, StoreError> {
     // The person's memberships are cached (every authenticated request reads them too).
-    let memberships = state.store.memberships_of(user_id).await?;
+    let memberships = svc.store.memberships_of(user_id).await?;
     Ok(memberships.iter().find(|m| m.makerspace_id == space).map(|m| {
         effective_status(MemberStatus::parse(&m.status).unwrap_or(MemberStatus::Pending), m.end_date, at.date_naive())
     }))
 }
 
 /// Runs the gate for one machine.
-pub(super) async fn evaluate(
-    state: &AppState,
+pub async fn evaluate(
+    svc: &Services,
     rules: &SpaceRules,
     equipment: &EquipmentRecord,
     user_id: &str,
     at: DateTime<Utc>,
-) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
-    evaluate_vouched(state, rules, equipment, user_id, false, at).await
+) -> Result<(AccessDecision, EquipmentAccess), StoreError> {
+    evaluate_vouched(svc, rules, equipment, user_id, false, at).await
 }
 
 /// The gate for one machine; `vouched`: the identity provider's token says the person
 /// belongs to the makerspace, which counts as an active membership when our database has
 /// none (a database membership, suspended say, always wins).
 async fn evaluate_vouched(
-    state: &AppState,
+    svc: &Services,
     rules: &SpaceRules,
     equipment: &EquipmentRecord,
     user_id: &str,
     vouched: bool,
     at: DateTime<Utc>,
-) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
+) -> Result<(AccessDecision, EquipmentAccess), StoreError> {
     let member =
-        member_status(state, &equipment.makerspace_id, user_id, at).await?.or(vouched.then_some(MemberStatus::Active));
-    evaluate_with(state, rules, equipment, user_id, member, at).await
+        member_status(svc, &equipment.makerspace_id, user_id, at).await?.or(vouched.then_some(MemberStatus::Active));
+    evaluate_with(svc, rules, equipment, user_id, member, at).await
 }
 
 /// The gate for one machine, for a person whose membership status is already known.
 async fn evaluate_with(
-    state: &AppState,
+    svc: &Services,
     rules: &SpaceRules,
     equipment: &EquipmentRecord,
     user_id: &str,
     member: Option<MemberStatus>,
     at: DateTime<Utc>,
-) -> Result<(AccessDecision, EquipmentAccess), ApiError> {
-    let certs = state.store.certifications_of(&equipment.makerspace_id, user_id).await?;
+) -> Result<(AccessDecision, EquipmentAccess), StoreError> {
+    let certs = svc.store.certifications_of(&equipment.makerspace_id, user_id).await?;
     let decision = check_access(member, &certs, &equipment.skill_requirements, &rules.graph, at);
     let missing_skills: Vec<String> = decision.missing.iter().map(|id| rules.name(id)).collect();
     let reason = match decision.membership {
@@ -155,16 +150,16 @@ fn refusal(decision: &AccessDecision, access: &EquipmentAccess) -> GateError {
 }
 
 /// The gate for booking or using a machine at `at`, without renewing anything: `Ok` or the
-/// 403 refusal naming every missing skill. `vouched` as for [`evaluate_vouched`].
+/// refusal naming every missing skill. `vouched` as for [`evaluate_vouched`].
 pub async fn require_access(
-    state: &AppState,
+    svc: &Services,
     equipment: &EquipmentRecord,
     user_id: &str,
     vouched: bool,
     at: DateTime<Utc>,
 ) -> Result<(), GateError> {
-    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
-    let (decision, access) = evaluate_vouched(state, &rules, equipment, user_id, vouched, at).await?;
+    let rules = SpaceRules::load(svc, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_vouched(svc, &rules, equipment, user_id, vouched, at).await?;
     if decision.allowed() {
         Ok(())
     } else {
@@ -175,14 +170,14 @@ pub async fn require_access(
 /// As [`require_access`], for a member whose effective status the caller already read (the
 /// kiosk, from the card's member), which saves the gate a lookup.
 pub async fn require_access_as(
-    state: &AppState,
+    svc: &Services,
     equipment: &EquipmentRecord,
     user_id: &str,
     member: MemberStatus,
     at: DateTime<Utc>,
 ) -> Result<(), GateError> {
-    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
-    let (decision, access) = evaluate_with(state, &rules, equipment, user_id, Some(member), at).await?;
+    let rules = SpaceRules::load(svc, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate_with(svc, &rules, equipment, user_id, Some(member), at).await?;
     if decision.allowed() {
         Ok(())
     } else {
@@ -192,17 +187,17 @@ pub async fn require_access_as(
 
 /// The machines of `machines` a person may use at `at` (for availability listings).
 pub async fn usable_by(
-    state: &AppState,
+    svc: &Services,
     makerspace_id: &str,
     machines: Vec<EquipmentRecord>,
     user_id: &str,
     vouched: bool,
     at: DateTime<Utc>,
-) -> Result<Vec<EquipmentRecord>, ApiError> {
-    let rules = SpaceRules::load(state, makerspace_id).await?;
+) -> Result<Vec<EquipmentRecord>, StoreError> {
+    let rules = SpaceRules::load(svc, makerspace_id).await?;
     let mut out = Vec::with_capacity(machines.len());
     for machine in machines {
-        if evaluate_vouched(state, &rules, &machine, user_id, vouched, at).await?.0.allowed() {
+        if evaluate_vouched(svc, &rules, &machine, user_id, vouched, at).await?.0.allowed() {
             out.push(machine);
         }
     }
@@ -217,23 +212,23 @@ pub struct CertifiedUse {
     pub renewed: Vec<(String, DateTime<Utc>)>,
 }
 
-/// The kiosk's call when a person starts using a machine at `at`: the gate decides (403
-/// `insufficient_skills` with every missing skill, or `membership_inactive`), and each of the
-/// machine's required skills whose `renew_on_use` is set has its certification extended to
-/// `at` + its validity (never shortened). Writes an audit line per renewal.
+/// A person starts using a machine at `at`: the gate decides (`insufficient_skills` with
+/// every missing skill, or `membership_inactive`), and each of the machine's required skills
+/// whose `renew_on_use` is set has its certification extended to `at` + its validity (never
+/// shortened). Writes an audit line per renewal.
 pub async fn record_certified_use(
-    state: &AppState,
+    svc: &Services,
     equipment_id: &str,
     user_id: &str,
     at: DateTime<Utc>,
 ) -> Result<CertifiedUse, GateError> {
-    let equipment = state.store.get_equipment(equipment_id).await?.ok_or_else(|| ApiError::not_found("equipment"))?;
-    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
-    let (decision, access) = evaluate(state, &rules, &equipment, user_id, at).await?;
+    let equipment = svc.store.get_equipment(equipment_id).await?.ok_or(GateError::UnknownEquipment)?;
+    let rules = SpaceRules::load(svc, &equipment.makerspace_id).await?;
+    let (decision, access) = evaluate(svc, &rules, &equipment, user_id, at).await?;
     if !decision.allowed() {
         return Err(refusal(&decision, &access));
     }
-    let renewed = renew_on_use(state, &rules, &equipment, user_id, at).await?;
+    let renewed = renew_on_use(svc, &rules, &equipment, user_id, at).await?;
     Ok(CertifiedUse { access, renewed })
 }
 
@@ -241,18 +236,18 @@ pub async fn record_certified_use(
 /// certification whose skill renews on use, to `at` + its validity (never shortened). Writes
 /// an audit line per renewal. Returns the renewed skills and their new expiry.
 async fn renew_on_use(
-    state: &AppState,
+    svc: &Services,
     rules: &SpaceRules,
     equipment: &EquipmentRecord,
     user_id: &str,
     at: DateTime<Utc>,
-) -> Result<Vec<(String, DateTime<Utc>)>, ApiError> {
+) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
     // Nothing to do (and no query) unless one of the machine's skills renews on use.
     let renewing = equipment.skill_requirements.iter().any(|id| rules.skills.get(id).is_some_and(|s| s.renew_on_use));
     if !renewing {
         return Ok(Vec::new());
     }
-    let held = state
+    let held = svc
         .store
         .list_user_skills(&UserSkillFilter {
             makerspace_id: Some(equipment.makerspace_id.clone()),
@@ -271,7 +266,7 @@ async fn renew_on_use(
         if u.expires_at.is_some_and(|current| current >= new_expiry) {
             continue;
         }
-        change.audit.push(audit(
+        change.audit.push(AuditRecord::for_skill(
             skill,
             "renewed_on_use",
             user_id,
@@ -286,19 +281,19 @@ async fn renew_on_use(
         change.user_skills.push(u);
     }
     if !change.user_skills.is_empty() {
-        state.store.apply_certification_change(&change).await?;
+        svc.store.apply_certification_change(&change).await?;
     }
     Ok(renewed)
 }
 
-/// The kiosk's call after a granted unlock: renews what the use renews (the gate was
-/// checked before the unlock, with [`require_access`]).
+/// After a granted unlock: renews what the use renews (the gate was checked before the
+/// unlock, with [`require_access_as`]).
 pub async fn record_use(
-    state: &AppState,
+    svc: &Services,
     equipment: &EquipmentRecord,
     user_id: &str,
     at: DateTime<Utc>,
-) -> Result<(), ApiError> {
-    let rules = SpaceRules::load(state, &equipment.makerspace_id).await?;
-    renew_on_use(state, &rules, equipment, user_id, at).await.map(|_| ())
+) -> Result<(), StoreError> {
+    let rules = SpaceRules::load(svc, &equipment.makerspace_id).await?;
+    renew_on_use(svc, &rules, equipment, user_id, at).await.map(|_| ())
 }

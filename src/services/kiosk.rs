@@ -1,0 +1,321 @@
+//! The shop-floor kiosk: a registered device unlocks a machine for a member's card, or says
+//! in a stable code why not, and locks it at the end.
+//!
+//! The decision, in order: the card belongs to an active member of the kiosk's makerspace;
+//! the member holds every skill the machine needs; the machine is online and not in
+//! maintenance, in error or someone else's session; and either the member holds the booking
+//! in progress (which is checked in) or the machine is free for walk-up until its next
+//! booking. A grant starts the session in the machine's actor, which switches the machine on
+//! in its own protocol. Every attempt, granted or not, is written to the floor's audit log.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+use crate::actors::machine::MachineView;
+use crate::domain::access::Principal;
+use crate::domain::booking::{ReservationKind, ReservationStatus};
+use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
+use crate::domain::ids::new_id;
+use crate::domain::machine::Session;
+use crate::domain::members::{effective_status, MemberStatus};
+use crate::domain::validate::{check_len, Invalid};
+use crate::store::equipment::EquipmentRecord;
+use crate::store::kiosks::{KioskAttempt, KioskRecord};
+use crate::store::machine_states::EndedSession;
+use crate::store::reservations::ReservationFilter;
+use crate::store::StoreError;
+
+use super::access::{people_of, AccessError};
+use super::gate::{self, GateError};
+use super::{bookings, Services};
+
+/// Device tokens start with this, so that they are told apart from JWTs at a glance.
+const TOKEN_PREFIX: &str = "mk_kiosk_";
+
+#[derive(Debug, thiserror::Error)]
+pub enum KioskError {
+    #[error(transparent)]
+    Access(#[from] AccessError),
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    #[error("equipment not found")]
+    UnknownEquipment,
+    #[error("kiosk not found")]
+    UnknownKiosk,
+    #[error("this kiosk does not serve that machine")]
+    NotServed,
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The answer would not be in the floor's audit log.
+    #[error("the audit log could not be written")]
+    AuditUnavailable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn hash_token(token: &str) -> String {
+    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Registers a kiosk of the space, for every machine or the listed ones. Returns the kiosk
+/// and its device token, which is shown this once: only its hash is kept.
+pub async fn register(
+    svc: &Services,
+    caller: &Principal,
+    space_id: &str,
+    name: &str,
+    equipment_ids: Vec<String>,
+) -> Result<(KioskRecord, String), KioskError> {
+    people_of(svc, caller, space_id, true).await?;
+    check_len("name", name, 100)?;
+    for id in &equipment_ids {
+        match svc.store.get_equipment(id).await? {
+            Some(e) if e.makerspace_id == space_id => {}
+            _ => return Err(Invalid(format!("unknown machine {id:?} in this makerspace")).into()),
+        }
+    }
+    let bytes: [u8; 32] = rand::random();
+    let token = format!("{TOKEN_PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let kiosk = KioskRecord {
+        id: new_id(),
+        makerspace_id: space_id.to_string(),
+        name: name.trim().to_string(),
+        token_hash: hash_token(&token),
+        equipment_ids,
+        created_by: caller.user_id.clone(),
+        created_at: Utc::now(),
+        revoked_at: None,
+    };
+    svc.store.insert_kiosk(&kiosk).await?;
+    Ok((kiosk, token))
+}
+
+/// Revokes a kiosk: its token stops working at once.
+pub async fn revoke(svc: &Services, caller: &Principal, space_id: &str, kiosk_id: &str) -> Result<(), KioskError> {
+    people_of(svc, caller, space_id, true).await?;
+    if svc.store.revoke_kiosk(space_id, kiosk_id).await? {
+        Ok(())
+    } else {
+        Err(KioskError::UnknownKiosk)
+    }
+}
+
+/// The kiosk a device token belongs to (not a revoked one).
+pub async fn authenticate(svc: &Services, token: Option<&str>) -> Result<KioskRecord, KioskError> {
+    let token = token.ok_or(KioskError::Unauthenticated("a kiosk sends its device token as a Bearer token"))?;
+    svc.store
+        .kiosk_by_token_hash(&hash_token(token))
+        .await?
+        .ok_or(KioskError::Unauthenticated("unknown or revoked kiosk token"))
+}
+
+/// The machines this kiosk serves, with their live state (for the kiosk page's picker).
+pub async fn machines(svc: &Services, kiosk: &KioskRecord) -> Vec<MachineView> {
+    let only: Option<std::collections::HashSet<String>> =
+        (!kiosk.equipment_ids.is_empty()).then(|| kiosk.equipment_ids.iter().cloned().collect());
+    svc.fleet.views(&kiosk.makerspace_id, only.as_ref()).await
+}
+
+/// The answer to a card tapped to unlock.
+#[derive(Debug, Serialize, ToSchema, Default)]
+pub struct UnlockAnswer {
+    pub granted: bool,
+    /// `granted`, or why not: unknown_card, member_suspended, member_expired, member_pending,
+    /// insufficient_skills, maintenance, machine_offline, machine_error, machine_busy,
+    /// reserved_by_other.
+    pub reason: String,
+    pub missing_skills: Vec<String>,
+    pub reservation_id: Option<String>,
+    pub session_id: Option<String>,
+    /// When the session ends (the booking's end, or the next booking's start).
+    pub until: Option<DateTime<Utc>>,
+    pub member_name: Option<String>,
+}
+
+fn denied(reason: &str) -> UnlockAnswer {
+    UnlockAnswer { granted: false, reason: reason.to_string(), ..Default::default() }
+}
+
+/// The machine must be one this kiosk serves.
+async fn served_equipment(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment_id: &str,
+) -> Result<EquipmentRecord, KioskError> {
+    let equipment = match svc.store.get_equipment(equipment_id).await? {
+        Some(e) if e.makerspace_id == kiosk.makerspace_id => e,
+        _ => return Err(KioskError::UnknownEquipment),
+    };
+    if !kiosk.equipment_ids.is_empty() && !kiosk.equipment_ids.contains(&equipment.id) {
+        return Err(KioskError::NotServed);
+    }
+    Ok(equipment)
+}
+
+/// A card tapped at the kiosk to unlock a machine: the decision (see the module
+/// documentation for its order), written to the floor's audit log before it is answered.
+pub async fn unlock(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment_id: &str,
+    card_uid: &str,
+) -> Result<UnlockAnswer, KioskError> {
+    let equipment = served_equipment(svc, kiosk, equipment_id).await?;
+    let uid = normalize_uid(card_uid).map_err(Invalid)?;
+    let now = Utc::now();
+    let mut attempt = KioskAttempt {
+        makerspace_id: kiosk.makerspace_id.clone(),
+        kiosk_id: kiosk.id.clone(),
+        equipment_id: equipment.id.clone(),
+        card_hint: Some(uid_hint(&uid)),
+        member_id: None,
+        user_id: None,
+        action: "unlock".into(),
+        granted: false,
+        reason: String::new(),
+        session_id: None,
+        at: now,
+    };
+    let answer = decide(svc, kiosk, &equipment, &uid, now, &mut attempt).await?;
+    attempt.granted = answer.granted;
+    attempt.reason = answer.reason.clone();
+    attempt.session_id = answer.session_id.clone();
+    record(svc, attempt).await?;
+    Ok(answer)
+}
+
+/// Writes an attempt to the floor's audit log; the answer waits until it is stored, in the
+/// state writer's next batch (with the session the attempt started or ended).
+async fn record(svc: &Services, attempt: KioskAttempt) -> Result<(), KioskError> {
+    if crate::actors::state_writer::store_attempt(&svc.journal, attempt).await {
+        Ok(())
+    } else {
+        Err(KioskError::AuditUnavailable)
+    }
+}
+
+/// The unlock decision (see the module documentation for the order).
+async fn decide(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment: &EquipmentRecord,
+    uid: &str,
+    now: DateTime<Utc>,
+    attempt: &mut KioskAttempt,
+) -> Result<UnlockAnswer, KioskError> {
+    let space = &kiosk.makerspace_id;
+    let hash = hash_uid(svc.card_key.expose().as_bytes(), uid);
+    let Some(member) = svc.store.member_by_card(space, &hash).await? else { return Ok(denied("unknown_card")) };
+    attempt.member_id = Some(member.id.clone());
+    attempt.user_id = member.user_id.clone();
+    let member_name = Some(format!("{} {}", member.first_name, member.last_name).trim().to_string());
+    match effective_status(member.status, member.end_date, now.date_naive()) {
+        MemberStatus::Active => {}
+        other => return Ok(UnlockAnswer { member_name, ..denied(&format!("member_{}", other.as_str())) }),
+    }
+    // Skills are held by the member's identity; a member without one has none.
+    let user_id = member.user_id.clone().unwrap_or_else(|| format!("member:{}", member.id));
+    match gate::require_access_as(svc, equipment, &user_id, MemberStatus::Active, now).await {
+        Ok(()) => {}
+        Err(GateError::Refused { error_type, missing_skills, .. }) => {
+            return Ok(UnlockAnswer { missing_skills, member_name, ..denied(error_type) })
+        }
+        Err(GateError::UnknownEquipment) => return Err(KioskError::UnknownEquipment),
+        Err(GateError::Store(err)) => return Err(err.into()),
+    }
+    // The booking in progress, and the next one.
+    let bookings = svc
+        .store
+        .list_reservations(
+            space,
+            &ReservationFilter {
+                equipment_id: Some(equipment.id.clone()),
+                from: Some(now),
+                to: Some(now + chrono::Duration::days(60)),
+                limit: 50,
+                ..Default::default()
+            },
+        )
+        .await?;
+    let holding: Vec<_> = bookings.into_iter().filter(|r| r.status.holds_slot()).collect();
+    let current = holding.iter().find(|r| r.start_at <= now && now < r.end_at);
+    let (reservation, until) = match current {
+        Some(r) if r.user_id == user_id && r.kind == ReservationKind::Booking => (Some(r.clone()), Some(r.end_at)),
+        Some(_) => return Ok(UnlockAnswer { member_name, ..denied("reserved_by_other") }),
+        None => (None, holding.iter().filter(|r| r.start_at > now).map(|r| r.start_at).min()),
+    };
+    let session =
+        Session { id: new_id(), user_id: user_id.clone(), member_id: Some(member.id.clone()), started_at: now, until };
+    let session = match svc.fleet.unlock(space, &equipment.id, session).await {
+        Ok(s) => s,
+        Err(refusal) => return Ok(UnlockAnswer { member_name, ..denied(refusal.code()) }),
+    };
+    // The booking is checked in by the unlock; renew-on-use skills are renewed.
+    if let Some(r) = reservation.as_ref().filter(|r| r.status == ReservationStatus::Confirmed) {
+        if let Err(err) = bookings::check_in_by_unlock(svc, r, now).await {
+            tracing::warn!(error = %err, reservation = %r.id, "kiosk unlock could not check the booking in");
+        }
+    }
+    if let Err(err) = gate::record_use(svc, equipment, &user_id, now).await {
+        tracing::warn!(error = %err, "certified use not recorded");
+    }
+    Ok(UnlockAnswer {
+        granted: true,
+        reason: "granted".into(),
+        missing_skills: Vec::new(),
+        reservation_id: reservation.map(|r| r.id),
+        session_id: Some(session.id),
+        until: session.until,
+        member_name,
+    })
+}
+
+/// The answer to a lock at the kiosk.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LockAnswer {
+    pub locked: bool,
+    /// `locked`, or `not_in_use`.
+    pub reason: String,
+    pub session: Option<EndedSession>,
+}
+
+/// Locks a machine at the kiosk (with the card of whoever locks, if tapped), written to the
+/// floor's audit log before it is answered.
+pub async fn lock(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment_id: &str,
+    card_uid: Option<&str>,
+) -> Result<LockAnswer, KioskError> {
+    let equipment = served_equipment(svc, kiosk, equipment_id).await?;
+    let hint = match card_uid {
+        Some(uid) => Some(uid_hint(&normalize_uid(uid).map_err(Invalid)?)),
+        None => None,
+    };
+    let ended_by = format!("kiosk:{}", kiosk.id);
+    let outcome = svc.fleet.lock(&kiosk.makerspace_id, &equipment.id, None, &ended_by, "locked").await;
+    let answer = match outcome {
+        Ok(ended) => LockAnswer { locked: true, reason: "locked".into(), session: Some(ended) },
+        Err(_) => LockAnswer { locked: false, reason: "not_in_use".into(), session: None },
+    };
+    record(
+        svc,
+        KioskAttempt {
+            makerspace_id: kiosk.makerspace_id.clone(),
+            kiosk_id: kiosk.id.clone(),
+            equipment_id: equipment.id.clone(),
+            card_hint: hint,
+            member_id: answer.session.as_ref().and_then(|s| s.session.member_id.clone()),
+            user_id: answer.session.as_ref().map(|s| s.session.user_id.clone()),
+            action: "lock".into(),
+            granted: answer.locked,
+            reason: answer.reason.clone(),
+            session_id: answer.session.as_ref().map(|s| s.session.id.clone()),
+            at: Utc::now(),
+        },
+    )
+    .await?;
+    Ok(answer)
+}

@@ -1,0 +1,59 @@
+//! The shop floor's workflows, free of HTTP.
+//!
+//! Every entry point calls the same functions here: REST handlers (`crate::web`), MQTT events
+//! from machines and bridges ([`events`]), the timers ([`sweeper`]), and what comes next (the
+//! job router, the bridge). A service takes typed inputs (the caller, ids, validated
+//! commands) and returns typed results, with one error enum per service; it knows nothing of
+//! status codes. The way down is one way: web -> services -> (actors, store, protocols) ->
+//! domain.
+//!
+//! - [`access`]: may this caller act in this makerspace (404 for outsiders, 403 for a role
+//!   that does not allow it), and what they may do in its reservation book.
+//! - [`gate`]: the skill gate on the hot path, and certifications renewed on use.
+//! - [`kiosk`]: kiosk devices, the unlock decision and the floor's audit log, locks.
+//! - [`sessions`]: machine sessions ended from a dashboard, from a bridge, or because the
+//!   person may no longer use the machine (suspension, removal, revoked skill) or the machine
+//!   is gone.
+//! - [`bookings`]: book, approve, reject, cancel, check in, no-shows, the space's rules.
+//! - [`waitlist`]: queueing for a taken slot, and offers when it frees up.
+//! - [`members`]: members' lifecycle (create, update, suspend, reactivate, remove, bulk) and
+//!   its side effects.
+//! - [`skills`]: certifications granted and revoked, requests and their decisions, and who
+//!   sees which skill data.
+//! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
+
+pub mod access;
+pub mod bookings;
+pub mod events;
+pub mod gate;
+pub mod kiosk;
+pub mod members;
+pub mod sessions;
+pub mod skills;
+pub mod sweeper;
+pub mod waitlist;
+
+use std::sync::Arc;
+
+use crate::actors::fleet::Fleet;
+use crate::actors::hub::Hub;
+use crate::actors::state_writer::StateSender;
+use crate::config::{Secret, Settings};
+use crate::notify::email::Mailer;
+use crate::store::Store;
+
+/// What the workflows reach: storage, the machines' actors, the live feed, the journal and
+/// the mail. Cheap to clone (every part is shared).
+#[derive(Clone)]
+pub struct Services {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub fleet: Arc<Fleet>,
+    pub hub: Arc<Hub>,
+    /// The state writer, which also stores the kiosk's audit rows (see `actors::state_writer`).
+    pub journal: StateSender,
+    /// Sends invitation and welcome emails (SMTP, or the outbox folder).
+    pub mailer: Arc<Mailer>,
+    /// Key of the card UID hashes.
+    pub card_key: Secret,
+}

@@ -1,0 +1,163 @@
+//! How each service's errors answer over HTTP: the status, the stable `error_type` and the
+//! fields that help a client. One `From` per service error, so that handlers just use `?`.
+
+use serde_json::json;
+
+use crate::services::access::AccessError;
+use crate::services::bookings::BookingError;
+use crate::services::gate::GateError;
+use crate::services::kiosk::KioskError;
+use crate::services::members::MemberError;
+use crate::services::sessions::SessionError;
+use crate::services::skills::SkillError;
+use crate::services::waitlist::{WaitlistError, WaitlistResponse};
+use crate::web::error::ApiError;
+
+impl From<AccessError> for ApiError {
+    fn from(err: AccessError) -> ApiError {
+        match err {
+            AccessError::NotFound(what) => ApiError::not_found(what),
+            AccessError::Forbidden(why) => ApiError::Forbidden(why),
+            AccessError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<GateError> for ApiError {
+    fn from(err: GateError) -> ApiError {
+        match err {
+            GateError::Refused { detail, error_type, missing_skills } => {
+                ApiError::refused_with(403, detail, error_type, json!({ "missing_skills": missing_skills }))
+            }
+            GateError::UnknownEquipment => ApiError::not_found("equipment"),
+            GateError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(err: SessionError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            SessionError::Access(e) => e.into(),
+            SessionError::UnknownEquipment => ApiError::not_found("equipment"),
+            SessionError::NotYours => ApiError::Forbidden(detail),
+            SessionError::NotInUse | SessionError::EndedMeanwhile => {
+                ApiError::Conflict { detail, error_type: "not_in_use" }
+            }
+        }
+    }
+}
+
+impl From<KioskError> for ApiError {
+    fn from(err: KioskError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            KioskError::Access(e) => e.into(),
+            KioskError::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
+            KioskError::UnknownEquipment => ApiError::not_found("equipment"),
+            KioskError::UnknownKiosk => ApiError::not_found("kiosk"),
+            KioskError::NotServed => ApiError::Forbidden(detail),
+            KioskError::Invalid(e) => e.into(),
+            KioskError::AuditUnavailable => ApiError::Unavailable(detail),
+            KioskError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BookingError> for ApiError {
+    fn from(err: BookingError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            BookingError::Access(e) => e.into(),
+            BookingError::Forbidden(_) => ApiError::Forbidden(detail),
+            BookingError::NotFound(what) => ApiError::not_found(what),
+            BookingError::Invalid(e) => e.into(),
+            BookingError::Conflict(conflicts) => {
+                let list: Vec<serde_json::Value> = conflicts
+                    .iter()
+                    .map(|c| {
+                        json!({"id": c.id, "equipment_id": c.equipment_id, "kind": c.kind, "status": c.status,
+                               "start": c.start_at, "end": c.end_at})
+                    })
+                    .collect();
+                ApiError::conflict_with(detail, "reservation_conflict", json!({ "conflicting_reservations": list }))
+            }
+            BookingError::InvalidStatus(_) => ApiError::Conflict { detail, error_type: "invalid_status" },
+            BookingError::EquipmentUnavailable => ApiError::Conflict { detail, error_type: "equipment_unavailable" },
+            BookingError::OutsideCheckInWindow { opens, closes } => ApiError::conflict_with(
+                detail,
+                "outside_check_in_window",
+                json!({ "check_in_opens_at": opens, "check_in_closes_at": closes }),
+            ),
+            BookingError::Gate(e) => e.into(),
+            BookingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<WaitlistError> for ApiError {
+    fn from(err: WaitlistError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            WaitlistError::Access(e) => e.into(),
+            WaitlistError::Forbidden(_) => ApiError::Forbidden(detail),
+            WaitlistError::NotFound(what) => ApiError::not_found(what),
+            WaitlistError::Invalid(e) => e.into(),
+            WaitlistError::SlotAvailable => ApiError::Conflict { detail, error_type: "slot_available" },
+            WaitlistError::Duplicate(existing) => ApiError::conflict_with(
+                detail,
+                "waitlist_duplicate",
+                json!({ "existing_entry_id": existing.id, "existing_entry": WaitlistResponse::from(*existing) }),
+            ),
+            WaitlistError::InvalidStatus(_) => ApiError::Conflict { detail, error_type: "invalid_status" },
+            WaitlistError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<MemberError> for ApiError {
+    fn from(err: MemberError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            MemberError::Access(e) => e.into(),
+            MemberError::NotFound => ApiError::not_found("member"),
+            MemberError::Invalid(e) => e.into(),
+            MemberError::Duplicate { existing_member_id } => {
+                ApiError::conflict_with(detail, "duplicate_member", json!({ "existing_member_id": existing_member_id }))
+            }
+            MemberError::InvalidStatus(_) => ApiError::Conflict { detail, error_type: "invalid_status" },
+            MemberError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<SkillError> for ApiError {
+    fn from(err: SkillError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            SkillError::SkillNotFound => ApiError::Refused { status: 404, detail, error_type: "skill_not_found" },
+            SkillError::NotFound(what) => ApiError::not_found(what),
+            SkillError::Forbidden => ApiError::Forbidden(detail),
+            SkillError::Invalid(e) => e.into(),
+            SkillError::MissingPrerequisites { names, ids } => ApiError::conflict_with(
+                detail,
+                "missing_prerequisites",
+                json!({"missing_prerequisites": names, "missing_prerequisite_ids": ids}),
+            ),
+            SkillError::AlreadyRevoked => ApiError::Conflict { detail, error_type: "already_revoked" },
+            SkillError::AlreadyCertified => ApiError::Conflict { detail, error_type: "already_certified" },
+            SkillError::RequestConflict { existing_request_id } => ApiError::conflict_with(
+                detail,
+                "request_conflict",
+                json!({ "existing_request_id": existing_request_id }),
+            ),
+            SkillError::RequestNotPending => ApiError::Conflict { detail, error_type: "request_not_pending" },
+            SkillError::Vanished(what) => {
+                tracing::error!(what, "a record just written could not be read back");
+                ApiError::Internal
+            }
+            SkillError::Store(e) => e.into(),
+        }
+    }
+}
