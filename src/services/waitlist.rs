@@ -33,6 +33,9 @@ pub const OFFER_WINDOW_MINUTES: i64 = 15;
 pub enum WaitlistError {
     #[error(transparent)]
     Access(#[from] AccessError),
+    /// A check an entry shares with a booking refused it (whom it is for, the machine).
+    #[error(transparent)]
+    Booking(#[from] BookingError),
     #[error("your role does not allow you to {0} in this makerspace")]
     Forbidden(&'static str),
     #[error("{0} not found")]
@@ -48,20 +51,6 @@ pub enum WaitlistError {
     InvalidStatus(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<BookingError> for WaitlistError {
-    /// The booking checks a waitlist entry shares (who it is for, the machine).
-    fn from(err: BookingError) -> WaitlistError {
-        match err {
-            BookingError::Access(e) => WaitlistError::Access(e),
-            BookingError::Forbidden(what) => WaitlistError::Forbidden(what),
-            BookingError::NotFound(what) => WaitlistError::NotFound(what),
-            BookingError::Invalid(e) => WaitlistError::Invalid(e),
-            BookingError::Store(e) => WaitlistError::Store(e),
-            other => WaitlistError::InvalidStatus(other.to_string()),
-        }
-    }
 }
 
 /// A place in the queue for a slot.

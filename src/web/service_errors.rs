@@ -101,6 +101,7 @@ impl From<WaitlistError> for ApiError {
         let detail = err.to_string();
         match err {
             WaitlistError::Access(e) => e.into(),
+            WaitlistError::Booking(e) => e.into(),
             WaitlistError::Forbidden(_) => ApiError::Forbidden(detail),
             WaitlistError::NotFound(what) => ApiError::not_found(what),
             WaitlistError::Invalid(e) => e.into(),
