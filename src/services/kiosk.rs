@@ -182,7 +182,19 @@ pub async fn unlock(
     attempt.granted = answer.granted;
     attempt.reason = answer.reason.clone();
     attempt.session_id = answer.session_id.clone();
-    record(svc, attempt).await?;
+    if let Err(err) = record(svc, attempt).await {
+        // No unlock without its line in the audit log: the machine was switched on for this
+        // session, so it is switched off again before the kiosk hears of the failure.
+        if let Some(session_id) = answer.session_id {
+            let undone = svc
+                .fleet
+                .lock(&kiosk.makerspace_id, &equipment.id, Some(session_id), "system", "audit_unavailable")
+                .await;
+            tracing::error!(equipment_id = %equipment.id, locked_again = undone.is_ok(),
+                "kiosk unlock not written to the audit log: the machine is locked again");
+        }
+        return Err(err);
+    }
     Ok(answer)
 }
 
