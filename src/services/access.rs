@@ -4,6 +4,7 @@
 //! role that does not allow an action in one's own space is "forbidden".
 
 use crate::domain::access::{Decision, Principal};
+use crate::domain::members::{effective_status, grants_access, MemberRole, MemberStatus};
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::StoreError;
 
@@ -72,4 +73,24 @@ pub async fn standing(
         Standing::Reader
     };
     Ok((space, standing))
+}
+
+/// Adds the caller's memberships from our database. An active membership gives its role in
+/// its makerspace; a suspended, expired or pending one takes the makerspace away, even if
+/// the token names it, so that a suspension works at once.
+pub async fn add_memberships(svc: &Services, principal: &mut Principal) -> Result<(), StoreError> {
+    let today = chrono::Utc::now().date_naive();
+    for row in svc.store.memberships_of(&principal.user_id).await?.iter() {
+        let status = MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Pending);
+        let role = MemberRole::parse(&row.role).map(MemberRole::access_role);
+        match role {
+            Some(role) if grants_access(effective_status(status, row.end_date, today)) => {
+                principal.memberships.insert(row.makerspace_id.clone(), role);
+            }
+            _ => {
+                principal.makerspaces.remove(&row.makerspace_id);
+            }
+        }
+    }
+    Ok(())
 }

@@ -328,6 +328,9 @@ pub(super) async fn machine_of(
     }
 }
 
+/// Largest page of a listing.
+pub const MAX_LIST: i64 = 1000;
+
 /// The space's bookings that match `filter`, for anyone who may read the space.
 pub async fn list(
     svc: &Services,
@@ -336,6 +339,14 @@ pub async fn list(
     filter: &ReservationFilter,
 ) -> Result<Vec<ReservationRecord>, BookingError> {
     standing(svc, caller, space_id).await?;
+    if !(1..=MAX_LIST).contains(&filter.limit) {
+        return Err(Invalid(format!("limit is 1 to {MAX_LIST}")).into());
+    }
+    if let (Some(from), Some(to)) = (filter.from, filter.to) {
+        if to <= from {
+            return Err(Invalid::new("to must be after from").into());
+        }
+    }
     Ok(svc.store.list_reservations(space_id, filter).await?)
 }
 
@@ -373,19 +384,18 @@ async fn owned(
     Ok((space, r))
 }
 
-/// Loads a reservation for a manager's decision.
+/// The space, for a manager's decision.
 async fn managed(
     svc: &Services,
     caller: &Principal,
     space_id: &str,
-    id: &str,
     what: &'static str,
-) -> Result<(MakerspaceRecord, ReservationRecord), BookingError> {
+) -> Result<MakerspaceRecord, BookingError> {
     let (space, standing) = standing(svc, caller, space_id).await?;
     if standing != Standing::Manager {
         return Err(BookingError::Forbidden(what));
     }
-    Ok((space, load_reservation(svc, space_id, id).await?))
+    Ok(space)
 }
 
 /// Cancels a booking (its owner or a manager); a slot it held is offered to the waitlist.
@@ -418,7 +428,8 @@ pub async fn approve(
     space_id: &str,
     id: &str,
 ) -> Result<ReservationRecord, BookingError> {
-    let (space, mut r) = managed(svc, caller, space_id, id, "approve reservations").await?;
+    let space = managed(svc, caller, space_id, "approve reservations").await?;
+    let mut r = load_reservation(svc, space_id, id).await?;
     if r.status != ReservationStatus::Pending {
         return Err(invalid_status(&r, "approved"));
     }
@@ -442,8 +453,9 @@ pub async fn reject(
     id: &str,
     reason: Option<String>,
 ) -> Result<ReservationRecord, BookingError> {
-    let (space, mut r) = managed(svc, caller, space_id, id, "reject reservations").await?;
+    let space = managed(svc, caller, space_id, "reject reservations").await?;
     let reason = optional_text("reason", reason, 1000)?;
+    let mut r = load_reservation(svc, space_id, id).await?;
     if r.status != ReservationStatus::Pending {
         return Err(invalid_status(&r, "rejected"));
     }

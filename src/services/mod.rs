@@ -10,6 +10,7 @@
 //! - [`access`]: may this caller act in this makerspace (404 for outsiders, 403 for a role
 //!   that does not allow it), and what they may do in its reservation book.
 //! - [`gate`]: the skill gate on the hot path, and certifications renewed on use.
+//! - [`machines`]: machines added, edited and deleted, which their actors follow.
 //! - [`kiosk`]: kiosk devices, the unlock decision and the floor's audit log, locks.
 //! - [`sessions`]: machine sessions ended from a dashboard, from a bridge, or because the
 //!   person may no longer use the machine (suspension, removal, revoked skill) or the machine
@@ -17,16 +18,19 @@
 //! - [`bookings`]: book, approve, reject, cancel, check in, no-shows, the space's rules.
 //! - [`waitlist`]: queueing for a taken slot, and offers when it frees up.
 //! - [`members`]: members' lifecycle (create, update, suspend, reactivate, remove, bulk) and
-//!   its side effects.
+//!   its side effects; [`invites`]: joining by invitation; [`cards`]: members' cards.
 //! - [`skills`]: certifications granted and revoked, requests and their decisions, and who
 //!   sees which skill data.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
 pub mod bookings;
+pub mod cards;
 pub mod events;
 pub mod gate;
+pub mod invites;
 pub mod kiosk;
+pub mod machines;
 pub mod members;
 pub mod sessions;
 pub mod skills;

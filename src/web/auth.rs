@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ConfigError, Secret, Settings};
 use crate::domain::access::{Principal, Role};
-use crate::domain::members::{effective_status, grants_access, MemberRole, MemberStatus};
 use crate::web::error::ApiError;
 use crate::web::jwks::{Jwks, JwksConfig, JwksError};
 use crate::web::AppState;
@@ -263,28 +262,8 @@ async fn verify_request(state: Option<web::Data<AppState>>, token: Option<String
     let token = token
         .ok_or_else(|| ApiError::Unauthorized("authentication required: send Authorization: Bearer <token>".into()))?;
     let mut principal = state.auth.verify(&token).await?;
-    add_memberships(&state, &mut principal).await?;
+    crate::services::access::add_memberships(&state, &mut principal).await?;
     Ok(principal)
-}
-
-/// Adds the caller's memberships from our database. An active membership gives its role in
-/// its makerspace; a suspended, expired or pending one takes the makerspace away, even if
-/// the token names it, so that a suspension works at once.
-async fn add_memberships(state: &AppState, principal: &mut Principal) -> Result<(), ApiError> {
-    let today = chrono::Utc::now().date_naive();
-    for row in state.store.memberships_of(&principal.user_id).await?.iter() {
-        let status = MemberStatus::parse(&row.status).unwrap_or(MemberStatus::Pending);
-        let role = MemberRole::parse(&row.role).map(MemberRole::access_role);
-        match role {
-            Some(role) if grants_access(effective_status(status, row.end_date, today)) => {
-                principal.memberships.insert(row.makerspace_id.clone(), role);
-            }
-            _ => {
-                principal.makerspaces.remove(&row.makerspace_id);
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The authenticated caller of a handler.

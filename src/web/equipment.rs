@@ -3,8 +3,6 @@
 //! Every change reaches the machine's actor: started on create, reconfigured on edit,
 //! stopped on delete.
 
-use std::collections::HashMap;
-
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -15,8 +13,8 @@ use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::domain::ids::{new_id, validate_id};
 use crate::domain::machine::MachineState;
 use crate::services::access::space_for;
-use crate::services::sessions;
-use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
+use crate::services::{machines, sessions};
+use crate::store::equipment::EquipmentRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::validate::{check_len, check_object, optional_text};
@@ -161,18 +159,6 @@ fn check_connection(connection: &Connection) -> Result<(), ApiError> {
     connection.validate().map_err(ApiError::Validation)
 }
 
-/// Loads equipment of a makerspace, or 404 (also when it belongs to another space).
-async fn load_equipment(
-    state: &AppState,
-    makerspace_id: &str,
-    equipment_id: &str,
-) -> Result<EquipmentRecord, ApiError> {
-    match state.store.get_equipment(equipment_id).await? {
-        Some(e) if e.makerspace_id == makerspace_id => Ok(e),
-        _ => Err(ApiError::not_found("equipment")),
-    }
-}
-
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/equipment", tag = "equipment",
     params(("makerspace_id" = String, Path)), request_body = EquipmentCreate,
     responses((status = 201, body = EquipmentResponse), (status = 403, body = crate::web::ErrorBody),
@@ -223,15 +209,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    state.store.insert_equipment(&record).await.map_err(|e| match ApiError::from(e) {
-        ApiError::Conflict { .. } => ApiError::Conflict {
-            detail: format!("equipment with id {:?} already exists", record.id),
-            error_type: "already_exists",
-        },
-        other => other,
-    })?;
-    state.fleet.start(&record, None);
-    let view = state.fleet.view(&record.makerspace_id, &record.id).await.ok();
+    let view = machines::add(&state, &record).await?;
     Ok(HttpResponse::Created().json(EquipmentResponse::new(record, view.as_ref())))
 }
 
@@ -247,18 +225,13 @@ pub async fn list(
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
-    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
+    // Read first: an outsider learns nothing about the space, not even that a filter is wrong.
+    let (records, views) = machines::list(&state, caller.can_read_space(&space_id), &space_id, query.kind).await?;
     let status_filter = match query.status.as_deref() {
         None => None,
         Some(s) if MachineState::parse(s).is_some() || ["available", "in_use", "offline"].contains(&s) => Some(s),
         Some(s) => return Err(ApiError::Validation(format!("unknown status {s:?}"))),
     };
-    let records = state
-        .store
-        .list_equipment(&EquipmentFilter { makerspace_id: Some(space_id.clone()), kind: query.kind })
-        .await?;
-    let views: HashMap<String, MachineView> =
-        state.fleet.views(&space_id, None).await.into_iter().map(|v| (v.equipment_id.clone(), v)).collect();
     let out: Vec<EquipmentResponse> = records
         .into_iter()
         .map(|r| {
@@ -280,9 +253,7 @@ pub async fn get(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
-    let record = load_equipment(&state, &space_id, &equipment_id).await?;
-    let view = state.fleet.view(&space_id, &equipment_id).await.ok();
+    let (record, view) = machines::get(&state, caller.can_read_space(&space_id), &space_id, &equipment_id).await?;
     Ok(HttpResponse::Ok().json(EquipmentResponse::new(record, view.as_ref())))
 }
 
@@ -296,9 +267,8 @@ pub async fn live_state(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    space_for(&state, caller.can_read_space(&space_id), &space_id).await?;
-    let view = state.fleet.view(&space_id, &equipment_id).await.map_err(|_| ApiError::not_found("equipment"))?;
-    Ok(HttpResponse::Ok().json(view))
+    Ok(HttpResponse::Ok()
+        .json(machines::live_state(&state, caller.can_read_space(&space_id), &space_id, &equipment_id).await?))
 }
 
 #[utoipa::path(put, path = "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}", tag = "equipment",
@@ -314,7 +284,7 @@ pub async fn update(
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
     space_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
-    let mut record = load_equipment(&state, &space_id, &equipment_id).await?;
+    let mut record = machines::load(&state, &space_id, &equipment_id).await?;
     let body = body.into_inner();
     if let Some(name) = body.name {
         check_len("name", &name, 200)?;
@@ -356,11 +326,7 @@ pub async fn update(
         record.requires_approval = approval;
     }
     record.updated_at = Utc::now();
-    if !state.store.update_equipment(&record).await? {
-        return Err(ApiError::not_found("equipment"));
-    }
-    state.fleet.configure(&record);
-    let view = state.fleet.view(&space_id, &equipment_id).await.ok();
+    let view = machines::reconfigure(&state, &record).await?;
     Ok(HttpResponse::Ok().json(EquipmentResponse::new(record, view.as_ref())))
 }
 
@@ -386,12 +352,7 @@ pub async fn delete(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, equipment_id) = path.into_inner();
-    space_for(&state, caller.can_manage_space(&space_id), &space_id).await?;
-    load_equipment(&state, &space_id, &equipment_id).await?;
-    if !state.store.delete_equipment(&equipment_id).await? {
-        return Err(ApiError::not_found("equipment"));
-    }
-    sessions::machines_removed(&state, [equipment_id.as_str()]);
+    machines::remove(&state, caller.can_manage_space(&space_id), &space_id, &equipment_id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -1,25 +1,20 @@
-//! Invitations: a makerspace_admin invites an email with a role; the invitee, signed in,
-//! accepts with the token from the email and becomes a member. Tokens are single use, expire
-//! (7 days by default), and only their SHA-256 is stored. Accept and validate are limited per
-//! client address, as anything that takes a secret guess is.
+//! Invitations over HTTP: a makerspace_admin invites an email with a role; the invitee,
+//! signed in, accepts with the token from the email and becomes a member (the workflow is
+//! [`crate::services::invites`]'). Accept and validate are limited per client address here,
+//! as anything that takes a secret guess is.
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::ids::new_id;
-use crate::domain::members::{effective_status, normalize_email, MemberRole, MemberStatus};
-use crate::notify::email::Email;
+use crate::domain::members::{effective_status, MemberRole, MemberStatus};
 use crate::services::access::people_of;
-use crate::services::members::{activity, announce, check_plan, MemberResponse};
+use crate::services::invites::{self, Acceptance, Invitation};
+use crate::services::members::MemberResponse;
 use crate::store::invites::{InviteRecord, InviteStatus};
-use crate::store::members::MemberRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, optional_text};
 use crate::web::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,17 +39,10 @@ pub struct InviteResponse {
     pub email_sent: Option<bool>,
 }
 
-fn invite_status(i: &InviteRecord, now: DateTime<Utc>) -> &'static str {
-    match i.status {
-        InviteStatus::Pending if i.expires_at <= now => "expired",
-        other => other.as_str(),
-    }
-}
-
 impl InviteResponse {
     fn new(i: InviteRecord, email_sent: Option<bool>) -> Self {
         InviteResponse {
-            status: invite_status(&i, Utc::now()).to_string(),
+            status: invites::invite_status(&i, Utc::now()).to_string(),
             id: i.id,
             makerspace_id: i.makerspace_id,
             email: i.email,
@@ -133,62 +121,12 @@ pub struct MembershipSummary {
     pub plan_id: Option<String>,
 }
 
-/// A fresh token (256 random bits, hex) and the hash that is stored.
-fn new_token() -> (String, String) {
-    let bytes: [u8; 32] = rand::random();
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let hash = hash_token(&token);
-    (token, hash)
-}
-
-fn hash_token(token: &str) -> String {
-    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn limit(state: &AppState, req: &HttpRequest) -> Result<(), ApiError> {
     let Some(addr) = req.peer_addr() else { return Ok(()) };
     state
         .rate_limiter
         .check(addr.ip())
         .map_err(|retry| ApiError::TooManyRequests { retry_after_s: retry.as_secs().max(1) })
-}
-
-/// Sends the invitation email; whether it reached the mail server.
-async fn send_invitation(state: &AppState, invite: &InviteRecord, token: &str, space_name: &str) -> bool {
-    let link = format!("{}/?invite={token}", state.settings.public_url);
-    let note = invite.message.as_deref().map(|m| format!("\n\nA note from them: {m}\n")).unwrap_or_default();
-    let expires = invite.expires_at.format("%Y-%m-%d %H:%M UTC");
-    let text = format!(
-        "Hello,\n\nYou are invited to join {space_name} on makrcave as {role}.{note}\n\nAccept the invitation here (sign in first): {link}\n\nOr use this invitation code: {token}\n\nThe invitation is valid until {expires}.\n",
-        role = invite.role.as_str(),
-    );
-    let html = format!(
-        "<p>Hello,</p><p>You are invited to join <strong>{space}</strong> on makrcave as {role}.</p>{note}<p><a href=\"{link}\">Accept the invitation</a> (sign in first).</p><p>Invitation code: <code>{token}</code><br>Valid until {expires}.</p>",
-        space = html_escape(space_name),
-        role = invite.role.as_str(),
-        note = invite.message.as_deref().map(|m| format!("<blockquote>{}</blockquote>", html_escape(m))).unwrap_or_default(),
-    );
-    let email = Email {
-        to: invite.email.clone(),
-        subject: format!("You're invited to join {space_name}"),
-        text,
-        html: Some(html),
-    };
-    match state.mailer.send(&email).await {
-        Ok(()) => true,
-        Err(err) => {
-            tracing::warn!(error = %err, invite = %invite.id, "invitation email not sent");
-            false
-        }
-    }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-async fn space_name(state: &AppState, space_id: &str) -> Result<String, ApiError> {
-    Ok(state.store.get_makerspace(space_id).await?.map(|s| s.name).unwrap_or_else(|| space_id.to_string()))
 }
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members/invites", tag = "invites",
@@ -203,50 +141,9 @@ pub async fn create(
     path: web::Path<String>,
     body: web::Json<InviteCreate>,
 ) -> Result<HttpResponse, ApiError> {
-    let space_id = path.into_inner();
-    people_of(&state, &caller, &space_id, true).await?;
     let body = body.into_inner();
-    let email = normalize_email(&body.email).map_err(ApiError::Validation)?;
-    if let Some(plan) = &body.plan_id {
-        check_plan(&state, &space_id, plan).await?;
-    }
-    if let Some(existing) = state.store.find_member_by_email(&space_id, &email).await? {
-        return Err(ApiError::conflict_with(
-            "this email already belongs to a member",
-            "already_member",
-            json!({ "existing_member_id": existing.id }),
-        ));
-    }
-    if let Some(pending) = state.store.pending_invite_for(&space_id, &email).await? {
-        if pending.expires_at > Utc::now() {
-            return Err(ApiError::conflict_with(
-                "an invitation to this email is pending: resend it instead",
-                "invite_pending",
-                json!({ "existing_invite_id": pending.id }),
-            ));
-        }
-    }
-    let now = Utc::now();
-    let (token, token_hash) = new_token();
-    let invite = InviteRecord {
-        id: new_id(),
-        makerspace_id: space_id.clone(),
-        email,
-        role: body.role.unwrap_or(MemberRole::Member),
-        plan_id: body.plan_id,
-        message: optional_text("message", body.message, 2000)?,
-        token_hash,
-        status: InviteStatus::Pending,
-        invited_by: caller.user_id.clone(),
-        expires_at: now + chrono::Duration::days(i64::from(state.settings.invite_ttl_days)),
-        sent_count: 1,
-        accepted_at: None,
-        accepted_by: None,
-        created_at: now,
-        updated_at: now,
-    };
-    state.store.insert_invite(&invite).await?;
-    let sent = send_invitation(&state, &invite, &token, &space_name(&state, &space_id).await?).await;
+    let asked = Invitation { email: body.email, role: body.role, plan_id: body.plan_id, message: body.message };
+    let (invite, sent) = invites::invite(&state, &caller, &path.into_inner(), asked).await?;
     Ok(HttpResponse::Created().json(InviteResponse::new(invite, Some(sent))))
 }
 
@@ -282,20 +179,7 @@ pub async fn resend(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, invite_id) = path.into_inner();
-    people_of(&state, &caller, &space_id, true).await?;
-    state.store.get_invite(&space_id, &invite_id).await?.ok_or_else(|| ApiError::not_found("invitation"))?;
-    // A new token: the old link stops working, and the expiry starts again.
-    let (token, token_hash) = new_token();
-    let expires_at = Utc::now() + chrono::Duration::days(i64::from(state.settings.invite_ttl_days));
-    if !state.store.renew_invite(&invite_id, &token_hash, expires_at).await? {
-        return Err(ApiError::Conflict {
-            detail: "only a pending invitation can be resent".into(),
-            error_type: "invite_not_pending",
-        });
-    }
-    let invite =
-        state.store.get_invite(&space_id, &invite_id).await?.ok_or_else(|| ApiError::not_found("invitation"))?;
-    let sent = send_invitation(&state, &invite, &token, &space_name(&state, &space_id).await?).await;
+    let (invite, sent) = invites::resend(&state, &caller, &space_id, &invite_id).await?;
     Ok(HttpResponse::Ok().json(InviteResponse::new(invite, Some(sent))))
 }
 
@@ -310,48 +194,8 @@ pub async fn cancel(
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, ApiError> {
     let (space_id, invite_id) = path.into_inner();
-    people_of(&state, &caller, &space_id, true).await?;
-    state.store.get_invite(&space_id, &invite_id).await?.ok_or_else(|| ApiError::not_found("invitation"))?;
-    if state.store.cancel_invite(&invite_id).await? {
-        Ok(HttpResponse::NoContent().finish())
-    } else {
-        Err(ApiError::Conflict {
-            detail: "only a pending invitation can be cancelled".into(),
-            error_type: "invite_not_pending",
-        })
-    }
-}
-
-/// Finds a usable invitation by token, or the 404/409 that says why not.
-async fn usable_invite(state: &AppState, token: &str) -> Result<InviteRecord, ApiError> {
-    let invite = state
-        .store
-        .find_invite_by_token_hash(&hash_token(token))
-        .await?
-        .ok_or_else(|| ApiError::NotFound("no invitation with this code".into()))?;
-    match refusal(&invite) {
-        None => Ok(invite),
-        Some(why) => Err(why),
-    }
-}
-
-/// Why an invitation cannot be used now, if it cannot.
-fn refusal(invite: &InviteRecord) -> Option<ApiError> {
-    let (detail, error_type) = match invite_status(invite, Utc::now()) {
-        "pending" => return None,
-        "accepted" => ("this invitation was already used", "invite_used"),
-        "cancelled" => ("this invitation was cancelled", "invite_cancelled"),
-        _ => ("this invitation has expired: ask for a new one", "invite_expired"),
-    };
-    Some(ApiError::Conflict { detail: detail.into(), error_type })
-}
-
-fn already_member(member_id: &str) -> ApiError {
-    ApiError::conflict_with(
-        "you are already a member of this makerspace",
-        "already_member",
-        json!({ "existing_member_id": member_id }),
-    )
+    invites::cancel(&state, &caller, &space_id, &invite_id).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[utoipa::path(post, path = "/api/v1/members/invites/{token}/accept", tag = "invites",
@@ -381,79 +225,11 @@ pub async fn accept(
             }
         })?
     };
-    let invite = usable_invite(&state, &path.into_inner()).await?;
-    if let Some(existing) = state.store.find_member_by_user(&invite.makerspace_id, &caller.user_id).await? {
-        return Err(already_member(&existing.id));
-    }
-    let local_part = invite.email.split('@').next().unwrap_or_default().to_string();
-    let first_name = body.first_name.unwrap_or(local_part);
-    check_len("first_name", &first_name, 100)?;
-    let last_name = body.last_name.unwrap_or_default();
-    if last_name.chars().count() > 100 {
-        return Err(ApiError::Validation("last_name must be at most 100 characters".into()));
-    }
-    let now = Utc::now();
-    let member = MemberRecord {
-        id: new_id(),
-        makerspace_id: invite.makerspace_id.clone(),
-        user_id: Some(caller.user_id.clone()),
-        email: invite.email.clone(),
-        first_name: first_name.trim().to_string(),
-        last_name: last_name.trim().to_string(),
-        phone: optional_text("phone", body.phone, 40)?,
-        role: invite.role,
-        status: MemberStatus::Active,
-        plan_id: invite.plan_id.clone(),
-        start_date: now.date_naive(),
-        end_date: None,
-        suspension_reason: None,
-        notes: None,
-        created_at: now,
-        updated_at: now,
-        deleted_at: None,
-    };
-    let line = activity(
-        &member,
-        "joined",
-        &caller.user_id,
-        json!({ "invite_id": invite.id, "invited_by": invite.invited_by }),
-    );
-    match state.store.accept_invite(&invite.id, &member, &line).await {
-        Ok(true) => {}
-        // Someone used it (or it expired, or was cancelled) between our check and the write.
-        Ok(false) => {
-            let now_stored = state.store.get_invite(&invite.makerspace_id, &invite.id).await?;
-            return Err(now_stored.as_ref().and_then(refusal).unwrap_or(ApiError::Conflict {
-                detail: "this invitation was already used".into(),
-                error_type: "invite_used",
-            }));
-        }
-        Err(crate::store::StoreError::Conflict) => {
-            let existing = state.store.find_member_by_email(&invite.makerspace_id, &invite.email).await?;
-            return Err(already_member(&existing.map(|e| e.id).unwrap_or_default()));
-        }
-        Err(other) => return Err(other.into()),
-    }
-    announce(&state, &member, false);
-    let name = space_name(&state, &invite.makerspace_id).await?;
-    let welcome = Email {
-        to: member.email.clone(),
-        subject: format!("Welcome to {name}"),
-        text: format!(
-            "Hello {},\n\nYou are now a member of {name} on makrcave. See you on the shop floor!\n\n{}/\n",
-            member.first_name, state.settings.public_url
-        ),
-        html: None,
-    };
-    let mailer = state.mailer.clone();
-    actix_web::rt::spawn(async move {
-        if let Err(err) = mailer.send(&welcome).await {
-            tracing::warn!(error = %err, "welcome email not sent");
-        }
-    });
+    let acceptance = Acceptance { first_name: body.first_name, last_name: body.last_name, phone: body.phone };
+    let member = invites::accept(&state, &caller, &path.into_inner(), acceptance).await?;
     Ok(HttpResponse::Created().json(AcceptResponse {
+        makerspace_name: invites::space_name(&state, &member.makerspace_id).await?,
         makerspace_id: member.makerspace_id.clone(),
-        makerspace_name: name,
         member: MemberResponse::new(member),
     }))
 }
@@ -467,15 +243,10 @@ pub async fn validate(
     body: web::Json<ValidateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     limit(&state, &req)?;
-    let invite = usable_invite(&state, &body.invite_token).await?;
-    if let Some(user) = &body.user_id {
-        if let Some(existing) = state.store.find_member_by_user(&invite.makerspace_id, user).await? {
-            return Err(already_member(&existing.id));
-        }
-    }
+    let invite = invites::validate(&state, &body.invite_token, body.user_id.as_deref()).await?;
     Ok(HttpResponse::Ok().json(ValidateResponse {
         valid: true,
-        makerspace_name: space_name(&state, &invite.makerspace_id).await?,
+        makerspace_name: invites::space_name(&state, &invite.makerspace_id).await?,
         makerspace_id: invite.makerspace_id,
         email: invite.email,
         role: invite.role,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use crate::domain::access::Decision;
 use crate::domain::ids::{new_id, validate_id};
 use crate::services::access::space_for;
-use crate::services::sessions;
+use crate::services::machines;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -228,12 +228,6 @@ pub async fn delete(
             other => other,
         },
     };
-    space_for(&state, decision, &id).await?;
-    let filter = crate::store::equipment::EquipmentFilter { makerspace_id: Some(id.clone()), kind: None };
-    let machines = state.store.list_equipment(&filter).await?;
-    if !state.store.delete_makerspace(&id).await? {
-        return Err(ApiError::not_found("makerspace"));
-    }
-    sessions::machines_removed(&state, machines.iter().map(|m| m.id.as_str()));
+    machines::remove_space(&state, decision, &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -5,8 +5,11 @@ use serde_json::json;
 
 use crate::services::access::AccessError;
 use crate::services::bookings::BookingError;
+use crate::services::cards::CardError;
 use crate::services::gate::GateError;
+use crate::services::invites::{InviteError, Unusable};
 use crate::services::kiosk::KioskError;
+use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
@@ -159,6 +162,61 @@ impl From<SkillError> for ApiError {
                 ApiError::Internal
             }
             SkillError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<InviteError> for ApiError {
+    fn from(err: InviteError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            InviteError::Access(e) => e.into(),
+            InviteError::Member(e) => e.into(),
+            InviteError::NotFound => ApiError::not_found("invitation"),
+            InviteError::UnknownToken => ApiError::NotFound(detail),
+            InviteError::Invalid(e) => e.into(),
+            InviteError::EmailIsMember { existing_member_id } | InviteError::AlreadyMember { existing_member_id } => {
+                ApiError::conflict_with(detail, "already_member", json!({ "existing_member_id": existing_member_id }))
+            }
+            InviteError::Pending { existing_invite_id } => {
+                ApiError::conflict_with(detail, "invite_pending", json!({ "existing_invite_id": existing_invite_id }))
+            }
+            InviteError::Unusable(why) => {
+                let error_type = match why {
+                    Unusable::Used => "invite_used",
+                    Unusable::Cancelled => "invite_cancelled",
+                    Unusable::Expired => "invite_expired",
+                    Unusable::NotPendingToResend | Unusable::NotPendingToCancel => "invite_not_pending",
+                };
+                ApiError::Conflict { detail, error_type }
+            }
+            InviteError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<MachineError> for ApiError {
+    fn from(err: MachineError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            MachineError::Access(e) => e.into(),
+            MachineError::NotFound => ApiError::not_found("equipment"),
+            MachineError::AlreadyExists(_) => ApiError::Conflict { detail, error_type: "already_exists" },
+            MachineError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CardError> for ApiError {
+    fn from(err: CardError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            CardError::Access(e) => e.into(),
+            CardError::Member(e) => e.into(),
+            CardError::NotFound => ApiError::not_found("card"),
+            CardError::Invalid(e) => e.into(),
+            CardError::AlreadyEnrolled => ApiError::Conflict { detail, error_type: "card_already_enrolled" },
+            CardError::Store(e) => e.into(),
         }
     }
 }
