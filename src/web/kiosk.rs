@@ -11,11 +11,11 @@
 use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::domain::booking::{ReservationKind, ReservationStatus};
 use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
+use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::ids::new_id;
 use crate::domain::machine::Session;
 use crate::domain::members::{effective_status, MemberStatus};
@@ -28,9 +28,6 @@ use crate::web::members::authorize;
 use crate::web::skills::GateError;
 use crate::web::validate::check_len;
 use crate::web::AppState;
-
-/// Device tokens start with this, so that they are told apart from JWTs at a glance.
-const TOKEN_PREFIX: &str = "mk_kiosk_";
 
 #[derive(OpenApi)]
 #[openapi(paths(register, list, revoke, unlock, lock, attempts, machines))]
@@ -45,10 +42,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/kiosk/machines", web::get().to(machines))
     .route("/kiosk/unlock", web::post().to(unlock))
     .route("/kiosk/lock", web::post().to(lock));
-}
-
-fn hash_token(token: &str) -> String {
-    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -109,12 +102,12 @@ pub async fn register(
         }
     }
     let bytes: [u8; 32] = rand::random();
-    let token = format!("{TOKEN_PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let token = kiosk_token(&bytes);
     let kiosk = KioskRecord {
         id: new_id(),
         makerspace_id: space_id,
         name: body.name.trim().to_string(),
-        token_hash: hash_token(&token),
+        token_hash: hash_device_token(&token),
         equipment_ids,
         created_by: caller.user_id.clone(),
         created_at: Utc::now(),
@@ -219,7 +212,7 @@ impl FromRequest for Kiosk {
             let state = state.ok_or(ApiError::Internal)?;
             let token = token
                 .ok_or_else(|| ApiError::Unauthorized("a kiosk sends its device token as a Bearer token".into()))?;
-            match state.store.kiosk_by_token_hash(&hash_token(&token)).await? {
+            match state.store.kiosk_by_token_hash(&hash_device_token(&token)).await? {
                 Some(kiosk) => Ok(Kiosk(kiosk)),
                 None => Err(ApiError::Unauthorized("unknown or revoked kiosk token".into())),
             }
