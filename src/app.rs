@@ -95,10 +95,9 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
-        let demo_token = if settings.demo {
-            let (token, simulators) = crate::demo::seed(&store, &auth, &broker, shutdown.clone()).await?;
-            background.push(simulators);
-            Some(token)
+        let card_key = settings.card_key()?;
+        let demo = if settings.demo {
+            Some(crate::demo::seed(&store, &auth, &card_key, &broker, shutdown.clone()).await?)
         } else {
             None
         };
@@ -120,9 +119,9 @@ impl Application {
             auth,
             mqtt: mqtt.status(),
             metrics,
-            demo_token,
+            demo_token: demo.as_ref().map(|d| d.admin_token.clone()),
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
-            card_key: settings.card_key()?,
+            card_key,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
             journal: state_sender,
         });
@@ -148,6 +147,10 @@ impl Application {
         // Releases no-shows and completes finished bookings until shutdown.
         background.push(crate::web::reservations::spawn_sweeper(state.clone(), shutdown.clone()));
         tracing::info!(http = %http_addr, mqtt = %mqtt_addr, "makrcave is up: dashboard at http://{http_addr}/");
+        if let Some(demo) = demo {
+            demo.announce(&settings.public_url);
+            background.push(demo.simulators);
+        }
         Ok(Application {
             http_addr,
             mqtt_addr,

@@ -4,6 +4,7 @@
 mod api;
 mod browser;
 mod common;
+mod demo;
 mod invites;
 mod jwks;
 mod kiosk;
