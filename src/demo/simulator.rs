@@ -22,7 +22,7 @@ const REPORT_EVERY: Duration = Duration::from_secs(1);
 /// Seconds between an unlock and the start of the job (the member sets up the material).
 const SETUP_S: u64 = 8;
 /// Seconds a job of an unlocked machine runs.
-const JOB_S: u64 = 60;
+const JOB_S: u64 = 90;
 
 /// Publishes telemetry for every demo machine until shutdown.
 pub(super) async fn run(broker: BrokerAddress, shutdown: CancellationToken) {
