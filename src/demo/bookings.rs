@@ -47,7 +47,7 @@ pub(super) async fn seed(store: &Store, now: DateTime<Utc>) -> Result<(), StoreE
         let start = hour + Duration::minutes(from);
         let end = start + Duration::minutes(minutes);
         let id = format!("demo-{day}-{n:02}");
-        book(store, &rules, &id, equipment, user, (start, end), status, purpose, now).await?;
+        book(store, &rules, record(&id, equipment, user, (start, end), status, purpose, now)).await?;
     }
     // A restart later in the day: a booking is in progress on the Bambu again, if it is free.
     let bambu_busy = store
@@ -67,8 +67,8 @@ pub(super) async fn seed(store: &Store, now: DateTime<Utc>) -> Result<(), StoreE
     if !bambu_busy {
         let id = format!("demo-{}-now", now.format("%Y%m%d%H"));
         let window = (hour - Duration::minutes(30), hour + Duration::minutes(150));
-        book(store, &rules, &id, "demo-bambu-1", "chloe", window, CheckedIn, "Cosplay helmet, four colours", now)
-            .await?;
+        let r = record(&id, "demo-bambu-1", "chloe", window, CheckedIn, "Cosplay helmet, four colours", now);
+        book(store, &rules, r).await?;
     }
 
     let (equipment, user, from, minutes) = WAITLIST;
@@ -92,11 +92,7 @@ pub(super) async fn seed(store: &Store, now: DateTime<Utc>) -> Result<(), StoreE
     Ok(())
 }
 
-/// Stores a booking unless it exists; one that would overlap a holding booking is left out.
-#[allow(clippy::too_many_arguments)]
-async fn book(
-    store: &Store,
-    rules: &BookingRules,
+fn record(
     id: &str,
     equipment: &str,
     user: &str,
@@ -104,11 +100,8 @@ async fn book(
     status: ReservationStatus,
     purpose: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    if store.get_reservation(DEMO_SPACE, id).await?.is_some() {
-        return Ok(());
-    }
-    let record = ReservationRecord {
+) -> ReservationRecord {
+    ReservationRecord {
         id: id.into(),
         makerspace_id: DEMO_SPACE.into(),
         equipment_id: equipment.into(),
@@ -124,13 +117,20 @@ async fn book(
         checked_in_at: matches!(status, CheckedIn | Completed).then_some(start),
         created_at: now,
         updated_at: now,
-    };
-    match store.create_reservation(&record, rules.guarded(start, end)).await {
+    }
+}
+
+/// Stores a booking unless it exists; one that would overlap a holding booking is left out.
+async fn book(store: &Store, rules: &BookingRules, r: ReservationRecord) -> Result<(), StoreError> {
+    if store.get_reservation(DEMO_SPACE, &r.id).await?.is_some() {
+        return Ok(());
+    }
+    match store.create_reservation(&r, rules.guarded(r.start_at, r.end_at)).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(in_the_way)) => {
-            tracing::debug!(booking = id, others = in_the_way.len(), "demo booking left out: the slot is taken");
+            tracing::debug!(booking = %r.id, others = in_the_way.len(), "demo booking left out: the slot is taken");
             Ok(())
         }
-        other => existing_is_fine(other.map(|_| ())),
+        Err(e) => existing_is_fine(Err(e)),
     }
 }
