@@ -69,14 +69,19 @@ impl Driver {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let value = self.call_raw(method, path, body).await;
+        assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
+        value["value"].clone()
+    }
+
+    /// The whole answer, errors included.
+    async fn call_raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.expect("WebDriver request");
-        let value: Value = res.json().await.expect("WebDriver answer");
-        assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
-        value["value"].clone()
+        res.json().await.expect("WebDriver answer")
     }
 
     fn session_path(&self, rest: &str) -> String {
@@ -247,16 +252,26 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
 
 impl Driver {
     /// Clicks the element `css` selects, as a person would (it must be visible and enabled).
+    /// An element drawn again between finding and clicking it is found again.
     async fn click(&self, css: &str) {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                &self.session_path("/element"),
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        let id = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("the element");
-        self.call(reqwest::Method::POST, &self.session_path(&format!("/element/{id}/click")), Some(json!({}))).await;
+        for _ in 0..3 {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    &self.session_path("/element"),
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            let id = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("the element");
+            let path = self.session_path(&format!("/element/{id}/click"));
+            let answer = self.call_raw(reqwest::Method::POST, &path, Some(json!({}))).await;
+            match answer["value"]["error"].as_str() {
+                None => return,
+                Some("stale element reference") => continue,
+                Some(_) => panic!("WebDriver error: {answer}"),
+            }
+        }
+        panic!("{css} kept being drawn again");
     }
 }
 
@@ -314,8 +329,8 @@ async fn the_today_view_approves_a_pending_booking_in_place() {
     driver.goto(&format!("{}/?makerspace=shop&view=today#token={admin}", t.base)).await;
     let page = eventually(Duration::from_secs(20), "the Today view with the pending booking, live", || async {
         let page = driver.script(&read_today(&id)).await;
-        (page["visible"] == true && page["live"] == "live" && page["status"] == "pending" && page["listed"] == true)
-            .then_some(page)
+        let ready = page["visible"] == true && page["live"] == "live" && page["row"] == "cnc";
+        (ready && page["status"] == "pending" && page["listed"] == true).then_some(page)
     })
     .await;
     assert_eq!(page["row"], "cnc", "on the CNC's row: {page}");

@@ -173,7 +173,10 @@ function renderToday() {
     paintState(row, m);
     rows.push(row);
   }
-  if (!list.length) rows.push(el("p", "tl-empty", "No machines in this makerspace yet."));
+  if (!list.length) {
+    const live = $("connection").textContent === "live";
+    rows.push(el("p", "tl-empty", live ? "No machines in this makerspace yet." : "Connecting…"));
+  }
   timeline.replaceChildren(...rows);
   renderInbox();
 }
@@ -216,8 +219,33 @@ function paintState(row, m) {
 
 function machineName(id) { return machines.get(id)?.name || id; }
 
+// Whether a list already shows what `items` describe; a list is drawn again only when its
+// content changes, so that a button never disappears under a click for a mere re-fetch.
+function unchanged(list, items) {
+  const key = JSON.stringify(items);
+  if (list.dataset.key === key) return true;
+  list.dataset.key = key;
+  return false;
+}
+
 function renderInbox() {
   const bookings = $("pending-bookings");
+  const bookingKey = today.pending.map((r) => [r.id, r.status, r.start, r.end, personName(r.user_id), machineName(r.equipment_id)]);
+  if (!unchanged(bookings, bookingKey)) renderPendingBookings(bookings);
+  const skills = $("pending-skills");
+  const skillKey = today.requests.map((q) => [q.id, q.status, personName(q.user_id), today.skills.get(q.skill_id)]);
+  if (!unchanged(skills, skillKey)) renderSkillRequests(skills);
+  const waiting = $("waitlist");
+  const waitKey = today.waitlist.map((w) => [w.id, w.status, personName(w.user_id), machineName(w.equipment_id)]);
+  if (!unchanged(waiting, waitKey)) renderWaitlist(waiting);
+  renderAttempts();
+  $("pending-bookings-count").textContent = today.pending.length || "";
+  $("pending-skills-count").textContent = today.requests.length || "";
+  $("waitlist-count").textContent = today.waitlist.length || "";
+  showInboxCount(today.pending.length + today.requests.length);
+}
+
+function renderPendingBookings(bookings) {
   bookings.replaceChildren(...today.pending.map((r) => {
     const item = el("li", "request");
     item.dataset.reservationId = r.id;
@@ -231,8 +259,9 @@ function renderInbox() {
     return item;
   }));
   if (!today.pending.length) bookings.append(el("li", "none", "Nothing to approve."));
+}
 
-  const skills = $("pending-skills");
+function renderSkillRequests(skills) {
   skills.replaceChildren(...today.requests.map((q) => {
     const item = el("li", "request");
     item.dataset.requestId = q.id;
@@ -244,8 +273,9 @@ function renderInbox() {
     return item;
   }));
   if (!today.requests.length) skills.append(el("li", "none", "No skill requests."));
+}
 
-  const waiting = $("waitlist");
+function renderWaitlist(waiting) {
   waiting.replaceChildren(...today.waitlist.map((w) => {
     const item = el("li", "request");
     item.append(el("strong", "", personName(w.user_id)));
@@ -254,14 +284,24 @@ function renderInbox() {
     return item;
   }));
   if (!today.waitlist.length) waiting.append(el("li", "none", "Nobody is waiting."));
+}
 
-  renderAttempts();
-  $("pending-bookings-count").textContent = today.pending.length || "";
-  $("pending-skills-count").textContent = today.requests.length || "";
-  $("waitlist-count").textContent = today.waitlist.length || "";
-  const open = today.pending.length + today.requests.length;
+// The Today tab's badge: how many requests wait for a decision.
+function showInboxCount(open) {
   $("inbox-count").hidden = !open;
   $("inbox-count").textContent = open;
+}
+
+// On the Floor view, only the badge is kept up to date.
+async function loadInboxCount() {
+  const space = currentSpace();
+  if (!space) return;
+  const q = (params) => new URLSearchParams(params).toString();
+  const [pending, requests] = await Promise.all([
+    api(`/api/v1/makerspaces/${encodeURIComponent(space)}/reservations?${q({ status: "pending", from: new Date().toISOString(), limit: 200 })}`).catch(() => []),
+    api(`/api/v1/skills/requests?${q({ makerspace_id: space, status: "pending" })}`).catch(() => []),
+  ]);
+  if (space === currentSpace() && !todayVisible()) showInboxCount(pending.length + requests.length);
 }
 
 function renderAttempts() {
@@ -314,12 +354,15 @@ function actions(approve, reject) {
 let refreshTimer = null;
 function refreshSoon() {
   clearTimeout(refreshTimer);
-  refreshTimer = setTimeout(() => { if (todayVisible()) loadToday(); }, 150);
+  refreshTimer = setTimeout(() => (todayVisible() ? loadToday() : loadInboxCount()), 150);
 }
 
 document.addEventListener("floor", (event) => {
   const msg = event.detail;
-  if (!todayVisible()) return;
+  if (!todayVisible()) {
+    if (msg.type === "snapshot" || msg.type === "reservation") refreshSoon();
+    return;
+  }
   if (msg.type === "snapshot" || msg.type === "machine_removed") {
     renderToday();
     refreshSoon();
