@@ -97,15 +97,19 @@ impl Application {
 
         let shutdown = CancellationToken::new();
         let mut background = Vec::new();
-        let demo_token = if settings.demo {
-            background.push(crate::demo::seed(&store, &broker, shutdown.clone()).await?);
-            let space = [crate::demo::DEMO_SPACE.to_string()];
-            let token = auth.mint("demo-admin", &[Role::MakerspaceAdmin], &space, chrono::Duration::days(30));
-            tracing::info!("demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}");
-            Some(token)
+        let card_key = settings.card_key()?;
+        let demo = if settings.demo {
+            Some(crate::demo::seed(&store, &card_key, &broker, shutdown.clone()).await?)
         } else {
             None
         };
+        let demo_token = demo.as_ref().map(|_| {
+            let space = [crate::demo::DEMO_SPACE.to_string()];
+            let token =
+                auth.mint(crate::demo::DEMO_ADMIN, &[Role::MakerspaceAdmin], &space, chrono::Duration::days(30));
+            tracing::info!("demo mode: open the dashboard and press \"Use demo token\", or use this token: {token}");
+            token
+        });
 
         let machines = store.list_equipment(&Default::default()).await?;
         let mut states = store.load_states().await?;
@@ -125,7 +129,7 @@ impl Application {
             hub,
             journal: state_sender,
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
-            card_key: settings.card_key()?,
+            card_key,
         };
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.
@@ -158,6 +162,10 @@ impl Application {
         let handle = server.handle();
         let server_task = actix_web::rt::spawn(server);
         tracing::info!(http = %http_addr, mqtt = %mqtt_addr, "makrcave is up: dashboard at http://{http_addr}/");
+        if let Some(demo) = demo {
+            demo.announce(&settings.public_url);
+            background.push(demo.simulators);
+        }
         Ok(Application {
             http_addr,
             mqtt_addr,

@@ -1,40 +1,115 @@
-//! `--demo`: a demo makerspace with a few machines, and simulated machines that publish real
-//! MQTT telemetry through the broker, so a newcomer sees a live dashboard at once.
+//! `--demo`: a demo makerspace that shows the whole floor: machines, and simulated machines
+//! that publish real MQTT telemetry through the broker; a dozen members with cards, skills and
+//! certifications (one member lacks the laser's); a registered kiosk; today's bookings (one
+//! in progress, some awaiting approval), a skill request and a waitlist entry. So a newcomer
+//! sees a live dashboard at once, and can unlock a machine at the kiosk page with a demo card.
+//!
+//! Seeding is idempotent: everything has a fixed id and is written only when missing, so a
+//! restart with the same data folder neither fails nor duplicates anything (today's bookings
+//! are added once per day).
 
-use std::time::Duration;
+mod bookings;
+mod people;
+mod simulator;
 
 use chrono::Utc;
-use rumqttc::{AsyncClient, QoS};
 use serde_json::json;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::config::Secret;
+use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
+use crate::domain::ids::new_id;
 use crate::protocols::mqtt::BrokerAddress;
 use crate::store::equipment::EquipmentRecord;
+use crate::store::kiosks::KioskRecord;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::{Store, StoreError};
 
-pub const DEMO_SPACE: &str = "demo";
-/// How often each simulated machine reports.
-const REPORT_EVERY: Duration = Duration::from_secs(1);
+pub use people::DEMO_CARDS;
 
-const MACHINES: [(&str, &str, EquipmentType); 6] = [
-    ("demo-prusa-1", "Prusa MK4 #1", EquipmentType::Printer3d),
-    ("demo-prusa-2", "Prusa MK4 #2", EquipmentType::Printer3d),
-    ("demo-bambu-1", "Bambu X1C", EquipmentType::Printer3d),
-    ("demo-form-1", "Formlabs Form 3", EquipmentType::SlaPrinter),
-    ("demo-laser-1", "Glowforge Pro", EquipmentType::LaserCutter),
-    ("demo-cnc-1", "Shapeoko 4", EquipmentType::CncMachine),
+pub const DEMO_SPACE: &str = "demo";
+/// The user id of the demo makerspace's admin (the dashboard's demo token).
+pub const DEMO_ADMIN: &str = "demo-admin";
+/// The machine the printed kiosk URL is fixed to: the laser, which needs a certification.
+pub const KIOSK_MACHINE: &str = "demo-laser-1";
+
+/// How a demo machine behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Behaviour {
+    /// Prints on its own, in cycles (a print farm's printer).
+    Cycles,
+    /// Idle until a member unlocks it at the kiosk; then it cuts, until it is locked.
+    OnSession,
+}
+
+struct DemoMachine {
+    id: &'static str,
+    name: &'static str,
+    kind: EquipmentType,
+    behaviour: Behaviour,
+    requires_approval: bool,
+}
+
+const MACHINES: [DemoMachine; 6] = [
+    machine("demo-prusa-1", "Prusa MK4 #1", EquipmentType::Printer3d, Behaviour::Cycles, false),
+    machine("demo-prusa-2", "Prusa MK4 #2", EquipmentType::Printer3d, Behaviour::Cycles, false),
+    machine("demo-bambu-1", "Bambu X1C", EquipmentType::Printer3d, Behaviour::Cycles, false),
+    machine("demo-form-1", "Formlabs Form 3", EquipmentType::SlaPrinter, Behaviour::Cycles, false),
+    machine("demo-laser-1", "Glowforge Pro", EquipmentType::LaserCutter, Behaviour::OnSession, false),
+    machine("demo-cnc-1", "Shapeoko 4", EquipmentType::CncMachine, Behaviour::OnSession, true),
 ];
 
-/// Creates the demo makerspace and machines if missing, and starts the simulators. Returns
-/// the simulators' task.
+const fn machine(
+    id: &'static str,
+    name: &'static str,
+    kind: EquipmentType,
+    behaviour: Behaviour,
+    requires_approval: bool,
+) -> DemoMachine {
+    DemoMachine { id, name, kind, behaviour, requires_approval }
+}
+
+/// What the demo hands to the running application (which mints the demo admin's token,
+/// the dashboard's "Use demo token", for [`DEMO_ADMIN`]).
+pub struct Demo {
+    /// The demo kiosk's device token.
+    pub kiosk_token: String,
+    /// The simulated machines, until shutdown.
+    pub simulators: JoinHandle<()>,
+}
+
+impl Demo {
+    /// The kiosk page for the demo kiosk, fixed to the laser, under `base` (the public URL).
+    pub fn kiosk_url(&self, base: &str) -> String {
+        format!("{}/kiosk?machine={KIOSK_MACHINE}#device={}", base.trim_end_matches('/'), self.kiosk_token)
+    }
+
+    /// Logs where to go once the server is up: the kiosk page and the demo cards.
+    pub fn announce(&self, public_url: &str) {
+        tracing::info!("demo kiosk (the laser): {}", self.kiosk_url(public_url));
+        for m in &DEMO_CARDS {
+            tracing::info!(
+                "demo card {} {} {}{}",
+                m.card_uid,
+                m.first_name,
+                m.last_name,
+                if m.note.is_empty() { String::new() } else { format!(" ({})", m.note) }
+            );
+        }
+    }
+}
+
+/// Creates whatever of the demo makerspace is missing, and starts the simulators.
+/// `card_key` is the key of card UID hashes; the kiosk's token is derived from it, so that it
+/// stays the same across restarts.
 pub async fn seed(
     store: &Store,
+    card_key: &Secret,
     broker: &BrokerAddress,
     shutdown: CancellationToken,
-) -> Result<JoinHandle<()>, StoreError> {
+) -> Result<Demo, StoreError> {
     let now = Utc::now();
     if store.get_makerspace(DEMO_SPACE).await?.is_none() {
         store
@@ -51,14 +126,14 @@ pub async fn seed(
             })
             .await?;
     }
-    for (id, name, kind) in MACHINES {
-        if store.get_equipment(id).await?.is_none() {
+    for m in &MACHINES {
+        if store.get_equipment(m.id).await?.is_none() {
             store
                 .insert_equipment(&EquipmentRecord {
-                    id: id.into(),
+                    id: m.id.into(),
                     makerspace_id: DEMO_SPACE.into(),
-                    name: name.into(),
-                    kind,
+                    name: m.name.into(),
+                    kind: m.kind,
                     admin_status: AdminStatus::Available,
                     location: Some("Demo floor".into()),
                     specifications: json!({}),
@@ -67,92 +142,56 @@ pub async fn seed(
                     maintenance_schedule: None,
                     connection: Connection::Mqtt,
                     heartbeat_timeout_s: 10,
-                    requires_approval: false,
+                    requires_approval: m.requires_approval,
                     created_at: now,
                     updated_at: now,
                 })
                 .await?;
         }
     }
-    Ok(tokio::spawn(simulate(broker.clone(), shutdown)))
+    people::seed(store, card_key, now).await?;
+    bookings::seed(store, now).await?;
+    let kiosk_token = seed_kiosk(store, card_key, now).await?;
+    let simulators = tokio::spawn(simulator::run(broker.clone(), shutdown));
+    Ok(Demo { kiosk_token, simulators })
 }
 
-/// Publishes telemetry for every demo machine until shutdown.
-async fn simulate(broker: BrokerAddress, shutdown: CancellationToken) {
-    let options = broker.options(&format!("makrcave-demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-    let (client, mut eventloop) = AsyncClient::new(options, 256);
-    let driver = tokio::spawn(async move {
-        // rumqttc needs its event loop polled to connect and send; after an error the next
-        // poll reconnects.
-        loop {
-            if eventloop.poll().await.is_err() {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
+/// The demo kiosk's device token: derived from the card key (an HMAC, which does not reveal
+/// the key), so the same kiosk URL works after a restart.
+pub fn demo_kiosk_token(card_key: &Secret) -> String {
+    kiosk_token(&people::keyed_bytes(card_key, "makrcave demo kiosk"))
+}
+
+/// The demo kiosk, serving every demo machine.
+async fn seed_kiosk(store: &Store, card_key: &Secret, now: chrono::DateTime<Utc>) -> Result<String, StoreError> {
+    let token = demo_kiosk_token(card_key);
+    let token_hash = hash_device_token(&token);
+    if store.kiosk_by_token_hash(&token_hash).await?.is_none() {
+        // A revoked demo kiosk stays revoked (its token is taken): that is a conflict.
+        let inserted = store
+            .insert_kiosk(&KioskRecord {
+                id: new_id(),
+                makerspace_id: DEMO_SPACE.into(),
+                name: "Demo kiosk (laser corner)".into(),
+                token_hash,
+                equipment_ids: vec![],
+                created_by: DEMO_ADMIN.into(),
+                created_at: now,
+                revoked_at: None,
+            })
+            .await;
+        if let Err(StoreError::Conflict) = inserted {
+            tracing::warn!("the demo kiosk was revoked: register a kiosk to use the kiosk page");
         }
-    });
-    let mut tick: u64 = 0;
-    let mut interval = tokio::time::interval(REPORT_EVERY);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = interval.tick() => {}
-        }
-        for (i, (id, _, kind)) in MACHINES.iter().enumerate() {
-            let payload = simulated_report(*kind, tick + i as u64 * 37);
-            let topic = format!("makrcave/{DEMO_SPACE}/{id}/telemetry");
-            let _ = client.try_publish(topic, QoS::AtMostOnce, false, payload.to_string());
-        }
-        tick += 1;
+        existing_is_fine(inserted)?;
     }
-    let _ = client.try_disconnect();
-    driver.abort();
+    Ok(token)
 }
 
-/// One report of a simulated machine at time step `t`: printers cycle through heating,
-/// printing and a pause; the laser and the CNC alternate between jobs and idle.
-fn simulated_report(kind: EquipmentType, t: u64) -> serde_json::Value {
-    let cycle = t % 240;
-    let ts = Utc::now().to_rfc3339();
-    match kind {
-        EquipmentType::SlaPrinter => {
-            let printing = (20..200).contains(&cycle);
-            let progress = printing.then(|| ((cycle - 20) as f64 / 180.0 * 1000.0).round() / 10.0);
-            json!({
-                "state": if printing { "printing" } else { "idle" },
-                "job": progress.map(|p| json!({"file": "miniatures.form", "progress": p, "remaining_s": ((100.0 - p) * 40.0) as i64})),
-                "temps": {"chamber": if printing { 31.0 } else { 24.0 }},
-                "power_w": if printing { 90.0 } else { 8.0 },
-                "ts": ts,
-            })
-        }
-        EquipmentType::Printer3d => {
-            let (state, progress) = match cycle {
-                0..=19 => ("idle", None),
-                20..=209 => ("printing", Some((cycle - 20) as f64 / 190.0 * 100.0)),
-                210..=219 => ("paused", Some(100.0)),
-                _ => ("idle", None),
-            };
-            let heating = progress.is_some();
-            json!({
-                "state": state,
-                "job": progress.map(|p| json!({"id": format!("job-{}", t / 240), "file": "benchy.gcode",
-                    "progress": (p * 10.0).round() / 10.0, "remaining_s": ((100.0 - p) * 30.0) as i64})),
-                "temps": {"nozzle": if heating { 214.0 + (t % 5) as f64 * 0.3 } else { 24.0 },
-                          "nozzle_target": if heating { 215.0 } else { 0.0 },
-                          "bed": if heating { 59.5 + (t % 3) as f64 * 0.2 } else { 23.0 },
-                          "bed_target": if heating { 60.0 } else { 0.0 }},
-                "power_w": if heating { 180.0 } else { 6.0 },
-                "ts": ts,
-            })
-        }
-        _ => {
-            let running = (30..150).contains(&cycle);
-            json!({
-                "state": if running { "running" } else { "idle" },
-                "job": if running { json!({"file": "panel.svg", "progress": ((cycle - 30) as f64 / 120.0 * 1000.0).round() / 10.0}) } else { serde_json::Value::Null },
-                "power_w": if running { 420.0 } else { 12.0 },
-                "ts": ts,
-            })
-        }
+/// Treats "already there" as done: a second start finds what the first one wrote.
+fn existing_is_fine(result: Result<(), StoreError>) -> Result<(), StoreError> {
+    match result {
+        Err(StoreError::Conflict) => Ok(()),
+        other => other,
     }
 }

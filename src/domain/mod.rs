@@ -4,6 +4,7 @@
 pub mod access;
 pub mod booking;
 pub mod cards;
+pub mod devices;
 pub mod equipment;
 pub mod holds;
 pub mod ids;

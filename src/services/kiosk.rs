@@ -10,13 +10,13 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
 use crate::actors::machine::MachineView;
 use crate::domain::access::Principal;
 use crate::domain::booking::{ReservationKind, ReservationStatus};
 use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
+use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::ids::new_id;
 use crate::domain::machine::Session;
 use crate::domain::members::{effective_status, MemberStatus};
@@ -30,9 +30,6 @@ use crate::store::StoreError;
 use super::access::{people_of, AccessError};
 use super::gate::{self, GateError};
 use super::{bookings, Services};
-
-/// Device tokens start with this, so that they are told apart from JWTs at a glance.
-const TOKEN_PREFIX: &str = "mk_kiosk_";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KioskError {
@@ -55,10 +52,6 @@ pub enum KioskError {
     Store(#[from] StoreError),
 }
 
-fn hash_token(token: &str) -> String {
-    Sha256::digest(token.trim().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Registers a kiosk of the space, for every machine or the listed ones. Returns the kiosk
 /// and its device token, which is shown this once: only its hash is kept.
 pub async fn register(
@@ -76,13 +69,12 @@ pub async fn register(
             _ => return Err(Invalid(format!("unknown machine {id:?} in this makerspace")).into()),
         }
     }
-    let bytes: [u8; 32] = rand::random();
-    let token = format!("{TOKEN_PREFIX}{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let token = kiosk_token(&rand::random());
     let kiosk = KioskRecord {
         id: new_id(),
         makerspace_id: space_id.to_string(),
         name: name.trim().to_string(),
-        token_hash: hash_token(&token),
+        token_hash: hash_device_token(&token),
         equipment_ids,
         created_by: caller.user_id.clone(),
         created_at: Utc::now(),
@@ -106,7 +98,7 @@ pub async fn revoke(svc: &Services, caller: &Principal, space_id: &str, kiosk_id
 pub async fn authenticate(svc: &Services, token: Option<&str>) -> Result<KioskRecord, KioskError> {
     let token = token.ok_or(KioskError::Unauthenticated("a kiosk sends its device token as a Bearer token"))?;
     svc.store
-        .kiosk_by_token_hash(&hash_token(token))
+        .kiosk_by_token_hash(&hash_device_token(token))
         .await?
         .ok_or(KioskError::Unauthenticated("unknown or revoked kiosk token"))
 }

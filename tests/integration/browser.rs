@@ -69,14 +69,19 @@ impl Driver {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let value = self.call_raw(method, path, body).await;
+        assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
+        value["value"].clone()
+    }
+
+    /// The whole answer, errors included.
+    async fn call_raw(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let mut req = self.http.request(method, format!("{}{}", self.base, path));
         if let Some(b) = body {
             req = req.json(&b);
         }
         let res = req.send().await.expect("WebDriver request");
-        let value: Value = res.json().await.expect("WebDriver answer");
-        assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
-        value["value"].clone()
+        res.json().await.expect("WebDriver answer")
     }
 
     fn session_path(&self, rest: &str) -> String {
@@ -242,5 +247,125 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
     .await;
     assert!(page["text"].as_str().unwrap_or_default().contains("certification"), "plain words: {page}");
     assert_eq!(page["missing"], json!(["Laser safety"]));
+    t.stop().await;
+}
+
+impl Driver {
+    /// Clicks the element `css` selects, as a person would (it must be visible and enabled).
+    /// An element drawn again between finding and clicking it is found again.
+    async fn click(&self, css: &str) {
+        for _ in 0..3 {
+            let found = self
+                .call(
+                    reqwest::Method::POST,
+                    &self.session_path("/element"),
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            let id = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("the element");
+            let path = self.session_path(&format!("/element/{id}/click"));
+            let answer = self.call_raw(reqwest::Method::POST, &path, Some(json!({}))).await;
+            match answer["value"]["error"].as_str() {
+                None => return,
+                Some("stale element reference") => continue,
+                Some(_) => panic!("WebDriver error: {answer}"),
+            }
+        }
+        panic!("{css} kept being drawn again");
+    }
+}
+
+/// The Today view as the test sees it: the booking's block on the timeline, its row, and
+/// whether it is listed among the requests to approve.
+fn read_today(reservation_id: &str) -> String {
+    format!(
+        r#"
+    const block = document.querySelector('#timeline .booking[data-reservation-id="{reservation_id}"]');
+    const row = block ? block.closest('.tl-row') : document.getElementById('tl-cnc');
+    return {{ visible: !document.getElementById('today').hidden,
+             live: document.getElementById('connection').textContent,
+             status: block ? block.dataset.status : null,
+             classes: block ? block.className : null,
+             who: block ? block.querySelector('.who .long').textContent : null,
+             row: row ? row.dataset.equipmentId : null,
+             row_state: row ? row.dataset.state : null,
+             row_label: row ? row.querySelector('.state').textContent : null,
+             listed: !!document.querySelector('#pending-bookings li[data-reservation-id="{reservation_id}"]'),
+             inbox: document.getElementById('inbox-count').textContent }};
+"#
+    )
+}
+
+#[actix_web::test]
+async fn the_today_view_approves_a_pending_booking_in_place() {
+    let t = TestApp::spawn().await;
+    t.makerspace("shop").await;
+    let root = t.super_admin();
+    t.machine("shop", "cnc", json!({"name": "Shapeoko", "type": "cnc_machine", "requires_approval": true})).await;
+    t.machine("shop", "printer", json!({"name": "Prusa"})).await;
+    let (status, member) = t
+        .post(
+            "/api/v1/makerspaces/shop/members",
+            &root,
+            json!({"email": "elena@example.org", "first_name": "Elena", "last_name": "Rossi", "user_id": "elena"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let start = chrono::Utc::now() + chrono::Duration::minutes(2);
+    let elena = t.token("elena", Role::Member, &["shop"]);
+    let (status, booking) = t
+        .post(
+            "/api/v1/makerspaces/shop/reservations",
+            &elena,
+            json!({"equipment_id": "cnc", "start": start.to_rfc3339(),
+                   "end": (start + chrono::Duration::hours(1)).to_rfc3339(), "purpose": "Aluminium plate"}),
+        )
+        .await;
+    assert_eq!((status, &booking["status"]), (201, &json!("pending")), "{booking}");
+    let id = booking["id"].as_str().expect("reservation id").to_string();
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["shop"]);
+
+    let driver = Driver::start().await;
+    driver.goto(&format!("{}/?makerspace=shop&view=today#token={admin}", t.base)).await;
+    let page = eventually(Duration::from_secs(20), "the Today view with the pending booking, live", || async {
+        let page = driver.script(&read_today(&id)).await;
+        let ready = page["visible"] == true && page["live"] == "live" && page["row"] == "cnc";
+        (ready && page["status"] == "pending" && page["listed"] == true).then_some(page)
+    })
+    .await;
+    assert_eq!(page["row"], "cnc", "on the CNC's row: {page}");
+    assert_eq!(page["who"], "Elena Rossi", "{page}");
+    assert!(page["classes"].as_str().unwrap_or_default().contains("status-pending"), "{page}");
+    assert_eq!(page["inbox"], "1", "{page}");
+    assert_eq!(page["row_state"], "offline", "{page}");
+
+    // The live state beside the row follows the machine.
+    let p = t.publisher().await;
+    p.telemetry("shop", "cnc", json!({"state": "idle"})).await;
+    eventually(Duration::from_secs(5), "the CNC's row to show it idle", || async {
+        let page = driver.script(&read_today(&id)).await;
+        (page["row_state"] == "idle" && page["row_label"] == "Idle").then_some(())
+    })
+    .await;
+
+    driver.click(&format!("#pending-bookings li[data-reservation-id=\"{id}\"] button.approve")).await;
+    let page = eventually(Duration::from_secs(10), "the booking confirmed on the timeline", || async {
+        let page = driver.script(&read_today(&id)).await;
+        (page["status"] == "confirmed" && page["listed"] == false).then_some(page)
+    })
+    .await;
+    assert!(page["classes"].as_str().unwrap_or_default().contains("status-confirmed"), "{page}");
+    assert_eq!(page["row"], "cnc", "{page}");
+    let (_, stored) = t.get(&format!("/api/v1/makerspaces/shop/reservations/{id}"), Some(&root)).await;
+    assert_eq!((&stored["status"], &stored["decided_by"]), (&json!("confirmed"), &json!("boss")), "{stored}");
+
+    // A change made elsewhere reaches the timeline over the WebSocket: cancelled, it leaves.
+    let (status, _) = t.post(&format!("/api/v1/makerspaces/shop/reservations/{id}/cancel"), &elena, json!({})).await;
+    assert_eq!(status, 200);
+    eventually(Duration::from_secs(10), "the cancelled booking to leave the timeline", || async {
+        let page = driver.script(&read_today(&id)).await;
+        page["status"].is_null().then_some(())
+    })
+    .await;
     t.stop().await;
 }

@@ -238,6 +238,8 @@ pub struct TestOptions {
     pub smtp_url: Option<String>,
     pub auth_rate_limit: Option<u32>,
     pub csv_max_bytes: Option<usize>,
+    /// `serve --demo`: the demo makerspace, its people and simulated machines.
+    pub demo: bool,
 }
 
 /// A running makrcave with everything a test needs to talk to it.
@@ -299,6 +301,7 @@ impl TestApp {
             s.csv_max_bytes = limit;
         }
         s.actor_threads = 2;
+        s.demo = self.options.demo;
         s
     }
 

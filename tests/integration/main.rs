@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod browser;
 mod common;
+mod demo;
 mod invites;
 mod jwks;
 mod kiosk;

@@ -1,10 +1,13 @@
-// makrcave dashboard: one card per machine, updated live over the WebSocket.
-// Plain JavaScript, no dependencies: it ships inside the binary.
+// makrcave dashboard: one card per machine, updated live over the WebSocket (the Floor view);
+// the Today view is in today.js. Plain JavaScript, no dependencies: it ships inside the binary.
+// Every WebSocket message is also dispatched on `document` as a "floor" event, for the views.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "makrcave.token";
 const SPACE_KEY = "makrcave.space";
+const VIEW_KEY = "makrcave.view";
+const VIEWS = ["floor", "today"];
 const STATE_LABELS = {
   offline: "Offline", idle: "Idle", reserved: "Reserved", in_use: "In use", running: "Running",
   paused: "Paused", error: "Error", maintenance: "Maintenance",
@@ -18,19 +21,53 @@ let socket = null;
 let reconnectDelay = 500;
 const machines = new Map(); // equipment_id -> latest view
 const cards = new Map();    // equipment_id -> card element
+const people = new Map();   // user_id -> name, for those the token may see
+
+function personName(userId) { return people.get(userId) || userId; }
+
+// The names of the space's members (makerspace admins may list them; others see user ids).
+async function loadPeople() {
+  const space = currentSpace();
+  const page = await api(`/api/v1/makerspaces/${encodeURIComponent(space)}/members?page_size=200`).catch(() => null);
+  if (!page || space !== currentSpace()) return;
+  for (const m of page.members) if (m.user_id) people.set(m.user_id, m.full_name);
+  for (const [id, card] of cards) render(card, machines.get(id));
+}
 
 function token() { return localStorage.getItem(TOKEN_KEY); }
 
-async function api(path) {
-  const res = await fetch(path, { headers: { Authorization: `Bearer ${token()}` } });
+async function api(path, method = "GET", payload) {
+  const headers = { Authorization: `Bearer ${token()}` };
+  if (payload !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, { method, headers, body: payload === undefined ? undefined : JSON.stringify(payload) });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw Object.assign(new Error(body.detail || res.statusText), { status: res.status });
   return body;
 }
 
+// The view shown: ?view=today in the address, else the last one chosen.
+function currentView() {
+  const wanted = new URLSearchParams(location.search).get("view") || localStorage.getItem(VIEW_KEY);
+  return VIEWS.includes(wanted) ? wanted : "floor";
+}
+
+function showView(view) {
+  localStorage.setItem(VIEW_KEY, view);
+  const params = new URLSearchParams(location.search);
+  params.set("view", view);
+  history.replaceState(null, "", `${location.pathname}?${params}${location.hash}`);
+  $("views").hidden = false;
+  for (const v of VIEWS) {
+    $(v).hidden = v !== view;
+    $(`tab-${v}`).setAttribute("aria-pressed", String(v === view));
+  }
+  document.dispatchEvent(new CustomEvent("view", { detail: view }));
+}
+
 function showLogin(message) {
   $("login").hidden = false;
-  $("floor").hidden = true;
+  for (const v of VIEWS) $(v).hidden = true;
+  $("views").hidden = true;
   $("space").hidden = true;
   $("logout").hidden = true;
   $("login-error").textContent = message || "";
@@ -95,13 +132,13 @@ async function start() {
     return showLogin(e.message);
   }
   $("login").hidden = true;
-  $("floor").hidden = false;
   $("logout").hidden = false;
   const select = $("space");
   select.replaceChildren(...spaces.map((s) => new Option(s.name, s.id)));
   select.hidden = spaces.length < 2;
   const wanted = new URLSearchParams(location.search).get("makerspace") || localStorage.getItem(SPACE_KEY);
   if (spaces.some((s) => s.id === wanted)) select.value = wanted;
+  showView(currentView());
   if (!spaces.length) {
     $("summary").textContent = "Your token gives access to no makerspace.";
     return;
@@ -120,9 +157,11 @@ function connect() {
     reconnectDelay = 500;
     setConnection(true);
     ws.send(JSON.stringify({ type: "subscribe", makerspace_id: currentSpace() }));
+    loadPeople();
   };
   ws.onmessage = (event) => {
     const msg = JSON.parse(event.data);
+    dispatch(msg);
     if (msg.type === "snapshot") {
       machines.clear();
       cards.clear();
@@ -137,6 +176,8 @@ function connect() {
       cards.get(msg.equipment_id)?.remove();
       cards.delete(msg.equipment_id);
       summarize();
+    } else if (msg.type === "member" && msg.member.user_id && !msg.member.removed) {
+      people.set(msg.member.user_id, msg.member.name);
     } else if (msg.type === "error") {
       $("summary").textContent = msg.detail;
     }
@@ -147,6 +188,11 @@ function connect() {
     setTimeout(() => { if (socket === ws) connect(); }, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, 10000);
   };
+}
+
+// After the cards are drawn, so that the views see the same machines.
+function dispatch(msg) {
+  queueMicrotask(() => document.dispatchEvent(new CustomEvent("floor", { detail: msg })));
 }
 
 function setConnection(live) {
@@ -183,6 +229,14 @@ function render(card, m) {
     job.querySelector(".fill").style.width = `${p ?? 0}%`;
     const remaining = typeof m.job.remaining_s === "number" ? ` · ${formatDuration(m.job.remaining_s)} left` : "";
     job.querySelector(".progress-text").textContent = p === null ? remaining : `${p.toFixed(1)}%${remaining}`;
+  }
+  const session = card.querySelector(".session");
+  session.hidden = !m.session;
+  if (m.session) {
+    const until = m.session.until
+      ? ` until ${new Date(m.session.until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hour12: false })}`
+      : "";
+    session.textContent = `Unlocked by ${personName(m.session.user_id)}${until}`;
   }
   const temps = card.querySelector(".temps");
   const rows = [];
@@ -251,6 +305,7 @@ $("logout").addEventListener("click", () => {
   if (socket) { const s = socket; socket = null; s.close(); }
   showLogin();
 });
+for (const v of VIEWS) $(`tab-${v}`).addEventListener("click", () => showView(v));
 $("space").addEventListener("change", () => {
   localStorage.setItem(SPACE_KEY, currentSpace());
   connect();
