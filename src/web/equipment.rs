@@ -124,6 +124,7 @@ impl EquipmentResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// A document status (available, in_use, maintenance, offline) or a live state (idle,

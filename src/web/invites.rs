@@ -83,6 +83,7 @@ pub struct InviteCreate {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InviteListQuery {
     /// pending, accepted or cancelled.

@@ -116,6 +116,7 @@ pub struct MemberUpdate {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MemberListQuery {
     /// Part of a name or email, any case.

@@ -94,6 +94,7 @@ pub struct SkillUpdate {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SkillListQuery {
     pub makerspace_id: Option<String>,
@@ -161,6 +162,7 @@ pub struct GrantRequest {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserSkillQuery {
     pub user_id: Option<String>,
@@ -170,6 +172,7 @@ pub struct UserSkillQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
     pub reason: Option<String>,
@@ -232,6 +235,7 @@ pub struct SkillRequestDecision {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestListQuery {
     pub makerspace_id: Option<String>,
@@ -281,6 +285,7 @@ pub struct BulkAccessResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessQuery {
     /// Whose access [default: the caller].
@@ -290,6 +295,7 @@ pub struct AccessQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BulkAccessQuery {
     pub user_id: Option<String>,
@@ -320,6 +326,7 @@ pub struct EquipmentRequirements {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceQuery {
     pub makerspace_id: Option<String>,
@@ -339,6 +346,7 @@ pub struct AuditResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub makerspace_id: Option<String>,
