@@ -82,20 +82,27 @@ fn full_name(m: &MemberRecord) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberCreate {
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     /// member (default), service_provider or makerspace_admin.
     pub role: Option<MemberRole>,
     /// active (default) or pending.
     pub status: Option<MemberStatus>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     /// Default: today.
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
     /// The person's identity (JWT `sub`), when known.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
+    #[schema(max_length = 5000)]
     pub notes: Option<String>,
 }
 
@@ -103,15 +110,22 @@ pub struct MemberCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberUpdate {
+    #[schema(format = Email)]
     pub email: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     pub role: Option<MemberRole>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
+    #[schema(max_length = 5000)]
     pub notes: Option<String>,
 }
 
@@ -120,16 +134,50 @@ pub struct MemberUpdate {
 #[serde(deny_unknown_fields)]
 pub struct MemberListQuery {
     /// Part of a name or email, any case.
+    #[param(max_length = 200)]
     pub search: Option<String>,
     pub status: Option<MemberStatus>,
     pub role: Option<MemberRole>,
     pub plan_id: Option<String>,
     /// name, email, created_at, start_date, end_date or status; `-` in front for descending.
+    #[param(inline, value_type = Option<MemberSortKey>)]
     pub sort: Option<String>,
     /// From 1.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// 1 to 200 [default: 50].
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<i64>,
+}
+
+/// The sort keys of a member listing (`-` in front: descending), for the document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum MemberSortKey {
+    #[schema(rename = "name")]
+    Name,
+    #[schema(rename = "-name")]
+    NameDesc,
+    #[schema(rename = "email")]
+    Email,
+    #[schema(rename = "-email")]
+    EmailDesc,
+    #[schema(rename = "created_at")]
+    CreatedAt,
+    #[schema(rename = "-created_at")]
+    CreatedAtDesc,
+    #[schema(rename = "start_date")]
+    StartDate,
+    #[schema(rename = "-start_date")]
+    StartDateDesc,
+    #[schema(rename = "end_date")]
+    EndDate,
+    #[schema(rename = "-end_date")]
+    EndDateDesc,
+    #[schema(rename = "status")]
+    Status,
+    #[schema(rename = "-status")]
+    StatusDesc,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -144,6 +192,7 @@ pub struct MemberPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 
@@ -185,10 +234,11 @@ pub enum BulkOperation {
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub operation: BulkOperation,
+    #[schema(min_items = 1, max_items = 500)]
     pub member_ids: Vec<String>,
-    /// Required for suspend.
+    /// Required for suspend (1 to 1000 characters); ignored otherwise.
     pub reason: Option<String>,
-    /// Required for change_plan (`null` takes members off any plan).
+    /// Required for change_plan (`null` takes members off any plan); ignored otherwise.
     pub plan_id: Option<String>,
 }
 

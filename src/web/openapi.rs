@@ -96,7 +96,165 @@ pub fn finish(mut doc: Value) -> Value {
         }
     }
     add_links(paths, &templates);
+    close_request_schemas(&mut doc);
     doc
+}
+
+/// Request bodies refuse unknown fields (`deny_unknown_fields`): every object schema a
+/// request body reaches says so. Free-form objects (`settings`, `specifications`) have no
+/// `properties` and stay open.
+fn close_request_schemas(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for item in paths.values().filter_map(Value::as_object) {
+            for op in item.values() {
+                if let Some(body) = op.get("requestBody") {
+                    collect_refs(body, &mut pending);
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = doc.pointer(&format!("/components/schemas/{name}")) {
+            collect_refs(schema, &mut pending);
+        }
+    }
+    for name in seen {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            close_objects(schema);
+        }
+    }
+    // What the items of lists must be (the derive cannot say it of items).
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": crate::web::validate::NOT_BLANK});
+    let id = json!({"type": "string", "pattern": ID_PATTERN});
+    for (schema, property, items) in [
+        ("EquipmentCreate", "skill_requirements", &text),
+        ("EquipmentUpdate", "skill_requirements", &text),
+        ("PlanCreate", "features", &text),
+        ("PlanUpdate", "features", &text),
+        ("KioskCreate", "equipment_ids", &id),
+        ("SkillCreate", "prerequisite_ids", &id),
+        ("SkillUpdate", "prerequisite_ids", &id),
+        ("SkillCreate", "equipment_ids", &id),
+        ("SkillUpdate", "equipment_ids", &id),
+    ] {
+        if let Some(slot) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}/items")) {
+            *slot = items.clone();
+        }
+    }
+    refine_schemas(doc);
+    // The booking rules inside a makerspace's settings are checked: say which.
+    for name in ["MakerspaceCreate", "MakerspaceUpdate"] {
+        if let Some(settings) = doc.pointer_mut(&format!("/components/schemas/{name}/properties/settings")) {
+            *settings = json!({
+                "type": ["object", "null"],
+                "description": "Free-form settings; `booking` holds the booking rules.",
+                "properties": {"booking": BOOKING_RULES.clone()}
+            });
+        }
+    }
+}
+
+/// Rules of single schemas that the derive cannot say.
+fn refine_schemas(doc: &mut Value) {
+    // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
+    // threshold. The `mqtt` kind has no fields, and serde ignores any it is given.
+    if let Some(variants) = doc.pointer_mut("/components/schemas/Connection/oneOf").and_then(Value::as_array_mut) {
+        let name = json!({"type": "string", "pattern": "^[^+#]*[^\\s+#][^+#]*$"});
+        for variant in variants.iter_mut() {
+            let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { continue };
+            let only_kind = props.len() == 1;
+            for field in ["topic", "device_id", "serial"] {
+                if let Some(slot) = props.get_mut(field) {
+                    *slot = name.clone();
+                }
+            }
+            if let Some(slot) = props.get_mut("running_above_w") {
+                *slot = json!({"type": ["number", "null"], "minimum": 0});
+            }
+            if let Some(slot) = props.get_mut("url") {
+                *slot = json!({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#]+"});
+            }
+            if only_kind {
+                if let Some(variant) = variant.as_object_mut() {
+                    variant.remove("additionalProperties");
+                }
+            }
+        }
+    }
+    // A decision approves or rejects.
+    if let Some(status) = doc.pointer_mut("/components/schemas/SkillRequestDecision/properties/status") {
+        *status = json!({"type": "string", "enum": ["approved", "rejected"]});
+    }
+    // A forced grant or approval needs its reason.
+    for name in ["GrantRequest", "SkillRequestDecision"] {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")).and_then(Value::as_object_mut) {
+            schema.insert("if".into(), json!({"properties": {"force": {"const": true}}, "required": ["force"]}));
+            schema.insert(
+                "then".into(),
+                json!({"required": ["reason"], "properties": {"reason": {
+                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+            );
+        }
+    }
+    // A bulk suspension needs its reason; the other operations ignore it.
+    if let Some(bulk) = doc.pointer_mut("/components/schemas/BulkRequest").and_then(Value::as_object_mut) {
+        bulk.insert("if".into(), json!({"properties": {"operation": {"const": "suspend"}}, "required": ["operation"]}));
+        bulk.insert(
+            "then".into(),
+            json!({"required": ["reason"], "properties": {"reason": {
+                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+        );
+        if let Some(reason) = bulk.get_mut("properties").and_then(|p| p.get_mut("reason")) {
+            *reason =
+                json!({"type": ["string", "null"], "description": "Required for suspend (1 to 1000 characters)."});
+        }
+    }
+}
+
+static BOOKING_RULES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({
+        "type": ["object", "null"],
+        "additionalProperties": false,
+        "properties": {
+            "max_hours": {"type": "integer", "minimum": 1, "maximum": 744, "description": "Longest booking, in hours [default: 8]."},
+            "max_days_ahead": {"type": "integer", "minimum": 1, "maximum": 1098, "description": "How far ahead a booking may start, in days [default: 30]."},
+            "min_gap_minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes kept free between two bookings of one machine [default: 0]."},
+            "check_in_window_minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes either side of the start in which a member checks in [default: 15]."}
+        }
+    })
+});
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) =
+                map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+fn close_objects(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("properties") {
+                map.entry("additionalProperties").or_insert(json!(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
 }
 
 /// A response whose body is the error shape.
@@ -196,6 +354,11 @@ fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>, used_
     }
     if api {
         add("503");
+    }
+    if path == "/api/v1/ws" {
+        let mut refused = error_response("400");
+        refused["description"] = json!("Not a WebSocket upgrade request");
+        responses.insert("400".into(), refused);
     }
     // Every response needs a description (OpenAPI 3); the annotations often leave it out.
     for (status, response) in responses.iter_mut() {

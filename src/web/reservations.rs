@@ -159,12 +159,15 @@ impl From<ReservationRecord> for ReservationResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationCreate {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub equipment_id: String,
     /// RFC 3339; seconds and beyond are kept, fractions dropped.
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    #[schema(max_length = 1000)]
     pub purpose: Option<String>,
     /// For whom (makerspace_admins only) [default: the caller].
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
     /// `maintenance` blocks the machine (makerspace_admins only) [default: booking].
     pub kind: Option<ReservationKind>,
@@ -173,6 +176,7 @@ pub struct ReservationCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -189,6 +193,7 @@ pub struct ListQuery {
     /// Only bookings that start before this instant.
     pub to: Option<DateTime<Utc>>,
     /// 1 to 1000 [default: 200].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
@@ -278,10 +283,8 @@ pub(crate) fn interval(start: DateTime<Utc>, end: DateTime<Utc>) -> (DateTime<Ut
 }
 
 pub(crate) fn check_user(user_id: &str) -> Result<(), ApiError> {
-    if user_id.trim().is_empty() || user_id.len() > 200 {
-        return Err(ApiError::Validation("user_id must be 1 to 200 characters".into()));
-    }
-    Ok(())
+    // Characters, not bytes, as the document's maxLength counts them.
+    crate::web::validate::check_len("user_id", user_id, 200)
 }
 
 /// The 409 for a booking that collides with others.
