@@ -22,7 +22,7 @@ use crate::domain::booking::{BookingRules, ReservationKind, ReservationStatus};
 use crate::domain::equipment::{AdminStatus, EquipmentType};
 use crate::domain::ids::new_id;
 use crate::domain::machine::{HoldKind, ReservationHold};
-use crate::domain::validate::{optional_text, Invalid};
+use crate::domain::validate::{check_len, optional_text, Invalid};
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::reservations::{BookOutcome, ReservationEvent, ReservationFilter, ReservationRecord};
@@ -125,12 +125,15 @@ impl From<ReservationRecord> for ReservationResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReservationCreate {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub equipment_id: String,
     /// RFC 3339; seconds and beyond are kept, fractions dropped.
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
+    #[schema(max_length = 1000)]
     pub purpose: Option<String>,
     /// For whom (makerspace_admins only) [default: the caller].
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
     /// `maintenance` blocks the machine (makerspace_admins only) [default: booking].
     pub kind: Option<ReservationKind>,
@@ -172,10 +175,11 @@ pub(super) fn booked_person(
 ) -> Result<String, BookingError> {
     match asked {
         Some(u) if u != caller.user_id && standing != Standing::Manager => Err(BookingError::Forbidden(not_for_others)),
-        Some(u) if u.trim().is_empty() || u.len() > 200 => {
-            Err(Invalid::new("user_id must be 1 to 200 characters").into())
+        Some(u) => {
+            // Characters, not bytes, as the document's maxLength counts them.
+            check_len("user_id", &u, 200)?;
+            Ok(u)
         }
-        Some(u) => Ok(u),
         None => Ok(caller.user_id.clone()),
     }
 }

@@ -96,20 +96,27 @@ pub fn full_name(m: &MemberRecord) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberCreate {
+    #[schema(format = Email)]
     pub email: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     /// member (default), service_provider or makerspace_admin.
     pub role: Option<MemberRole>,
     /// active (default) or pending.
     pub status: Option<MemberStatus>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     /// Default: today.
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
     /// The person's identity (JWT `sub`), when known.
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
+    #[schema(max_length = 5000)]
     pub notes: Option<String>,
 }
 
@@ -117,15 +124,22 @@ pub struct MemberCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberUpdate {
+    #[schema(format = Email)]
     pub email: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
     pub role: Option<MemberRole>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     pub start_date: Option<NaiveDate>,
     pub end_date: Option<NaiveDate>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
+    #[schema(max_length = 5000)]
     pub notes: Option<String>,
 }
 
@@ -142,10 +156,11 @@ pub enum BulkOperation {
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub operation: BulkOperation,
+    #[schema(min_items = 1, max_items = 500)]
     pub member_ids: Vec<String>,
-    /// Required for suspend.
+    /// Required for suspend (1 to 1000 characters); ignored otherwise.
     pub reason: Option<String>,
-    /// Required for change_plan (`null` takes members off any plan).
+    /// Required for change_plan (`null` takes members off any plan); ignored otherwise.
     pub plan_id: Option<String>,
 }
 

@@ -57,10 +57,12 @@ pub enum WaitlistError {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitlistJoin {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub equipment_id: String,
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     /// For whom (makerspace_admins only) [default: the caller].
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
 }
 

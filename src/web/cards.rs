@@ -39,13 +39,16 @@ impl From<CardRecord> for CardResponse {
 #[serde(deny_unknown_fields)]
 pub struct CardCreate {
     /// The card's UID as a reader prints it (`04:A2:1B:C3` or `04a21bc3`).
+    #[schema(pattern = "^[-: \\t]*([A-Za-z0-9][-: \\t]*){4,64}$")]
     pub uid: String,
+    #[schema(max_length = 100)]
     pub label: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CardLookup {
+    #[schema(pattern = "^[-: \\t]*([A-Za-z0-9][-: \\t]*){4,64}$")]
     pub uid: String,
 }
 

@@ -27,21 +27,30 @@ const MAX_HEARTBEAT_TIMEOUT_S: i64 = 86_400;
 #[serde(deny_unknown_fields)]
 pub struct EquipmentCreate {
     /// Optional client-chosen id (`[a-z0-9][a-z0-9-]{0,63}`, e.g. `eq-laser-001`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
     #[serde(rename = "type")]
     pub kind: EquipmentType,
     /// `available` (default) or `maintenance`.
     pub status: Option<AdminStatus>,
+    #[schema(max_length = 500)]
     pub location: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
     /// Skill ids a member must hold to use the machine.
+    #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
+    #[schema(minimum = 0.0)]
     pub hourly_rate: Option<f64>,
+    #[schema(max_length = 500)]
     pub maintenance_schedule: Option<String>,
     /// How the machine talks to makrcave [default: {"kind": "mqtt"}].
     pub connection: Option<Connection>,
     /// Seconds of silence before the machine is shown offline [default: server setting].
+    #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub heartbeat_timeout_s: Option<i64>,
     /// Bookings stay pending until a makerspace_admin approves them [default: false].
     pub requires_approval: Option<bool>,
@@ -51,17 +60,25 @@ pub struct EquipmentCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EquipmentUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<EquipmentType>,
     /// `available` or `maintenance`.
     pub status: Option<AdminStatus>,
+    #[schema(max_length = 500)]
     pub location: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
+    #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
+    #[schema(minimum = 0.0)]
     pub hourly_rate: Option<f64>,
+    #[schema(max_length = 500)]
     pub maintenance_schedule: Option<String>,
     pub connection: Option<Connection>,
+    #[schema(minimum = 1, maximum = 86400)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub heartbeat_timeout_s: Option<i64>,
     pub requires_approval: Option<bool>,
 }
@@ -122,11 +139,30 @@ impl EquipmentResponse {
     }
 }
 
+/// The statuses an equipment listing filters on (the documents' statuses and the live
+/// states), for the document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum EquipmentStatusFilter {
+    Available,
+    InUse,
+    Maintenance,
+    Offline,
+    Idle,
+    Reserved,
+    Running,
+    Paused,
+    Error,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// A document status (available, in_use, maintenance, offline) or a live state (idle,
     /// running, paused, error, ...).
+    #[param(inline, value_type = Option<EquipmentStatusFilter>)]
     pub status: Option<String>,
     /// Equipment type, e.g. `3d_printer`.
     #[serde(rename = "type")]

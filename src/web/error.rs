@@ -38,6 +38,9 @@ pub enum ApiError {
     Validation(String),
     #[error("{0}")]
     Unavailable(String),
+    /// The path exists but does not answer this method; `allow` lists the methods it does.
+    #[error("{method} is not allowed here; allowed: {allow}")]
+    MethodNotAllowed { method: String, allow: String },
     #[error("internal error")]
     Internal,
 }
@@ -78,6 +81,7 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_error",
             Self::Unavailable(_) => "service_unavailable",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::Internal => "internal_error",
         }
     }
@@ -111,6 +115,7 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -127,6 +132,9 @@ impl ResponseError for ApiError {
         }
         if let Self::TooManyRequests { retry_after_s } = self {
             response.insert_header(("Retry-After", retry_after_s.to_string()));
+        }
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            response.insert_header(("Allow", allow.as_str()));
         }
         response.json(Value::Object(body))
     }
@@ -183,7 +191,18 @@ pub fn path_error(err: actix_web::error::PathError, _: &HttpRequest) -> actix_we
     ApiError::NotFound(format!("no such resource: {err}")).into()
 }
 
-/// Unknown routes.
-pub async fn not_found() -> Result<HttpResponse, ApiError> {
+/// 405 with the methods the path serves, when the path is served but not for this method.
+pub fn check_method(method: &actix_web::http::Method, path: &str) -> Result<(), ApiError> {
+    match crate::web::openapi::allowed_methods(path) {
+        Some(allowed) if !allowed.iter().any(|m| m == method.as_str()) => {
+            Err(ApiError::MethodNotAllowed { method: method.to_string(), allow: allowed.join(", ") })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Unknown routes: 405 for a known path asked with another method, 404 otherwise.
+pub async fn not_found(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    check_method(req.method(), req.path())?;
     Err(ApiError::NotFound("no such endpoint".into()))
 }

@@ -63,18 +63,33 @@ impl InviteResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteCreate {
+    #[schema(format = Email)]
     pub email: String,
     /// member (default), service_provider or makerspace_admin.
     pub role: Option<MemberRole>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     /// A personal note in the email.
+    #[schema(max_length = 2000)]
     pub message: Option<String>,
 }
 
+/// The statuses an invitation listing filters on, for the document.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum InviteStatusFilter {
+    Pending,
+    Accepted,
+    Cancelled,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct InviteListQuery {
     /// pending, accepted or cancelled.
+    #[param(inline, value_type = Option<InviteStatusFilter>)]
     pub status: Option<String>,
 }
 

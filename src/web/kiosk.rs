@@ -32,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KioskCreate {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// The machines it may unlock [default: every machine of the makerspace].
     pub equipment_ids: Option<Vec<String>>,

@@ -13,22 +13,29 @@ use crate::services::machines;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, check_object, optional_text};
+use crate::web::validate::{check_len, check_object, optional_text, whole_numbers};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MakerspaceCreate {
     /// Optional client-chosen id (`[a-z0-9][a-z0-9-]{0,63}`); a UUID otherwise.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(max_length = 500)]
     pub location: Option<String>,
     /// IANA time zone name [default: UTC].
+    #[schema(max_length = 64, pattern = "^[A-Za-z0-9/_+-]+$")]
     pub timezone: Option<String>,
     /// ISO 4217 code [default: USD].
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
     /// Free-form settings object.
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -36,11 +43,17 @@ pub struct MakerspaceCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MakerspaceUpdate {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 5000)]
     pub description: Option<String>,
+    #[schema(max_length = 500)]
     pub location: Option<String>,
+    #[schema(max_length = 64, pattern = "^[A-Za-z0-9/_+-]+$")]
     pub timezone: Option<String>,
+    #[schema(pattern = "^[A-Z]{3}$")]
     pub currency: Option<String>,
+    #[schema(value_type = Option<Object>)]
     pub settings: Option<serde_json::Value>,
 }
 
@@ -115,7 +128,8 @@ pub async fn create(
     check_timezone(&timezone)?;
     let currency = body.currency.unwrap_or_else(|| "USD".into());
     check_currency(&currency)?;
-    let settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
+    let mut settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
+    whole_numbers(settings.get_mut("booking"));
     check_object("settings", &settings)?;
     crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
     let now = Utc::now();
@@ -199,7 +213,8 @@ pub async fn update(
         check_currency(&currency)?;
         record.currency = currency;
     }
-    if let Some(settings) = body.settings {
+    if let Some(mut settings) = body.settings {
+        whole_numbers(settings.get_mut("booking"));
         check_object("settings", &settings)?;
         crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
         record.settings = settings;

@@ -21,19 +21,54 @@ use crate::web::AppState;
 const MAX_PAGE_SIZE: i64 = 200;
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MemberListQuery {
     /// Part of a name or email, any case.
+    #[param(max_length = 200)]
     pub search: Option<String>,
     pub status: Option<MemberStatus>,
     pub role: Option<MemberRole>,
     pub plan_id: Option<String>,
     /// name, email, created_at, start_date, end_date or status; `-` in front for descending.
+    #[param(inline, value_type = Option<MemberSortKey>)]
     pub sort: Option<String>,
     /// From 1.
+    #[param(minimum = 1)]
     pub page: Option<i64>,
     /// 1 to 200 [default: 50].
+    #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<i64>,
+}
+
+/// The sort keys of a member listing (`-` in front: descending), for the document.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub enum MemberSortKey {
+    #[schema(rename = "name")]
+    Name,
+    #[schema(rename = "-name")]
+    NameDesc,
+    #[schema(rename = "email")]
+    Email,
+    #[schema(rename = "-email")]
+    EmailDesc,
+    #[schema(rename = "created_at")]
+    CreatedAt,
+    #[schema(rename = "-created_at")]
+    CreatedAtDesc,
+    #[schema(rename = "start_date")]
+    StartDate,
+    #[schema(rename = "-start_date")]
+    StartDateDesc,
+    #[schema(rename = "end_date")]
+    EndDate,
+    #[schema(rename = "-end_date")]
+    EndDateDesc,
+    #[schema(rename = "status")]
+    Status,
+    #[schema(rename = "-status")]
+    StatusDesc,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -48,6 +83,7 @@ pub struct MemberPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SuspendRequest {
+    #[schema(min_length = 1, max_length = 1000, pattern = r"\S")]
     pub reason: String,
 }
 

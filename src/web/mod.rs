@@ -71,6 +71,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(error::path_error))
         .service(
             web::scope("/api/v1")
+                // A method the path does not serve is 405 before any route is tried: routes
+                // with a variable segment (`/equipment/{equipment_id}`) would otherwise take
+                // it for an id.
+                .wrap_fn(|req, srv| {
+                    let refused = error::check_method(req.method(), req.path());
+                    let fut = refused.is_ok().then(|| srv.call(req));
+                    async move {
+                        match (refused, fut) {
+                            (Ok(()), Some(fut)) => fut.await,
+                            (Err(e), _) => Err(e.into()),
+                            (Ok(()), None) => Err(error::ApiError::Internal.into()),
+                        }
+                    }
+                })
                 .route("/ws", web::get().to(ws::connect))
                 .service(
                     web::resource("/makerspaces")

@@ -1,10 +1,24 @@
-//! The OpenAPI 3 document, generated from the handlers' annotations.
+//! The OpenAPI 3 document, generated from the handlers' annotations and finished by one
+//! central pass ([`finish`]) that adds what every operation shares: the error answers the
+//! extractors, authentication and the store can give (401, 403, 404, 400/413/415/422, 503),
+//! the id pattern of path parameters, unique operation ids, and links from each create
+//! operation to the operations that use the id it returns.
+//!
+//! The same document tells the router which methods a path serves ([`allowed_methods`]), so
+//! that a method the document does not list is answered 405 with an `Allow` header.
+
+use std::collections::BTreeSet;
+use std::sync::OnceLock;
 
 use actix_web::HttpResponse;
+use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, ops, plans, ws};
+
+/// The pattern of ids (client-chosen ones and the UUIDs the server mints).
+pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,9 +54,9 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The whole document: the core paths above, merged with those of feature modules that
-/// describe themselves (each with its own `#[derive(OpenApi)]`), so that a feature adds its
-/// endpoints in its own module.
+/// The document as the annotations give it: the core paths above, merged with those of
+/// feature modules that describe themselves (each with its own `#[derive(OpenApi)]`), so that
+/// a feature adds its endpoints in its own module.
 pub fn document() -> utoipa::openapi::OpenApi {
     // Feature modules merge in here: `doc.merge(crate::web::FEATURE::Api::openapi());`
     let mut doc = ApiDoc::openapi();
@@ -53,6 +67,459 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The served document: [`document`] finished by [`finish`]. Built once.
+pub fn contract() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| finish(serde_json::to_value(document()).unwrap_or_else(|_| json!({}))))
+}
+
 pub async fn serve() -> HttpResponse {
-    HttpResponse::Ok().json(document())
+    HttpResponse::Ok().json(contract())
+}
+
+const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+
+/// Adds what every operation shares to the generated document.
+pub fn finish(mut doc: Value) -> Value {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return doc;
+    };
+    let mut used_ids = BTreeSet::new();
+    let templates: Vec<String> = paths.keys().cloned().collect();
+    for (path, item) in paths.iter_mut() {
+        let Some(item) = item.as_object_mut() else { continue };
+        for (method, op) in item.iter_mut() {
+            if !METHODS.contains(&method.as_str()) {
+                continue;
+            }
+            let Some(op) = op.as_object_mut() else { continue };
+            finish_operation(path, method, op, &mut used_ids);
+        }
+    }
+    add_links(paths, &templates);
+    close_request_schemas(&mut doc);
+    doc
+}
+
+/// Request bodies refuse unknown fields (`deny_unknown_fields`): every object schema a
+/// request body reaches says so. Free-form objects (`settings`, `specifications`) have no
+/// `properties` and stay open.
+fn close_request_schemas(doc: &mut Value) {
+    let mut pending: Vec<String> = Vec::new();
+    if let Some(paths) = doc.get("paths").and_then(Value::as_object) {
+        for item in paths.values().filter_map(Value::as_object) {
+            for op in item.values() {
+                if let Some(body) = op.get("requestBody") {
+                    collect_refs(body, &mut pending);
+                }
+            }
+        }
+    }
+    let mut seen = BTreeSet::new();
+    while let Some(name) = pending.pop() {
+        if !seen.insert(name.clone()) {
+            continue;
+        }
+        if let Some(schema) = doc.pointer(&format!("/components/schemas/{name}")) {
+            collect_refs(schema, &mut pending);
+        }
+    }
+    for name in seen {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")) {
+            close_objects(schema);
+        }
+    }
+    // What the items of lists must be (the derive cannot say it of items).
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": crate::web::validate::NOT_BLANK});
+    let id = json!({"type": "string", "pattern": ID_PATTERN});
+    for (schema, property, items) in [
+        ("EquipmentCreate", "skill_requirements", &text),
+        ("EquipmentUpdate", "skill_requirements", &text),
+        ("PlanCreate", "features", &text),
+        ("PlanUpdate", "features", &text),
+        ("KioskCreate", "equipment_ids", &id),
+        ("SkillCreate", "prerequisite_ids", &id),
+        ("SkillUpdate", "prerequisite_ids", &id),
+        ("SkillCreate", "equipment_ids", &id),
+        ("SkillUpdate", "equipment_ids", &id),
+    ] {
+        if let Some(slot) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}/items")) {
+            *slot = items.clone();
+        }
+    }
+    refine_schemas(doc);
+    // The booking rules inside a makerspace's settings are checked: say which.
+    for name in ["MakerspaceCreate", "MakerspaceUpdate"] {
+        if let Some(settings) = doc.pointer_mut(&format!("/components/schemas/{name}/properties/settings")) {
+            *settings = json!({
+                "type": ["object", "null"],
+                "description": "Free-form settings; `booking` holds the booking rules.",
+                "properties": {"booking": BOOKING_RULES.clone()}
+            });
+        }
+    }
+}
+
+/// Rules of single schemas that the derive cannot say.
+fn refine_schemas(doc: &mut Value) {
+    // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
+    // threshold. The `mqtt` kind has no fields, and serde ignores any it is given.
+    if let Some(variants) = doc.pointer_mut("/components/schemas/Connection/oneOf").and_then(Value::as_array_mut) {
+        let name = json!({"type": "string", "pattern": "^[^+#]*[^\\s+#][^+#]*$"});
+        for variant in variants.iter_mut() {
+            let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { continue };
+            let only_kind = props.len() == 1;
+            for field in ["topic", "device_id", "serial"] {
+                if let Some(slot) = props.get_mut(field) {
+                    *slot = name.clone();
+                }
+            }
+            if let Some(slot) = props.get_mut("running_above_w") {
+                *slot = json!({"type": ["number", "null"], "minimum": 0});
+            }
+            if let Some(slot) = props.get_mut("url") {
+                *slot = json!({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#]+"});
+            }
+            if only_kind {
+                if let Some(variant) = variant.as_object_mut() {
+                    variant.remove("additionalProperties");
+                }
+            }
+        }
+    }
+    // A decision approves or rejects.
+    if let Some(status) = doc.pointer_mut("/components/schemas/SkillRequestDecision/properties/status") {
+        *status = json!({"type": "string", "enum": ["approved", "rejected"]});
+    }
+    // A forced grant or approval needs its reason.
+    for name in ["GrantRequest", "SkillRequestDecision"] {
+        if let Some(schema) = doc.pointer_mut(&format!("/components/schemas/{name}")).and_then(Value::as_object_mut) {
+            schema.insert("if".into(), json!({"properties": {"force": {"const": true}}, "required": ["force"]}));
+            schema.insert(
+                "then".into(),
+                json!({"required": ["reason"], "properties": {"reason": {
+                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+            );
+        }
+    }
+    // A bulk suspension needs its reason; the other operations ignore it.
+    if let Some(bulk) = doc.pointer_mut("/components/schemas/BulkRequest").and_then(Value::as_object_mut) {
+        bulk.insert("if".into(), json!({"properties": {"operation": {"const": "suspend"}}, "required": ["operation"]}));
+        bulk.insert(
+            "then".into(),
+            json!({"required": ["reason"], "properties": {"reason": {
+                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+        );
+        if let Some(reason) = bulk.get_mut("properties").and_then(|p| p.get_mut("reason")) {
+            *reason =
+                json!({"type": ["string", "null"], "description": "Required for suspend (1 to 1000 characters)."});
+        }
+    }
+}
+
+static BOOKING_RULES: std::sync::LazyLock<Value> = std::sync::LazyLock::new(|| {
+    json!({
+        "type": ["object", "null"],
+        "additionalProperties": false,
+        "properties": {
+            "max_hours": {"type": "integer", "minimum": 1, "maximum": 744, "description": "Longest booking, in hours [default: 8]."},
+            "max_days_ahead": {"type": "integer", "minimum": 1, "maximum": 1098, "description": "How far ahead a booking may start, in days [default: 30]."},
+            "min_gap_minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes kept free between two bookings of one machine [default: 0]."},
+            "check_in_window_minutes": {"type": "integer", "minimum": 0, "maximum": 1440, "description": "Minutes either side of the start in which a member checks in [default: 15]."}
+        }
+    })
+});
+
+fn collect_refs(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            if let Some(name) =
+                map.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_string());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
+}
+
+fn close_objects(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.contains_key("properties") {
+                map.entry("additionalProperties").or_insert(json!(false));
+            }
+            map.values_mut().for_each(close_objects);
+        }
+        Value::Array(items) => items.iter_mut().for_each(close_objects),
+        _ => {}
+    }
+}
+
+/// A response whose body is the error shape.
+fn error_response(status: &str) -> Value {
+    json!({
+        "description": reason(status),
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    })
+}
+
+fn reason(status: &str) -> &'static str {
+    match status {
+        "200" => "OK",
+        "201" => "Created",
+        "204" => "No Content",
+        "101" => "Switching Protocols",
+        "400" => "Bad Request: the body is not valid JSON",
+        "401" => "Unauthorized: no token, or a token that is not valid",
+        "403" => "Forbidden: the caller's role does not allow this",
+        "404" => "Not Found",
+        "409" => "Conflict",
+        "413" => "Payload Too Large",
+        "415" => "Unsupported Media Type",
+        "422" => "Unprocessable Entity: a value is of the wrong shape or not allowed",
+        "429" => "Too Many Requests",
+        "503" => "Service Unavailable: the database or the key server cannot be reached",
+        _ => "Response",
+    }
+}
+
+fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>, used_ids: &mut BTreeSet<String>) {
+    // Operation ids must be unique in a document: the handlers' names are not.
+    let base = op.get("operationId").and_then(Value::as_str).unwrap_or("op").to_string();
+    let tag = op.get("tags").and_then(|t| t.get(0)).and_then(Value::as_str).unwrap_or("api").replace('-', "_");
+    let mut id = if used_ids.contains(&base) || !base.starts_with(&tag) { format!("{tag}_{base}") } else { base };
+    if used_ids.contains(&id) {
+        id = format!("{method}_{}", path.trim_start_matches("/api/v1/").replace(['/', '{', '}', '-'], "_"));
+    }
+    used_ids.insert(id.clone());
+    op.insert("operationId".into(), json!(id));
+
+    let secured = op.get("security").and_then(Value::as_array).is_some_and(|s| !s.is_empty());
+    let mut has_path_params = false;
+    let mut has_query = false;
+    if let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) {
+        for param in params.iter_mut() {
+            let Some(param) = param.as_object_mut() else { continue };
+            match param.get("in").and_then(Value::as_str) {
+                Some("path") => {
+                    has_path_params = true;
+                    let name = param.get("name").and_then(Value::as_str).unwrap_or_default();
+                    if name.ends_with("_id") {
+                        param.insert("schema".into(), json!({"type": "string", "pattern": ID_PATTERN}));
+                    }
+                }
+                Some("query") => {
+                    has_query = true;
+                    // A query parameter is absent or has a value: `null` means nothing in a URL.
+                    if let Some(schema) = param.get_mut("schema") {
+                        strip_null(schema);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    let json_body = op
+        .get("requestBody")
+        .and_then(|b| b.get("content"))
+        .and_then(Value::as_object)
+        .is_some_and(|c| c.contains_key("application/json"));
+    let any_body = op.get("requestBody").is_some();
+    let api = path.starts_with("/api/v1/");
+
+    let Some(responses) = op.entry("responses").or_insert_with(|| json!({})).as_object_mut() else { return };
+    let mut add = |status: &str| {
+        responses.entry(status.to_string()).or_insert_with(|| error_response(status));
+    };
+    if secured {
+        add("401");
+        add("403");
+    }
+    if has_path_params {
+        add("404");
+    }
+    if has_query {
+        add("422");
+    }
+    if json_body {
+        for status in ["400", "413", "415", "422"] {
+            add(status);
+        }
+    } else if any_body {
+        for status in ["413", "415", "422"] {
+            add(status);
+        }
+    }
+    if api {
+        add("503");
+    }
+    if path == "/api/v1/ws" {
+        let mut refused = error_response("400");
+        refused["description"] = json!("Not a WebSocket upgrade request");
+        responses.insert("400".into(), refused);
+    }
+    // Every response needs a description (OpenAPI 3); the annotations often leave it out.
+    for (status, response) in responses.iter_mut() {
+        if let Some(response) = response.as_object_mut() {
+            response.entry("description").or_insert_with(|| json!(reason(status)));
+        }
+    }
+}
+
+/// Removes `null` from a schema's types (`["string", "null"]`, `oneOf: [X, {"type": "null"}]`).
+fn strip_null(schema: &mut Value) {
+    let Some(obj) = schema.as_object_mut() else { return };
+    if let Some(types) = obj.get("type").and_then(Value::as_array) {
+        let kept: Vec<Value> = types.iter().filter(|t| t.as_str() != Some("null")).cloned().collect();
+        let single = if kept.len() == 1 { kept[0].clone() } else { Value::Array(kept) };
+        obj.insert("type".into(), single);
+    }
+    if let Some(one_of) = obj.get("oneOf").and_then(Value::as_array) {
+        let kept: Vec<Value> =
+            one_of.iter().filter(|s| s.get("type").and_then(Value::as_str) != Some("null")).cloned().collect();
+        if kept.len() == 1 {
+            obj.remove("oneOf");
+            if let Some(only) = kept[0].as_object() {
+                for (k, v) in only {
+                    obj.insert(k.clone(), v.clone());
+                }
+            }
+        } else {
+            obj.insert("oneOf".into(), Value::Array(kept));
+        }
+    }
+}
+
+/// Links from each create operation (`POST P` answering 201) to every operation on
+/// `P/{id}` and below: the new id fills `{id}`, the parameters of `P` come from the request.
+fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
+    let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
+    for create_path in templates {
+        let Some(create) = paths.get(create_path).and_then(|item| item.get("post")) else { continue };
+        if create.get("responses").and_then(|r| r.get("201")).is_none() {
+            continue;
+        }
+        let prefix = format!("{create_path}/{{");
+        let mut out = Map::new();
+        for target in templates.iter().filter(|t| t.starts_with(&prefix)) {
+            let rest = &target[prefix.len()..];
+            let Some(end) = rest.find('}') else { continue };
+            let new_param = &rest[..end];
+            let Some(item) = paths.get(target).and_then(Value::as_object) else { continue };
+            for (method, op) in item {
+                if !METHODS.contains(&method.as_str()) {
+                    continue;
+                }
+                let Some(op_id) = op.get("operationId").and_then(Value::as_str) else { continue };
+                let mut parameters = Map::new();
+                for param in path_params(target) {
+                    let value = if param == new_param {
+                        "$response.body#/id".to_string()
+                    } else if path_params(create_path).contains(&param) {
+                        format!("$request.path.{param}")
+                    } else {
+                        // A deeper id the create does not know: the link cannot fill it.
+                        parameters.clear();
+                        break;
+                    };
+                    parameters.insert(path_param_key(&param), json!(value));
+                }
+                if parameters.is_empty() {
+                    continue;
+                }
+                let name = format!("{}{}", method_title(method), op_id);
+                out.insert(name, json!({ "operationId": op_id, "parameters": parameters }));
+            }
+        }
+        if !out.is_empty() {
+            links.push((create_path.clone(), out));
+        }
+    }
+    for (create_path, out) in links {
+        if let Some(created) = paths
+            .get_mut(&create_path)
+            .and_then(|item| item.get_mut("post"))
+            .and_then(|op| op.get_mut("responses"))
+            .and_then(|r| r.get_mut("201"))
+            .and_then(Value::as_object_mut)
+        {
+            created.insert("links".into(), Value::Object(out));
+        }
+    }
+}
+
+fn path_param_key(param: &str) -> String {
+    format!("path.{param}")
+}
+
+fn method_title(method: &str) -> String {
+    let mut chars = method.chars();
+    chars.next().map(|c| c.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+}
+
+fn path_params(template: &str) -> Vec<String> {
+    template
+        .split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Routes served outside the document (pages, the document itself).
+const UNDOCUMENTED_ROUTES: &[(&str, &str)] =
+    &[("/api/openapi.json", "GET"), ("/", "GET"), ("/kiosk", "GET"), ("/static/{file}", "GET"), ("/demo/token", "GET")];
+
+struct Route {
+    segments: Vec<Option<String>>,
+    methods: Vec<String>,
+}
+
+fn routes() -> &'static [Route] {
+    static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let segments = |template: &str| -> Vec<Option<String>> {
+            template.split('/').map(|s| (!s.starts_with('{')).then(|| s.to_string())).collect()
+        };
+        let mut out: Vec<Route> = Vec::new();
+        if let Some(paths) = contract().get("paths").and_then(Value::as_object) {
+            for (template, item) in paths {
+                let methods = item
+                    .as_object()
+                    .map(|ops| {
+                        ops.keys().filter(|m| METHODS.contains(&m.as_str())).map(|m| m.to_ascii_uppercase()).collect()
+                    })
+                    .unwrap_or_default();
+                out.push(Route { segments: segments(template), methods });
+            }
+        }
+        for (template, method) in UNDOCUMENTED_ROUTES {
+            out.push(Route { segments: segments(template), methods: vec![method.to_string()] });
+        }
+        out
+    })
+}
+
+/// The methods the route serving `path` answers, or `None` when no route serves the path.
+/// When several templates match (`/members/plans` and `/members/{member_id}`), the one with
+/// a literal segment earliest wins, as in the router.
+pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
+    let parts: Vec<&str> = path.split('/').collect();
+    let matches = |route: &Route| {
+        route.segments.len() == parts.len()
+            && route.segments.iter().zip(&parts).all(|(seg, part)| match seg {
+                Some(literal) => literal == part,
+                None => !part.is_empty(),
+            })
+    };
+    routes()
+        .iter()
+        .filter(|r| matches(r))
+        .max_by(|a, b| {
+            let literal = |r: &Route| r.segments.iter().map(Option::is_some).collect::<Vec<_>>();
+            literal(a).cmp(&literal(b))
+        })
+        .map(|r| r.methods.as_slice())
 }

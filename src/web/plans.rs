@@ -57,24 +57,36 @@ impl PlanResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanCreate {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    #[schema(minimum = 0.0)]
     pub price: f64,
     pub billing_period: BillingPeriod,
+    #[schema(minimum = 1, maximum = 24)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub access_hours_per_day: Option<i64>,
     pub access_24_7: Option<bool>,
+    #[schema(max_items = 50)]
     pub features: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlanUpdate {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
+    #[schema(max_length = 2000)]
     pub description: Option<String>,
+    #[schema(minimum = 0.0)]
     pub price: Option<f64>,
     pub billing_period: Option<BillingPeriod>,
+    #[schema(minimum = 1, maximum = 24)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub access_hours_per_day: Option<i64>,
     pub access_24_7: Option<bool>,
+    #[schema(max_items = 50)]
     pub features: Option<Vec<String>>,
     /// A plan no longer offered stays on its members but cannot be given to new ones.
     pub is_active: Option<bool>,

@@ -47,10 +47,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub equipment_id: Option<String>,
@@ -62,10 +64,12 @@ pub struct ListQuery {
     /// Only bookings that start before this instant.
     pub to: Option<DateTime<Utc>>,
     /// 1 to 1000 [default: 200].
+    #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AvailableQuery {
     /// Start of the window [default: now].

@@ -2,4 +2,6 @@
 //! ([`crate::domain::validate`]), so that services and handlers enforce the same rules; an
 //! [`Invalid`] becomes a 422 through `From<Invalid> for ApiError`.
 
-pub use crate::domain::validate::{check_len, check_object, optional_text, Invalid};
+pub use crate::domain::validate::{
+    check_len, check_object, is_blank, optional_text, whole_number, whole_numbers, Invalid, NOT_BLANK,
+};

@@ -29,6 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct WaitlistQuery {
     /// Entries in this status, past ones included, newest first [default: the live ones,

@@ -67,7 +67,9 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = authenticate(&req, true).await?;
-    let (response, session, stream) = actix_ws::handle(&req, body)?;
+    // Errors are JSON, this one too (actix-ws answers an empty 400).
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| crate::web::error::ApiError::BadRequest(format!("not a WebSocket upgrade request: {e}")))?;
     let stream =
         stream.max_frame_size(MAX_CLIENT_FRAME).aggregate_continuations().max_continuation_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();

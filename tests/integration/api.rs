@@ -325,3 +325,38 @@ async fn deleting_a_makerspace_removes_its_machines() {
     t.machine("gone", "g1", json!({})).await;
     t.stop().await;
 }
+
+/// A method the path does not serve: 405 with `Allow` and the JSON error body, also where a
+/// route with a variable segment would otherwise take the path's last segment for an id.
+#[actix_web::test]
+async fn a_method_the_path_does_not_serve_is_405_with_allow() {
+    let t = TestApp::spawn().await;
+    t.makerspace("a").await;
+    t.machine("a", "m1", json!({})).await;
+    let admin = t.super_admin();
+    let cases: [(Method, &str, &[&str]); 6] = [
+        (Method::PATCH, "/api/v1/makerspaces", &["GET", "POST"]),
+        (Method::POST, "/api/v1/makerspaces/a", &["GET", "PUT", "DELETE"]),
+        (Method::PUT, "/api/v1/makerspaces/a/equipment/available", &["GET"]),
+        (Method::GET, "/api/v1/makerspaces/a/equipment/m1/lock", &["POST"]),
+        (Method::DELETE, "/healthz", &["GET"]),
+        (Method::TRACE, "/api/v1/user/makerspaces", &["GET"]),
+    ];
+    for (method, path, allowed) in cases {
+        let response = t.http.request(method.clone(), t.url(path)).bearer_auth(&admin).send().await.expect("request");
+        assert_eq!(response.status(), 405, "{method} {path}");
+        let allow = response.headers().get("allow").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        let listed: std::collections::BTreeSet<&str> = allow.split(',').map(str::trim).collect();
+        assert_eq!(listed, allowed.iter().copied().collect(), "{method} {path}: Allow {allow:?}");
+        let body: serde_json::Value = response.json().await.expect("JSON body");
+        assert_eq!(body["error_type"], "method_not_allowed", "{body}");
+        assert_eq!(body["status_code"], 405, "{body}");
+    }
+    // The machine behind `m1` was not touched, and unknown paths stay 404.
+    let (status, _) = t.get("/api/v1/makerspaces/a/equipment/m1", Some(&admin)).await;
+    assert_eq!(status, 200);
+    let (status, body) = t.send(Method::PATCH, "/api/v1/no-such-thing", Some(&admin), None).await;
+    assert_eq!(status, 404, "{body}");
+    assert_eq!(body["error_type"], "not_found");
+    t.stop().await;
+}

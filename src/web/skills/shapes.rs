@@ -59,19 +59,28 @@ impl SkillResponse {
 #[serde(deny_unknown_fields)]
 pub struct SkillCreate {
     /// Optional client-chosen id (`[a-z0-9][a-z0-9-]{0,63}`, e.g. `skill-laser-safety`).
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub id: Option<String>,
+    #[schema(min_length = 1, max_length = 100, pattern = "^(?:[^\\W_]|[ -])*(?:[^\\W_]|-)(?:[^\\W_]|[ -])*$")]
     pub name: String,
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: String,
     pub level: SkillLevel,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub makerspace_id: String,
     /// `active` (default) or `inactive`.
     pub status: Option<SkillStatus>,
     /// Skills to hold before this one can be granted.
+    #[schema(max_items = 50)]
     pub prerequisite_ids: Option<Vec<String>>,
     /// Equipment of the space that needs this skill.
+    #[schema(max_items = 200)]
     pub equipment_ids: Option<Vec<String>>,
     /// 1 to 3650 [default: 365].
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub certification_validity_days: Option<i64>,
     /// [default: false]
     pub renew_on_use: Option<bool>,
@@ -82,18 +91,26 @@ pub struct SkillCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillUpdate {
+    #[schema(min_length = 1, max_length = 100, pattern = "^(?:[^\\W_]|[ -])*(?:[^\\W_]|-)(?:[^\\W_]|[ -])*$")]
     pub name: Option<String>,
+    #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: Option<String>,
     pub level: Option<SkillLevel>,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     pub status: Option<SkillStatus>,
+    #[schema(max_items = 50)]
     pub prerequisite_ids: Option<Vec<String>>,
+    #[schema(max_items = 200)]
     pub equipment_ids: Option<Vec<String>>,
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub certification_validity_days: Option<i64>,
     pub renew_on_use: Option<bool>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SkillListQuery {
     pub makerspace_id: Option<String>,
@@ -147,20 +164,26 @@ impl UserSkillResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: String,
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub skill_id: String,
     /// `certified` (default) or `pending`.
     pub status: Option<CertificationStatus>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// At most 10 characters, e.g. `95%`.
+    #[schema(max_length = 10)]
     pub quiz_score: Option<String>,
     /// Grant although prerequisites are not certified (an override, audited).
     pub force: Option<bool>,
     /// Why: required with `force`.
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UserSkillQuery {
     pub user_id: Option<String>,
@@ -170,8 +193,10 @@ pub struct UserSkillQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
+    #[param(max_length = 1000)]
     pub reason: Option<String>,
 }
 
@@ -214,8 +239,11 @@ impl SkillRequestResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillRequestCreate {
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub skill_id: String,
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
@@ -224,14 +252,17 @@ pub struct SkillRequestCreate {
 pub struct SkillRequestDecision {
     /// `approved` or `rejected`.
     pub status: RequestStatus,
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
     /// Approve although prerequisites are not certified (an override, audited).
     pub force: Option<bool>,
     /// Why: required with `force`.
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RequestListQuery {
     pub makerspace_id: Option<String>,
@@ -266,6 +297,7 @@ pub struct BulkAccessResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AccessQuery {
     /// Whose access [default: the caller].
@@ -275,6 +307,7 @@ pub struct AccessQuery {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BulkAccessQuery {
     pub user_id: Option<String>,
@@ -305,6 +338,7 @@ pub struct EquipmentRequirements {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SpaceQuery {
     pub makerspace_id: Option<String>,
@@ -324,6 +358,7 @@ pub struct AuditResponse {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     pub makerspace_id: Option<String>,
