@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::web::validate::NOT_BLANK;
 use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, ops, plans, ws};
 
 /// The pattern of ids (client-chosen ones and the UUIDs the server mints).
@@ -97,7 +98,27 @@ pub fn finish(mut doc: Value) -> Value {
     }
     add_links(paths, &templates);
     close_request_schemas(&mut doc);
+    spell_out_blank(&mut doc);
     doc
+}
+
+/// The annotations write "not blank" as the pattern `\S`, which means different sets of
+/// characters in ECMA, Python (and Python in ASCII mode) and Rust; the document spells out the
+/// class the server uses ([`NOT_BLANK`]).
+fn spell_out_blank(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "pattern" && v.as_str() == Some(r"\S") {
+                    *v = json!(NOT_BLANK);
+                } else {
+                    spell_out_blank(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(spell_out_blank),
+        _ => {}
+    }
 }
 
 /// Request bodies refuse unknown fields (`deny_unknown_fields`): every object schema a
@@ -129,7 +150,7 @@ fn close_request_schemas(doc: &mut Value) {
         }
     }
     // What the items of lists must be (the derive cannot say it of items).
-    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": crate::web::validate::NOT_BLANK});
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK});
     let id = json!({"type": "string", "pattern": ID_PATTERN});
     for (schema, property, items) in [
         ("EquipmentCreate", "skill_requirements", &text),
@@ -164,7 +185,7 @@ fn refine_schemas(doc: &mut Value) {
     // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
     // threshold. The `mqtt` kind has no fields, and serde ignores any it is given.
     if let Some(variants) = doc.pointer_mut("/components/schemas/Connection/oneOf").and_then(Value::as_array_mut) {
-        let name = json!({"type": "string", "pattern": "^[^+#]*[^\\s+#][^+#]*$"});
+        let name = json!({"type": "string", "pattern": format!("^[^+#]*{}[^+#]*$", NOT_BLANK.replace("[^", "[^+#"))});
         for variant in variants.iter_mut() {
             let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { continue };
             let only_kind = props.len() == 1;
@@ -177,7 +198,7 @@ fn refine_schemas(doc: &mut Value) {
                 *slot = json!({"type": ["number", "null"], "minimum": 0});
             }
             if let Some(slot) = props.get_mut("url") {
-                *slot = json!({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#]+"});
+                *slot = json!({"type": "string", "format": "uri", "pattern": format!("^https?://{}", NOT_BLANK.replace("[^", "[^/?#"))});
             }
             if only_kind {
                 if let Some(variant) = variant.as_object_mut() {
@@ -197,7 +218,7 @@ fn refine_schemas(doc: &mut Value) {
             schema.insert(
                 "then".into(),
                 json!({"required": ["reason"], "properties": {"reason": {
-                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
             );
         }
     }
@@ -207,7 +228,7 @@ fn refine_schemas(doc: &mut Value) {
         bulk.insert(
             "then".into(),
             json!({"required": ["reason"], "properties": {"reason": {
-                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
         );
         if let Some(reason) = bulk.get_mut("properties").and_then(|p| p.get_mut("reason")) {
             *reason =
