@@ -81,6 +81,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// Adds what every operation shares to the generated document.
 pub fn finish(mut doc: Value) -> Value {
+    let references = body_references(&doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -96,7 +97,7 @@ pub fn finish(mut doc: Value) -> Value {
             finish_operation(path, method, op, &mut used_ids);
         }
     }
-    add_links(paths, &templates);
+    add_links(paths, &templates, &references);
     close_request_schemas(&mut doc);
     spell_out_blank(&mut doc);
     doc
@@ -413,9 +414,48 @@ fn strip_null(schema: &mut Value) {
     }
 }
 
+/// The operations (path, method) whose JSON body must name another resource (a required
+/// `*_id` field, such as a booking's `equipment_id`): a link that only fills their path cannot
+/// make a usable request, and their 404 would be about the body, not the linked resource.
+fn body_references(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else { return out };
+    for (path, item) in paths {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let schema = op.pointer("/requestBody/content/application~1json/schema/$ref").and_then(Value::as_str);
+            let Some(name) = schema.and_then(|r| r.strip_prefix("#/components/schemas/")) else { continue };
+            let required = doc.pointer(&format!("/components/schemas/{name}/required")).and_then(Value::as_array);
+            if required.into_iter().flatten().filter_map(Value::as_str).any(|f| f.ends_with("_id")) {
+                out.insert((path.clone(), method.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Links that carry the new id in the body of the next request: (create path, path of the
+/// POST that uses it, body field).
+const BODY_LINKS: &[(&str, &str, &str)] = &[
+    (
+        "/api/v1/makerspaces/{makerspace_id}/equipment",
+        "/api/v1/makerspaces/{makerspace_id}/reservations",
+        "equipment_id",
+    ),
+    ("/api/v1/makerspaces/{makerspace_id}/equipment", "/api/v1/makerspaces/{makerspace_id}/waitlist", "equipment_id"),
+    ("/api/v1/makerspaces/{makerspace_id}/members/plans", "/api/v1/makerspaces/{makerspace_id}/members", "plan_id"),
+    (
+        "/api/v1/makerspaces/{makerspace_id}/members/plans",
+        "/api/v1/makerspaces/{makerspace_id}/members/invites",
+        "plan_id",
+    ),
+    ("/api/v1/skills", "/api/v1/skills/requests", "skill_id"),
+    ("/api/v1/skills", "/api/v1/skills/user-skills", "skill_id"),
+];
+
 /// Links from each create operation (`POST P` answering 201) to every operation on
-/// `P/{id}` and below: the new id fills `{id}`, the parameters of `P` come from the request.
-fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
+/// `P/{id}` and below: the new id fills `{id}`, the parameters of `P` come from the request;
+/// and the [`BODY_LINKS`].
+fn add_links(paths: &mut Map<String, Value>, templates: &[String], references: &BTreeSet<(String, String)>) {
     let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
     for create_path in templates {
         let Some(create) = paths.get(create_path).and_then(|item| item.get("post")) else { continue };
@@ -430,7 +470,7 @@ fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
             let new_param = &rest[..end];
             let Some(item) = paths.get(target).and_then(Value::as_object) else { continue };
             for (method, op) in item {
-                if !METHODS.contains(&method.as_str()) {
+                if !METHODS.contains(&method.as_str()) || references.contains(&(target.clone(), method.clone())) {
                     continue;
                 }
                 let Some(op_id) = op.get("operationId").and_then(Value::as_str) else { continue };
@@ -453,6 +493,20 @@ fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
                 let name = format!("{}{}", method_title(method), op_id);
                 out.insert(name, json!({ "operationId": op_id, "parameters": parameters }));
             }
+        }
+        for (_, target, field) in BODY_LINKS.iter().filter(|(source, _, _)| source == create_path) {
+            let Some(op_id) = paths.get(*target).and_then(|item| item.get("post")).and_then(|op| op.get("operationId"))
+            else {
+                continue;
+            };
+            let parameters: Map<String, Value> = path_params(target)
+                .into_iter()
+                .map(|param| (path_param_key(&param), json!(format!("$request.path.{param}"))))
+                .collect();
+            out.insert(
+                format!("Post{}", op_id.as_str().unwrap_or_default()),
+                json!({ "operationId": op_id, "parameters": parameters, "requestBody": { *field: "$response.body#/id" } }),
+            );
         }
         if !out.is_empty() {
             links.push((create_path.clone(), out));
@@ -542,4 +596,60 @@ pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
             literal(a).cmp(&literal(b))
         })
         .map(|r| r.methods.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation<'a>(method: &str, path: &str) -> &'a Value {
+        &contract()["paths"][path][method]
+    }
+
+    #[test]
+    fn operations_list_the_shared_error_answers() {
+        let create = operation("post", "/api/v1/makerspaces/{makerspace_id}/equipment");
+        for status in ["201", "400", "401", "403", "404", "409", "413", "415", "422", "503"] {
+            assert!(create["responses"][status].is_object(), "equipment create lacks {status}");
+        }
+        let error = &create["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(error, "#/components/schemas/ErrorBody");
+        let list = operation("get", "/api/v1/makerspaces/{makerspace_id}/members");
+        assert!(list["responses"]["422"].is_object());
+        let page_size = list["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "page_size"));
+        let page_size = page_size.expect("page_size is documented");
+        assert_eq!(page_size["in"], "query");
+        assert_eq!(page_size["schema"]["maximum"], 200);
+        // Operation ids are unique.
+        let mut ids = BTreeSet::new();
+        for item in contract()["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("operations").values() {
+                let id = op["operationId"].as_str().expect("an operation id").to_string();
+                assert!(ids.insert(id.clone()), "duplicate operation id {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn creates_link_to_the_operations_on_what_they_create() {
+        let links = &operation("post", "/api/v1/makerspaces")["responses"]["201"]["links"];
+        let get = links.as_object().expect("links").values().find(|l| l["operationId"] == "makerspaces_get");
+        assert_eq!(get.expect("a link to GET")["parameters"]["path.makerspace_id"], "$response.body#/id");
+        let links = &operation("post", "/api/v1/makerspaces/{makerspace_id}/equipment")["responses"]["201"]["links"];
+        let delete = links.as_object().expect("links").values().find(|l| l["operationId"] == "equipment_delete");
+        let parameters = &delete.expect("a link to DELETE")["parameters"];
+        assert_eq!(parameters["path.makerspace_id"], "$request.path.makerspace_id");
+        assert_eq!(parameters["path.equipment_id"], "$response.body#/id");
+    }
+
+    #[test]
+    fn the_most_specific_route_decides_the_allowed_methods() {
+        let allowed = |path| allowed_methods(path).map(|m| m.join(","));
+        assert_eq!(allowed("/api/v1/makerspaces/a/equipment/available").as_deref(), Some("GET"));
+        assert_eq!(allowed("/api/v1/makerspaces/a/equipment/m1").as_deref(), Some("DELETE,GET,PUT"));
+        assert_eq!(allowed("/api/v1/makerspaces/a/members/plans").as_deref(), Some("GET,POST"));
+        assert_eq!(allowed("/healthz").as_deref(), Some("GET"));
+        assert_eq!(allowed("/api/v1/nothing-here"), None);
+        assert_eq!(allowed("/api/v1/makerspaces//equipment"), None);
+    }
 }
