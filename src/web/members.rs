@@ -82,7 +82,7 @@ fn full_name(m: &MemberRecord) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberCreate {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
@@ -110,7 +110,7 @@ pub struct MemberCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberUpdate {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
@@ -143,7 +143,7 @@ pub struct MemberListQuery {
     #[param(inline, value_type = Option<MemberSortKey>)]
     pub sort: Option<String>,
     /// From 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub page: Option<i64>,
     /// 1 to 200 [default: 50].
     #[param(minimum = 1, maximum = 200)]
