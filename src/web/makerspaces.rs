@@ -11,7 +11,7 @@ use crate::domain::ids::{new_id, validate_id};
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, check_object, optional_text, whole_numbers};
+use crate::web::validate::{check_len, check_object, optional_text, settings_section};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -143,7 +143,7 @@ pub async fn create(
     let currency = body.currency.unwrap_or_else(|| "USD".into());
     check_currency(&currency)?;
     let mut settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
-    whole_numbers(settings.get_mut("booking"));
+    settings_section(&mut settings, "booking")?;
     check_object("settings", &settings)?;
     crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
     let now = Utc::now();
@@ -228,7 +228,7 @@ pub async fn update(
         record.currency = currency;
     }
     if let Some(mut settings) = body.settings {
-        whole_numbers(settings.get_mut("booking"));
+        settings_section(&mut settings, "booking")?;
         check_object("settings", &settings)?;
         crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
         record.settings = settings;

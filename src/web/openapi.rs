@@ -382,6 +382,15 @@ fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>, used_
         refused["description"] = json!("Not a WebSocket upgrade request");
         responses.insert("400".into(), refused);
     }
+    // The headers the error answers carry.
+    for (status, header, description) in
+        [("401", "WWW-Authenticate", "Bearer"), ("429", "Retry-After", "Seconds until the next attempt may succeed")]
+    {
+        if let Some(response) = responses.get_mut(status).and_then(Value::as_object_mut) {
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            headers[header] = json!({"description": description, "required": true, "schema": {"type": "string"}});
+        }
+    }
     // Every response needs a description (OpenAPI 3); the annotations often leave it out.
     for (status, response) in responses.iter_mut() {
         if let Some(response) = response.as_object_mut() {

@@ -68,6 +68,19 @@ where
     }
 }
 
+/// An optional section of a settings object (`settings.booking`): absent, `null` or an
+/// object, whose whole numbers spelled as floats become integers (see [`whole_numbers`]).
+pub fn settings_section(settings: &mut serde_json::Value, section: &str) -> Result<(), ApiError> {
+    match settings.get_mut(section) {
+        None | Some(serde_json::Value::Null) => Ok(()),
+        Some(value @ serde_json::Value::Object(_)) => {
+            whole_numbers(Some(value));
+            Ok(())
+        }
+        Some(_) => Err(ApiError::Validation(format!("settings.{section} must be a JSON object"))),
+    }
+}
+
 /// Rewrites numbers with a zero fraction (`2.0`) as integers in a JSON value and the values
 /// it holds, so that integer fields read from it (the booking rules of a makerspace's
 /// settings) accept what JSON Schema's `integer` allows.
@@ -110,9 +123,12 @@ mod tests {
         assert!(whole(r#"{"n": 1e300}"#).is_err());
         assert!(whole(r#"{"n": "2"}"#).is_err());
         let mut settings = serde_json::json!({"booking": {"max_hours": 4.0, "min_gap_minutes": 1.5}});
-        whole_numbers(settings.get_mut("booking"));
+        assert!(settings_section(&mut settings, "booking").is_ok());
         assert_eq!(settings["booking"]["max_hours"], serde_json::json!(4));
         assert_eq!(settings["booking"]["min_gap_minutes"], serde_json::json!(1.5));
+        assert!(settings_section(&mut serde_json::json!({"booking": []}), "booking").is_err());
+        assert!(settings_section(&mut serde_json::json!({"booking": null}), "booking").is_ok());
+        assert!(settings_section(&mut serde_json::json!({}), "booking").is_ok());
     }
 
     #[test]
