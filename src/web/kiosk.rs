@@ -231,7 +231,7 @@ impl FromRequest for Kiosk {
 /// The machines this kiosk serves, with their live state (for the kiosk page's picker).
 #[utoipa::path(get, path = "/api/v1/kiosk/machines", tag = "kiosk",
     responses((status = 200, body = [crate::actors::machine::MachineView]), (status = 401, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn machines(state: web::Data<AppState>, Kiosk(kiosk): Kiosk) -> Result<HttpResponse, ApiError> {
     let only: Option<std::collections::HashSet<String>> =
         (!kiosk.equipment_ids.is_empty()).then(|| kiosk.equipment_ids.iter().cloned().collect());
@@ -286,7 +286,7 @@ async fn served_equipment(
     responses((status = 200, body = UnlockAnswer, description = "A decision: granted or the reason why not"),
               (status = 401, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
               (status = 422, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn unlock(
     state: web::Data<AppState>,
     Kiosk(kiosk): Kiosk,
@@ -428,7 +428,7 @@ pub struct LockAnswer {
 #[utoipa::path(post, path = "/api/v1/kiosk/lock", tag = "kiosk", request_body = LockRequest,
     responses((status = 200, body = LockAnswer), (status = 401, body = crate::web::ErrorBody),
               (status = 404, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn lock(
     state: web::Data<AppState>,
     Kiosk(kiosk): Kiosk,

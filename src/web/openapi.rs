@@ -52,6 +52,15 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+        components.add_security_scheme(
+            "device",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A kiosk's device token, issued once by POST /api/v1/makerspaces/{id}/kiosks"))
+                    .build(),
+            ),
+        );
     }
 }
 
