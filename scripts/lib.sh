@@ -146,6 +146,6 @@ run_schemathesis() {
     cd "$data"
     "$MAKRCAVE_TEST_ST" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
       --checks all --phases examples,coverage,fuzzing,stateful --max-time "${MAKRCAVE_SCHEMATHESIS_SECONDS:-120}" \
-      -H "Authorization: Bearer $token" --no-color
+      --request-timeout 10 -H "Authorization: Bearer $token" --no-color
   ) || { log "schemathesis failed; the server's log is $data/server.log"; tail -50 "$data/server.log" >&2; return 1; }
 }
