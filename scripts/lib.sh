@@ -82,7 +82,7 @@ start_postgres() {
 
 stop_services() {
   local pid
-  for pid in "${SERVICE_PIDS[@]}"; do
+  for pid in ${SERVICE_PIDS[@]+"${SERVICE_PIDS[@]}"}; do
     kill "$pid" 2>/dev/null || true
     wait "$pid" 2>/dev/null || true
   done
