@@ -7,6 +7,8 @@ PG_DATA=""
 PG_BIN=""
 # Set by start_postgres: the admin URL of the throwaway cluster.
 PG_URL=""
+# Processes started by the scripts (a makrcave server, ...), stopped on exit.
+SERVICE_PIDS=()
 
 log() { printf '\033[1m[makrcave]\033[0m %s\n' "$*" >&2; }
 
@@ -79,6 +81,12 @@ start_postgres() {
 }
 
 stop_services() {
+  local pid
+  for pid in ${SERVICE_PIDS[@]+"${SERVICE_PIDS[@]}"}; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVICE_PIDS=()
   if [ -n "$PG_DATA" ] && [ -d "$PG_DATA/data" ]; then
     if [ "$(id -u)" -eq 0 ]; then
       runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$PG_DATA/data" -m immediate stop >/dev/null 2>&1 || true
@@ -90,13 +98,54 @@ stop_services() {
 }
 
 # The Python virtualenv the tests use (PyJWT to mint tokens as a third party would, aiosmtpd
-# to catch emails), from PyPI, kept in target/ between runs.
+# to catch emails, schemathesis to check the server against its OpenAPI document), from
+# PyPI, kept in target/ between runs.
+SCHEMATHESIS_VERSION=4.32.5
 ensure_test_venv() {
   local venv="$PWD/target/test-venv"
-  if ! "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' >/dev/null 2>&1; then
-    log "creating the test virtualenv (PyJWT, cryptography, aiosmtpd)"
+  if ! "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' >/dev/null 2>&1 \
+    || [ "$("$venv/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
+    log "creating the test virtualenv (PyJWT, cryptography, aiosmtpd, schemathesis)"
     python3 -m venv --clear "$venv"
-    "$venv/bin/pip" install -q --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'aiosmtpd==1.4.6'
+    "$venv/bin/pip" install -q --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'aiosmtpd==1.4.6' \
+      "schemathesis==$SCHEMATHESIS_VERSION"
   fi
   export MAKRCAVE_TEST_PYTHON="$venv/bin/python"
+  export MAKRCAVE_TEST_ST="$venv/bin/st"
+}
+
+# Starts a real makrcave (SQLite and the embedded broker, a fresh data folder under WORK_DIR,
+# free ports), waits until /healthz answers 200, mints a super_admin token, and runs
+# schemathesis against its OpenAPI document: every check, every phase (stateful included),
+# within a time budget. Fails on any failure. The server is stopped on exit.
+run_schemathesis() {
+  local root="$PWD" bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/makrcave"
+  local data="$WORK_DIR/schemathesis" http_port mqtt_port base pid token
+  cargo build --quiet --bin makrcave
+  mkdir -p "$data"
+  http_port=$(free_port)
+  mqtt_port=$(free_port)
+  base="http://127.0.0.1:$http_port"
+  "$bin" serve --data-dir "$data/data" --http "127.0.0.1:$http_port" --mqtt-listen "127.0.0.1:$mqtt_port" \
+    --auth-rate-limit 600 --log 'warn,rumqttd=off' >"$data/server.log" 2>&1 &
+  pid=$!
+  SERVICE_PIDS+=("$pid")
+  local deadline=$((SECONDS + 60))
+  until python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=2)' \
+    "$base/healthz" >/dev/null 2>&1; do
+    if ! kill -0 "$pid" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      log "makrcave did not become healthy; its log:"
+      cat "$data/server.log" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+  token=$("$bin" token --data-dir "$data/data" --sub schemathesis --role super_admin)
+  # Run from the work folder: hypothesis keeps its example database in the current folder.
+  (
+    cd "$data"
+    "$MAKRCAVE_TEST_ST" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
+      --checks all --phases examples,coverage,fuzzing,stateful --max-time "${MAKRCAVE_SCHEMATHESIS_SECONDS:-120}" \
+      --request-timeout 10 -H "Authorization: Bearer $token" --no-color
+  ) || { log "schemathesis failed; the server's log is $data/server.log"; tail -50 "$data/server.log" >&2; return 1; }
 }

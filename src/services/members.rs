@@ -96,7 +96,7 @@ pub fn full_name(m: &MemberRecord) -> String {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberCreate {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: String,
@@ -124,7 +124,7 @@ pub struct MemberCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MemberUpdate {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,

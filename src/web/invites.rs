@@ -63,7 +63,7 @@ impl InviteResponse {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteCreate {
-    #[schema(format = Email)]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// member (default), service_provider or makerspace_admin.
     pub role: Option<MemberRole>,
@@ -96,8 +96,11 @@ pub struct InviteListQuery {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcceptRequest {
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
+    #[schema(max_length = 100)]
     pub last_name: Option<String>,
+    #[schema(max_length = 40)]
     pub phone: Option<String>,
 }
 

@@ -180,7 +180,7 @@ impl FromRequest for Kiosk {
 /// The machines this kiosk serves, with their live state (for the kiosk page's picker).
 #[utoipa::path(get, path = "/api/v1/kiosk/machines", tag = "kiosk",
     responses((status = 200, body = [crate::actors::machine::MachineView]), (status = 401, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn machines(state: web::Data<AppState>, Kiosk(kiosk): Kiosk) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(kiosk::machines(&state, &kiosk).await))
 }
@@ -197,7 +197,7 @@ pub struct UnlockRequest {
     responses((status = 200, body = UnlockAnswer, description = "A decision: granted or the reason why not"),
               (status = 401, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
               (status = 422, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn unlock(
     state: web::Data<AppState>,
     Kiosk(kiosk): Kiosk,
@@ -217,7 +217,7 @@ pub struct LockRequest {
 #[utoipa::path(post, path = "/api/v1/kiosk/lock", tag = "kiosk", request_body = LockRequest,
     responses((status = 200, body = LockAnswer), (status = 401, body = crate::web::ErrorBody),
               (status = 404, body = crate::web::ErrorBody)),
-    security(("bearer" = [])))]
+    security(("device" = [])))]
 pub async fn lock(
     state: web::Data<AppState>,
     Kiosk(kiosk): Kiosk,

@@ -13,7 +13,7 @@ use crate::services::machines;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, check_object, optional_text, whole_numbers};
+use crate::web::validate::{check_len, check_object, optional_text, settings_section};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -129,7 +129,7 @@ pub async fn create(
     let currency = body.currency.unwrap_or_else(|| "USD".into());
     check_currency(&currency)?;
     let mut settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
-    whole_numbers(settings.get_mut("booking"));
+    settings_section(&mut settings, "booking")?;
     check_object("settings", &settings)?;
     crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
     let now = Utc::now();
@@ -214,7 +214,7 @@ pub async fn update(
         record.currency = currency;
     }
     if let Some(mut settings) = body.settings {
-        whole_numbers(settings.get_mut("booking"));
+        settings_section(&mut settings, "booking")?;
         check_object("settings", &settings)?;
         crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
         record.settings = settings;

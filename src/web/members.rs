@@ -34,7 +34,7 @@ pub struct MemberListQuery {
     #[param(inline, value_type = Option<MemberSortKey>)]
     pub sort: Option<String>,
     /// From 1.
-    #[param(minimum = 1)]
+    #[param(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     pub page: Option<i64>,
     /// 1 to 200 [default: 50].
     #[param(minimum = 1, maximum = 200)]

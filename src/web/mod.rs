@@ -75,13 +75,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 // with a variable segment (`/equipment/{equipment_id}`) would otherwise take
                 // it for an id.
                 .wrap_fn(|req, srv| {
-                    let refused = error::check_method(req.method(), req.path());
-                    let fut = refused.is_ok().then(|| srv.call(req));
+                    let call = error::check_method(req.method(), req.path()).map(|()| srv.call(req));
                     async move {
-                        match (refused, fut) {
-                            (Ok(()), Some(fut)) => fut.await,
-                            (Err(e), _) => Err(e.into()),
-                            (Ok(()), None) => Err(error::ApiError::Internal.into()),
+                        match call {
+                            Ok(response) => response.await,
+                            Err(refused) => Err(refused.into()),
                         }
                     }
                 })

@@ -15,6 +15,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
+use crate::web::validate::NOT_BLANK;
 use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, ops, plans, ws};
 
 /// The pattern of ids (client-chosen ones and the UUIDs the server mints).
@@ -51,6 +52,15 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+        components.add_security_scheme(
+            "device",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A kiosk's device token, issued once by POST /api/v1/makerspaces/{id}/kiosks"))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -81,6 +91,7 @@ const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "
 
 /// Adds what every operation shares to the generated document.
 pub fn finish(mut doc: Value) -> Value {
+    let references = body_references(&doc);
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return doc;
     };
@@ -96,9 +107,29 @@ pub fn finish(mut doc: Value) -> Value {
             finish_operation(path, method, op, &mut used_ids);
         }
     }
-    add_links(paths, &templates);
+    add_links(paths, &templates, &references);
     close_request_schemas(&mut doc);
+    spell_out_blank(&mut doc);
     doc
+}
+
+/// The annotations write "not blank" as the pattern `\S`, which means different sets of
+/// characters in ECMA, Python (and Python in ASCII mode) and Rust; the document spells out the
+/// class the server uses ([`NOT_BLANK`]).
+fn spell_out_blank(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key == "pattern" && v.as_str() == Some(r"\S") {
+                    *v = json!(NOT_BLANK);
+                } else {
+                    spell_out_blank(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(spell_out_blank),
+        _ => {}
+    }
 }
 
 /// Request bodies refuse unknown fields (`deny_unknown_fields`): every object schema a
@@ -130,7 +161,7 @@ fn close_request_schemas(doc: &mut Value) {
         }
     }
     // What the items of lists must be (the derive cannot say it of items).
-    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": crate::web::validate::NOT_BLANK});
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK});
     let id = json!({"type": "string", "pattern": ID_PATTERN});
     for (schema, property, items) in [
         ("EquipmentCreate", "skill_requirements", &text),
@@ -165,7 +196,7 @@ fn refine_schemas(doc: &mut Value) {
     // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
     // threshold. The `mqtt` kind has no fields, and serde ignores any it is given.
     if let Some(variants) = doc.pointer_mut("/components/schemas/Connection/oneOf").and_then(Value::as_array_mut) {
-        let name = json!({"type": "string", "pattern": "^[^+#]*[^\\s+#][^+#]*$"});
+        let name = json!({"type": "string", "pattern": format!("^[^+#]*{}[^+#]*$", NOT_BLANK.replace("[^", "[^+#"))});
         for variant in variants.iter_mut() {
             let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { continue };
             let only_kind = props.len() == 1;
@@ -178,7 +209,7 @@ fn refine_schemas(doc: &mut Value) {
                 *slot = json!({"type": ["number", "null"], "minimum": 0});
             }
             if let Some(slot) = props.get_mut("url") {
-                *slot = json!({"type": "string", "format": "uri", "pattern": "^https?://[^\\s/?#]+"});
+                *slot = json!({"type": "string", "format": "uri", "pattern": format!("^https?://{}", NOT_BLANK.replace("[^", "[^/?#"))});
             }
             if only_kind {
                 if let Some(variant) = variant.as_object_mut() {
@@ -198,7 +229,7 @@ fn refine_schemas(doc: &mut Value) {
             schema.insert(
                 "then".into(),
                 json!({"required": ["reason"], "properties": {"reason": {
-                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
             );
         }
     }
@@ -208,7 +239,7 @@ fn refine_schemas(doc: &mut Value) {
         bulk.insert(
             "then".into(),
             json!({"required": ["reason"], "properties": {"reason": {
-                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": crate::web::validate::NOT_BLANK}}}),
+                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
         );
         if let Some(reason) = bulk.get_mut("properties").and_then(|p| p.get_mut("reason")) {
             *reason =
@@ -361,6 +392,15 @@ fn finish_operation(path: &str, method: &str, op: &mut Map<String, Value>, used_
         refused["description"] = json!("Not a WebSocket upgrade request");
         responses.insert("400".into(), refused);
     }
+    // The headers the error answers carry.
+    for (status, header, description) in
+        [("401", "WWW-Authenticate", "Bearer"), ("429", "Retry-After", "Seconds until the next attempt may succeed")]
+    {
+        if let Some(response) = responses.get_mut(status).and_then(Value::as_object_mut) {
+            let headers = response.entry("headers").or_insert_with(|| json!({}));
+            headers[header] = json!({"description": description, "required": true, "schema": {"type": "string"}});
+        }
+    }
     // Every response needs a description (OpenAPI 3); the annotations often leave it out.
     for (status, response) in responses.iter_mut() {
         if let Some(response) = response.as_object_mut() {
@@ -393,9 +433,48 @@ fn strip_null(schema: &mut Value) {
     }
 }
 
+/// The operations (path, method) whose JSON body must name another resource (a required
+/// `*_id` field, such as a booking's `equipment_id`): a link that only fills their path cannot
+/// make a usable request, and their 404 would be about the body, not the linked resource.
+fn body_references(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    let Some(paths) = doc.get("paths").and_then(Value::as_object) else { return out };
+    for (path, item) in paths {
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let schema = op.pointer("/requestBody/content/application~1json/schema/$ref").and_then(Value::as_str);
+            let Some(name) = schema.and_then(|r| r.strip_prefix("#/components/schemas/")) else { continue };
+            let required = doc.pointer(&format!("/components/schemas/{name}/required")).and_then(Value::as_array);
+            if required.into_iter().flatten().filter_map(Value::as_str).any(|f| f.ends_with("_id")) {
+                out.insert((path.clone(), method.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Links that carry the new id in the body of the next request: (create path, path of the
+/// POST that uses it, body field).
+const BODY_LINKS: &[(&str, &str, &str)] = &[
+    (
+        "/api/v1/makerspaces/{makerspace_id}/equipment",
+        "/api/v1/makerspaces/{makerspace_id}/reservations",
+        "equipment_id",
+    ),
+    ("/api/v1/makerspaces/{makerspace_id}/equipment", "/api/v1/makerspaces/{makerspace_id}/waitlist", "equipment_id"),
+    ("/api/v1/makerspaces/{makerspace_id}/members/plans", "/api/v1/makerspaces/{makerspace_id}/members", "plan_id"),
+    (
+        "/api/v1/makerspaces/{makerspace_id}/members/plans",
+        "/api/v1/makerspaces/{makerspace_id}/members/invites",
+        "plan_id",
+    ),
+    ("/api/v1/skills", "/api/v1/skills/requests", "skill_id"),
+    ("/api/v1/skills", "/api/v1/skills/user-skills", "skill_id"),
+];
+
 /// Links from each create operation (`POST P` answering 201) to every operation on
-/// `P/{id}` and below: the new id fills `{id}`, the parameters of `P` come from the request.
-fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
+/// `P/{id}` and below: the new id fills `{id}`, the parameters of `P` come from the request;
+/// and the [`BODY_LINKS`].
+fn add_links(paths: &mut Map<String, Value>, templates: &[String], references: &BTreeSet<(String, String)>) {
     let mut links: Vec<(String, Map<String, Value>)> = Vec::new();
     for create_path in templates {
         let Some(create) = paths.get(create_path).and_then(|item| item.get("post")) else { continue };
@@ -410,7 +489,7 @@ fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
             let new_param = &rest[..end];
             let Some(item) = paths.get(target).and_then(Value::as_object) else { continue };
             for (method, op) in item {
-                if !METHODS.contains(&method.as_str()) {
+                if !METHODS.contains(&method.as_str()) || references.contains(&(target.clone(), method.clone())) {
                     continue;
                 }
                 let Some(op_id) = op.get("operationId").and_then(Value::as_str) else { continue };
@@ -433,6 +512,20 @@ fn add_links(paths: &mut Map<String, Value>, templates: &[String]) {
                 let name = format!("{}{}", method_title(method), op_id);
                 out.insert(name, json!({ "operationId": op_id, "parameters": parameters }));
             }
+        }
+        for (_, target, field) in BODY_LINKS.iter().filter(|(source, _, _)| source == create_path) {
+            let Some(op_id) = paths.get(*target).and_then(|item| item.get("post")).and_then(|op| op.get("operationId"))
+            else {
+                continue;
+            };
+            let parameters: Map<String, Value> = path_params(target)
+                .into_iter()
+                .map(|param| (path_param_key(&param), json!(format!("$request.path.{param}"))))
+                .collect();
+            out.insert(
+                format!("Post{}", op_id.as_str().unwrap_or_default()),
+                json!({ "operationId": op_id, "parameters": parameters, "requestBody": { *field: "$response.body#/id" } }),
+            );
         }
         if !out.is_empty() {
             links.push((create_path.clone(), out));
@@ -522,4 +615,60 @@ pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
             literal(a).cmp(&literal(b))
         })
         .map(|r| r.methods.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn operation<'a>(method: &str, path: &str) -> &'a Value {
+        &contract()["paths"][path][method]
+    }
+
+    #[test]
+    fn operations_list_the_shared_error_answers() {
+        let create = operation("post", "/api/v1/makerspaces/{makerspace_id}/equipment");
+        for status in ["201", "400", "401", "403", "404", "409", "413", "415", "422", "503"] {
+            assert!(create["responses"][status].is_object(), "equipment create lacks {status}");
+        }
+        let error = &create["responses"]["401"]["content"]["application/json"]["schema"]["$ref"];
+        assert_eq!(error, "#/components/schemas/ErrorBody");
+        let list = operation("get", "/api/v1/makerspaces/{makerspace_id}/members");
+        assert!(list["responses"]["422"].is_object());
+        let page_size = list["parameters"].as_array().and_then(|p| p.iter().find(|p| p["name"] == "page_size"));
+        let page_size = page_size.expect("page_size is documented");
+        assert_eq!(page_size["in"], "query");
+        assert_eq!(page_size["schema"]["maximum"], 200);
+        // Operation ids are unique.
+        let mut ids = BTreeSet::new();
+        for item in contract()["paths"].as_object().expect("paths").values() {
+            for op in item.as_object().expect("operations").values() {
+                let id = op["operationId"].as_str().expect("an operation id").to_string();
+                assert!(ids.insert(id.clone()), "duplicate operation id {id}");
+            }
+        }
+    }
+
+    #[test]
+    fn creates_link_to_the_operations_on_what_they_create() {
+        let links = &operation("post", "/api/v1/makerspaces")["responses"]["201"]["links"];
+        let get = links.as_object().expect("links").values().find(|l| l["operationId"] == "makerspaces_get");
+        assert_eq!(get.expect("a link to GET")["parameters"]["path.makerspace_id"], "$response.body#/id");
+        let links = &operation("post", "/api/v1/makerspaces/{makerspace_id}/equipment")["responses"]["201"]["links"];
+        let delete = links.as_object().expect("links").values().find(|l| l["operationId"] == "equipment_delete");
+        let parameters = &delete.expect("a link to DELETE")["parameters"];
+        assert_eq!(parameters["path.makerspace_id"], "$request.path.makerspace_id");
+        assert_eq!(parameters["path.equipment_id"], "$response.body#/id");
+    }
+
+    #[test]
+    fn the_most_specific_route_decides_the_allowed_methods() {
+        let allowed = |path| allowed_methods(path).map(|m| m.join(","));
+        assert_eq!(allowed("/api/v1/makerspaces/a/equipment/available").as_deref(), Some("GET"));
+        assert_eq!(allowed("/api/v1/makerspaces/a/equipment/m1").as_deref(), Some("DELETE,GET,PUT"));
+        assert_eq!(allowed("/api/v1/makerspaces/a/members/plans").as_deref(), Some("GET,POST"));
+        assert_eq!(allowed("/healthz").as_deref(), Some("GET"));
+        assert_eq!(allowed("/api/v1/nothing-here"), None);
+        assert_eq!(allowed("/api/v1/makerspaces//equipment"), None);
+    }
 }

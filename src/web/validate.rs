@@ -3,5 +3,5 @@
 //! [`Invalid`] becomes a 422 through `From<Invalid> for ApiError`.
 
 pub use crate::domain::validate::{
-    check_len, check_object, is_blank, optional_text, whole_number, whole_numbers, Invalid, NOT_BLANK,
+    check_len, check_object, is_blank, optional_text, settings_section, whole_number, whole_numbers, Invalid, NOT_BLANK,
 };

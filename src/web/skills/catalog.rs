@@ -29,10 +29,11 @@ fn check_validity(days: i64) -> Result<(), ApiError> {
     }
 }
 
-/// A skill name: 1 to 100 letters, digits, spaces and dashes.
+/// A skill name: 1 to 100 ASCII letters, digits, spaces and dashes (the product documents'
+/// `^[a-zA-Z0-9\s-]+$`, as the OpenAPI document states it).
 fn check_name(name: &str) -> Result<(), ApiError> {
     check_len("name", name, 100)?;
-    if name.chars().all(|c| c.is_alphanumeric() || c == ' ' || c == '-') {
+    if name.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ' || c == '-') {
         Ok(())
     } else {
         Err(ApiError::Validation("name may hold only letters, digits, spaces and dashes".into()))

@@ -61,7 +61,7 @@ pub struct SkillCreate {
     /// Optional client-chosen id (`[a-z0-9][a-z0-9-]{0,63}`, e.g. `skill-laser-safety`).
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub id: Option<String>,
-    #[schema(min_length = 1, max_length = 100, pattern = "^(?:[^\\W_]|[ -])*(?:[^\\W_]|-)(?:[^\\W_]|[ -])*$")]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$")]
     pub name: String,
     #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: String,
@@ -91,7 +91,7 @@ pub struct SkillCreate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillUpdate {
-    #[schema(min_length = 1, max_length = 100, pattern = "^(?:[^\\W_]|[ -])*(?:[^\\W_]|-)(?:[^\\W_]|[ -])*$")]
+    #[schema(min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9 -]*[A-Za-z0-9-][A-Za-z0-9 -]*$")]
     pub name: Option<String>,
     #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: Option<String>,
@@ -301,6 +301,7 @@ pub struct BulkAccessResponse {
 #[serde(deny_unknown_fields)]
 pub struct AccessQuery {
     /// Whose access [default: the caller].
+    #[param(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
     /// The instant to judge, RFC 3339 [default: now].
     pub at: Option<DateTime<Utc>>,
@@ -310,6 +311,7 @@ pub struct AccessQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BulkAccessQuery {
+    #[param(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
     /// [default: every makerspace the caller can read]
     pub makerspace_id: Option<String>,
