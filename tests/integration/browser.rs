@@ -103,9 +103,29 @@ impl Driver {
 }
 
 impl Drop for Driver {
+    /// Ends the WebDriver session first, so that chromedriver quits its Chromium (killing
+    /// chromedriver alone leaves the browser running), then stops chromedriver.
     fn drop(&mut self) {
+        if let Some(session) = &self.session {
+            delete_session(&self.base, session);
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// `DELETE /session/{id}` over a plain blocking socket: a drop cannot await, and the runtime
+/// may already be shutting down.
+fn delete_session(base: &str, session: &str) {
+    use std::io::{Read, Write};
+    let Some(addr) = base.strip_prefix("http://") else { return };
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let request =
+        format!("DELETE /session/{session} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    if stream.write_all(request.as_bytes()).is_ok() {
+        // The answer comes once the browser has quit.
+        let _ = stream.read_to_end(&mut Vec::new());
     }
 }
 
