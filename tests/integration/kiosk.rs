@@ -4,7 +4,9 @@
 use makrcave::domain::access::Role;
 use serde_json::{json, Value};
 
-use crate::common::{TestApp, TestOptions};
+use std::time::Duration;
+
+use crate::common::{eventually, TestApp, TestOptions};
 
 const S: &str = "floor";
 
@@ -193,4 +195,41 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
         .await;
     assert_eq!(status, 401, "a revoked kiosk is refused");
     t.stop().await;
+}
+
+/// No unlock without its line in the audit log: when the audit row of a granted unlock cannot
+/// be stored (here: services whose journal has no writer any more), the kiosk hears that the
+/// log is unavailable and the machine is locked again, its session ended as `audit_unavailable`.
+#[actix_web::test]
+async fn an_unlock_that_cannot_be_audited_is_undone() {
+    let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    t.makerspace(S).await;
+    t.machine(S, "drill", json!({"type": "cnc_machine"})).await;
+    let p = t.publisher().await;
+    p.publish(&format!("makrcave/{S}/drill/status"), "online").await;
+    t.wait_state(S, "drill", "online", |s| s["state"] == "idle").await;
+    add_member(&t, "cy", "04:C1:C1:C1").await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
+    let (status, registered) =
+        t.post(&format!("/api/v1/makerspaces/{S}/kiosks"), &admin, json!({"name": "Door"})).await;
+    assert_eq!(status, 201, "{registered}");
+    let token = registered["token"].as_str().expect("the device token");
+
+    let mut services = (*t.app().state().services).clone();
+    let (journal, writer) = tokio::sync::mpsc::channel(1);
+    drop(writer);
+    services.journal = journal;
+    let kiosk = makrcave::services::kiosk::authenticate(&services, Some(token)).await.expect("the kiosk");
+    let outcome = makrcave::services::kiosk::unlock(&services, &kiosk, "drill", "04:C1:C1:C1").await;
+    assert!(matches!(outcome, Err(makrcave::services::kiosk::KioskError::AuditUnavailable)), "{outcome:?}");
+
+    // Locked again: no session, and the usage record says why.
+    t.wait_state(S, "drill", "locked again", |s| s["state"] == "idle" && s["session"].is_null()).await;
+    let store = t.app().state().store.clone();
+    let reason = eventually(Duration::from_secs(10), "the ended session to be stored", || {
+        let store = store.clone();
+        async move { store.usage_sessions("drill").await.ok()?.pop().map(|s| s.end_reason) }
+    })
+    .await;
+    assert_eq!(reason, "audit_unavailable");
 }
