@@ -7,7 +7,7 @@
 //! status codes. The way down is one way: web -> services -> (actors, store, protocols) ->
 //! domain.
 //!
-//! - [`access`]: may this caller act in this makerspace (404 for outsiders, 403 for a role
+//! - [`access`]: may this caller act in this makerspace (not found for outsiders, forbidden for a role
 //!   that does not allow it), and what they may do in its reservation book.
 //! - [`gate`]: the skill gate on the hot path, and certifications renewed on use.
 //! - [`machines`]: machines added, edited and deleted, which their actors follow.
