@@ -86,6 +86,8 @@ impl JwtKeys {
     pub fn hs256(secret: &Secret) -> JwtKeys {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = LEEWAY_S;
+        // Only checked when present, as for the identity provider's tokens.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         JwtKeys {
             encoding: EncodingKey::from_secret(secret.expose().as_bytes()),
@@ -345,6 +347,20 @@ mod tests {
         assert!(matches!(keys.verify(&no_sub).await, Err(ApiError::Unauthorized(m)) if m.contains("claim sub")));
         let no_exp = sign(serde_json::json!({"sub": "dave"}));
         assert!(matches!(keys.verify(&no_exp).await, Err(ApiError::Unauthorized(m)) if m.contains("claim exp")));
+    }
+
+    #[actix_web::test]
+    async fn a_token_not_valid_yet_is_refused() {
+        let secret = Secret::new("0123456789abcdef0123");
+        let keys = JwtKeys::hs256(&secret);
+        let sign = |nbf: i64| {
+            let claims = serde_json::json!({"sub": "erin", "exp": Utc::now().timestamp() + 7200, "nbf": nbf});
+            encode(&Header::new(Algorithm::HS256), &claims, &EncodingKey::from_secret(secret.expose().as_bytes()))
+                .expect("HS256 signing")
+        };
+        let later = sign(Utc::now().timestamp() + 3600);
+        assert!(matches!(keys.verify(&later).await, Err(ApiError::Unauthorized(m)) if m.contains("not valid yet")));
+        assert!(keys.verify(&sign(Utc::now().timestamp() - 60)).await.is_ok());
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub async fn export(
     for m in members {
         let plan = m.plan_id.as_ref().and_then(|id| plans.get(id)).cloned().unwrap_or_default();
         let status = effective_status(m.status, m.end_date, today);
-        out.write_record([
+        let cells = [
             m.id.as_str(),
             &m.email,
             &m.first_name,
@@ -89,14 +89,37 @@ pub async fn export(
             m.user_id.as_deref().unwrap_or_default(),
             m.notes.as_deref().unwrap_or_default(),
             &m.created_at.to_rfc3339(),
-        ])
-        .map_err(fail)?;
+        ];
+        out.write_record(cells.map(|cell| inert_cell(cell).into_owned())).map_err(fail)?;
     }
     let body = out.into_inner().map_err(|_| ApiError::Internal)?;
     Ok(HttpResponse::Ok()
         .content_type("text/csv; charset=utf-8")
         .insert_header(("Content-Disposition", format!("attachment; filename=\"members-{space_id}.csv\"")))
         .body(body))
+}
+
+/// The first characters that make a spreadsheet read a cell as a formula (`=`, `+`, `-`, `@`)
+/// or that some spreadsheets strip before doing so (a tab, a carriage return).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as the export writes it: text that a spreadsheet would take for a formula (CSV
+/// injection) gets a leading `'`, which spreadsheets show as text and do not display.
+fn inert_cell(cell: &str) -> std::borrow::Cow<'_, str> {
+    if cell.starts_with(FORMULA_STARTS) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
+    }
+}
+
+/// A cell as the import reads it: the `'` that the export put before a formula-like text is
+/// removed again, so that an exported file imports as what was exported.
+fn imported_cell(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
 }
 
 /// Reads the body up to `limit` bytes (413 beyond, before anything is parsed or stored).
@@ -189,8 +212,10 @@ pub async fn import(
                 continue;
             }
         };
-        let field =
-            |name: &str| headers.iter().position(|h| h == name).and_then(|i| record.get(i)).unwrap_or("").to_string();
+        let field = |name: &str| {
+            let cell = headers.iter().position(|h| h == name).and_then(|i| record.get(i)).unwrap_or("");
+            imported_cell(cell).to_string()
+        };
         let email = field("email");
         let reject =
             |reason: String| RejectedRow { line, email: Some(email.clone()).filter(|e| !e.is_empty()), reason };
@@ -253,4 +278,22 @@ pub async fn import(
         }
     }
     Ok(HttpResponse::Ok().json(result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_like_cells_are_exported_as_text_and_imported_back() {
+        for cell in ["=HYPERLINK(\"http://x\")", "+1 555 0100", "-2+3", "@SUM(A1)", "\tx", "\r=1"] {
+            let exported = inert_cell(cell);
+            assert_eq!(exported, format!("'{cell}"));
+            assert_eq!(imported_cell(&exported), cell);
+        }
+        for cell in ["Ada", "", "'quoted'", "a=b", "ada@example.org"] {
+            assert_eq!(inert_cell(cell), cell);
+            assert_eq!(imported_cell(cell), cell);
+        }
+    }
 }

@@ -371,3 +371,66 @@ async fn csv_export_and_import_report_every_rejected_row() {
     assert!(text.contains("new3@example.org") && text.contains("Premium") && text.contains("makerspace_admin"));
     t.stop().await;
 }
+
+/// A name or note that a spreadsheet would run as a formula is exported as text (a leading
+/// `'`), and the exported file imports back as what was exported.
+#[actix_web::test]
+async fn csv_export_neutralizes_formulas_and_imports_back() {
+    let t = crate::common::TestApp::spawn().await;
+    t.makerspace("x").await;
+    t.makerspace("y").await;
+    let root = t.super_admin();
+    member(
+        &t,
+        "x",
+        "formula@example.org",
+        json!({"first_name": "=HYPERLINK(\"http://evil\")", "last_name": "@SUM(A1)", "notes": "+1 555 0100"}),
+    )
+    .await;
+    let export = |space: &'static str| {
+        let (t, root) = (&t, &root);
+        async move {
+            let url = t.url(&format!("/api/v1/makerspaces/{space}/members/export"));
+            let res = t.http.get(url).bearer_auth(root).send().await.expect("export");
+            res.text().await.expect("csv")
+        }
+    };
+    let text = export("x").await;
+    assert!(text.contains("\"'=HYPERLINK(\"\"http://evil\"\")\""), "{text}");
+    assert!(text.contains(",'@SUM(A1),") && text.contains(",'+1 555 0100,"), "{text}");
+
+    let res = t
+        .http
+        .post(t.url("/api/v1/makerspaces/y/members/import"))
+        .bearer_auth(&root)
+        .header("content-type", "text/csv")
+        .body(reimportable(&text))
+        .send()
+        .await
+        .expect("import");
+    let status = res.status().as_u16();
+    let body: Value = res.json().await.expect("json");
+    assert_eq!(status, 200, "{body}");
+    let (_, page) = t.get("/api/v1/makerspaces/y/members", Some(&root)).await;
+    let imported = &page["members"][0];
+    assert_eq!(imported["first_name"], "=HYPERLINK(\"http://evil\")", "{page}");
+    assert_eq!(imported["last_name"], "@SUM(A1)");
+    assert_eq!(imported["notes"], "+1 555 0100");
+    t.stop().await;
+}
+
+/// The export's email, name and notes columns, their cells as exported, as an import file.
+fn reimportable(export: &str) -> String {
+    let mut reader = csv::Reader::from_reader(export.as_bytes());
+    let headers = reader.headers().expect("a header row").clone();
+    let columns = ["email", "first_name", "last_name", "notes"];
+    let at: Vec<usize> =
+        columns.iter().map(|c| headers.iter().position(|h| h == *c).expect("an exported column")).collect();
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(columns).expect("header");
+    for record in reader.records() {
+        let record = record.expect("an exported row");
+        out.write_record(at.iter().map(|&i| &record[i])).expect("row");
+    }
+    String::from_utf8(out.into_inner().expect("csv")).expect("utf-8")
+}
