@@ -56,6 +56,9 @@ pub struct Principal {
     /// Active memberships from our own database: the role in each makerspace. Where there is
     /// one, it is the caller's role in that space, whatever the token says.
     pub memberships: BTreeMap<String, Role>,
+    /// When the caller's token stops being valid: a long-lived connection (a WebSocket) ends
+    /// then, as a request would be refused.
+    pub expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The answer to "may this caller do this?".
@@ -158,6 +161,7 @@ mod tests {
             roles: [role].into_iter().collect(),
             makerspaces: spaces.iter().map(|s| s.to_string()).collect(),
             memberships: BTreeMap::new(),
+            expires_at: None,
         }
     }
 

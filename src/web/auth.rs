@@ -61,7 +61,8 @@ impl Claims {
         let roles: BTreeSet<Role> =
             self.roles.iter().chain(realm_roles.iter()).filter_map(|r| Role::parse(r)).collect();
         let makerspaces = self.makerspaces.into_iter().chain(self.makerspace_id).collect();
-        Principal { user_id: self.sub, roles, makerspaces, memberships: Default::default() }
+        let expires_at = chrono::DateTime::from_timestamp(self.exp, 0);
+        Principal { user_id: self.sub, roles, makerspaces, memberships: Default::default(), expires_at }
     }
 }
 

@@ -4,6 +4,9 @@
 //! optional: the whole space), `{"type":"unsubscribe","makerspace_id":"..."}`,
 //! `{"type":"ping"}`. Server messages: `snapshot`, `machine`, `error`, `pong`.
 //!
+//! Every subscribe checks the caller's memberships again, and the socket closes with code 4001
+//! when the caller's token expires.
+//!
 //! One task per connection reads the client, drains its hub mailbox (coalesced updates) and
 //! pings. A send that cannot complete within the configured timeout means the client cannot
 //! keep up: it is closed with a reason rather than allowed to hold anything back.
@@ -31,6 +34,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(10);
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest message a client may send.
 const MAX_CLIENT_FRAME: usize = 64 * 1024;
+/// The close code when the caller's token expires (an application code, 4000–4999): the
+/// dashboard signs in again.
+const TOKEN_EXPIRED: u16 = 4001;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -103,8 +109,13 @@ async fn serve(
     let mut last_seen = Instant::now();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let expiry = token_expiry(caller);
+    tokio::pin!(expiry);
     loop {
         tokio::select! {
+            _ = &mut expiry => {
+                return Some(("token_expired", CloseCode::Other(TOKEN_EXPIRED), "token expired: sign in again"));
+            }
             incoming = stream.next() => {
                 last_seen = Instant::now();
                 let text = match incoming {
@@ -152,6 +163,14 @@ async fn serve(
     }
 }
 
+/// Waits until the caller's token expires (forever for a token without an expiry).
+async fn token_expiry(caller: &Principal) {
+    match caller.expires_at {
+        Some(at) => tokio::time::sleep((at - chrono::Utc::now()).to_std().unwrap_or_default()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Answers one client message (subscribe, unsubscribe, ping); `None` when nothing to say.
 async fn handle_client_message(
     state: &AppState,
@@ -170,7 +189,15 @@ async fn handle_client_message(
     };
     match message {
         ClientMessage::Subscribe { makerspace_id, equipment_ids } => {
-            if caller.can_read_space(&makerspace_id) != Decision::Allow {
+            // Memberships are read again, as for every REST request: a suspension since the
+            // socket opened counts.
+            let mut now = caller.clone();
+            now.memberships.clear();
+            if let Err(err) = crate::services::access::add_memberships(state, &mut now).await {
+                let api = ApiError::from(err);
+                return Some(ServerMessage::Error { error_type: "unavailable", detail: api.to_string() }.to_text());
+            }
+            if now.can_read_space(&makerspace_id) != Decision::Allow {
                 return Some(not_found().to_text());
             }
             match state.store.get_makerspace(&makerspace_id).await {

@@ -339,8 +339,13 @@ impl TestApp {
     }
 
     pub fn token(&self, sub: &str, role: Role, spaces: &[&str]) -> String {
+        self.token_for(sub, role, spaces, chrono::Duration::hours(1))
+    }
+
+    /// A token valid for `ttl`.
+    pub fn token_for(&self, sub: &str, role: Role, spaces: &[&str], ttl: chrono::Duration) -> String {
         let spaces: Vec<String> = spaces.iter().map(|s| s.to_string()).collect();
-        self.keys.mint(sub, &[role], &spaces, chrono::Duration::hours(1))
+        self.keys.mint(sub, &[role], &spaces, ttl)
     }
 
     pub fn super_admin(&self) -> String {

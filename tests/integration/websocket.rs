@@ -201,3 +201,62 @@ async fn a_stuck_client_never_holds_back_another() {
     drop(stuck);
     t.stop().await;
 }
+
+/// A socket closes when its token expires, with close code 4001, so that a dashboard knows to
+/// sign in again instead of reconnecting with the same token.
+#[actix_web::test]
+async fn a_socket_closes_with_4001_when_its_token_expires() {
+    let t = TestApp::spawn().await;
+    t.makerspace("a").await;
+    let short = t.token_for("max", Role::Member, &["a"], chrono::Duration::seconds(2));
+    let mut ws = open(&t, &short).await;
+    send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot");
+    let close = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4001, "{close:?}");
+    assert!(close.reason.contains("expired"), "{close:?}");
+}
+
+/// Every subscribe checks the membership again: a member suspended after the socket opened
+/// can no longer subscribe to the space.
+#[actix_web::test]
+async fn a_subscribe_checks_the_membership_again() {
+    let t = TestApp::spawn().await;
+    t.makerspace("a").await;
+    let root = t.super_admin();
+    let (status, member) = t
+        .post(
+            "/api/v1/makerspaces/a/members",
+            &root,
+            json!({"email": "sam@example.org", "first_name": "Sam", "last_name": "S", "user_id": "sam"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let sam = t.token("sam", Role::Member, &[]);
+    let mut ws = open(&t, &sam).await;
+    send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot", "a member subscribes");
+    let id = member["id"].as_str().expect("member id");
+    let (status, _) =
+        t.post(&format!("/api/v1/makerspaces/a/members/{id}/suspend"), &root, json!({"reason": "x"})).await;
+    assert_eq!(status, 200);
+    send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
+    let answer = loop {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] != "member" {
+            break msg;
+        }
+    };
+    assert_eq!(
+        (answer["type"].as_str(), answer["error_type"].as_str()),
+        (Some("error"), Some("not_found")),
+        "{answer}"
+    );
+}

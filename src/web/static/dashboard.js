@@ -182,9 +182,15 @@ function connect() {
       $("summary").textContent = msg.detail;
     }
   };
-  ws.onclose = () => {
+  ws.onclose = (event) => {
     if (socket !== ws) return;
     setConnection(false);
+    // 4001: the token expired. Reconnecting with it cannot work: sign in again.
+    if (event.code === 4001) {
+      socket = null;
+      localStorage.removeItem(TOKEN_KEY);
+      return showLogin("Your session has expired: sign in again.");
+    }
     setTimeout(() => { if (socket === ws) connect(); }, reconnectDelay);
     reconnectDelay = Math.min(reconnectDelay * 2, 10000);
   };
