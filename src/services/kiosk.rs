@@ -123,6 +123,7 @@ pub struct UnlockAnswer {
     pub session_id: Option<String>,
     /// When the session ends (the booking's end, or the next booking's start).
     pub until: Option<DateTime<Utc>>,
+    /// The member's name, on a grant only.
     pub member_name: Option<String>,
 }
 
@@ -214,17 +215,16 @@ async fn decide(
     let Some(member) = svc.store.member_by_card(space, &hash).await? else { return Ok(denied("unknown_card")) };
     attempt.member_id = Some(member.id.clone());
     attempt.user_id = member.user_id.clone();
-    let member_name = Some(format!("{} {}", member.first_name, member.last_name).trim().to_string());
     match effective_status(member.status, member.end_date, now.date_naive()) {
         MemberStatus::Active => {}
-        other => return Ok(UnlockAnswer { member_name, ..denied(&format!("member_{}", other.as_str())) }),
+        other => return Ok(denied(&format!("member_{}", other.as_str()))),
     }
     // Skills are held by the member's identity; a member without one has none.
     let user_id = member.user_id.clone().unwrap_or_else(|| format!("member:{}", member.id));
     match gate::require_access_as(svc, equipment, &user_id, MemberStatus::Active, now).await {
         Ok(()) => {}
         Err(GateError::Refused { error_type, missing_skills, .. }) => {
-            return Ok(UnlockAnswer { missing_skills, member_name, ..denied(error_type) })
+            return Ok(UnlockAnswer { missing_skills, ..denied(error_type) })
         }
         Err(GateError::UnknownEquipment) => return Err(KioskError::UnknownEquipment),
         Err(GateError::Store(err)) => return Err(err.into()),
@@ -247,14 +247,14 @@ async fn decide(
     let current = holding.iter().find(|r| r.start_at <= now && now < r.end_at);
     let (reservation, until) = match current {
         Some(r) if r.user_id == user_id && r.kind == ReservationKind::Booking => (Some(r.clone()), Some(r.end_at)),
-        Some(_) => return Ok(UnlockAnswer { member_name, ..denied("reserved_by_other") }),
+        Some(_) => return Ok(denied("reserved_by_other")),
         None => (None, holding.iter().filter(|r| r.start_at > now).map(|r| r.start_at).min()),
     };
     let session =
         Session { id: new_id(), user_id: user_id.clone(), member_id: Some(member.id.clone()), started_at: now, until };
     let session = match svc.fleet.unlock(space, &equipment.id, session).await {
         Ok(s) => s,
-        Err(refusal) => return Ok(UnlockAnswer { member_name, ..denied(refusal.code()) }),
+        Err(refusal) => return Ok(denied(refusal.code())),
     };
     // The booking is checked in by the unlock; renew-on-use skills are renewed.
     if let Some(r) = reservation.as_ref().filter(|r| r.status == ReservationStatus::Confirmed) {
@@ -272,7 +272,9 @@ async fn decide(
         reservation_id: reservation.map(|r| r.id),
         session_id: Some(session.id),
         until: session.until,
-        member_name,
+        // Only a grant names the member: a denial on a shared screen tells a passer-by nothing
+        // about whose card it was.
+        member_name: Some(format!("{} {}", member.first_name, member.last_name).trim().to_string()),
     })
 }
 

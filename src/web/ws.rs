@@ -119,6 +119,9 @@ async fn serve(
             incoming = stream.next() => {
                 last_seen = Instant::now();
                 let text = match incoming {
+                    Some(Err(err)) if too_large(&err) => {
+                        return Some(("message_too_large", CloseCode::Size, "message too large (64 KiB at most)"));
+                    }
                     None | Some(Err(_)) | Some(Ok(AggregatedMessage::Close(_))) => return None,
                     Some(Ok(AggregatedMessage::Ping(bytes))) => {
                         if session.pong(&bytes).await.is_err() { return None; }
@@ -160,6 +163,16 @@ async fn serve(
                 }
             }
         }
+    }
+}
+
+/// Whether a read failed because the client sent more than [`MAX_CLIENT_FRAME`]: one frame too
+/// large, or continuations that add up to too much.
+fn too_large(err: &actix_ws::ProtocolError) -> bool {
+    match err {
+        actix_ws::ProtocolError::Overflow => true,
+        actix_ws::ProtocolError::Io(io) => io.to_string().contains("maximum continuation size"),
+        _ => false,
     }
 }
 

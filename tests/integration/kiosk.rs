@@ -95,6 +95,7 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
         "{no_skill}"
     );
     assert_eq!(no_skill["missing_skills"], json!(["Laser safety"]));
+    assert!(no_skill["member_name"].is_null(), "a denial names nobody: {no_skill}");
 
     // Certified: granted, the machine is in use for Ada, and its plug got its command.
     let (status, _) =
@@ -103,6 +104,7 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
     let granted = tap(&t, &kiosk, "laser", "04-A1-B2-C3").await;
     assert_eq!((granted["granted"].as_bool(), granted["reason"].as_str()), (Some(true), Some("granted")), "{granted}");
     assert!(granted["session_id"].is_string());
+    assert_eq!(granted["member_name"], "ada M", "a grant greets the member");
     let state = t.wait_state(S, "laser", "laser in use", |s| s["state"] == "in_use").await;
     assert_eq!(state["session"]["user_id"], "ada");
     assert_eq!(state["session"]["member_id"].as_str(), Some(ada.as_str()));

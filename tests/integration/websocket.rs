@@ -260,3 +260,21 @@ async fn a_subscribe_checks_the_membership_again() {
         "{answer}"
     );
 }
+
+/// A message over the limit (64 KiB) gets a close frame with 1009, not a dropped connection.
+#[actix_web::test]
+async fn a_message_over_the_limit_is_closed_with_1009() {
+    let t = TestApp::spawn().await;
+    let mut ws = open(&t, &t.super_admin()).await;
+    let huge = format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
+    ws.send(Message::text(huge)).await.expect("send");
+    let close = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer in time");
+        match msg {
+            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 1009, "{close:?}");
+}
