@@ -36,6 +36,19 @@ async fn next_json(ws: &mut Socket) -> Value {
     }
 }
 
+/// The server's close frame, skipping whatever comes before it; a connection dropped without
+/// one fails the test.
+async fn next_close(ws: &mut Socket) -> tokio_tungstenite::tungstenite::protocol::CloseFrame {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("closed in time");
+        match msg {
+            Some(Ok(Message::Close(frame))) => return frame.expect("a close frame with a code"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
 /// Reads machine updates until one satisfies `check`.
 async fn until_machine(ws: &mut Socket, check: impl Fn(&Value) -> bool) -> Value {
     loop {
@@ -212,14 +225,7 @@ async fn a_socket_closes_with_4001_when_its_token_expires() {
     let mut ws = open(&t, &short).await;
     send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
     assert_eq!(next_json(&mut ws).await["type"], "snapshot");
-    let close = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(15), ws.next()).await.expect("closed in time");
-        match msg {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let close = next_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 4001, "{close:?}");
     assert!(close.reason.contains("expired"), "{close:?}");
 }
@@ -268,13 +274,6 @@ async fn a_message_over_the_limit_is_closed_with_1009() {
     let mut ws = open(&t, &t.super_admin()).await;
     let huge = format!("{{\"type\":\"ping\",\"pad\":\"{}\"}}", "x".repeat(70 * 1024));
     ws.send(Message::text(huge)).await.expect("send");
-    let close = loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer in time");
-        match msg {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a code"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
+    let close = next_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 1009, "{close:?}");
 }
