@@ -567,15 +567,24 @@ const UNDOCUMENTED_ROUTES: &[(&str, &str)] =
 
 struct Route {
     segments: Vec<Option<String>>,
+    /// Which segments are literal, for choosing among templates that match a path (computed
+    /// once: the check runs on every request).
+    literal: Vec<bool>,
     methods: Vec<String>,
+}
+
+impl Route {
+    fn new(template: &str, methods: Vec<String>) -> Route {
+        let segments: Vec<Option<String>> =
+            template.split('/').map(|s| (!s.starts_with('{')).then(|| s.to_string())).collect();
+        let literal = segments.iter().map(Option::is_some).collect();
+        Route { segments, literal, methods }
+    }
 }
 
 fn routes() -> &'static [Route] {
     static ROUTES: OnceLock<Vec<Route>> = OnceLock::new();
     ROUTES.get_or_init(|| {
-        let segments = |template: &str| -> Vec<Option<String>> {
-            template.split('/').map(|s| (!s.starts_with('{')).then(|| s.to_string())).collect()
-        };
         let mut out: Vec<Route> = Vec::new();
         if let Some(paths) = contract().get("paths").and_then(Value::as_object) {
             for (template, item) in paths {
@@ -585,11 +594,11 @@ fn routes() -> &'static [Route] {
                         ops.keys().filter(|m| METHODS.contains(&m.as_str())).map(|m| m.to_ascii_uppercase()).collect()
                     })
                     .unwrap_or_default();
-                out.push(Route { segments: segments(template), methods });
+                out.push(Route::new(template, methods));
             }
         }
         for (template, method) in UNDOCUMENTED_ROUTES {
-            out.push(Route { segments: segments(template), methods: vec![method.to_string()] });
+            out.push(Route::new(template, vec![method.to_string()]));
         }
         out
     })
@@ -599,22 +608,15 @@ fn routes() -> &'static [Route] {
 /// When several templates match (`/members/plans` and `/members/{member_id}`), the one with
 /// a literal segment earliest wins, as in the router.
 pub fn allowed_methods(path: &str) -> Option<&'static [String]> {
-    let parts: Vec<&str> = path.split('/').collect();
+    let parts = path.split('/').count();
     let matches = |route: &Route| {
-        route.segments.len() == parts.len()
-            && route.segments.iter().zip(&parts).all(|(seg, part)| match seg {
+        route.segments.len() == parts
+            && route.segments.iter().zip(path.split('/')).all(|(seg, part)| match seg {
                 Some(literal) => literal == part,
                 None => !part.is_empty(),
             })
     };
-    routes()
-        .iter()
-        .filter(|r| matches(r))
-        .max_by(|a, b| {
-            let literal = |r: &Route| r.segments.iter().map(Option::is_some).collect::<Vec<_>>();
-            literal(a).cmp(&literal(b))
-        })
-        .map(|r| r.methods.as_slice())
+    routes().iter().filter(|r| matches(r)).max_by(|a, b| a.literal.cmp(&b.literal)).map(|r| r.methods.as_slice())
 }
 
 #[cfg(test)]
