@@ -362,7 +362,7 @@ fn report_server(what: &str, before: &[(f64, f64)], after: &[(f64, f64)]) {
     );
 }
 
-async fn kiosk_bench(api: Arc<Api>, mqtt: std::net::SocketAddr, root: &str, admin: &str, cfg: Config) {
+async fn kiosk_bench(api: Arc<Api>, mqtt: (std::net::SocketAddr, String), root: &str, admin: &str, cfg: Config) {
     let t_setup = Instant::now();
     created("space", api.post("/api/v1/makerspaces", root, json!({"id": KIOSK_SPACE, "name": "Floor"})).await);
     let path = format!("/api/v1/makerspaces/{KIOSK_SPACE}/equipment");
@@ -428,7 +428,9 @@ async fn kiosk_bench(api: Arc<Api>, mqtt: std::net::SocketAddr, root: &str, admi
     let kiosk: Arc<str> = Arc::from(registered["token"].as_str().unwrap_or_default());
 
     // Bring every machine online as its firmware would, and wait until each is idle.
+    let (mqtt, mqtt_password) = mqtt;
     let mut options = MqttOptions::new("bench-machines", mqtt.ip().to_string(), mqtt.port());
+    options.set_credentials(makrcave::domain::mqtt_access::SERVICE_USERNAME, mqtt_password);
     options.set_keep_alive(Duration::from_secs(30));
     let (client, mut eventloop) = AsyncClient::new(options, 10_000);
     let driver = tokio::spawn(async move {
@@ -657,6 +659,8 @@ async fn run(label: &str, database_url: String, cfg: Config) {
     }
     let base = format!("http://{}", app.http_addr());
     let mqtt = app.mqtt_addr();
+    // The bench's machines publish with makrcave's own MQTT account.
+    let mqtt_password = app.state().settings.mqtt_service_password().expect("MQTT password").expose().to_string();
     let auth = &app.state().auth;
     let hours = chrono::Duration::hours(2);
     let root = auth.mint("bench", &[Role::SuperAdmin], &[], hours);
@@ -678,7 +682,7 @@ async fn run(label: &str, database_url: String, cfg: Config) {
             let api = Arc::new(Api { http, base });
             if cfg.kiosk {
                 println!("makrcave kiosk decisions, {label}, embedded MQTT broker:");
-                kiosk_bench(api.clone(), mqtt, &root, &admin, cfg).await;
+                kiosk_bench(api.clone(), (mqtt, mqtt_password), &root, &admin, cfg).await;
             }
             if cfg.bookings {
                 println!("makrcave bookings, {label}:");

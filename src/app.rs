@@ -14,10 +14,12 @@ use crate::actors::fleet::Fleet;
 use crate::actors::hub::Hub;
 use crate::actors::machine::MachineDeps;
 use crate::actors::state_writer;
-use crate::config::{ConfigError, Settings};
+use crate::config::{ConfigError, Secret, Settings};
+use crate::domain::mqtt_access::SERVICE_USERNAME;
 use crate::domain::access::Role;
 use crate::protocols::broker::{self, BrokerError};
 use crate::protocols::mqtt::{BrokerAddress, MqttLink};
+use crate::services::broker_access::{BrokerAccess, Directory, MosquittoError, MosquittoKeeper};
 use crate::services::{self, Services};
 use crate::store::{Store, StoreError};
 use crate::web::auth::JwtKeys;
@@ -33,6 +35,8 @@ pub enum StartError {
     Broker(#[from] BrokerError),
     #[error("email settings: {0}")]
     Mail(#[from] crate::notify::email::MailError),
+    #[error("cannot keep Mosquitto's files: {0}")]
+    Mosquitto(#[from] MosquittoError),
     #[error("cannot listen for HTTP on {0}: {1}")]
     Http(SocketAddr, std::io::Error),
 }
@@ -64,23 +68,44 @@ impl Application {
         tracing::info!(database = store.kind(), "database ready");
         let auth = Arc::new(JwtKeys::from_settings(&settings)?);
 
-        let (broker, mqtt_addr) = match &settings.mqtt_broker {
+        // Stops the MQTT link, the embedded broker's gate and the demo simulators.
+        let shutdown = CancellationToken::new();
+        let service_password = settings.mqtt_service_password()?;
+        let service_login = || Some((SERVICE_USERNAME.to_string(), service_password.expose().to_string()));
+        let (broker, mqtt_addr, broker_access) = match &settings.mqtt_broker {
             Some(external) => {
                 let addr = tokio::net::lookup_host((external.host.as_str(), external.port))
                     .await
                     .ok()
                     .and_then(|mut a| a.next())
                     .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], external.port)));
-                (external.clone(), addr)
+                let mut broker = external.clone();
+                let access = match &settings.mosquitto {
+                    // makrcave writes Mosquitto's files, its own account included: the one in
+                    // the URL if given, else its own from the data folder.
+                    Some(files) => {
+                        if broker.credentials.is_none() {
+                            broker.credentials = service_login();
+                        }
+                        let (user, password) = broker.credentials.clone().unwrap_or_default();
+                        BrokerAccess::Mosquitto(Arc::new(MosquittoKeeper::new(
+                            files.clone(),
+                            &user,
+                            &Secret::new(password),
+                        )))
+                    }
+                    None => BrokerAccess::Unmanaged,
+                };
+                (broker, addr, access)
             }
             None => {
-                let requested = settings.mqtt_listen;
-                let listen =
-                    tokio::task::spawn_blocking(move || broker::resolve_listen_addr(requested).and_then(broker::start))
-                        .await
-                        .map_err(|_| BrokerError::NotListening(requested))??;
-                let connect = broker::connect_addr(listen);
-                (BrokerAddress { host: connect.ip().to_string(), port: connect.port(), credentials: None }, connect)
+                let directory =
+                    Arc::new(Directory { store: store.clone(), service_password: service_password.clone() });
+                let embedded = broker::start(settings.mqtt_listen, directory, shutdown.clone()).await?;
+                let connect = broker::connect_addr(embedded.listen);
+                let address =
+                    BrokerAddress { host: connect.ip().to_string(), port: connect.port(), credentials: service_login() };
+                (address, connect, BrokerAccess::Embedded(embedded.connections))
             }
         };
 
@@ -95,7 +120,6 @@ impl Application {
             MachineDeps { hub: hub.clone(), state_writer: state_sender.clone(), commands: link.publisher() },
         ));
 
-        let shutdown = CancellationToken::new();
         let mut background = Vec::new();
         let card_key = settings.card_key()?;
         let demo = if settings.demo {
@@ -103,6 +127,11 @@ impl Application {
         } else {
             None
         };
+        if let BrokerAccess::Mosquitto(keeper) = &broker_access {
+            // Mosquitto's files follow the database from the start (and after a change made
+            // while makrcave was down, or by another node).
+            keeper.sync(&store).await?;
+        }
         let demo_token = demo.as_ref().map(|_| {
             let space = [crate::demo::DEMO_SPACE.to_string()];
             let token =
@@ -130,6 +159,7 @@ impl Application {
             journal: state_sender,
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
             card_key,
+            broker_access,
         };
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.

@@ -20,6 +20,8 @@ pub const DEFAULT_LOG: &str = "info,rumqttd=off";
 const JWT_SECRET_FILE: &str = "jwt-secret";
 /// File in the data folder holding the generated card hashing key.
 const CARD_KEY_FILE: &str = "card-key";
+/// File in the data folder holding the password of makrcave's own MQTT account.
+const MQTT_PASSWORD_FILE: &str = "mqtt-password";
 
 /// The options every command shares; each may also come from the environment or the file.
 #[derive(Debug, Clone, Default, Args)]
@@ -42,6 +44,17 @@ pub struct SettingsArgs {
     /// Listen address of the embedded MQTT broker [default: 127.0.0.1:1883].
     #[arg(long, env = "MAKRCAVE_MQTT_LISTEN", global = true, value_name = "ADDR")]
     pub mqtt_listen: Option<SocketAddr>,
+    /// With an external Mosquitto: the password_file makrcave writes (machines' credentials
+    /// and its own); needs --mosquitto-acl-file too.
+    #[arg(long, env = "MAKRCAVE_MOSQUITTO_PASSWORD_FILE", global = true, value_name = "FILE")]
+    pub mosquitto_password_file: Option<PathBuf>,
+    /// With an external Mosquitto: the acl_file makrcave writes (each machine's topics).
+    #[arg(long, env = "MAKRCAVE_MOSQUITTO_ACL_FILE", global = true, value_name = "FILE")]
+    pub mosquitto_acl_file: Option<PathBuf>,
+    /// With an external Mosquitto: its pid file; makrcave sends it SIGHUP after writing the
+    /// files, so that it reloads them (and disconnects revoked machines).
+    #[arg(long, env = "MAKRCAVE_MOSQUITTO_PID_FILE", global = true, value_name = "FILE")]
+    pub mosquitto_pid_file: Option<PathBuf>,
     /// HS256 secret for JWTs [default: generated once and kept in the data folder].
     #[arg(long, env = "MAKRCAVE_JWT_SECRET", global = true, value_name = "SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
@@ -107,6 +120,9 @@ struct FileSettings {
     database_url: Option<String>,
     mqtt_url: Option<String>,
     mqtt_listen: Option<SocketAddr>,
+    mosquitto_password_file: Option<PathBuf>,
+    mosquitto_acl_file: Option<PathBuf>,
+    mosquitto_pid_file: Option<PathBuf>,
     jwt_secret: Option<String>,
     heartbeat_timeout: Option<u64>,
     actor_threads: Option<usize>,
@@ -167,6 +183,8 @@ pub struct Settings {
     /// `None`: run the embedded broker on `mqtt_listen`.
     pub mqtt_broker: Option<BrokerAddress>,
     pub mqtt_listen: SocketAddr,
+    /// The files of an external Mosquitto that makrcave keeps (None: it keeps none).
+    pub mosquitto: Option<MosquittoFiles>,
     /// `None`: generated and kept in the data folder (see [`Settings::jwt_secret`]).
     pub jwt_secret: Option<Secret>,
     pub heartbeat_timeout_s: u64,
@@ -187,6 +205,15 @@ pub struct Settings {
     pub card_key: Option<Secret>,
     pub log: String,
     pub demo: bool,
+}
+
+/// An external Mosquitto's password and ACL files, which makrcave writes whenever a machine's
+/// credentials change, and the pid file of the broker to signal so that it reloads them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MosquittoFiles {
+    pub password_file: PathBuf,
+    pub acl_file: PathBuf,
+    pub pid_file: Option<PathBuf>,
 }
 
 impl Settings {
@@ -212,6 +239,24 @@ impl Settings {
             .or(file.database_url)
             .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("makrcave.db").display()));
         let mqtt_broker = args.mqtt_url.clone().or(file.mqtt_url).map(|u| BrokerAddress::parse(&u)).transpose()?;
+        let mosquitto = match (
+            args.mosquitto_password_file.clone().or(file.mosquitto_password_file),
+            args.mosquitto_acl_file.clone().or(file.mosquitto_acl_file),
+            args.mosquitto_pid_file.clone().or(file.mosquitto_pid_file),
+        ) {
+            (None, None, None) => None,
+            (Some(password_file), Some(acl_file), pid_file) if mqtt_broker.is_some() => {
+                Some(MosquittoFiles { password_file, acl_file, pid_file })
+            }
+            (Some(_), Some(_), _) => {
+                return Err(ConfigError::Invalid("the Mosquitto files are for an external broker: set --mqtt-url".into()))
+            }
+            _ => {
+                return Err(ConfigError::Invalid(
+                    "--mosquitto-password-file and --mosquitto-acl-file go together".into(),
+                ))
+            }
+        };
         let heartbeat_timeout_s =
             args.heartbeat_timeout.or(file.heartbeat_timeout).unwrap_or(DEFAULT_HEARTBEAT_TIMEOUT_S);
         if heartbeat_timeout_s == 0 {
@@ -265,6 +310,7 @@ impl Settings {
             data_dir,
             database_url,
             mqtt_broker,
+            mosquitto,
             mqtt_listen: args.mqtt_listen.or(file.mqtt_listen).unwrap_or_else(|| parse_addr(DEFAULT_MQTT_LISTEN)),
             jwt_secret,
             heartbeat_timeout_s,
@@ -294,6 +340,15 @@ impl Settings {
             return Ok(key.clone());
         }
         load_or_create_secret(&self.data_dir.join(CARD_KEY_FILE))
+    }
+}
+
+impl Settings {
+    /// The password of makrcave's own MQTT account (see
+    /// [`crate::domain::mqtt_access::SERVICE_USERNAME`]): read from (and on first use written
+    /// to) the data folder.
+    pub fn mqtt_service_password(&self) -> Result<Secret, ConfigError> {
+        load_or_create_secret(&self.data_dir.join(MQTT_PASSWORD_FILE))
     }
 }
 

@@ -21,10 +21,12 @@ use crate::config::Secret;
 use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::domain::ids::new_id;
+use crate::domain::mqtt_access;
 use crate::protocols::mqtt::BrokerAddress;
 use crate::store::equipment::EquipmentRecord;
 use crate::store::kiosks::KioskRecord;
 use crate::store::makerspaces::MakerspaceRecord;
+use crate::store::mqtt_credentials::MqttCredentialRecord;
 use crate::store::{Store, StoreError};
 
 pub use people::DEMO_CARDS;
@@ -152,8 +154,36 @@ pub async fn seed(
     people::seed(store, card_key, now).await?;
     bookings::seed(store, now).await?;
     let kiosk_token = seed_kiosk(store, card_key, now).await?;
-    let simulators = tokio::spawn(simulator::run(broker.clone(), shutdown));
+    let logins = issue_device_logins(store, now).await?;
+    let simulators = tokio::spawn(simulator::run(broker.clone(), logins, shutdown));
     Ok(Demo { kiosk_token, simulators })
+}
+
+/// Fresh MQTT credentials for every simulated machine, issued as an admin would issue them
+/// for a real one (the previous start's are revoked).
+async fn issue_device_logins(
+    store: &Store,
+    now: chrono::DateTime<Utc>,
+) -> Result<Vec<simulator::DeviceLogin>, StoreError> {
+    let mut logins = Vec::new();
+    for m in &MACHINES {
+        let password = mqtt_access::new_password(&rand::random());
+        let username = mqtt_access::username_of(m.id);
+        store
+            .replace_mqtt_credential(&MqttCredentialRecord {
+                id: new_id(),
+                makerspace_id: DEMO_SPACE.into(),
+                equipment_id: m.id.into(),
+                username: username.clone(),
+                password_hash: mqtt_access::hash_password(&password, &rand::random()),
+                created_by: DEMO_ADMIN.into(),
+                created_at: now,
+                revoked_at: None,
+            })
+            .await?;
+        logins.push(simulator::DeviceLogin { machine_id: m.id, username, password });
+    }
+    Ok(logins)
 }
 
 /// The demo kiosk's device token: derived from the card key (an HMAC, which does not reveal

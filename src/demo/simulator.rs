@@ -24,30 +24,27 @@ const SETUP_S: u64 = 8;
 /// Seconds a job of an unlocked machine runs.
 const JOB_S: u64 = 90;
 
+/// A demo machine's MQTT login: each simulated machine connects as its own device, with the
+/// credentials the demo issued for it, and may only use its own topics.
+pub(super) struct DeviceLogin {
+    pub machine_id: &'static str,
+    pub username: String,
+    pub password: String,
+}
+
 /// Publishes telemetry for every demo machine until shutdown.
-pub(super) async fn run(broker: BrokerAddress, shutdown: CancellationToken) {
-    let options = broker.options(&format!("makrcave-demo-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
-    let (client, mut eventloop) = AsyncClient::new(options, 256);
+pub(super) async fn run(broker: BrokerAddress, logins: Vec<DeviceLogin>, shutdown: CancellationToken) {
     let (commands_in, mut commands) = mpsc::channel::<(String, bool)>(64);
-    let subscriber = client.clone();
-    let driver = tokio::spawn(async move {
-        // rumqttc needs its event loop polled to connect and send; after an error the next
-        // poll reconnects (with a clean session: subscribe again on every connection).
-        loop {
-            match eventloop.poll().await {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    let _ = subscriber.try_subscribe(format!("makrcave/{DEMO_SPACE}/+/cmd"), QoS::AtLeastOnce);
-                }
-                Ok(Event::Incoming(Packet::Publish(p))) => {
-                    if let Some(command) = parse_command(&p.topic, &p.payload) {
-                        let _ = commands_in.try_send(command);
-                    }
-                }
-                Ok(_) => {}
-                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-            }
-        }
-    });
+    let mut clients = HashMap::new();
+    let mut drivers = Vec::new();
+    for login in logins {
+        let mut device = broker.clone();
+        device.credentials = Some((login.username, login.password));
+        let options = device.options(&format!("demo-{}", login.machine_id));
+        let (client, eventloop) = AsyncClient::new(options, 64);
+        drivers.push(tokio::spawn(drive(client.clone(), eventloop, login.machine_id, commands_in.clone())));
+        clients.insert(login.machine_id, client);
+    }
     let mut tick: u64 = 0;
     // Machine id -> the tick it was unlocked at.
     let mut unlocked: HashMap<String, u64> = HashMap::new();
@@ -66,6 +63,7 @@ pub(super) async fn run(broker: BrokerAddress, shutdown: CancellationToken) {
             _ = interval.tick() => {}
         }
         for (i, m) in MACHINES.iter().enumerate() {
+            let Some(client) = clients.get(m.id) else { continue };
             let payload = match m.behaviour {
                 Behaviour::Cycles => cycling_report(m.kind, tick + i as u64 * 37),
                 Behaviour::OnSession => session_report(m.kind, unlocked.get(m.id).map(|at| tick - at)),
@@ -75,8 +73,37 @@ pub(super) async fn run(broker: BrokerAddress, shutdown: CancellationToken) {
         }
         tick += 1;
     }
-    let _ = client.try_disconnect();
-    driver.abort();
+    for client in clients.values() {
+        let _ = client.try_disconnect();
+    }
+    for driver in drivers {
+        driver.abort();
+    }
+}
+
+/// Keeps one machine's connection: rumqttc needs its event loop polled to connect and send;
+/// after an error the next poll reconnects (with a clean session: subscribe again on every
+/// connection).
+async fn drive(
+    client: AsyncClient,
+    mut eventloop: rumqttc::EventLoop,
+    machine_id: &'static str,
+    commands: mpsc::Sender<(String, bool)>,
+) {
+    loop {
+        match eventloop.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                let _ = client.try_subscribe(format!("makrcave/{DEMO_SPACE}/{machine_id}/cmd"), QoS::AtLeastOnce);
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                if let Some(command) = parse_command(&p.topic, &p.payload) {
+                    let _ = commands.try_send(command);
+                }
+            }
+            Ok(_) => {}
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
 }
 
 /// `(machine id, unlocked?)` from a command to a demo machine.

@@ -1,4 +1,4 @@
-//! Pure rules of the shop floor. Nothing here does I/O or knows about actix, sqlx or MQTT:
+//! Pure rules of the shop floor. Nothing here does I/O or knows about actix, sqlx or an MQTT client:
 //! plain types and functions, tested with unit and property tests.
 
 pub mod access;
@@ -10,5 +10,6 @@ pub mod holds;
 pub mod ids;
 pub mod machine;
 pub mod members;
+pub mod mqtt_access;
 pub mod skills;
 pub mod validate;

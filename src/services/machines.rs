@@ -89,6 +89,8 @@ pub async fn reconfigure(svc: &Services, record: &EquipmentRecord) -> Result<Opt
         return Err(MachineError::NotFound);
     }
     svc.fleet.configure(record);
+    // Its device's topics follow the record (a renamed plug topic, another connection kind).
+    super::broker_access::machine_changed(svc, &record.id).await;
     Ok(svc.fleet.view(&record.makerspace_id, &record.id).await.ok())
 }
 
@@ -105,6 +107,7 @@ pub async fn remove(
         return Err(MachineError::NotFound);
     }
     sessions::machines_removed(svc, [equipment_id]);
+    super::broker_access::machine_changed(svc, equipment_id).await;
     Ok(())
 }
 
@@ -118,5 +121,8 @@ pub async fn remove_space(svc: &Services, decision: Decision, space_id: &str) ->
         return Err(AccessError::NotFound("makerspace").into());
     }
     sessions::machines_removed(svc, machines.iter().map(|m| m.id.as_str()));
+    for machine in &machines {
+        super::broker_access::machine_changed(svc, &machine.id).await;
+    }
     Ok(())
 }

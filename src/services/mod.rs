@@ -21,10 +21,13 @@
 //!   its side effects; [`invites`]: joining by invitation; [`cards`]: members' cards.
 //! - [`skills`]: certifications granted and revoked, requests and their decisions, and who
 //!   sees which skill data.
+//! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
+//!   an external Mosquitto's password and ACL files.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
 pub mod bookings;
+pub mod broker_access;
 pub mod cards;
 pub mod events;
 pub mod gate;
@@ -60,4 +63,6 @@ pub struct Services {
     pub mailer: Arc<Mailer>,
     /// Key of the card UID hashes.
     pub card_key: Secret,
+    /// How credential changes reach the MQTT broker in use.
+    pub broker_access: broker_access::BrokerAccess,
 }

@@ -11,6 +11,7 @@ pub mod kiosks;
 pub mod machine_states;
 pub mod makerspaces;
 pub mod members;
+pub mod mqtt_credentials;
 pub mod plans;
 pub mod reservations;
 pub mod skills;

@@ -10,6 +10,7 @@ pub mod kiosk;
 pub mod makerspaces;
 pub mod member_csv;
 pub mod members;
+pub mod mqtt_credentials;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
@@ -113,6 +114,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     web::get().to(equipment::live_state),
                 )
                 .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", web::post().to(equipment::lock))
+                .configure(mqtt_credentials::routes)
                 .configure(member_routes)
                 .configure(skills::routes)
                 .configure(kiosk::routes)

@@ -9,6 +9,7 @@ use crate::services::cards::CardError;
 use crate::services::gate::GateError;
 use crate::services::invites::{InviteError, Unusable};
 use crate::services::kiosk::KioskError;
+use crate::services::broker_access::BrokerAccessError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
 use crate::services::sessions::SessionError;
@@ -203,6 +204,19 @@ impl From<MachineError> for ApiError {
             MachineError::NotFound => ApiError::not_found("equipment"),
             MachineError::AlreadyExists(_) => ApiError::Conflict { detail, error_type: "already_exists" },
             MachineError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BrokerAccessError> for ApiError {
+    fn from(err: BrokerAccessError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            BrokerAccessError::Access(e) => e.into(),
+            BrokerAccessError::Machine(e) => e.into(),
+            BrokerAccessError::NotAnMqttDevice(_) => ApiError::Conflict { detail, error_type: "not_an_mqtt_device" },
+            BrokerAccessError::NoCredentials => ApiError::not_found("MQTT credentials"),
+            BrokerAccessError::Store(e) => e.into(),
         }
     }
 }

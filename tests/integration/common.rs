@@ -17,7 +17,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use makrcave::config::MosquittoFiles;
 use makrcave::domain::access::Role;
+use makrcave::domain::mqtt_access::SERVICE_USERNAME;
 use makrcave::protocols::mqtt::BrokerAddress;
 use makrcave::web::auth::JwtKeys;
 use makrcave::{Application, Settings};
@@ -112,13 +114,33 @@ impl Mosquitto {
         broker
     }
 
+    /// The password and ACL files makrcave keeps for this broker, and its pid file.
+    pub fn files(&self) -> MosquittoFiles {
+        MosquittoFiles {
+            password_file: self.dir.path().join("passwd"),
+            acl_file: self.dir.path().join("acl"),
+            pid_file: Some(self.dir.path().join("mosquitto.pid")),
+        }
+    }
+
+    /// Mosquitto as makrcave expects to find it in production: no anonymous clients, and
+    /// password and ACL files that makrcave writes (empty until it starts).
     fn launch(&mut self) {
         let config = self.dir.path().join("mosquitto.conf");
+        let files = self.files();
+        for file in [&files.password_file, &files.acl_file] {
+            if !file.exists() {
+                std::fs::write(file, "").expect("create an empty Mosquitto file");
+            }
+        }
         std::fs::write(
             &config,
             format!(
-                "listener {} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\n",
-                self.port
+                "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\n\
+                 log_dest stderr\nlog_type error\n",
+                self.port,
+                files.password_file.display(),
+                files.acl_file.display(),
             ),
         )
         .expect("write mosquitto.conf");
@@ -129,6 +151,8 @@ impl Mosquitto {
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
+        // What Debian's service does with `pid_file`: makrcave signals this process to reload.
+        std::fs::write(files.pid_file.as_ref().expect("pid file"), child.id().to_string()).expect("write pid file");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
@@ -232,6 +256,8 @@ pub struct TestOptions {
     pub ws_send_timeout_ms: Option<u64>,
     /// Use this broker URL instead of the suite's choice.
     pub mqtt_url: Option<String>,
+    /// The files of that broker, for makrcave to keep (a test's own [`Mosquitto::files`]).
+    pub mosquitto_files: Option<MosquittoFiles>,
     pub jwks_url: Option<String>,
     pub jwt_issuer: Option<String>,
     pub jwt_audience: Option<String>,
@@ -288,6 +314,7 @@ impl TestApp {
         s.data_dir = self.data_dir.path().to_path_buf();
         s.database_url = self.database.url.clone();
         s.mqtt_broker = mqtt_url.map(|u| BrokerAddress::parse(&u).expect("broker url"));
+        s.mosquitto = self.options.mosquitto_files.clone().or_else(|| self.mosquitto.as_ref().map(Mosquitto::files));
         s.jwt_secret = Some(makrcave::config::Secret::new(SECRET));
         s.heartbeat_timeout_s = self.options.heartbeat_timeout_s.unwrap_or(30);
         s.ws_send_timeout_ms = self.options.ws_send_timeout_ms.unwrap_or(5_000);
@@ -428,9 +455,25 @@ impl TestApp {
         .await
     }
 
-    /// A connected MQTT publisher on the broker makrcave uses.
+    /// makrcave's own MQTT account (it may publish and read every topic).
+    pub fn service_login(&self) -> (String, String) {
+        let password = self.app().state().settings.mqtt_service_password().expect("service password");
+        (SERVICE_USERNAME.to_string(), password.expose().to_string())
+    }
+
+    /// A connected MQTT publisher on the broker makrcave uses, with makrcave's own account.
     pub async fn publisher(&self) -> Publisher {
-        Publisher::connect(self.mqtt).await
+        Publisher::connect(self.mqtt, self.service_login()).await
+    }
+
+    /// Issues MQTT credentials for a machine, as its makerspace's admin does.
+    pub async fn device_login(&self, space: &str, machine: &str) -> (String, String) {
+        let admin = self.token("device-admin", Role::MakerspaceAdmin, &[space]);
+        let (status, body) =
+            self.post(&format!("/api/v1/makerspaces/{space}/equipment/{machine}/mqtt-credentials"), &admin, json!(null)).await;
+        assert_eq!(status, 201, "{body}");
+        let field = |name: &str| body[name].as_str().expect("credential field").to_string();
+        (field("username"), field("password"))
     }
 
     /// The value of a Prometheus counter (summed over series matching `labels`).
@@ -457,15 +500,20 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub async fn connect(addr: SocketAddr) -> Publisher {
-        Self::connect_with(addr, |_| {}).await
+    pub async fn connect(addr: SocketAddr, login: (String, String)) -> Publisher {
+        Self::connect_with(addr, login, |_| {}).await
     }
 
-    pub async fn connect_with(addr: SocketAddr, configure: impl FnOnce(&mut MqttOptions)) -> Publisher {
+    pub async fn connect_with(
+        addr: SocketAddr,
+        (username, password): (String, String),
+        configure: impl FnOnce(&mut MqttOptions),
+    ) -> Publisher {
         let id = format!("test-{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
         let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
         options.set_keep_alive(Duration::from_secs(5));
         options.set_max_packet_size(128 * 1024, 128 * 1024);
+        options.set_credentials(username, password);
         configure(&mut options);
         let (client, mut eventloop) = AsyncClient::new(options, 10_000);
         let (tx, rx) = tokio::sync::oneshot::channel();

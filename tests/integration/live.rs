@@ -50,7 +50,7 @@ async fn silence_past_the_heartbeat_and_the_last_will_make_a_machine_offline() {
     .await;
 
     // A machine whose connection drops: the broker publishes its retained last will.
-    let machine = Publisher::connect_with(t.mqtt, |o| {
+    let machine = Publisher::connect_with(t.mqtt, t.service_login(), |o| {
         o.set_last_will(rumqttc::LastWill::new("makrcave/s/willed/status", "offline", rumqttc::QoS::AtLeastOnce, true));
     })
     .await;
@@ -84,6 +84,7 @@ async fn a_retained_offline_left_while_makrcave_was_down_applies_at_once() {
     let broker = Mosquitto::start();
     let mut t = TestApp::spawn_with(TestOptions {
         mqtt_url: Some(broker.url()),
+        mosquitto_files: Some(broker.files()),
         heartbeat_timeout_s: Some(3600),
         ..Default::default()
     })

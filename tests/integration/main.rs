@@ -13,6 +13,7 @@ mod live;
 mod mail;
 mod mailbox;
 mod members;
+mod mqtt_auth;
 mod mqtt_link;
 mod ops;
 mod reservations;

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::{eventually, Mosquitto, Publisher, TestApp, TestOptions};
+use crate::common::{eventually, Mosquitto, TestApp, TestOptions};
 
 #[actix_web::test]
 async fn reconnects_and_resubscribes_when_mosquitto_comes_back() {
@@ -12,13 +12,14 @@ async fn reconnects_and_resubscribes_when_mosquitto_comes_back() {
     let mut broker = Mosquitto::start();
     let t = TestApp::spawn_with(TestOptions {
         mqtt_url: Some(broker.url()),
+        mosquitto_files: Some(broker.files()),
         heartbeat_timeout_s: Some(3600),
         ..Default::default()
     })
     .await;
     t.makerspace("s").await;
     t.machine("s", "m", json!({})).await;
-    let p = Publisher::connect(t.mqtt).await;
+    let p = t.publisher().await;
     p.telemetry("s", "m", json!({"state": "running", "job": {"progress": 1}})).await;
     t.wait_state("s", "m", "first telemetry", |s| s["job"]["progress"] == 1.0).await;
 
@@ -40,7 +41,7 @@ async fn reconnects_and_resubscribes_when_mosquitto_comes_back() {
     })
     .await;
     // A new machine connection after the restart; makrcave must have subscribed again.
-    let p = Publisher::connect(t.mqtt).await;
+    let p = t.publisher().await;
     eventually(Duration::from_secs(10), "telemetry after the broker restart", || async {
         p.telemetry("s", "m", json!({"job": {"progress": 2}})).await;
         let s = t.state("s", "m").await;

@@ -109,6 +109,8 @@ const RULES: &[(&str, &str, Rule)] = &[
     // Reading the space is enough to reach it; then the session's owner or an admin locks, and a
     // machine without a session answers 409 (the matrix's fixture machine has none).
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", Rule::SpaceReadThenConflict),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/members", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/members", Rule::MembersRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", Rule::MembersRead),
@@ -255,6 +257,9 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let (status, kiosk) =
         t.post(&format!("/api/v1/makerspaces/{space}/kiosks"), &root, json!({"name": "Front desk"})).await;
     assert_eq!(status, 201, "{kiosk}");
+    let (status, credentials) =
+        t.post(&format!("/api/v1/makerspaces/{space}/equipment/eq-{n}/mqtt-credentials"), &root, json!(null)).await;
+    assert_eq!(status, 201, "{credentials}");
     Fixture {
         equipment: format!("eq-{n}"),
         member: members[0].clone(),

@@ -23,6 +23,8 @@ impl Sniffer {
         let mut options =
             MqttOptions::new(format!("sniffer-{}", uuid::Uuid::new_v4().simple()), "127.0.0.1", t.mqtt.port());
         options.set_keep_alive(Duration::from_secs(5));
+        let (username, password) = t.service_login();
+        options.set_credentials(username, password);
         let (client, mut eventloop) = AsyncClient::new(options, 100);
         let seen = Arc::new(Mutex::new(Vec::new()));
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
