@@ -258,8 +258,8 @@ impl MosquittoKeeper {
             acl.extend(rules.publish.iter().map(|t| format!("topic write {t}")));
             acl.extend(rules.subscribe.iter().map(|t| format!("topic read {t}")));
         }
-        write_replacing(&self.files.password_file, &(passwords.join("\n") + "\n"))?;
-        write_replacing(&self.files.acl_file, &(acl.join("\n") + "\n"))?;
+        write_in_place(&self.files.password_file, &(passwords.join("\n") + "\n"))?;
+        write_in_place(&self.files.acl_file, &(acl.join("\n") + "\n"))?;
         if let Some(pid_file) = &self.files.pid_file {
             reload(pid_file)?;
         }
@@ -267,18 +267,19 @@ impl MosquittoKeeper {
     }
 }
 
-/// Writes a file whole, through a temporary file and a rename, so that Mosquitto never reads
-/// half of it. Readable by the owner and the group (Mosquitto often runs as its own user).
-fn write_replacing(path: &Path, content: &str) -> Result<(), MosquittoError> {
+/// Writes a file whole, in place, so that it keeps the owner, group and mode its operator
+/// gave it (Mosquitto usually runs as its own user and must be able to read it). A new file is
+/// readable by its owner and group only. Mosquitto reads the files only when it starts and
+/// when we signal it, after this returns.
+fn write_in_place(path: &Path, content: &str) -> Result<(), MosquittoError> {
     use std::io::Write;
     let fail = |e| MosquittoError::Write(path.to_path_buf(), e);
-    let temporary = path.with_extension("makrcave-tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o640);
-    options.open(&temporary).and_then(|mut f| f.write_all(content.as_bytes())).map_err(fail)?;
-    std::fs::rename(&temporary, path).map_err(fail)
+    let mut file = options.open(path).map_err(fail)?;
+    file.write_all(content.as_bytes()).and_then(|()| file.sync_all()).map_err(fail)
 }
 
 /// Sends SIGHUP to the process in `pid_file`: Mosquitto reloads its password and ACL files.

@@ -165,18 +165,20 @@ async fn a_device_cannot_speak_for_another_machine_nor_read_its_commands() {
     let (_, b) = t.get("/api/v1/makerspaces/s/equipment/b/state", Some(&t.super_admin())).await;
     assert_ne!(b["state"], "running", "machine b is not moved by another device: {b}");
 
-    // Subscribing to b's commands (directly or by a wildcard) is refused; its own works.
-    let codes = device.subscribe("makrcave/s/b/cmd").await;
-    assert_eq!(codes, [SubscribeReasonCode::Failure], "another machine's commands");
-    let codes = device.subscribe("makrcave/s/+/cmd").await;
-    assert_eq!(codes, [SubscribeReasonCode::Failure], "every machine's commands");
+    // Subscribing to b's commands, directly or by a wildcard, gets nothing of b's: the
+    // embedded broker answers the SUBSCRIBE with a failure code, Mosquitto's acl_file accepts
+    // it and never delivers (its read rule is checked per message). Its own works.
+    device.subscribe("makrcave/s/b/cmd").await;
+    device.subscribe("makrcave/s/+/cmd").await;
     let codes = device.subscribe("makrcave/s/a/cmd").await;
     assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtLeastOnce)], "its own commands");
-    // makrcave sends b a command, then a: the device receives only its own.
+    // makrcave sends b a command, then a: the device receives only its own (b's would come
+    // first: one publisher, one subscriber, one order).
     let commander = t.publisher().await;
     commander.publish("makrcave/s/b/cmd", json!({"action": "lock"}).to_string()).await;
     commander.publish("makrcave/s/a/cmd", json!({"action": "lock"}).to_string()).await;
-    assert_eq!(device.messages_until("makrcave/s/a/cmd").await, ["makrcave/s/a/cmd"]);
+    let received = device.messages_until("makrcave/s/a/cmd").await;
+    assert!(received.iter().all(|topic| topic == "makrcave/s/a/cmd"), "b's command reached a's device: {received:?}");
     t.stop().await;
 }
 
@@ -244,7 +246,11 @@ async fn credentials_are_only_for_machines_on_the_broker_and_only_for_admins() {
         device.client.publish(topic, QoS::AtLeastOnce, false, "{}").await.expect("publish");
     }
     assert_eq!(spy.messages_until("tele/laser1/SENSOR").await, ["tele/laser1/SENSOR"]);
-    assert_eq!(device.subscribe("cmnd/laser2/#").await, [SubscribeReasonCode::Failure]);
+    device.subscribe("cmnd/laser2/#").await;
     assert_eq!(device.subscribe("cmnd/laser1/#").await, [SubscribeReasonCode::Success(QoS::AtLeastOnce)]);
+    let commander = t.publisher().await;
+    commander.publish("cmnd/laser2/POWER", "ON").await;
+    commander.publish("cmnd/laser1/POWER", "ON").await;
+    assert_eq!(device.messages_until("cmnd/laser1/POWER").await, ["cmnd/laser1/POWER"]);
     t.stop().await;
 }
