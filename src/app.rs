@@ -15,8 +15,8 @@ use crate::actors::hub::Hub;
 use crate::actors::machine::MachineDeps;
 use crate::actors::state_writer;
 use crate::config::{ConfigError, Secret, Settings};
-use crate::domain::mqtt_access::SERVICE_USERNAME;
 use crate::domain::access::Role;
+use crate::domain::mqtt_access::SERVICE_USERNAME;
 use crate::protocols::broker::{self, BrokerError};
 use crate::protocols::mqtt::{BrokerAddress, MqttLink};
 use crate::services::broker_access::{BrokerAccess, Directory, MosquittoError, MosquittoKeeper};
@@ -103,8 +103,11 @@ impl Application {
                     Arc::new(Directory { store: store.clone(), service_password: service_password.clone() });
                 let embedded = broker::start(settings.mqtt_listen, directory, shutdown.clone()).await?;
                 let connect = broker::connect_addr(embedded.listen);
-                let address =
-                    BrokerAddress { host: connect.ip().to_string(), port: connect.port(), credentials: service_login() };
+                let address = BrokerAddress {
+                    host: connect.ip().to_string(),
+                    port: connect.port(),
+                    credentials: service_login(),
+                };
                 (address, connect, BrokerAccess::Embedded(embedded.connections))
             }
         };

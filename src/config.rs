@@ -249,7 +249,9 @@ impl Settings {
                 Some(MosquittoFiles { password_file, acl_file, pid_file })
             }
             (Some(_), Some(_), _) => {
-                return Err(ConfigError::Invalid("the Mosquitto files are for an external broker: set --mqtt-url".into()))
+                return Err(ConfigError::Invalid(
+                    "the Mosquitto files are for an external broker: set --mqtt-url".into(),
+                ))
             }
             _ => {
                 return Err(ConfigError::Invalid(

@@ -101,10 +101,9 @@ impl TopicRules {
                 ],
             ),
             // A Gen2 Shelly publishes under `{id}/` and takes RPC requests on `{id}/rpc`.
-            Connection::ShellyGen2 { device_id, .. } => rules(
-                vec![format!("{device_id}/#")],
-                vec![format!("{device_id}/rpc"), format!("{device_id}/command")],
-            ),
+            Connection::ShellyGen2 { device_id, .. } => {
+                rules(vec![format!("{device_id}/#")], vec![format!("{device_id}/rpc"), format!("{device_id}/command")])
+            }
             Connection::Bambu { .. } | Connection::Octoprint { .. } => None,
         }
     }

@@ -248,8 +248,7 @@ impl MosquittoKeeper {
         ];
         for credential in credentials {
             let Some(machine) = store.get_equipment(&credential.equipment_id).await? else { continue };
-            let Some(rules) = TopicRules::for_machine(&machine.makerspace_id, &machine.id, &machine.connection)
-            else {
+            let Some(rules) = TopicRules::for_machine(&machine.makerspace_id, &machine.id, &machine.connection) else {
                 continue;
             };
             passwords.push(format!("{}:{}", credential.username, credential.password_hash));

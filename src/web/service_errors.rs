@@ -5,11 +5,11 @@ use serde_json::json;
 
 use crate::services::access::AccessError;
 use crate::services::bookings::BookingError;
+use crate::services::broker_access::BrokerAccessError;
 use crate::services::cards::CardError;
 use crate::services::gate::GateError;
 use crate::services::invites::{InviteError, Unusable};
 use crate::services::kiosk::KioskError;
-use crate::services::broker_access::BrokerAccessError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
 use crate::services::sessions::SessionError;

@@ -469,8 +469,9 @@ impl TestApp {
     /// Issues MQTT credentials for a machine, as its makerspace's admin does.
     pub async fn device_login(&self, space: &str, machine: &str) -> (String, String) {
         let admin = self.token("device-admin", Role::MakerspaceAdmin, &[space]);
-        let (status, body) =
-            self.post(&format!("/api/v1/makerspaces/{space}/equipment/{machine}/mqtt-credentials"), &admin, json!(null)).await;
+        let (status, body) = self
+            .post(&format!("/api/v1/makerspaces/{space}/equipment/{machine}/mqtt-credentials"), &admin, json!(null))
+            .await;
         assert_eq!(status, 201, "{body}");
         let field = |name: &str| body[name].as_str().expect("credential field").to_string();
         (field("username"), field("password"))

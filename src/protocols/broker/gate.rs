@@ -204,8 +204,7 @@ fn inner_client_id(username: &str, client_id: &str) -> String {
             })
             .collect()
     };
-    let client_id =
-        if client_id.is_empty() { uuid::Uuid::new_v4().simple().to_string() } else { encode(client_id) };
+    let client_id = if client_id.is_empty() { uuid::Uuid::new_v4().simple().to_string() } else { encode(client_id) };
     format!("{}:{client_id}", encode(username))
 }
 
@@ -238,7 +237,9 @@ async fn relay(
         while let Some(frame) = read_frame(&mut client_read, &mut from_client, max_frame).await? {
             match judge(frame, grant, &trimmed, max_frame)? {
                 Verdict::Forward(frame) => broker_write.write_all(&frame).await?,
-                Verdict::Answer(frame) => answers.send(frame).await.map_err(|_| Ended::Protocol("client writer gone"))?,
+                Verdict::Answer(frame) => {
+                    answers.send(frame).await.map_err(|_| Ended::Protocol("client writer gone"))?
+                }
                 Verdict::Drop => {}
             }
         }
