@@ -14,7 +14,7 @@ pub const MQTT_MESSAGES_DROPPED: &str = "makrcave_mqtt_messages_dropped_total";
 /// Times the MQTT link (re)connected to its broker.
 pub const MQTT_CONNECTS: &str = "makrcave_mqtt_connects_total";
 /// What the embedded broker's gate refused, by `reason` (anonymous, bad_credentials,
-/// protocol, will_denied, publish_denied, subscribe_denied).
+/// protocol, will_denied, publish_denied, subscribe_denied, too_many_clients).
 pub const MQTT_REFUSED: &str = "makrcave_mqtt_refused_total";
 /// Whether the MQTT link is connected (1) or not (0).
 pub const MQTT_CONNECTED: &str = "makrcave_mqtt_connected";

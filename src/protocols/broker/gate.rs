@@ -86,14 +86,17 @@ impl Connections {
     }
 }
 
-/// Accepts clients on `listener` until `shutdown`, each served on its own task.
+/// Accepts clients on `listener`, at most `max_clients` at a time (counting those that have
+/// not sent CONNECT yet), each served on its own task.
 pub async fn serve(
     listener: TcpListener,
     upstream: Upstream,
     authenticator: Arc<dyn Authenticator>,
     connections: Connections,
     max_frame: usize,
+    max_clients: usize,
 ) {
+    let slots = Arc::new(tokio::sync::Semaphore::new(max_clients));
     loop {
         let (socket, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
@@ -104,10 +107,17 @@ pub async fn serve(
                 continue;
             }
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: closing at once costs less than holding a socket nobody will serve.
+            metrics::counter!(MQTT_REFUSED, "reason" => "too_many_clients").increment(1);
+            drop(socket);
+            continue;
+        };
         let upstream = upstream.clone();
         let authenticator = authenticator.clone();
         let connections = connections.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             if let Err(reason) = serve_client(socket, upstream, authenticator, connections, max_frame).await {
                 tracing::debug!(%peer, %reason, "MQTT client connection ended");
             }

@@ -68,7 +68,7 @@ pub async fn start(
     };
     let upstream = Upstream { addr: inner, username: UPSTREAM_USERNAME.to_string(), password };
     let connections = Connections::default();
-    let gate = gate::serve(listener, upstream, authenticator, connections.clone(), MAX_FRAME_BYTES);
+    let gate = gate::serve(listener, upstream, authenticator, connections.clone(), MAX_FRAME_BYTES, MAX_CONNECTIONS);
     tokio::spawn(async move {
         tokio::select! {
             () = gate => {}
