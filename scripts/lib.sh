@@ -118,6 +118,7 @@ ensure_test_venv() {
 # free ports), waits until /healthz answers 200, mints a super_admin token, and runs
 # schemathesis against its OpenAPI document: every check, every phase (stateful included),
 # within a time budget. Fails on any failure. The server is stopped on exit.
+# MAKRCAVE_SCHEMATHESIS_EXTRA adds options, e.g. "--seed N" to replay a failing run.
 run_schemathesis() {
   local root="$PWD" bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/makrcave"
   local data="$WORK_DIR/schemathesis" http_port mqtt_port base pid token
@@ -146,6 +147,6 @@ run_schemathesis() {
     cd "$data"
     "$MAKRCAVE_TEST_ST" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
       --checks all --phases examples,coverage,fuzzing,stateful --max-time "${MAKRCAVE_SCHEMATHESIS_SECONDS:-120}" \
-      --request-timeout 10 -H "Authorization: Bearer $token" --no-color
+      --request-timeout 10 -H "Authorization: Bearer $token" --no-color ${MAKRCAVE_SCHEMATHESIS_EXTRA:-}
   ) || { log "schemathesis failed; the server's log is $data/server.log"; tail -50 "$data/server.log" >&2; return 1; }
 }

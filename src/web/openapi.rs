@@ -488,8 +488,14 @@ fn add_links(paths: &mut Map<String, Value>, templates: &[String], references: &
             let Some(end) = rest.find('}') else { continue };
             let new_param = &rest[..end];
             let Some(item) = paths.get(target).and_then(Value::as_object) else { continue };
+            // What a path's own POST creates (a machine's MQTT credentials) is not there
+            // until that POST: deleting it right after the parent's create would be a 404.
+            let created_here = item.get("post").and_then(|op| op.pointer("/responses/201")).is_some();
             for (method, op) in item {
-                if !METHODS.contains(&method.as_str()) || references.contains(&(target.clone(), method.clone())) {
+                if !METHODS.contains(&method.as_str())
+                    || references.contains(&(target.clone(), method.clone()))
+                    || (created_here && method == "delete")
+                {
                     continue;
                 }
                 let Some(op_id) = op.get("operationId").and_then(Value::as_str) else { continue };
