@@ -412,6 +412,28 @@ mod tests {
     }
 
     #[test]
+    fn mosquitto_files_go_together_and_only_with_an_external_broker() {
+        let file = |name: &str| Some(PathBuf::from(name));
+        let external = Some("mqtt://broker:1883".to_string());
+        let both = SettingsArgs {
+            mqtt_url: external.clone(),
+            mosquitto_password_file: file("passwd"),
+            mosquitto_acl_file: file("acl"),
+            ..Default::default()
+        };
+        let s = Settings::load(&both).expect("valid settings");
+        assert_eq!(
+            s.mosquitto,
+            Some(MosquittoFiles { password_file: "passwd".into(), acl_file: "acl".into(), pid_file: None })
+        );
+        let one = SettingsArgs { mosquitto_acl_file: None, ..both.clone() };
+        assert!(matches!(Settings::load(&one), Err(ConfigError::Invalid(_))));
+        let embedded = SettingsArgs { mqtt_url: None, ..both };
+        assert!(matches!(Settings::load(&embedded), Err(ConfigError::Invalid(_))));
+        assert_eq!(Settings::defaults().mosquitto, None);
+    }
+
+    #[test]
     fn a_generated_secret_is_kept() {
         let dir = tempfile::tempdir().expect("temp dir");
         let args = SettingsArgs { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
