@@ -19,6 +19,7 @@ mod ops;
 mod reservations;
 mod reserved;
 mod roles;
+mod secrets;
 mod sessions;
 mod skills;
 mod waitlist;
