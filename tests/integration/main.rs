@@ -16,6 +16,7 @@ mod members;
 mod mqtt_auth;
 mod mqtt_link;
 mod ops;
+mod pages;
 mod reservations;
 mod reserved;
 mod roles;
