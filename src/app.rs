@@ -17,6 +17,7 @@ use crate::actors::state_writer;
 use crate::config::{ConfigError, Secret, Settings};
 use crate::domain::access::Role;
 use crate::domain::mqtt_access::SERVICE_USERNAME;
+use crate::domain::secrets::DataKey;
 use crate::protocols::broker::{self, BrokerError};
 use crate::protocols::mqtt::{BrokerAddress, MqttLink};
 use crate::services::broker_access::{BrokerAccess, Directory, MosquittoError, MosquittoKeeper};
@@ -31,6 +32,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error("cannot open the database: {0}")]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    DataKey(#[from] services::machines::DataKeyError),
     #[error(transparent)]
     Broker(#[from] BrokerError),
     #[error("email settings: {0}")]
@@ -66,6 +69,8 @@ impl Application {
         let metrics = crate::metrics::recorder();
         let store = Store::connect(&settings.database_url).await?;
         tracing::info!(database = store.kind(), "database ready");
+        let data_key = DataKey::derive(settings.data_key()?.expose());
+        services::machines::check_data_key(&store, &data_key).await?;
         let auth = Arc::new(JwtKeys::from_settings(&settings)?);
 
         // Stops the MQTT link, the embedded broker's gate and the demo simulators.
@@ -163,6 +168,7 @@ impl Application {
             mailer: Arc::new(crate::notify::email::Mailer::from_settings(&settings)?),
             card_key,
             broker_access,
+            data_key,
         };
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.

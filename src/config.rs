@@ -22,6 +22,8 @@ const JWT_SECRET_FILE: &str = "jwt-secret";
 const CARD_KEY_FILE: &str = "card-key";
 /// File in the data folder holding the password of makrcave's own MQTT account.
 const MQTT_PASSWORD_FILE: &str = "mqtt-password";
+/// File in the data folder holding the generated key that seals machines' secrets at rest.
+const DATA_KEY_FILE: &str = "data-key";
 
 /// The options every command shares; each may also come from the environment or the file.
 #[derive(Debug, Clone, Default, Args)]
@@ -106,6 +108,11 @@ pub struct SettingsArgs {
     /// [default: generated once and kept in the data folder].
     #[arg(long, env = "MAKRCAVE_CARD_KEY", global = true, value_name = "KEY", hide_env_values = true)]
     pub card_key: Option<String>,
+    /// Key that encrypts machines' secrets (API keys, access codes) in the database; all nodes
+    /// sharing a database need the same, and a lost key loses those secrets
+    /// [default: generated once and kept in the data folder].
+    #[arg(long, env = "MAKRCAVE_DATA_KEY", global = true, value_name = "KEY", hide_env_values = true)]
+    pub data_key: Option<String>,
     /// Log filter, e.g. "info" or "makrcave=debug" [default: info,rumqttd=off].
     #[arg(long, env = "MAKRCAVE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
@@ -138,6 +145,7 @@ struct FileSettings {
     csv_max_bytes: Option<usize>,
     auth_rate_limit: Option<u32>,
     card_key: Option<String>,
+    data_key: Option<String>,
     log: Option<String>,
 }
 
@@ -203,6 +211,8 @@ pub struct Settings {
     pub auth_rate_limit: u32,
     /// `None`: generated and kept in the data folder (see [`Settings::card_key`]).
     pub card_key: Option<Secret>,
+    /// `None`: generated and kept in the data folder (see [`Settings::data_key`]).
+    pub data_key: Option<Secret>,
     pub log: String,
     pub demo: bool,
 }
@@ -274,6 +284,10 @@ impl Settings {
         if jwt_secret.as_ref().is_some_and(|s| s.expose().len() < 16) {
             return Err(ConfigError::Invalid("the JWT secret must be at least 16 characters".into()));
         }
+        let data_key = args.data_key.clone().or(file.data_key).map(Secret::new);
+        if data_key.as_ref().is_some_and(|s| s.expose().len() < 16) {
+            return Err(ConfigError::Invalid("the data key must be at least 16 characters".into()));
+        }
         let http = args.http.or(file.http).unwrap_or_else(|| parse_addr(DEFAULT_HTTP));
         let jwks_url = args.jwks_url.clone().or(file.jwks_url);
         if let Some(u) = &jwks_url {
@@ -309,6 +323,7 @@ impl Settings {
             csv_max_bytes: args.csv_max_bytes.or(file.csv_max_bytes).unwrap_or(1024 * 1024),
             auth_rate_limit: args.auth_rate_limit.or(file.auth_rate_limit).unwrap_or(20).max(1),
             card_key: args.card_key.clone().or(file.card_key).map(Secret::new),
+            data_key,
             data_dir,
             database_url,
             mqtt_broker,
@@ -342,6 +357,15 @@ impl Settings {
             return Ok(key.clone());
         }
         load_or_create_secret(&self.data_dir.join(CARD_KEY_FILE))
+    }
+
+    /// The key that seals machines' secrets at rest: configured, or read from (and on first use
+    /// written to) the data folder.
+    pub fn data_key(&self) -> Result<Secret, ConfigError> {
+        if let Some(key) = &self.data_key {
+            return Ok(key.clone());
+        }
+        load_or_create_secret(&self.data_dir.join(DATA_KEY_FILE))
     }
 }
 
@@ -441,5 +465,25 @@ mod tests {
         let first = s.jwt_secret().expect("secret");
         assert_eq!(s.jwt_secret().expect("secret"), first);
         assert!(!format!("{first:?}").contains(first.expose()));
+    }
+
+    #[test]
+    fn the_data_key_is_configured_or_kept_in_the_data_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let args = SettingsArgs { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+        let s = Settings::load(&args).expect("valid settings");
+        let generated = s.data_key().expect("a generated key");
+        assert_eq!(std::fs::read_to_string(dir.path().join(DATA_KEY_FILE)).expect("kept"), generated.expose());
+        assert_ne!(generated, s.card_key().expect("card key"), "each key is its own");
+
+        let file = dir.path().join("makrcave.toml");
+        std::fs::write(&file, "data_key = \"from-the-file-0123456789\"\n").expect("write config");
+        let from_file = SettingsArgs { config: Some(file), ..args.clone() };
+        let s = Settings::load(&from_file).expect("valid settings");
+        assert_eq!(s.data_key().expect("configured").expose(), "from-the-file-0123456789");
+        let flag = SettingsArgs { data_key: Some("from-the-flag-0123456789".into()), ..from_file };
+        assert_eq!(Settings::load(&flag).expect("valid").data_key().expect("key").expose(), "from-the-flag-0123456789");
+        let short = SettingsArgs { data_key: Some("short".into()), ..args };
+        assert!(matches!(Settings::load(&short), Err(ConfigError::Invalid(_))));
     }
 }

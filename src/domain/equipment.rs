@@ -3,6 +3,8 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::secrets::{DataKey, SecretError, SecretValue, ACCESS_CODE, API_KEY, MASK};
+
 /// Equipment kinds from the product documents.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum EquipmentType {
@@ -67,7 +69,8 @@ impl AdminStatus {
     }
 }
 
-/// How a machine talks to us. Stored with the equipment; secrets never leave through the API.
+/// How a machine talks to us. Stored with the equipment; its secret fields (named from
+/// [`super::secrets::SECRET_FIELDS`]) are sealed at rest and never leave through the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Connection {
@@ -93,24 +96,89 @@ pub enum Connection {
         running_above_w: Option<f64>,
     },
     /// A Bambu Lab printer in LAN mode (`device/{serial}/report`).
-    Bambu { serial: String },
+    Bambu {
+        serial: String,
+        /// The printer's LAN access code (write only: responses mask it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(value_type = Option<String>)]
+        access_code: Option<SecretValue>,
+    },
     /// An OctoPrint instance reached over its REST API and push socket.
     Octoprint {
         url: String,
+        /// OctoPrint's API key (write only: responses mask it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        api_key: Option<String>,
+        #[schema(value_type = Option<String>)]
+        api_key: Option<SecretValue>,
     },
 }
 
 impl Connection {
-    /// The same connection with its secrets removed, for API responses.
-    pub fn redacted(&self) -> Connection {
+    /// The secret fields of this kind of connection, by name: the only place that says which
+    /// field of which kind is a secret; sealing, opening and masking all go through it.
+    fn secrets_mut(&mut self) -> Vec<(&'static str, &mut Option<SecretValue>)> {
         match self {
-            Self::Octoprint { url, api_key } => {
-                Self::Octoprint { url: url.clone(), api_key: api_key.as_ref().map(|_| "********".to_string()) }
-            }
-            other => other.clone(),
+            Self::Octoprint { api_key, .. } => vec![(API_KEY, api_key)],
+            Self::Bambu { access_code, .. } => vec![(ACCESS_CODE, access_code)],
+            Self::Mqtt | Self::Tasmota { .. } | Self::ShellyGen1 { .. } | Self::ShellyGen2 { .. } => Vec::new(),
         }
+    }
+
+    /// The clear value of the secret `field` (one of [`super::secrets::SECRET_FIELDS`]), or
+    /// `None` when this connection has no such secret. The one way to read a secret: code that
+    /// talks to a machine (the OctoPrint adapter, Bambu's MQTT login) calls this with the data
+    /// key. A value sealed with another key is an error, never garbage.
+    pub fn secret(&self, key: &DataKey, field: &str) -> Result<Option<String>, SecretError> {
+        let mut copy = self.clone();
+        let value = copy.secrets_mut().into_iter().find(|(name, _)| *name == field).and_then(|(_, v)| v.take());
+        value.map(|v| key.open(field, &v)).transpose()
+    }
+
+    /// Checks that every sealed secret of this connection opens with `key`.
+    pub fn check_key(&self, key: &DataKey) -> Result<(), SecretError> {
+        let mut copy = self.clone();
+        for (name, value) in copy.secrets_mut() {
+            if let Some(value) = value {
+                key.open(name, value)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The same connection with every clear secret sealed under `key`, as it is stored.
+    /// Secrets already sealed stay as they are.
+    pub fn sealed(&self, key: &DataKey) -> Connection {
+        let mut out = self.clone();
+        for (name, value) in out.secrets_mut() {
+            if let Some(SecretValue::Clear(clear)) = value {
+                *value = Some(key.seal(name, clear));
+            }
+        }
+        out
+    }
+
+    /// The same connection with its secrets masked, for API responses.
+    pub fn redacted(&self) -> Connection {
+        let mut out = self.clone();
+        for (_, value) in out.secrets_mut() {
+            if value.is_some() {
+                *value = Some(SecretValue::Clear(MASK.to_string()));
+            }
+        }
+        out
+    }
+
+    /// A client's new settings where a secret it sent back masked (as it read it) keeps the
+    /// value `old` has for that field.
+    pub fn keep_masked(mut self, old: &Connection) -> Connection {
+        let mut old = old.clone();
+        let mut old_secrets = old.secrets_mut();
+        for (name, value) in self.secrets_mut() {
+            if matches!(value, Some(SecretValue::Clear(v)) if v == MASK) {
+                *value = old_secrets.iter_mut().find(|(n, _)| *n == name).and_then(|(_, v)| v.take());
+            }
+        }
+        self
     }
 
     /// Checks the settings a client sent, with a sentence for the client when they are wrong.
@@ -128,6 +196,12 @@ impl Connection {
             }
             _ => Ok(()),
         };
+        // Clients send secrets in clear; the sealed form is ours alone.
+        let mut copy = self.clone();
+        if let Some((name, _)) = copy.secrets_mut().into_iter().find(|(_, v)| v.as_ref().is_some_and(|v| !v.is_clear()))
+        {
+            return Err(format!("connection.{name} must be a string"));
+        }
         match self {
             Self::Mqtt => Ok(()),
             Self::Tasmota { topic, running_above_w } => {
@@ -138,7 +212,7 @@ impl Connection {
                 non_empty("device_id", device_id)?;
                 threshold(running_above_w)
             }
-            Self::Bambu { serial } => non_empty("serial", serial),
+            Self::Bambu { serial, .. } => non_empty("serial", serial),
             Self::Octoprint { url, .. } => match url::Url::parse(url) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
                 _ => Err("connection.url must be an http:// or https:// URL".to_string()),
@@ -162,11 +236,76 @@ mod tests {
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"tasmota"}"#).is_err());
     }
 
+    /// One connection of every kind, each secret set to a value that names its field.
+    fn every_kind() -> Vec<Connection> {
+        vec![
+            Connection::Mqtt,
+            Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0) },
+            Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0) },
+            Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0) },
+            Connection::Bambu { serial: "01S".into(), access_code: Some("SECRET-access_code".into()) },
+            Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET-api_key".into()) },
+        ]
+    }
+
     #[test]
     fn secrets_are_redacted() {
+        for c in every_kind() {
+            let shown = serde_json::to_string(&c.redacted()).expect("serializes");
+            assert!(!shown.contains("SECRET"), "{shown}");
+        }
         let c = Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET".into()) };
-        let shown = serde_json::to_string(&c.redacted()).expect("serializes");
-        assert!(!shown.contains("SECRET"));
+        assert_eq!(serde_json::to_value(c.redacted()).expect("serializes")["api_key"], MASK);
+    }
+
+    #[test]
+    fn every_field_named_as_a_secret_is_sealed() {
+        use crate::domain::secrets::SECRET_FIELDS;
+        let key = DataKey::derive("test data key 0123456789");
+        for c in every_kind() {
+            let clear = serde_json::to_value(&c).expect("serializes");
+            let sealed = serde_json::to_value(c.sealed(&key)).expect("serializes");
+            for (field, value) in clear.as_object().expect("an object") {
+                if SECRET_FIELDS.contains(&field.as_str()) {
+                    assert_eq!(sealed[field]["enc"].as_str().map(|e| e.starts_with("v1:")), Some(true), "{sealed}");
+                    assert_eq!(c.sealed(&key).secret(&key, field), Ok(value.as_str().map(String::from)));
+                } else {
+                    assert_eq!(&sealed[field], value, "{field} is not a secret");
+                }
+            }
+            assert!(!sealed.to_string().contains("SECRET"), "{sealed}");
+            // Sealing twice changes nothing more, and the stored form reads back.
+            let stored: Connection = serde_json::from_value(sealed).expect("reads back");
+            assert_eq!(stored.sealed(&key), stored);
+            assert_eq!(stored.check_key(&key), Ok(()));
+        }
+    }
+
+    #[test]
+    fn a_secret_is_read_with_the_key_that_sealed_it() {
+        let key = DataKey::derive("test data key 0123456789");
+        let c = Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-123".into()) };
+        // A value stored before sealing reads as it is.
+        assert_eq!(c.secret(&key, API_KEY), Ok(Some("K-123".into())));
+        let sealed = c.sealed(&key);
+        assert_eq!(sealed.secret(&key, API_KEY), Ok(Some("K-123".into())));
+        assert_eq!(sealed.secret(&key, ACCESS_CODE), Ok(None));
+        let wrong = DataKey::derive("another data key 0123456789");
+        assert_eq!(sealed.secret(&wrong, API_KEY), Err(SecretError::WrongKey(API_KEY.into())));
+        assert_eq!(sealed.check_key(&wrong), Err(SecretError::WrongKey(API_KEY.into())));
+    }
+
+    #[test]
+    fn a_masked_secret_sent_back_keeps_the_stored_one() {
+        let key = DataKey::derive("test data key 0123456789");
+        let old = Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-1".into()) }.sealed(&key);
+        let sent = Connection::Octoprint { url: "http://q:5000".into(), api_key: Some(MASK.into()) };
+        let kept = sent.keep_masked(&old);
+        assert_eq!(kept.secret(&key, API_KEY), Ok(Some("K-1".into())));
+        let sent = Connection::Octoprint { url: "http://q:5000".into(), api_key: Some("K-2".into()) };
+        assert_eq!(sent.keep_masked(&old).secret(&key, API_KEY), Ok(Some("K-2".into())));
+        // A client cannot hand in a sealed value of its own.
+        assert!(old.validate().is_err());
     }
 
     #[test]

@@ -11,5 +11,6 @@ pub mod ids;
 pub mod machine;
 pub mod members;
 pub mod mqtt_access;
+pub mod secrets;
 pub mod skills;
 pub mod validate;

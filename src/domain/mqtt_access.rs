@@ -263,7 +263,9 @@ mod tests {
         assert!(rules.may_subscribe("plus-1/rpc"));
         assert!(!rules.may_subscribe("plus-1/#"));
 
-        assert!(TopicRules::for_machine("s", "e", &Connection::Bambu { serial: "X".into() }).is_none());
+        assert!(
+            TopicRules::for_machine("s", "e", &Connection::Bambu { serial: "X".into(), access_code: None }).is_none()
+        );
     }
 
     #[test]

@@ -134,6 +134,6 @@ mod tests {
     fn printers_without_a_relay_need_no_message() {
         let octo = Connection::Octoprint { url: "http://p:5000".into(), api_key: None };
         assert!(encode("s", "e", &octo, &unlock(), 1).is_empty());
-        assert!(encode("s", "e", &Connection::Bambu { serial: "01S".into() }, &lock(), 1).is_empty());
+        assert!(encode("s", "e", &Connection::Bambu { serial: "01S".into(), access_code: None }, &lock(), 1).is_empty());
     }
 }

@@ -1,14 +1,17 @@
 //! Machines joining and leaving the floor: every change of a machine's record reaches its
 //! actor (started when added, reconfigured when edited, stopped when deleted, which ends and
 //! keeps a session in progress), and its live state comes from the actor. Checking the
-//! fields of a machine is the caller's (the web layer validates what it extracts).
+//! fields of a machine is the caller's (the web layer validates what it extracts). The
+//! secrets of a machine's connection are sealed here, before the record is stored or handed
+//! to its actor, so that they are stored (and held) only sealed.
 
 use std::collections::HashMap;
 
 use crate::actors::machine::MachineView;
 use crate::domain::access::Decision;
+use crate::domain::secrets::{DataKey, SecretError};
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 use super::access::{space_for, AccessError};
 use super::{sessions, Services};
@@ -23,6 +26,34 @@ pub enum MachineError {
     AlreadyExists(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Why makrcave cannot start with the configured data key.
+#[derive(Debug, thiserror::Error)]
+pub enum DataKeyError {
+    #[error("cannot read the machines to check the data key: {0}")]
+    Store(#[from] StoreError),
+    #[error("the data key does not open the stored secrets of machine {equipment_id:?}: {source}")]
+    WrongKey { equipment_id: String, source: SecretError },
+}
+
+/// Checks at start that the data key opens every sealed secret, so that a wrong key stops
+/// makrcave with a clear reason at once rather than failing later at a machine (and secrets
+/// sealed under two keys).
+pub async fn check_data_key(store: &Store, key: &DataKey) -> Result<(), DataKeyError> {
+    for machine in store.list_equipment(&EquipmentFilter::default()).await? {
+        machine
+            .connection
+            .check_key(key)
+            .map_err(|source| DataKeyError::WrongKey { equipment_id: machine.id.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// The record as it is stored: its connection's clear secrets (a client's input, or a value
+/// stored before secrets were sealed) sealed with the data key.
+fn sealed(svc: &Services, record: &EquipmentRecord) -> EquipmentRecord {
+    EquipmentRecord { connection: record.connection.sealed(&svc.data_key), ..record.clone() }
 }
 
 /// A machine of the space, or not found (also when it belongs to another space).
@@ -74,6 +105,7 @@ pub async fn list(
 /// Adds a checked machine to its space (the caller was authorized to manage it before its
 /// fields were checked) and starts its actor. Returns its first live state.
 pub async fn add(svc: &Services, record: &EquipmentRecord) -> Result<Option<MachineView>, MachineError> {
+    let record = &sealed(svc, record);
     match svc.store.insert_equipment(record).await {
         Ok(()) => {}
         Err(StoreError::Conflict) => return Err(MachineError::AlreadyExists(record.id.clone())),
@@ -85,6 +117,7 @@ pub async fn add(svc: &Services, record: &EquipmentRecord) -> Result<Option<Mach
 
 /// Stores an edited machine and reconfigures its actor. Returns its live state.
 pub async fn reconfigure(svc: &Services, record: &EquipmentRecord) -> Result<Option<MachineView>, MachineError> {
+    let record = &sealed(svc, record);
     if !svc.store.update_equipment(record).await? {
         return Err(MachineError::NotFound);
     }

@@ -46,6 +46,7 @@ use crate::actors::fleet::Fleet;
 use crate::actors::hub::Hub;
 use crate::actors::state_writer::StateSender;
 use crate::config::{Secret, Settings};
+use crate::domain::secrets::DataKey;
 use crate::notify::email::Mailer;
 use crate::store::Store;
 
@@ -65,4 +66,7 @@ pub struct Services {
     pub card_key: Secret,
     /// How credential changes reach the MQTT broker in use.
     pub broker_access: broker_access::BrokerAccess,
+    /// Seals the secrets of machines' connections at rest; code that needs a clear secret
+    /// passes it to `Connection::secret`.
+    pub data_key: DataKey,
 }

@@ -352,7 +352,8 @@ pub async fn update(
     }
     if let Some(connection) = body.connection {
         check_connection(&connection)?;
-        record.connection = keep_secret(connection, &record.connection);
+        // A client that read a masked secret and sends it back unchanged keeps the stored one.
+        record.connection = connection.keep_masked(&record.connection);
     }
     if let Some(seconds) = body.heartbeat_timeout_s {
         check_heartbeat(seconds)?;
@@ -364,18 +365,6 @@ pub async fn update(
     record.updated_at = Utc::now();
     let view = machines::reconfigure(&state, &record).await?;
     Ok(HttpResponse::Ok().json(EquipmentResponse::new(record, view.as_ref())))
-}
-
-/// A client that read a masked API key and sends it back unchanged keeps the stored key.
-fn keep_secret(new: Connection, old: &Connection) -> Connection {
-    match (new, old) {
-        (Connection::Octoprint { url, api_key: Some(k) }, Connection::Octoprint { api_key: old_key, .. })
-            if k == "********" =>
-        {
-            Connection::Octoprint { url, api_key: old_key.clone() }
-        }
-        (new, _) => new,
-    }
 }
 
 #[utoipa::path(delete, path = "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}", tag = "equipment",

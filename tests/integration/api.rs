@@ -176,9 +176,14 @@ async fn equipment_filters_and_secrets() {
         )
         .await;
     assert_eq!(status, 200);
-    let api_key = |record: Option<makrcave::store::equipment::EquipmentRecord>| match record.map(|r| r.connection) {
-        Some(makrcave::domain::equipment::Connection::Octoprint { api_key, url }) => (api_key, url),
-        other => panic!("not an octoprint connection: {other:?}"),
+    // The clear key and the URL, as the OctoPrint adapter will read them.
+    let key = &t.app().state().data_key;
+    let api_key = |record: Option<makrcave::store::equipment::EquipmentRecord>| {
+        let c = record.expect("the machine").connection;
+        let makrcave::domain::equipment::Connection::Octoprint { url, .. } = &c else {
+            panic!("not an octoprint connection: {c:?}")
+        };
+        (c.secret(key, makrcave::domain::secrets::API_KEY).expect("the data key opens it"), url.clone())
     };
     let stored = t.app().state().store.get_equipment("l1").await.expect("read");
     assert_eq!(api_key(stored), (Some("TOPSECRET".to_string()), "http://op:5001".to_string()));

@@ -57,7 +57,9 @@ impl Driver {
             "chromium (apt-get install chromium)",
         );
         let profile = tempfile::tempdir().expect("profile dir").keep();
-        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+        // The browser's console is kept for `console()` (the pages' CSP violations land there).
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome",
+            "goog:loggingPrefs": {"browser": "ALL"}, "goog:chromeOptions": {
             "binary": chromium,
             "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
@@ -387,5 +389,114 @@ async fn the_today_view_approves_a_pending_booking_in_place() {
         page["status"].is_null().then_some(())
     })
     .await;
+    t.stop().await;
+}
+
+impl Driver {
+    /// The browser console's messages since the last call (chromedriver's log endpoint; the
+    /// session asked for them with `goog:loggingPrefs`).
+    async fn console(&self) -> Vec<String> {
+        let log =
+            self.call(reqwest::Method::POST, &self.session_path("/se/log"), Some(json!({"type": "browser"}))).await;
+        let entries = log.as_array().cloned().unwrap_or_default();
+        entries
+            .iter()
+            .map(|e| format!("{} {}", e["level"].as_str().unwrap_or("?"), e["message"].as_str().unwrap_or("?")))
+            .collect()
+    }
+}
+
+/// The console messages that report a Content-Security-Policy violation.
+fn csp_violations(console: &[String]) -> Vec<&String> {
+    console.iter().filter(|m| m.contains("Content Security Policy") || m.contains("Content-Security-Policy")).collect()
+}
+
+#[actix_web::test]
+async fn the_dashboard_and_the_kiosk_run_under_their_policy_without_a_violation() {
+    let t =
+        TestApp::spawn_with(crate::common::TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    t.makerspace("floor").await;
+    let root = t.super_admin();
+    t.machine("floor", "b1", json!({"name": "Bench printer"})).await;
+    let (status, member) = t
+        .post(
+            "/api/v1/makerspaces/floor/members",
+            &root,
+            json!({"email": "elena@example.org", "first_name": "Elena", "last_name": "Rossi", "user_id": "elena"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{member}");
+    let start = chrono::Utc::now() + chrono::Duration::minutes(5);
+    let (status, booking) = t
+        .post(
+            "/api/v1/makerspaces/floor/reservations",
+            &t.token("elena", Role::Member, &["floor"]),
+            json!({"equipment_id": "b1", "start": start.to_rfc3339(),
+                   "end": (start + chrono::Duration::hours(1)).to_rfc3339(), "purpose": "Brackets"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{booking}");
+    let (_, kiosk) = t.post("/api/v1/makerspaces/floor/kiosks", &root, json!({"name": "Bench"})).await;
+    let device = kiosk["token"].as_str().expect("device token").to_string();
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["floor"]);
+    let driver = Driver::start().await;
+
+    // The Floor, signed in and live, with a print in progress (its bar is styled by script).
+    driver.goto(&format!("{}/?makerspace=floor#token={admin}", t.base)).await;
+    eventually(Duration::from_secs(20), "the dashboard to show the machine card, live", || async {
+        let card = driver.script(READ_CARD).await;
+        (card["live"] == "live").then_some(())
+    })
+    .await;
+    let p = t.publisher().await;
+    p.telemetry("floor", "b1", json!({"state": "printing", "job": {"file": "gear.gcode", "progress": 42}})).await;
+    let card = eventually(Duration::from_secs(5), "the card to show the print", || async {
+        let card = driver.script(READ_CARD).await;
+        (card["state"] == "running").then_some(card)
+    })
+    .await;
+    assert!(card["progress"].as_str().unwrap_or_default().starts_with("42.0%"), "{card}");
+    let width = driver.script("return document.querySelector('#machine-b1 .fill').style.width").await;
+    assert_eq!(width, "42%", "the script styles the bar");
+
+    // The Today view: the booking drawn on the timeline.
+    driver.goto(&format!("{}/?makerspace=floor&view=today#token={admin}", t.base)).await;
+    eventually(Duration::from_secs(20), "the Today view with the booking", || async {
+        let page = driver.script(&read_today(booking["id"].as_str().unwrap_or_default())).await;
+        (page["visible"] == true && page["live"] == "live" && page["status"] == "confirmed").then_some(())
+    })
+    .await;
+
+    // The kiosk, waiting for a card; an unknown card is answered.
+    driver.goto(&format!("{}/kiosk?machine=b1#device={device}", t.base)).await;
+    eventually(Duration::from_secs(20), "the kiosk to wait for a card", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["ready"] == true && page["focused"] == "card").then_some(())
+    })
+    .await;
+    driver.type_into_focus("04FFFFFF\u{E007}").await;
+    eventually(Duration::from_secs(5), "the kiosk's answer", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["reason"] == "unknown_card").then_some(())
+    })
+    .await;
+    let console = driver.console().await;
+    assert_eq!(csp_violations(&console), Vec::<&String>::new(), "the whole console: {console:#?}");
+
+    // The policy is in force, and its violations do reach the console: a script injected
+    // into the page does not run.
+    let ran = driver
+        .script(
+            "const s = document.createElement('script'); s.textContent = 'window.injected = true';
+             document.body.appendChild(s); return window.injected === true",
+        )
+        .await;
+    assert_eq!(ran, false, "an inline script ran");
+    let console = eventually(Duration::from_secs(5), "the refused inline script in the console", || async {
+        let console = driver.console().await;
+        (!csp_violations(&console).is_empty()).then_some(console)
+    })
+    .await;
+    assert!(csp_violations(&console).iter().any(|m| m.contains("inline script")), "{console:#?}");
     t.stop().await;
 }

@@ -266,6 +266,8 @@ pub struct TestOptions {
     pub csv_max_bytes: Option<usize>,
     /// `serve --demo`: the demo makerspace, its people and simulated machines.
     pub demo: bool,
+    /// `--data-key` [default: generated into the test's data folder].
+    pub data_key: Option<String>,
 }
 
 /// A running makrcave with everything a test needs to talk to it.
@@ -329,11 +331,16 @@ impl TestApp {
         }
         s.actor_threads = 2;
         s.demo = self.options.demo;
+        s.data_key = self.options.data_key.clone().map(makrcave::config::Secret::new);
         s
     }
 
     async fn start(&mut self, mqtt_url: Option<String>) {
-        let app = Application::build(self.settings(mqtt_url)).await.expect("makrcave starts");
+        self.try_start(mqtt_url).await.expect("makrcave starts");
+    }
+
+    async fn try_start(&mut self, mqtt_url: Option<String>) -> Result<(), makrcave::app::StartError> {
+        let app = Application::build(self.settings(mqtt_url)).await?;
         self.base = format!("http://{}", app.http_addr());
         self.mqtt = app.mqtt_addr();
         let status = app.state().mqtt.clone();
@@ -343,15 +350,22 @@ impl TestApp {
             async move { connected.then_some(()) }
         })
         .await;
+        Ok(())
     }
 
     /// Stops makrcave gracefully and starts it again on the same database and broker.
     pub async fn restart(&mut self) {
+        self.try_restart().await.expect("makrcave starts again");
+    }
+
+    /// As [`TestApp::restart`], for a test of what stops makrcave from starting (with the
+    /// current `options`); after an error nothing runs.
+    pub async fn try_restart(&mut self) -> Result<(), makrcave::app::StartError> {
         if let Some(app) = self.app.take() {
             app.stop().await;
         }
         let mqtt_url = self.options.mqtt_url.clone().or_else(|| self.mosquitto.as_ref().map(Mosquitto::url));
-        self.start(mqtt_url).await;
+        self.try_start(mqtt_url).await
     }
 
     pub fn app(&self) -> &Application {
