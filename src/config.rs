@@ -382,7 +382,14 @@ fn load_or_create_secret(path: &Path) -> Result<Secret, ConfigError> {
     let fail = |e| ConfigError::Secret(path.to_path_buf(), e);
     match std::fs::read_to_string(path) {
         Ok(text) if text.trim().len() >= 16 => return Ok(Secret::new(text.trim())),
-        Ok(_) => {}
+        // Never replace a kept secret: what it protects (hashed cards, sealed machine secrets)
+        // would be lost with it.
+        Ok(_) => {
+            return Err(ConfigError::Invalid(format!(
+                "{} holds fewer than 16 characters: restore the secret it held, or remove the file to start afresh",
+                path.display()
+            )))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(fail(e)),
     }
@@ -455,6 +462,16 @@ mod tests {
         let embedded = SettingsArgs { mqtt_url: None, ..both };
         assert!(matches!(Settings::load(&embedded), Err(ConfigError::Invalid(_))));
         assert_eq!(Settings::defaults().mosquitto, None);
+    }
+
+    #[test]
+    fn a_damaged_secret_file_is_reported_not_replaced() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join(CARD_KEY_FILE), "short\n").expect("write");
+        let args = SettingsArgs { data_dir: Some(dir.path().to_path_buf()), ..Default::default() };
+        let s = Settings::load(&args).expect("valid settings");
+        assert!(matches!(s.card_key(), Err(ConfigError::Invalid(_))));
+        assert_eq!(std::fs::read_to_string(dir.path().join(CARD_KEY_FILE)).expect("read"), "short\n");
     }
 
     #[test]
