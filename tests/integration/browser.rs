@@ -256,7 +256,8 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
         s["state"] == "in_use" && s["session"]["user_id"] == "ada"
     })
     .await;
-    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(device), Some(json!({"equipment_id": "laser"}))).await;
+    let lock = json!({"equipment_id": "laser", "card_uid": "04A1B2C3"});
+    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(device), Some(lock)).await;
     t.wait_state("shop", "laser", "the laser free again", |s| s["state"] == "idle").await;
 
     driver.type_into_focus("04B0B0B0\u{E007}").await;

@@ -240,6 +240,8 @@ pub struct TestOptions {
     pub csv_max_bytes: Option<usize>,
     /// `serve --demo`: the demo makerspace, its people and simulated machines.
     pub demo: bool,
+    /// Changes any other setting, last (connection caps, the kiosks' guessing limits, ...).
+    pub adjust: Option<fn(&mut Settings)>,
 }
 
 /// A running makrcave with everything a test needs to talk to it.
@@ -302,6 +304,9 @@ impl TestApp {
         }
         s.actor_threads = 2;
         s.demo = self.options.demo;
+        if let Some(adjust) = self.options.adjust {
+            adjust(&mut s);
+        }
         s
     }
 
