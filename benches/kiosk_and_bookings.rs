@@ -286,7 +286,9 @@ async fn kiosk_client(
         if answer["granted"].as_bool() == Some(true) {
             tally.granted += 1;
             let t = Instant::now();
-            let (status, _) = api.post("/api/v1/kiosk/lock", &kiosk, json!({"equipment_id": machine})).await;
+            // Only the session's own card (or an admin's) locks.
+            let lock = json!({"equipment_id": machine, "card_uid": card_of(member)});
+            let (status, _) = api.post("/api/v1/kiosk/lock", &kiosk, lock).await;
             if status == 200 {
                 tally.lock_us.push(t.elapsed().as_micros() as u64);
             } else {

@@ -169,6 +169,7 @@ impl Application {
             card_key,
             broker_access,
             data_key,
+            kiosk_guards: Arc::new(services::kiosk_guard::KioskGuards::new(settings.kiosk_guard)),
         };
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.
@@ -180,6 +181,11 @@ impl Application {
             metrics,
             demo_token,
             rate_limiter: crate::web::rate_limit::RateLimiter::new(settings.auth_rate_limit),
+            ws_limits: crate::web::ws::limits::ConnectionLimits::new(
+                settings.ws_max_per_identity,
+                settings.ws_max_per_address,
+                settings.ws_max_connections,
+            ),
         });
         let listener = TcpListener::bind(settings.http).map_err(|e| StartError::Http(settings.http, e))?;
         let http_addr = listener.local_addr().map_err(|e| StartError::Http(settings.http, e))?;

@@ -4,10 +4,12 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 use serde::Deserialize;
 
+pub use crate::domain::guessing::KioskGuardSettings;
 use crate::protocols::mqtt::{BrokerAddress, MqttUrlError};
 
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -16,6 +18,21 @@ pub const DEFAULT_DATA_DIR: &str = "./makrcave-data";
 pub const DEFAULT_HEARTBEAT_TIMEOUT_S: u64 = 30;
 pub const DEFAULT_WS_SEND_TIMEOUT_MS: u64 = 5_000;
 pub const DEFAULT_LOG: &str = "info,rumqttd=off";
+/// WebSocket connections one person (one token subject) may hold open: a few dashboards and
+/// tabs, not a flood.
+pub const DEFAULT_WS_MAX_PER_IDENTITY: usize = 8;
+/// WebSocket connections from one client address (a makerspace behind one NAT has several
+/// people).
+pub const DEFAULT_WS_MAX_PER_ADDRESS: usize = 32;
+/// WebSocket connections in all: each holds a task and its buffers.
+pub const DEFAULT_WS_MAX_CONNECTIONS: usize = 10_000;
+/// Unknown cards a kiosk may see within the window before it is slowed down.
+pub const DEFAULT_KIOSK_UNKNOWN_CARDS: u32 = 5;
+pub const DEFAULT_KIOSK_UNKNOWN_WINDOW_S: u64 = 60;
+/// The first backoff of a kiosk that saw too many unknown cards; each further one doubles,
+/// up to the maximum.
+pub const DEFAULT_KIOSK_BACKOFF_S: u64 = 30;
+pub const DEFAULT_KIOSK_BACKOFF_MAX_S: u64 = 900;
 /// File in the data folder holding the generated JWT secret when none is configured.
 const JWT_SECRET_FILE: &str = "jwt-secret";
 /// File in the data folder holding the generated card hashing key.
@@ -104,6 +121,28 @@ pub struct SettingsArgs {
     /// Attempts per minute and client address at invite accept and validate [default: 20].
     #[arg(long, env = "MAKRCAVE_AUTH_RATE_LIMIT", global = true, value_name = "N")]
     pub auth_rate_limit: Option<u32>,
+    /// WebSocket connections one person may hold open; past it the upgrade is answered 429
+    /// [default: 8].
+    #[arg(long, env = "MAKRCAVE_WS_MAX_PER_IDENTITY", global = true, value_name = "N")]
+    pub ws_max_per_identity: Option<usize>,
+    /// WebSocket connections from one client address [default: 32].
+    #[arg(long, env = "MAKRCAVE_WS_MAX_PER_ADDRESS", global = true, value_name = "N")]
+    pub ws_max_per_address: Option<usize>,
+    /// WebSocket connections in all [default: 10000].
+    #[arg(long, env = "MAKRCAVE_WS_MAX_CONNECTIONS", global = true, value_name = "N")]
+    pub ws_max_connections: Option<usize>,
+    /// Unknown cards within the window after which a kiosk is slowed down [default: 5].
+    #[arg(long, env = "MAKRCAVE_KIOSK_UNKNOWN_CARDS", global = true, value_name = "N")]
+    pub kiosk_unknown_cards: Option<u32>,
+    /// The window in which unknown cards at a kiosk are counted, in seconds [default: 60].
+    #[arg(long, env = "MAKRCAVE_KIOSK_UNKNOWN_WINDOW", global = true, value_name = "SECONDS")]
+    pub kiosk_unknown_window: Option<u64>,
+    /// A slowed kiosk's first backoff, in seconds; each further one doubles [default: 30].
+    #[arg(long, env = "MAKRCAVE_KIOSK_BACKOFF", global = true, value_name = "SECONDS")]
+    pub kiosk_backoff: Option<u64>,
+    /// The longest backoff, in seconds [default: 900].
+    #[arg(long, env = "MAKRCAVE_KIOSK_BACKOFF_MAX", global = true, value_name = "SECONDS")]
+    pub kiosk_backoff_max: Option<u64>,
     /// Key for hashing card UIDs; all nodes sharing a database need the same
     /// [default: generated once and kept in the data folder].
     #[arg(long, env = "MAKRCAVE_CARD_KEY", global = true, value_name = "KEY", hide_env_values = true)]
@@ -144,6 +183,13 @@ struct FileSettings {
     invite_ttl_days: Option<u32>,
     csv_max_bytes: Option<usize>,
     auth_rate_limit: Option<u32>,
+    ws_max_per_identity: Option<usize>,
+    ws_max_per_address: Option<usize>,
+    ws_max_connections: Option<usize>,
+    kiosk_unknown_cards: Option<u32>,
+    kiosk_unknown_window: Option<u64>,
+    kiosk_backoff: Option<u64>,
+    kiosk_backoff_max: Option<u64>,
     card_key: Option<String>,
     data_key: Option<String>,
     log: Option<String>,
@@ -209,6 +255,12 @@ pub struct Settings {
     pub invite_ttl_days: u32,
     pub csv_max_bytes: usize,
     pub auth_rate_limit: u32,
+    /// Caps on open WebSocket connections (see `web::ws_limits`).
+    pub ws_max_per_identity: usize,
+    pub ws_max_per_address: usize,
+    pub ws_max_connections: usize,
+    /// How kiosks resist card guessing (see `domain::guessing`).
+    pub kiosk_guard: KioskGuardSettings,
     /// `None`: generated and kept in the data folder (see [`Settings::card_key`]).
     pub card_key: Option<Secret>,
     /// `None`: generated and kept in the data folder (see [`Settings::data_key`]).
@@ -303,6 +355,33 @@ impl Settings {
             .unwrap_or_else(|| format!("http://{http}"))
             .trim_end_matches('/')
             .to_string();
+        let ws_max_per_identity =
+            args.ws_max_per_identity.or(file.ws_max_per_identity).unwrap_or(DEFAULT_WS_MAX_PER_IDENTITY);
+        let ws_max_per_address =
+            args.ws_max_per_address.or(file.ws_max_per_address).unwrap_or(DEFAULT_WS_MAX_PER_ADDRESS);
+        let ws_max_connections =
+            args.ws_max_connections.or(file.ws_max_connections).unwrap_or(DEFAULT_WS_MAX_CONNECTIONS);
+        if ws_max_per_identity == 0 || ws_max_per_address == 0 || ws_max_connections == 0 {
+            return Err(ConfigError::Invalid("WebSocket connection caps must be at least 1".into()));
+        }
+        let kiosk_guard = KioskGuardSettings {
+            unknown_cards: args.kiosk_unknown_cards.or(file.kiosk_unknown_cards).unwrap_or(DEFAULT_KIOSK_UNKNOWN_CARDS),
+            window: Duration::from_secs(
+                args.kiosk_unknown_window.or(file.kiosk_unknown_window).unwrap_or(DEFAULT_KIOSK_UNKNOWN_WINDOW_S),
+            ),
+            backoff: Duration::from_secs(args.kiosk_backoff.or(file.kiosk_backoff).unwrap_or(DEFAULT_KIOSK_BACKOFF_S)),
+            backoff_max: Duration::from_secs(
+                args.kiosk_backoff_max.or(file.kiosk_backoff_max).unwrap_or(DEFAULT_KIOSK_BACKOFF_MAX_S),
+            ),
+        };
+        if kiosk_guard.unknown_cards == 0 || kiosk_guard.window.is_zero() || kiosk_guard.backoff.is_zero() {
+            return Err(ConfigError::Invalid(
+                "kiosk unknown cards, their window and the backoff must be at least 1".into(),
+            ));
+        }
+        if kiosk_guard.backoff_max < kiosk_guard.backoff {
+            return Err(ConfigError::Invalid("the longest kiosk backoff must not be shorter than the first".into()));
+        }
         let invite_ttl_days = args.invite_ttl_days.or(file.invite_ttl_days).unwrap_or(7);
         if invite_ttl_days == 0 {
             return Err(ConfigError::Invalid("invitations must stay valid at least 1 day".into()));
@@ -322,6 +401,10 @@ impl Settings {
             invite_ttl_days,
             csv_max_bytes: args.csv_max_bytes.or(file.csv_max_bytes).unwrap_or(1024 * 1024),
             auth_rate_limit: args.auth_rate_limit.or(file.auth_rate_limit).unwrap_or(20).max(1),
+            ws_max_per_identity,
+            ws_max_per_address,
+            ws_max_connections,
+            kiosk_guard,
             card_key: args.card_key.clone().or(file.card_key).map(Secret::new),
             data_key,
             data_dir,
@@ -425,6 +508,23 @@ mod tests {
         assert!(s.mqtt_broker.is_none());
         assert!(s.database_url.starts_with("sqlite://"));
         assert_eq!(s.heartbeat_timeout_s, 30);
+        assert_eq!((s.ws_max_per_identity, s.ws_max_per_address, s.ws_max_connections), (8, 32, 10_000));
+        assert_eq!(s.kiosk_guard.unknown_cards, 5);
+        assert_eq!(s.kiosk_guard.window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn caps_and_kiosk_settings_come_from_the_file_and_flags() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("makrcave.toml");
+        std::fs::write(&file, "ws_max_per_identity = 2\nkiosk_unknown_cards = 3\nkiosk_backoff = 4\n")
+            .expect("write config");
+        let args = SettingsArgs { config: Some(file), ws_max_connections: Some(50), ..Default::default() };
+        let s = Settings::load(&args).expect("valid settings");
+        assert_eq!((s.ws_max_per_identity, s.ws_max_connections), (2, 50));
+        assert_eq!((s.kiosk_guard.unknown_cards, s.kiosk_guard.backoff), (3, Duration::from_secs(4)));
+        let bad = SettingsArgs { kiosk_backoff: Some(1000), ..Default::default() };
+        assert!(matches!(Settings::load(&bad), Err(ConfigError::Invalid(_))), "backoff above its maximum");
     }
 
     #[test]

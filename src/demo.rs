@@ -208,6 +208,7 @@ async fn seed_kiosk(store: &Store, card_key: &Secret, now: chrono::DateTime<Utc>
                 created_by: DEMO_ADMIN.into(),
                 created_at: now,
                 revoked_at: None,
+                any_card_locks: false,
             })
             .await;
         if let Err(StoreError::Conflict) = inserted {

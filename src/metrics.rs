@@ -24,6 +24,8 @@ pub const WS_CLIENTS: &str = "makrcave_ws_clients";
 pub const WS_SUBSCRIPTIONS: &str = "makrcave_ws_subscriptions";
 /// WebSocket clients closed by the server, by `reason` (too_slow, heartbeat_timeout).
 pub const WS_DISCONNECTS: &str = "makrcave_ws_server_disconnects_total";
+/// WebSocket upgrades refused by a connection cap, by `cap` (identity, address, total).
+pub const WS_REFUSED: &str = "makrcave_ws_refused_total";
 /// Machine actors restarted by their supervisor after a failure.
 pub const ACTOR_RESTARTS: &str = "makrcave_actor_restarts_total";
 /// Machine actors running now.

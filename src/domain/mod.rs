@@ -6,6 +6,7 @@ pub mod booking;
 pub mod cards;
 pub mod devices;
 pub mod equipment;
+pub mod guessing;
 pub mod holds;
 pub mod ids;
 pub mod machine;

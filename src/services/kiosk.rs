@@ -7,6 +7,12 @@
 //! in progress (which is checked in) or the machine is free for walk-up until its next
 //! booking. A grant starts the session in the machine's actor, which switches the machine on
 //! in its own protocol. Every attempt, granted or not, is written to the floor's audit log.
+//!
+//! A lock ends a session only for the session's own card or an admin's card (an active
+//! makerspace_admin of the space), unless the kiosk is set to "any card locks"; the audit
+//! row keeps who presented the card apart from whose session it was. A kiosk that sees too
+//! many unknown cards is slowed down ([`super::kiosk_guard`]): its card requests are refused
+//! until the backoff ends.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -19,17 +25,18 @@ use crate::domain::cards::{hash_uid, normalize_uid, uid_hint};
 use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::ids::new_id;
 use crate::domain::machine::Session;
-use crate::domain::members::{effective_status, MemberStatus};
+use crate::domain::members::{effective_status, MemberRole, MemberStatus};
 use crate::domain::validate::{check_len, Invalid};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::kiosks::{KioskAttempt, KioskRecord};
 use crate::store::machine_states::EndedSession;
+use crate::store::members::MemberRecord;
 use crate::store::reservations::ReservationFilter;
 use crate::store::StoreError;
 
 use super::access::{people_of, AccessError};
 use super::gate::{self, GateError};
-use super::{bookings, Services};
+use super::{bookings, kiosk_guard, Services};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KioskError {
@@ -48,6 +55,9 @@ pub enum KioskError {
     /// The answer would not be in the floor's audit log.
     #[error("the audit log could not be written")]
     AuditUnavailable,
+    /// The kiosk saw too many unknown cards: it is slowed down for a while.
+    #[error("too many unknown cards at this kiosk; try again in {} s", retry_after.as_secs().max(1))]
+    SlowedDown { retry_after: std::time::Duration },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -60,6 +70,7 @@ pub async fn register(
     space_id: &str,
     name: &str,
     equipment_ids: Vec<String>,
+    any_card_locks: bool,
 ) -> Result<(KioskRecord, String), KioskError> {
     people_of(svc, caller, space_id, true).await?;
     check_len("name", name, 100)?;
@@ -79,9 +90,43 @@ pub async fn register(
         created_by: caller.user_id.clone(),
         created_at: Utc::now(),
         revoked_at: None,
+        any_card_locks,
     };
     svc.store.insert_kiosk(&kiosk).await?;
     Ok((kiosk, token))
+}
+
+/// An admin sets whether any card locks at a kiosk of the space.
+pub async fn set_any_card_locks(
+    svc: &Services,
+    caller: &Principal,
+    space_id: &str,
+    kiosk_id: &str,
+    any_card_locks: bool,
+) -> Result<KioskRecord, KioskError> {
+    people_of(svc, caller, space_id, true).await?;
+    svc.store.set_kiosk_any_card_locks(space_id, kiosk_id, any_card_locks).await?.ok_or(KioskError::UnknownKiosk)
+}
+
+/// Refuses card requests while the kiosk is slowed down.
+fn not_slowed(svc: &Services, kiosk: &KioskRecord) -> Result<(), KioskError> {
+    svc.kiosk_guards.check(&kiosk.id).map_err(|retry_after| KioskError::SlowedDown { retry_after })
+}
+
+/// The member a card belongs to in the kiosk's space; an unknown card counts against the
+/// kiosk (see [`kiosk_guard`]).
+async fn card_holder(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment_id: &str,
+    uid: &str,
+) -> Result<Option<MemberRecord>, KioskError> {
+    let hash = hash_uid(svc.card_key.expose().as_bytes(), uid);
+    let member = svc.store.member_by_card(&kiosk.makerspace_id, &hash).await?;
+    if member.is_none() {
+        kiosk_guard::unknown_card(svc, kiosk, equipment_id);
+    }
+    Ok(member)
 }
 
 /// Revokes a kiosk: its token stops working at once.
@@ -157,6 +202,7 @@ pub async fn unlock(
 ) -> Result<UnlockAnswer, KioskError> {
     let equipment = served_equipment(svc, kiosk, equipment_id).await?;
     let uid = normalize_uid(card_uid).map_err(Invalid)?;
+    not_slowed(svc, kiosk)?;
     let now = Utc::now();
     let mut attempt = KioskAttempt {
         makerspace_id: kiosk.makerspace_id.clone(),
@@ -170,6 +216,8 @@ pub async fn unlock(
         reason: String::new(),
         session_id: None,
         at: now,
+        presenter_member_id: None,
+        presenter_user_id: None,
     };
     let answer = decide(svc, kiosk, &equipment, &uid, now, &mut attempt).await?;
     attempt.granted = answer.granted;
@@ -211,10 +259,12 @@ async fn decide(
     attempt: &mut KioskAttempt,
 ) -> Result<UnlockAnswer, KioskError> {
     let space = &kiosk.makerspace_id;
-    let hash = hash_uid(svc.card_key.expose().as_bytes(), uid);
-    let Some(member) = svc.store.member_by_card(space, &hash).await? else { return Ok(denied("unknown_card")) };
+    let Some(member) = card_holder(svc, kiosk, &equipment.id, uid).await? else { return Ok(denied("unknown_card")) };
     attempt.member_id = Some(member.id.clone());
     attempt.user_id = member.user_id.clone();
+    // At an unlock the presenter is the member whose session it would be.
+    attempt.presenter_member_id = Some(member.id.clone());
+    attempt.presenter_user_id = member.user_id.clone();
     match effective_status(member.status, member.end_date, now.date_naive()) {
         MemberStatus::Active => {}
         other => return Ok(denied(&format!("member_{}", other.as_str()))),
@@ -282,13 +332,24 @@ async fn decide(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LockAnswer {
     pub locked: bool,
-    /// `locked`, or `not_in_use`.
+    /// `locked`, or why not: `not_in_use` (no session), `card_required` (this kiosk needs a
+    /// card to lock), `not_your_session` (the card is neither the session's nor an admin's).
     pub reason: String,
     pub session: Option<EndedSession>,
 }
 
-/// Locks a machine at the kiosk (with the card of whoever locks, if tapped), written to the
-/// floor's audit log before it is answered.
+/// Whether the card's holder may end this session: it is theirs, or they are an active
+/// admin of the space.
+fn may_end(holder: &MemberRecord, session: &crate::domain::machine::Session) -> bool {
+    let own = session.member_id.as_deref() == Some(holder.id.as_str())
+        || holder.user_id.as_deref() == Some(session.user_id.as_str());
+    let admin = holder.role == MemberRole::MakerspaceAdmin
+        && effective_status(holder.status, holder.end_date, Utc::now().date_naive()) == MemberStatus::Active;
+    own || admin
+}
+
+/// Locks a machine at the kiosk with the card of whoever locks (see the module documentation
+/// for whose card may), written to the floor's audit log before it is answered.
 pub async fn lock(
     svc: &Services,
     kiosk: &KioskRecord,
@@ -296,30 +357,51 @@ pub async fn lock(
     card_uid: Option<&str>,
 ) -> Result<LockAnswer, KioskError> {
     let equipment = served_equipment(svc, kiosk, equipment_id).await?;
-    let hint = match card_uid {
-        Some(uid) => Some(uid_hint(&normalize_uid(uid).map_err(Invalid)?)),
+    let uid = card_uid.map(normalize_uid).transpose().map_err(Invalid)?;
+    let holder = match &uid {
+        Some(uid) => {
+            not_slowed(svc, kiosk)?;
+            card_holder(svc, kiosk, &equipment.id, uid).await?
+        }
         None => None,
     };
-    let ended_by = format!("kiosk:{}", kiosk.id);
-    let outcome = svc.fleet.lock(&kiosk.makerspace_id, &equipment.id, None, &ended_by, "locked").await;
-    let answer = match outcome {
-        Ok(ended) => LockAnswer { locked: true, reason: "locked".into(), session: Some(ended) },
-        Err(_) => LockAnswer { locked: false, reason: "not_in_use".into(), session: None },
+    let session = svc.fleet.view(&kiosk.makerspace_id, &equipment.id).await.ok().and_then(|v| v.session);
+    let refusal = match (&session, &holder) {
+        (None, _) => Some("not_in_use"),
+        (Some(_), _) if kiosk.any_card_locks => None,
+        (Some(_), None) if uid.is_none() => Some("card_required"),
+        (Some(s), Some(h)) if may_end(h, s) => None,
+        (Some(_), _) => Some("not_your_session"),
     };
+    let answer = match (refusal, &session) {
+        (None, Some(s)) => {
+            let ended_by = format!("kiosk:{}", kiosk.id);
+            match svc.fleet.lock(&kiosk.makerspace_id, &equipment.id, Some(s.id.clone()), &ended_by, "locked").await {
+                Ok(ended) => LockAnswer { locked: true, reason: "locked".into(), session: Some(ended) },
+                Err(_) => LockAnswer { locked: false, reason: "not_in_use".into(), session: None },
+            }
+        }
+        (refusal, _) => LockAnswer { locked: false, reason: refusal.unwrap_or("not_in_use").into(), session: None },
+    };
+    // The session's member, whether or not it ended: the audit log says whose session the
+    // card was presented against.
+    let target = answer.session.as_ref().map(|e| &e.session).or(session.as_ref());
     record(
         svc,
         KioskAttempt {
             makerspace_id: kiosk.makerspace_id.clone(),
             kiosk_id: kiosk.id.clone(),
             equipment_id: equipment.id.clone(),
-            card_hint: hint,
-            member_id: answer.session.as_ref().and_then(|s| s.session.member_id.clone()),
-            user_id: answer.session.as_ref().map(|s| s.session.user_id.clone()),
+            card_hint: uid.as_deref().map(uid_hint),
+            member_id: target.and_then(|s| s.member_id.clone()),
+            user_id: target.map(|s| s.user_id.clone()),
             action: "lock".into(),
             granted: answer.locked,
             reason: answer.reason.clone(),
-            session_id: answer.session.as_ref().map(|s| s.session.id.clone()),
+            session_id: target.map(|s| s.id.clone()),
             at: Utc::now(),
+            presenter_member_id: holder.as_ref().map(|h| h.id.clone()),
+            presenter_user_id: holder.as_ref().and_then(|h| h.user_id.clone()),
         },
     )
     .await?;

@@ -19,7 +19,7 @@ use crate::store::members::{Activity, MemberRecord};
 use crate::store::StoreError;
 
 use super::access::{people_of, AccessError};
-use super::{sessions, Services};
+use super::{live, sessions, Services};
 
 /// Most members one bulk operation may name.
 const MAX_BULK: usize = 500;
@@ -314,6 +314,8 @@ pub async fn save(svc: &Services, m: &MemberRecord, line: Activity) -> Result<()
             announce(svc, m, m.deleted_at.is_some());
             let status = effective_status(m.status, m.end_date, Utc::now().date_naive());
             if let (Some(user), true) = (&m.user_id, m.deleted_at.is_some() || !grants_access(status)) {
+                // The live feed goes first: nothing published from here on reaches them.
+                live::membership_lost(svc, &m.makerspace_id, user, live::reason(status, m.deleted_at.is_some()));
                 let reason = if m.deleted_at.is_some() {
                     "member_removed".to_string()
                 } else {

@@ -11,7 +11,10 @@
 //!   that does not allow it), and what they may do in its reservation book.
 //! - [`gate`]: the skill gate on the hot path, and certifications renewed on use.
 //! - [`machines`]: machines added, edited and deleted, which their actors follow.
-//! - [`kiosk`]: kiosk devices, the unlock decision and the floor's audit log, locks.
+//! - [`kiosk`]: kiosk devices, the unlock decision and the floor's audit log, locks;
+//!   [`kiosk_guard`]: kiosks slowed down after too many unknown cards, and the admins' alert.
+//! - [`live`]: who may watch a makerspace's live feed, and taking it away from a person who
+//!   lost the space.
 //! - [`sessions`]: machine sessions ended from a dashboard, from a bridge, or because the
 //!   person may no longer use the machine (suspension, removal, revoked skill) or the machine
 //!   is gone.
@@ -33,6 +36,8 @@ pub mod events;
 pub mod gate;
 pub mod invites;
 pub mod kiosk;
+pub mod kiosk_guard;
+pub mod live;
 pub mod machines;
 pub mod members;
 pub mod sessions;
@@ -69,4 +74,6 @@ pub struct Services {
     /// Seals the secrets of machines' connections at rest; code that needs a clear secret
     /// passes it to `Connection::secret`.
     pub data_key: DataKey,
+    /// Each kiosk's count of unknown cards, and its backoff.
+    pub kiosk_guards: Arc<kiosk_guard::KioskGuards>,
 }

@@ -15,6 +15,9 @@ pub struct KioskRecord {
     pub created_by: String,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Any card (or none) ends a session at this kiosk; otherwise only the session's own
+    /// card or an admin's.
+    pub any_card_locks: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -27,6 +30,7 @@ struct KioskRow {
     created_by: String,
     created_at: DateTime<Utc>,
     revoked_at: Option<DateTime<Utc>>,
+    any_card_locks: bool,
 }
 
 impl TryFrom<KioskRow> for KioskRecord {
@@ -41,12 +45,13 @@ impl TryFrom<KioskRow> for KioskRecord {
             created_by: r.created_by,
             created_at: r.created_at,
             revoked_at: r.revoked_at,
+            any_card_locks: r.any_card_locks,
         })
     }
 }
 
-const SELECT: &str =
-    "SELECT id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at FROM kiosks";
+const SELECT: &str = "SELECT id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at,
+     any_card_locks FROM kiosks";
 
 /// One line of the floor's audit log.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
@@ -63,6 +68,11 @@ pub struct KioskAttempt {
     pub reason: String,
     pub session_id: Option<String>,
     pub at: DateTime<Utc>,
+    /// The member whose card was presented, when the card is known. At an unlock it is the
+    /// member above; at a lock it may be another (an admin, or anyone at an "any card locks"
+    /// kiosk), while `member_id` / `user_id` stay the session's.
+    pub presenter_member_id: Option<String>,
+    pub presenter_user_id: Option<String>,
 }
 
 /// Inserts attempts into the floor's audit log, in one statement (stored in batches by the
@@ -72,7 +82,7 @@ macro_rules! insert_attempts {
         let attempts: &[KioskAttempt] = $attempts;
         sqlx::QueryBuilder::new(
             "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
-             granted, reason, session_id, at) ",
+             granted, reason, session_id, at, presenter_member_id, presenter_user_id) ",
         )
         .push_values(attempts, |mut row, a| {
             row.push_bind(&a.makerspace_id)
@@ -85,7 +95,9 @@ macro_rules! insert_attempts {
                 .push_bind(a.granted)
                 .push_bind(&a.reason)
                 .push_bind(&a.session_id)
-                .push_bind(a.at);
+                .push_bind(a.at)
+                .push_bind(&a.presenter_member_id)
+                .push_bind(&a.presenter_user_id);
         })
         .build()
         .execute($executor)
@@ -99,11 +111,11 @@ impl Store {
         let equipment = to_json_text(&k.equipment_ids);
         with_writer!(self, pool => {
             sqlx::query(
-                "INSERT INTO kiosks (id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "INSERT INTO kiosks (id, makerspace_id, name, token_hash, equipment_ids, created_by, created_at, revoked_at,
+                 any_card_locks) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(&k.id).bind(&k.makerspace_id).bind(&k.name).bind(&k.token_hash).bind(&equipment)
-            .bind(&k.created_by).bind(k.created_at).bind(k.revoked_at)
+            .bind(&k.created_by).bind(k.created_at).bind(k.revoked_at).bind(k.any_card_locks)
             .execute(pool)
             .await
             .map_err(StoreError::from_write)?;
@@ -134,6 +146,37 @@ impl Store {
         rows.into_iter().map(KioskRecord::try_from).collect()
     }
 
+    /// Sets whether any card locks at a live kiosk; the kiosk as it is now, or `None` if
+    /// there is no such live kiosk.
+    pub async fn set_kiosk_any_card_locks(
+        &self,
+        makerspace_id: &str,
+        id: &str,
+        any_card_locks: bool,
+    ) -> Result<Option<KioskRecord>, StoreError> {
+        let affected = with_writer!(self, pool => {
+            sqlx::query(
+                "UPDATE kiosks SET any_card_locks = $3 WHERE makerspace_id = $1 AND id = $2 AND revoked_at IS NULL",
+            )
+            .bind(makerspace_id)
+            .bind(id)
+            .bind(any_card_locks)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        // The kiosk is cached by its token: the next request must see the new setting.
+        self.cache.clear();
+        if affected == 0 {
+            return Ok(None);
+        }
+        let sql = format!("{SELECT} WHERE makerspace_id = $1 AND id = $2");
+        let row: Option<KioskRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(makerspace_id).bind(id).fetch_optional(pool).await?
+        });
+        row.map(KioskRecord::try_from).transpose()
+    }
+
     /// Revokes a kiosk's token; false if there is no such live kiosk.
     pub async fn revoke_kiosk(&self, makerspace_id: &str, id: &str) -> Result<bool, StoreError> {
         let now = Utc::now();
@@ -155,7 +198,7 @@ impl Store {
         let rows = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action, granted, reason,
-                 session_id, at FROM kiosk_attempts WHERE makerspace_id = $1 ORDER BY id DESC LIMIT $2",
+                 session_id, at, presenter_member_id, presenter_user_id FROM kiosk_attempts WHERE makerspace_id = $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(makerspace_id)
             .bind(limit)

@@ -30,6 +30,9 @@ pub enum ApiError {
     RefusedWith { status: u16, detail: String, error_type: &'static str, extra: Map<String, Value> },
     #[error("too many attempts; try again in {retry_after_s} s")]
     TooManyRequests { retry_after_s: u64 },
+    /// A 429 of its own type and sentence (a connection cap, a slowed-down kiosk).
+    #[error("{detail}")]
+    Throttled { detail: String, error_type: &'static str, retry_after_s: u64 },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("{0}")]
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Conflict { error_type, .. } | Self::ConflictWith { error_type, .. } => error_type,
             Self::Refused { error_type, .. } | Self::RefusedWith { error_type, .. } => error_type,
             Self::TooManyRequests { .. } => "rate_limited",
+            Self::Throttled { error_type, .. } => error_type,
             Self::PayloadTooLarge { .. } => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Validation(_) => "validation_error",
@@ -91,7 +95,7 @@ impl ApiError {
         match self {
             Self::PayloadTooLarge { limit } => Map::from_iter([("max_bytes".to_string(), json!(limit))]),
             Self::ConflictWith { extra, .. } | Self::RefusedWith { extra, .. } => extra.clone(),
-            Self::TooManyRequests { retry_after_s } => {
+            Self::TooManyRequests { retry_after_s } | Self::Throttled { retry_after_s, .. } => {
                 Map::from_iter([("retry_after_s".to_string(), json!(retry_after_s))])
             }
             _ => Map::new(),
@@ -110,7 +114,7 @@ impl ResponseError for ApiError {
             Self::Refused { status, .. } | Self::RefusedWith { status, .. } => {
                 StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST)
             }
-            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::TooManyRequests { .. } | Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -130,7 +134,7 @@ impl ResponseError for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.insert_header(("WWW-Authenticate", "Bearer"));
         }
-        if let Self::TooManyRequests { retry_after_s } = self {
+        if let Self::TooManyRequests { retry_after_s } | Self::Throttled { retry_after_s, .. } = self {
             response.insert_header(("Retry-After", retry_after_s.to_string()));
         }
         if let Self::MethodNotAllowed { allow, .. } = self {

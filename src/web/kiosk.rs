@@ -15,14 +15,18 @@ use crate::web::error::ApiError;
 use crate::web::AppState;
 
 #[derive(OpenApi)]
-#[openapi(paths(register, list, revoke, unlock, lock, attempts, machines))]
+#[openapi(paths(register, list, update, revoke, unlock, lock, attempts, machines))]
 pub struct KioskApi;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/makerspaces/{makerspace_id}/kiosks").route(web::post().to(register)).route(web::get().to(list)),
     )
-    .route("/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", web::delete().to(revoke))
+    .service(
+        web::resource("/makerspaces/{makerspace_id}/kiosks/{kiosk_id}")
+            .route(web::put().to(update))
+            .route(web::delete().to(revoke)),
+    )
     .route("/makerspaces/{makerspace_id}/kiosk-attempts", web::get().to(attempts))
     .route("/kiosk/machines", web::get().to(machines))
     .route("/kiosk/unlock", web::post().to(unlock))
@@ -36,6 +40,18 @@ pub struct KioskCreate {
     pub name: String,
     /// The machines it may unlock [default: every machine of the makerspace].
     pub equipment_ids: Option<Vec<String>>,
+    /// Any card (or none) ends a session at this kiosk [default: false: only the session's own
+    /// card or an admin's].
+    pub any_card_locks: Option<bool>,
+}
+
+/// A kiosk's settings an admin changes after registration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KioskUpdate {
+    /// Any card (or none) ends a session at this kiosk; false: only the session's own card or
+    /// an admin's.
+    pub any_card_locks: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +62,9 @@ pub struct KioskResponse {
     pub equipment_ids: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Any card (or none) ends a session at this kiosk; otherwise only the session's own card
+    /// or an admin's.
+    pub any_card_locks: bool,
     /// The device token: shown this once, at registration; only its hash is kept.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<String>,
@@ -60,6 +79,7 @@ impl KioskResponse {
             equipment_ids: k.equipment_ids,
             created_at: k.created_at,
             revoked_at: k.revoked_at,
+            any_card_locks: k.any_card_locks,
             token,
         }
     }
@@ -77,10 +97,32 @@ pub async fn register(
     body: web::Json<KioskCreate>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let (kiosk, token) =
-        kiosk::register(&state, &caller, &path.into_inner(), &body.name, body.equipment_ids.unwrap_or_default())
-            .await?;
+    let (kiosk, token) = kiosk::register(
+        &state,
+        &caller,
+        &path.into_inner(),
+        &body.name,
+        body.equipment_ids.unwrap_or_default(),
+        body.any_card_locks.unwrap_or(false),
+    )
+    .await?;
     Ok(HttpResponse::Created().json(KioskResponse::new(kiosk, Some(token))))
+}
+
+#[utoipa::path(put, path = "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", tag = "kiosk",
+    params(("makerspace_id" = String, Path), ("kiosk_id" = String, Path)), request_body = KioskUpdate,
+    responses((status = 200, body = KioskResponse), (status = 403, body = crate::web::ErrorBody),
+              (status = 404, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn update(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<(String, String)>,
+    body: web::Json<KioskUpdate>,
+) -> Result<HttpResponse, ApiError> {
+    let (space_id, kiosk_id) = path.into_inner();
+    let kiosk = kiosk::set_any_card_locks(&state, &caller, &space_id, &kiosk_id, body.any_card_locks).await?;
+    Ok(HttpResponse::Ok().json(KioskResponse::new(kiosk, None)))
 }
 
 #[utoipa::path(get, path = "/api/v1/makerspaces/{makerspace_id}/kiosks", tag = "kiosk",
@@ -134,8 +176,12 @@ pub struct AttemptResponse {
     pub kiosk_id: String,
     pub equipment_id: String,
     pub card_hint: Option<String>,
+    /// Whose session it is (at a lock) or would be (at an unlock).
     pub member_id: Option<String>,
     pub user_id: Option<String>,
+    /// Whose card was presented, when it is known (at a lock, perhaps an admin's).
+    pub presenter_member_id: Option<String>,
+    pub presenter_user_id: Option<String>,
     pub action: String,
     pub granted: bool,
     pub reason: String,
@@ -151,6 +197,8 @@ impl From<KioskAttempt> for AttemptResponse {
             card_hint: a.card_hint,
             member_id: a.member_id,
             user_id: a.user_id,
+            presenter_member_id: a.presenter_member_id,
+            presenter_user_id: a.presenter_user_id,
             action: a.action,
             granted: a.granted,
             reason: a.reason,
@@ -196,7 +244,8 @@ pub struct UnlockRequest {
 #[utoipa::path(post, path = "/api/v1/kiosk/unlock", tag = "kiosk", request_body = UnlockRequest,
     responses((status = 200, body = UnlockAnswer, description = "A decision: granted or the reason why not"),
               (status = 401, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
-              (status = 422, body = crate::web::ErrorBody)),
+              (status = 422, body = crate::web::ErrorBody),
+              (status = 429, body = crate::web::ErrorBody, description = "The kiosk saw too many unknown cards and is slowed down (`kiosk_slowed_down`)")),
     security(("device" = [])))]
 pub async fn unlock(
     state: web::Data<AppState>,
@@ -210,13 +259,16 @@ pub async fn unlock(
 #[serde(deny_unknown_fields)]
 pub struct LockRequest {
     pub equipment_id: String,
-    /// The card of whoever locks (optional: a kiosk may lock a machine left unlocked).
+    /// The card of whoever locks: the session's own or an admin's. Optional only at a kiosk
+    /// where any card locks.
     pub card_uid: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/v1/kiosk/lock", tag = "kiosk", request_body = LockRequest,
-    responses((status = 200, body = LockAnswer), (status = 401, body = crate::web::ErrorBody),
-              (status = 404, body = crate::web::ErrorBody)),
+    responses((status = 200, body = LockAnswer, description = "Locked, or the reason why not"),
+              (status = 401, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
+              (status = 422, body = crate::web::ErrorBody),
+              (status = 429, body = crate::web::ErrorBody, description = "The kiosk saw too many unknown cards and is slowed down (`kiosk_slowed_down`)")),
     security(("device" = [])))]
 pub async fn lock(
     state: web::Data<AppState>,

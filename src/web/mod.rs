@@ -48,6 +48,8 @@ pub struct AppState {
     pub demo_token: Option<String>,
     /// Limits guesses at invite tokens per client address.
     pub rate_limiter: rate_limit::RateLimiter,
+    /// Caps on open WebSocket connections.
+    pub ws_limits: ws::limits::ConnectionLimits,
 }
 
 impl std::ops::Deref for AppState {

@@ -658,6 +658,20 @@ mod tests {
     }
 
     #[test]
+    fn throttled_answers_are_documented_with_retry_after() {
+        for (method, path) in [("get", "/api/v1/ws"), ("post", "/api/v1/kiosk/unlock"), ("post", "/api/v1/kiosk/lock")]
+        {
+            let answer = &operation(method, path)["responses"]["429"];
+            assert_eq!(answer["headers"]["Retry-After"]["required"], true, "{method} {path}: {answer}");
+            assert_eq!(answer["content"]["application/json"]["schema"]["$ref"], "#/components/schemas/ErrorBody");
+        }
+        let update = operation("put", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}");
+        for status in ["200", "401", "403", "404", "422"] {
+            assert!(update["responses"][status].is_object(), "kiosk update lacks {status}");
+        }
+    }
+
+    #[test]
     fn creates_link_to_the_operations_on_what_they_create() {
         let links = &operation("post", "/api/v1/makerspaces")["responses"]["201"]["links"];
         let get = links.as_object().expect("links").values().find(|l| l["operationId"] == "makerspaces_get");

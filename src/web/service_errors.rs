@@ -64,6 +64,12 @@ impl From<KioskError> for ApiError {
             KioskError::NotServed => ApiError::Forbidden(detail),
             KioskError::Invalid(e) => e.into(),
             KioskError::AuditUnavailable => ApiError::Unavailable(detail),
+            KioskError::SlowedDown { retry_after } => ApiError::Throttled {
+                detail,
+                error_type: "kiosk_slowed_down",
+                // Whole seconds, rounded up: a client that waits this long is let in.
+                retry_after_s: retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0),
+            },
             KioskError::Store(e) => e.into(),
         }
     }

@@ -5,11 +5,19 @@
 //! `{"type":"ping"}`. Server messages: `snapshot`, `machine`, `error`, `pong`.
 //!
 //! Every subscribe checks the caller's memberships again, and the socket closes with code 4001
-//! when the caller's token expires.
+//! when the caller's token expires. A person who loses the space (suspended, removed, the
+//! membership ended) gets `{"type":"unsubscribed","makerspace_id","reason"}` and hears no more
+//! of it: the member workflows tell the hub at once, and each connection checks its
+//! subscriptions again at every ping, which also catches an end date passing.
+//!
+//! Connections are capped per identity, per client address and in total ([`limits`]): past a
+//! cap the upgrade is answered 429, before any handshake.
 //!
 //! One task per connection reads the client, drains its hub mailbox (coalesced updates) and
 //! pings. A send that cannot complete within the configured timeout means the client cannot
 //! keep up: it is closed with a reason rather than allowed to hold anything back.
+
+pub mod limits;
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -22,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::actors::hub::{Drained, Subscriber};
 use crate::actors::machine::MachineView;
-use crate::domain::access::{Decision, Principal};
-use crate::metrics::{WS_CLIENTS, WS_DISCONNECTS};
+use crate::domain::access::Principal;
+use crate::metrics::{WS_CLIENTS, WS_DISCONNECTS, WS_REFUSED};
+use crate::services::live::{self, Standing};
 use crate::web::auth::authenticate;
 use crate::web::error::ApiError;
 use crate::web::AppState;
@@ -37,6 +46,9 @@ const MAX_CLIENT_FRAME: usize = 64 * 1024;
 /// The close code when the caller's token expires (an application code, 4000–4999): the
 /// dashboard signs in again.
 const TOKEN_EXPIRED: u16 = 4001;
+/// What a client refused by a connection cap is told to wait before it tries again: caps
+/// free up when other sockets close, which no timer predicts.
+const CAP_RETRY_AFTER_S: u64 = 10;
 
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -65,7 +77,8 @@ impl ServerMessage<'_> {
 #[utoipa::path(get, path = "/api/v1/ws", tag = "live",
     params(("token" = Option<String>, Query, description = "JWT, for clients that cannot send an Authorization header")),
     responses((status = 101, description = "WebSocket: see the README for the messages"),
-              (status = 401, body = crate::web::ErrorBody)),
+              (status = 401, body = crate::web::ErrorBody),
+              (status = 429, body = crate::web::ErrorBody, description = "Too many open connections for this person, this client address or the server (`too_many_connections`)")),
     security(("bearer" = [])))]
 pub async fn connect(
     req: HttpRequest,
@@ -73,6 +86,22 @@ pub async fn connect(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = authenticate(&req, true).await?;
+    // The place is taken before the handshake and given back when the socket's task ends
+    // (or here, if the upgrade fails).
+    let address = req.peer_addr().map(|a| a.ip()).unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+    let admission = state.ws_limits.admit(&caller.user_id, address).map_err(|cap| {
+        metrics::counter!(WS_REFUSED, "cap" => cap.as_str()).increment(1);
+        let which = match cap {
+            limits::Cap::Identity => "for this person",
+            limits::Cap::Address => "from this address",
+            limits::Cap::Total => "on this server",
+        };
+        ApiError::Throttled {
+            detail: format!("too many open WebSocket connections {which}; close one or try again later"),
+            error_type: "too_many_connections",
+            retry_after_s: CAP_RETRY_AFTER_S,
+        }
+    })?;
     // Errors are JSON, this one too (actix-ws answers an empty 400).
     let (response, session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| crate::web::error::ApiError::BadRequest(format!("not a WebSocket upgrade request: {e}")))?;
@@ -80,8 +109,9 @@ pub async fn connect(
         stream.max_frame_size(MAX_CLIENT_FRAME).aggregate_continuations().max_continuation_size(MAX_CLIENT_FRAME);
     let state = state.into_inner();
     actix_web::rt::spawn(async move {
+        let _admission = admission;
         metrics::gauge!(WS_CLIENTS).increment(1.0);
-        let subscriber = state.hub.subscriber();
+        let subscriber = state.hub.subscriber(&caller.user_id, caller.reads_every_space());
         let outcome = serve(&state, &caller, &subscriber, session.clone(), stream).await;
         state.hub.unsubscribe_all(&subscriber);
         metrics::gauge!(WS_CLIENTS).decrement(1.0);
@@ -156,6 +186,13 @@ async fn serve(
                 if last_seen.elapsed() > CLIENT_TIMEOUT {
                     return Some(("heartbeat_timeout", CloseCode::Away, "no answer to pings"));
                 }
+                for message in recheck(state, caller, subscriber).await {
+                    match tokio::time::timeout(send_timeout, session.text(message.as_ref())).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => return None,
+                        Err(_) => return too_slow,
+                    }
+                }
                 match tokio::time::timeout(send_timeout, session.ping(b"makrcave")).await {
                     Ok(Ok(())) => {}
                     Ok(Err(_)) => return None,
@@ -164,6 +201,31 @@ async fn serve(
             }
         }
     }
+}
+
+/// Checks each subscription of the connection against the memberships as they are now: one
+/// the person may no longer watch ends (with the message saying why, returned for sending);
+/// admin-only events follow a role change. Catches what no workflow announces, such as a
+/// membership's end date passing.
+async fn recheck(state: &AppState, caller: &Principal, subscriber: &Arc<Subscriber>) -> Vec<Arc<str>> {
+    let mut out = Vec::new();
+    for space in subscriber.makerspaces() {
+        match live::standing(state, caller, &space).await {
+            Ok(Standing::Denied(reason)) => {
+                if state.hub.unsubscribe(subscriber, &space) {
+                    out.push(live::unsubscribed(&space, reason));
+                }
+            }
+            Ok(Standing::Watcher { admin }) => {
+                if subscriber.watching(&space).is_some_and(|was| was != admin) {
+                    state.hub.set_admin(subscriber, &space, admin);
+                }
+            }
+            // The store is away: keep the subscription until it can be checked.
+            Err(err) => tracing::warn!(error = %err, "WebSocket subscriptions not checked again"),
+        }
+    }
+    out
 }
 
 /// Whether a read failed because the client sent more than [`MAX_CLIENT_FRAME`]: one frame too
@@ -204,15 +266,14 @@ async fn handle_client_message(
         ClientMessage::Subscribe { makerspace_id, equipment_ids } => {
             // Memberships are read again, as for every REST request: a suspension since the
             // socket opened counts.
-            let mut now = caller.clone();
-            now.memberships.clear();
-            if let Err(err) = crate::services::access::add_memberships(state, &mut now).await {
-                let api = ApiError::from(err);
-                return Some(ServerMessage::Error { error_type: "unavailable", detail: api.to_string() }.to_text());
-            }
-            if now.can_read_space(&makerspace_id) != Decision::Allow {
-                return Some(not_found().to_text());
-            }
+            let admin = match live::standing(state, caller, &makerspace_id).await {
+                Ok(Standing::Watcher { admin }) => admin,
+                Ok(Standing::Denied(_)) => return Some(not_found().to_text()),
+                Err(err) => {
+                    let api = ApiError::from(err);
+                    return Some(ServerMessage::Error { error_type: "unavailable", detail: api.to_string() }.to_text());
+                }
+            };
             match state.store.get_makerspace(&makerspace_id).await {
                 Ok(Some(_)) => {}
                 Ok(None) => return Some(not_found().to_text()),
@@ -224,7 +285,7 @@ async fn handle_client_message(
             let filter: Option<HashSet<String>> = equipment_ids.map(|ids| ids.into_iter().collect());
             // Subscribe before the snapshot: an update racing with it is then sent after the
             // snapshot (at worst a duplicate), never lost.
-            state.hub.subscribe(subscriber, &makerspace_id, filter.clone());
+            state.hub.subscribe(subscriber, &makerspace_id, filter.clone(), admin);
             let machines = state.fleet.views(&makerspace_id, filter.as_ref()).await;
             Some(ServerMessage::Snapshot { makerspace_id: &makerspace_id, machines }.to_text())
         }

@@ -258,7 +258,19 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
         s["state"] == "in_use" && s["session"]["user_id"] == "ada"
     })
     .await;
-    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(device), Some(json!({"equipment_id": "laser"}))).await;
+    // "I'm done": the page asks for a card (only hers or an admin's locks), and hers locks.
+    driver.script("document.getElementById('lock').click(); return null;").await;
+    eventually(Duration::from_secs(5), "the page to ask for the card that locks", || async {
+        let hint = driver.script("return document.getElementById('tap-hint').textContent;").await;
+        hint.as_str().is_some_and(|h| h.contains("to lock")).then_some(())
+    })
+    .await;
+    driver.type_into_focus("04A1B2C3\u{E007}").await;
+    eventually(Duration::from_secs(5), "the lock on screen", || async {
+        let page = driver.script(READ_KIOSK).await;
+        page["text"].as_str().is_some_and(|t| t.starts_with("Locked")).then_some(())
+    })
+    .await;
     t.wait_state("shop", "laser", "the laser free again", |s| s["state"] == "idle").await;
 
     driver.type_into_focus("04B0B0B0\u{E007}").await;

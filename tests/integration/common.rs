@@ -268,6 +268,8 @@ pub struct TestOptions {
     pub demo: bool,
     /// `--data-key` [default: generated into the test's data folder].
     pub data_key: Option<String>,
+    /// Changes any other setting, last (connection caps, the kiosks' guessing limits, ...).
+    pub adjust: Option<fn(&mut Settings)>,
 }
 
 /// A running makrcave with everything a test needs to talk to it.
@@ -332,6 +334,9 @@ impl TestApp {
         s.actor_threads = 2;
         s.demo = self.options.demo;
         s.data_key = self.options.data_key.clone().map(makrcave::config::Secret::new);
+        if let Some(adjust) = self.options.adjust {
+            adjust(&mut s);
+        }
         s
     }
 

@@ -104,7 +104,12 @@ async fn the_demo_seeds_the_whole_floor_and_a_restart_adds_nothing() {
     assert_eq!(granted["member_name"], "Ada Byrne");
     t.wait_state("demo", "demo-laser-1", "the laser in use by Ada", |s| s["session"]["user_id"] == "ada").await;
     let (status, locked) = t
-        .send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&device), Some(json!({"equipment_id": "demo-laser-1"})))
+        .send(
+            reqwest::Method::POST,
+            "/api/v1/kiosk/lock",
+            Some(&device),
+            Some(json!({"equipment_id": "demo-laser-1", "card_uid": "04A1B2C3D4"})),
+        )
         .await;
     assert_eq!((status, &locked["locked"]), (200, &json!(true)), "{locked}");
     let refused = tap(&t, &device, "demo-laser-1", "04:b5:c6:d7:e8").await;

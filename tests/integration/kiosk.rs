@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use std::time::Duration;
 
-use crate::common::{eventually, TestApp, TestOptions};
+use crate::common::{eventually, open_space_ws, ws_until, TestApp, TestOptions};
 
 const S: &str = "floor";
 
@@ -124,7 +124,8 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
     assert_eq!(walk_up["granted"], true, "{walk_up}");
     let until: chrono::DateTime<chrono::Utc> = walk_up["until"].as_str().expect("until").parse().expect("time");
     assert_eq!(until.timestamp(), starts.timestamp(), "a walk-up lasts until the next booking");
-    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(json!({"equipment_id": "cnc"}))).await;
+    let lock = json!({"equipment_id": "cnc", "card_uid": "04B0B0B0"});
+    t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(lock)).await;
     crate::common::eventually(std::time::Duration::from_secs(10), "Carl's booking to begin", || async {
         let answer = tap(&t, &kiosk, "cnc", "04B0B0B0").await;
         (answer["reason"] == "reserved_by_other").then_some(())
@@ -132,8 +133,8 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
     .await;
 
     // Lock: the session is stored with its cost; the audit log has every attempt.
-    let (status, locked) =
-        t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(json!({"equipment_id": "laser"}))).await;
+    let lock = json!({"equipment_id": "laser", "card_uid": "04A1B2C3"});
+    let (status, locked) = t.send(reqwest::Method::POST, "/api/v1/kiosk/lock", Some(&kiosk), Some(lock)).await;
     assert_eq!((status, locked["locked"].as_bool()), (200, Some(true)), "{locked}");
     assert_eq!(locked["session"]["hourly_rate"], 30.0);
     t.wait_state(S, "laser", "laser idle", |s| s["state"] == "idle").await;
@@ -234,4 +235,193 @@ async fn an_unlock_that_cannot_be_audited_is_undone() {
     })
     .await;
     assert_eq!(reason, "audit_unavailable");
+}
+
+/// Adds a member with a role and a card; returns the member id.
+async fn add_member_as(t: &TestApp, user: &str, role: &str, card: &str) -> String {
+    let root = t.super_admin();
+    let body = json!({"email": format!("{user}@example.org"), "first_name": user, "last_name": "M", "user_id": user,
+        "role": role});
+    let (status, m) = t.post(&format!("/api/v1/makerspaces/{S}/members"), &root, body).await;
+    assert_eq!(status, 201, "{m}");
+    let id = m["id"].as_str().expect("id").to_string();
+    let (status, c) = t.post(&format!("/api/v1/makerspaces/{S}/members/{id}/cards"), &root, json!({"uid": card})).await;
+    assert_eq!(status, 201, "{c}");
+    id
+}
+
+/// A machine of the floor, online; a kiosk registered by the space's admin (its device token).
+async fn floor_with_kiosk(t: &TestApp, machine: &str, registration: Value) -> (String, String) {
+    t.makerspace(S).await;
+    t.machine(S, machine, json!({"type": "cnc_machine"})).await;
+    let p = t.publisher().await;
+    p.publish(&format!("makrcave/{S}/{machine}/status"), "online").await;
+    t.wait_state(S, machine, "online", |s| s["state"] == "idle").await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
+    let (status, registered) = t.post(&format!("/api/v1/makerspaces/{S}/kiosks"), &admin, registration).await;
+    assert_eq!(status, 201, "{registered}");
+    let token = registered["token"].as_str().expect("the device token").to_string();
+    (token, registered["id"].as_str().expect("kiosk id").to_string())
+}
+
+/// A kiosk request as sent: status, `Retry-After` and the JSON body.
+async fn kiosk_call(t: &TestApp, kiosk: &str, action: &str, body: Value) -> (u16, Option<String>, Value) {
+    let res = t.http.post(t.url(&format!("/api/v1/kiosk/{action}"))).bearer_auth(kiosk).json(&body).send().await;
+    let res = res.expect("kiosk request");
+    let status = res.status().as_u16();
+    let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+    (status, retry, res.json().await.unwrap_or(Value::Null))
+}
+
+fn small_guessing_limits(s: &mut makrcave::Settings) {
+    s.kiosk_guard.unknown_cards = 3;
+    s.kiosk_guard.window = Duration::from_secs(60);
+    s.kiosk_guard.backoff = Duration::from_secs(1);
+    s.kiosk_guard.backoff_max = Duration::from_secs(2);
+}
+
+/// After N unknown cards within the window a kiosk is slowed down (429 with `Retry-After`),
+/// the space's admins get a `kiosk_alert` on the WebSocket (its members do not), a known card
+/// works again once the backoff is over, and the next backoff is twice as long.
+#[actix_web::test]
+async fn a_kiosk_that_sees_unknown_cards_is_slowed_down_and_the_admins_are_told() {
+    let t = TestApp::spawn_with(TestOptions {
+        heartbeat_timeout_s: Some(3600),
+        adjust: Some(small_guessing_limits),
+        ..Default::default()
+    })
+    .await;
+    let (kiosk, kiosk_id) = floor_with_kiosk(&t, "drill", json!({"name": "Drill corner"})).await;
+    add_member(&t, "ada", "04:AD:AD:AD").await;
+    let mut admin_ws = open_space_ws(&t, &t.token("boss", Role::MakerspaceAdmin, &[S]), S).await;
+    let mut member_ws = open_space_ws(&t, &t.token("max", Role::Member, &[S]), S).await;
+
+    let ada = json!({"equipment_id": "drill", "card_uid": "04ADADAD"});
+    for guess in ["01020304", "01020305", "01020306"] {
+        assert_eq!(tap(&t, &kiosk, "drill", guess).await["reason"], "unknown_card");
+    }
+    // Slowed down: even a known card waits, and so does a lock with a card.
+    let (status, retry, body) = kiosk_call(&t, &kiosk, "unlock", ada.clone()).await;
+    assert_eq!((status, retry.as_deref(), body["error_type"].as_str()), (429, Some("1"), Some("kiosk_slowed_down")));
+    assert!(body["detail"].as_str().is_some_and(|d| d.contains("unknown cards")), "{body}");
+    let (status, _, _) = kiosk_call(&t, &kiosk, "lock", ada.clone()).await;
+    assert_eq!(status, 429);
+
+    // The space's admins are told; its members are not (a later member event reaches them
+    // first, through the same queue).
+    let alert = ws_until(&mut admin_ws, |m| m["type"] == "kiosk_alert").await;
+    assert_eq!(
+        (alert["kiosk_id"].as_str(), alert["kiosk_name"].as_str(), alert["equipment_id"].as_str()),
+        (Some(kiosk_id.as_str()), Some("Drill corner"), Some("drill"))
+    );
+    assert_eq!((alert["unknown_cards"].as_u64(), alert["backoff_s"].as_u64()), (Some(3), Some(1)), "{alert}");
+    assert_eq!((alert["reason"].as_str(), alert["window_s"].as_u64()), (Some("unknown_cards"), Some(60)));
+    add_member(&t, "late", "04:1A:7E:00").await;
+    let next = ws_until(&mut member_ws, |m| m["type"] == "kiosk_alert" || m["type"] == "member").await;
+    assert_eq!(next["type"], "member", "a member gets no kiosk alert: {next}");
+
+    // After the backoff a known card works again.
+    let granted = eventually(Duration::from_secs(10), "the backoff to end", || async {
+        let (status, _, body) = kiosk_call(&t, &kiosk, "unlock", ada.clone()).await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert_eq!(granted["granted"], true, "{granted}");
+    let (status, _, locked) = kiosk_call(&t, &kiosk, "lock", ada.clone()).await;
+    assert_eq!((status, locked["locked"].as_bool()), (200, Some(true)), "{locked}");
+
+    // Guessing on: the next backoff doubles (to the configured maximum of 2 s).
+    for guess in ["01020307", "01020308", "01020309"] {
+        assert_eq!(tap(&t, &kiosk, "drill", guess).await["reason"], "unknown_card");
+    }
+    let (status, retry, _) = kiosk_call(&t, &kiosk, "unlock", ada.clone()).await;
+    assert_eq!((status, retry.as_deref()), (429, Some("2")));
+    let alert = ws_until(&mut admin_ws, |m| m["type"] == "kiosk_alert").await;
+    assert_eq!(alert["backoff_s"], 2);
+    t.stop().await;
+}
+
+/// The newest line of the floor's audit log.
+async fn last_attempt(t: &TestApp) -> Value {
+    let (status, log) = t.get(&format!("/api/v1/makerspaces/{S}/kiosk-attempts"), Some(&t.super_admin())).await;
+    assert_eq!(status, 200, "{log}");
+    log[0].clone()
+}
+
+/// `POST /kiosk/lock` ends a session only for the session's own card or an admin's, unless
+/// the kiosk is set to "any card locks"; the audit row names the card's presenter apart from
+/// the session's member.
+#[actix_web::test]
+async fn a_lock_takes_the_sessions_own_card_or_an_admins_unless_any_card_locks() {
+    let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    let (kiosk, kiosk_id) = floor_with_kiosk(&t, "saw", json!({"name": "Saw"})).await;
+    let ada = add_member_as(&t, "ada", "member", "04:AA:00:01").await;
+    let bob = add_member_as(&t, "bob", "member", "04:BB:00:02").await;
+    let boss = add_member_as(&t, "chief", "makerspace_admin", "04:CC:00:03").await;
+    let unlock = |card: &str| json!({"equipment_id": "saw", "card_uid": card});
+    let lock = |card: Option<&str>| match card {
+        Some(card) => json!({"equipment_id": "saw", "card_uid": card}),
+        None => json!({"equipment_id": "saw"}),
+    };
+    let locks = |answer: &Value| (answer["locked"].as_bool(), answer["reason"].as_str().map(str::to_string));
+
+    assert_eq!(kiosk_call(&t, &kiosk, "unlock", unlock("04AA0001")).await.2["granted"], true);
+    // Bob's card, or no card: the session goes on.
+    let (status, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(Some("04BB0002"))).await;
+    assert_eq!((status, locks(&answer)), (200, (Some(false), Some("not_your_session".into()))), "{answer}");
+    let row = last_attempt(&t).await;
+    assert_eq!(
+        (row["member_id"].as_str(), row["presenter_member_id"].as_str()),
+        (Some(ada.as_str()), Some(bob.as_str()))
+    );
+    assert_eq!((row["granted"].as_bool(), row["presenter_user_id"].as_str()), (Some(false), Some("bob")));
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(None)).await;
+    assert_eq!(locks(&answer), (Some(false), Some("card_required".into())));
+    // An unknown card is just not hers (nothing tells a guesser the card is unknown).
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(Some("0BADCAFE"))).await;
+    assert_eq!(locks(&answer), (Some(false), Some("not_your_session".into())));
+    assert_eq!(t.state(S, "saw").await["session"]["user_id"], "ada", "still Ada's");
+
+    // An admin's card ends it; the audit row keeps both people.
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(Some("04CC0003"))).await;
+    assert_eq!(locks(&answer), (Some(true), Some("locked".into())), "{answer}");
+    let row = last_attempt(&t).await;
+    assert_eq!((row["action"].as_str(), row["granted"].as_bool()), (Some("lock"), Some(true)));
+    assert_eq!((row["member_id"].as_str(), row["user_id"].as_str()), (Some(ada.as_str()), Some("ada")));
+    assert_eq!(
+        (row["presenter_member_id"].as_str(), row["presenter_user_id"].as_str()),
+        (Some(boss.as_str()), Some("chief"))
+    );
+
+    // Her own card ends her session.
+    assert_eq!(kiosk_call(&t, &kiosk, "unlock", unlock("04AA0001")).await.2["granted"], true);
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(Some("04AA0001"))).await;
+    assert_eq!(locks(&answer), (Some(true), Some("locked".into())), "{answer}");
+
+    // "Any card locks": set by an admin, then Bob's card (or none) ends Ada's session.
+    let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
+    let (status, updated) =
+        t.put(&format!("/api/v1/makerspaces/{S}/kiosks/{kiosk_id}"), &admin, json!({"any_card_locks": true})).await;
+    assert_eq!((status, updated["any_card_locks"].as_bool()), (200, Some(true)), "{updated}");
+    assert!(updated.get("token").is_none(), "the token is never shown again");
+    assert_eq!(kiosk_call(&t, &kiosk, "unlock", unlock("04AA0001")).await.2["granted"], true);
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(Some("04BB0002"))).await;
+    assert_eq!(locks(&answer), (Some(true), Some("locked".into())), "{answer}");
+    let row = last_attempt(&t).await;
+    assert_eq!(
+        (row["member_id"].as_str(), row["presenter_member_id"].as_str()),
+        (Some(ada.as_str()), Some(bob.as_str()))
+    );
+    assert_eq!(kiosk_call(&t, &kiosk, "unlock", unlock("04AA0001")).await.2["granted"], true);
+    let (_, _, answer) = kiosk_call(&t, &kiosk, "lock", lock(None)).await;
+    assert_eq!(locks(&answer), (Some(true), Some("locked".into())), "{answer}");
+    // Registered so from the start, and an unknown kiosk.
+    let (status, other) = t
+        .post(&format!("/api/v1/makerspaces/{S}/kiosks"), &admin, json!({"name": "Door", "any_card_locks": true}))
+        .await;
+    assert_eq!((status, other["any_card_locks"].as_bool()), (201, Some(true)), "{other}");
+    let (status, _) =
+        t.put(&format!("/api/v1/makerspaces/{S}/kiosks/no-such-kiosk"), &admin, json!({"any_card_locks": false})).await;
+    assert_eq!(status, 404);
+    t.stop().await;
 }

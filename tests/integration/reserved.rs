@@ -167,7 +167,7 @@ async fn the_holder_unlocks_a_reserved_machine_and_a_released_booking_frees_it()
     assert_eq!(in_use["session"]["user_id"], "ada");
     assert_eq!(in_use["reservation"]["id"], id, "the booking still shows");
     // Locked before the booking ends: the machine is held for the booking again.
-    let locked = kiosk(&t, "lock", &device, json!({"equipment_id": "m1"})).await;
+    let locked = kiosk(&t, "lock", &device, json!({"equipment_id": "m1", "card_uid": "04ADADAD"})).await;
     assert_eq!(locked["locked"], true, "{locked}");
     let s = t.wait_state(S, "m1", "m1 reserved again", |s| s["state"] == "reserved").await;
     assert!(s["session"].is_null());

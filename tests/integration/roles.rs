@@ -170,6 +170,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/metrics", Rule::Public),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/kiosks", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/kiosks", Rule::MembersRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", Rule::SpaceManage),
     ("DELETE", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/kiosk-attempts", Rule::MembersRead),
     ("POST", "/api/v1/kiosk/unlock", Rule::Device),
@@ -324,6 +325,7 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/cards/lookup") => json!({"uid": "DEADBEEF"}),
         ("POST", "/api/v1/invites/validate") => json!({"invite_token": f.token}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/kiosks") => json!({"name": "Laser kiosk"}),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}") => json!({"any_card_locks": true}),
         ("POST", "/api/v1/kiosk/unlock") => json!({"equipment_id": f.equipment, "card_uid": "CAFE0000"}),
         ("POST", "/api/v1/kiosk/lock") => json!({"equipment_id": f.equipment}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations") => {

@@ -254,9 +254,10 @@ async fn a_subscribe_checks_the_membership_again() {
         t.post(&format!("/api/v1/makerspaces/a/members/{id}/suspend"), &root, json!({"reason": "x"})).await;
     assert_eq!(status, 200);
     send(&mut ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
+    // The suspension also ends the subscription it had (an `unsubscribed` message, tested below).
     let answer = loop {
         let msg = next_json(&mut ws).await;
-        if msg["type"] != "member" {
+        if msg["type"] != "member" && msg["type"] != "unsubscribed" {
             break msg;
         }
     };
@@ -276,4 +277,162 @@ async fn a_message_over_the_limit_is_closed_with_1009() {
     ws.send(Message::text(huge)).await.expect("send");
     let close = next_close(&mut ws).await;
     assert_eq!(u16::from(close.code), 1009, "{close:?}");
+}
+
+/// Adds a member with a user id; returns the member id.
+async fn member(t: &TestApp, space: &str, user: &str, extra: Value) -> String {
+    let mut body =
+        json!({"email": format!("{user}@example.org"), "first_name": user, "last_name": "M", "user_id": user});
+    if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        b.extend(e.clone());
+    }
+    let (status, m) = t.post(&format!("/api/v1/makerspaces/{space}/members"), &t.super_admin(), body).await;
+    assert_eq!(status, 201, "{m}");
+    m["id"].as_str().expect("member id").to_string()
+}
+
+/// Opens a socket for `user` (a token naming no space: the membership alone lets them in) and
+/// subscribes to `space`.
+async fn watching(t: &TestApp, user: &str, space: &str) -> Socket {
+    let mut ws = open(t, &t.token(user, Role::Member, &[])).await;
+    send(&mut ws, json!({"type": "subscribe", "makerspace_id": space})).await;
+    assert_eq!(next_json(&mut ws).await["type"], "snapshot", "{user} subscribes to {space}");
+    ws
+}
+
+/// The next message that is not about members or machines (which may come in between).
+async fn next_other(ws: &mut Socket) -> Value {
+    loop {
+        let msg = next_json(ws).await;
+        if msg["type"] != "member" && msg["type"] != "machine" {
+            return msg;
+        }
+    }
+}
+
+/// A suspension, a removal or an ended membership ends that person's subscriptions to the
+/// space at once, with a message saying why; the socket stays open, other people's
+/// subscriptions and the person's other spaces are untouched.
+#[actix_web::test]
+async fn losing_a_membership_ends_the_persons_subscriptions_at_once() {
+    let t = TestApp::spawn().await;
+    t.makerspace("a").await;
+    t.makerspace("b").await;
+    t.machine("a", "m1", json!({})).await;
+    t.machine("b", "m9", json!({})).await;
+    let root = t.super_admin();
+    let sam = member(&t, "a", "sam", json!({})).await;
+    member(&t, "b", "sam", json!({})).await;
+    let rem = member(&t, "a", "rem", json!({})).await;
+    let eli = member(&t, "a", "eli", json!({"start_date": "2020-01-01"})).await;
+    member(&t, "a", "ola", json!({})).await;
+    let mut sam_ws = watching(&t, "sam", "a").await;
+    send(&mut sam_ws, json!({"type": "subscribe", "makerspace_id": "b"})).await;
+    assert_eq!(next_other(&mut sam_ws).await["type"], "snapshot");
+    let mut rem_ws = watching(&t, "rem", "a").await;
+    let mut eli_ws = watching(&t, "eli", "a").await;
+    let mut ola_ws = watching(&t, "ola", "a").await;
+    let hub = t.app().state().hub.clone();
+    assert_eq!(hub.subscriber_count(), 5);
+
+    // Suspended: the subscription ends before the request is answered.
+    let (status, _) =
+        t.post(&format!("/api/v1/makerspaces/a/members/{sam}/suspend"), &root, json!({"reason": "x"})).await;
+    assert_eq!(status, 200);
+    assert_eq!(hub.subscriber_count(), 4, "sam's subscription to a is gone at once");
+    let told = next_other(&mut sam_ws).await;
+    assert_eq!(told, json!({"type": "unsubscribed", "makerspace_id": "a", "reason": "membership_suspended"}));
+    // Machines of a reach ola, not sam; sam's other space still reaches sam.
+    let p = t.publisher().await;
+    p.telemetry("a", "m1", json!({"power_w": 7})).await;
+    until_machine(&mut ola_ws, |m| m["power_w"] == 7.0).await;
+    p.telemetry("b", "m9", json!({"power_w": 9})).await;
+    let seen = until_machine(&mut sam_ws, |_| true).await;
+    assert_eq!(seen["equipment_id"], "m9", "nothing of a after the unsubscribed message: {seen}");
+    send(&mut sam_ws, json!({"type": "ping"})).await;
+    assert_eq!(next_other(&mut sam_ws).await["type"], "pong", "the socket stays open");
+
+    // Removed.
+    let (status, _) = t.delete(&format!("/api/v1/makerspaces/a/members/{rem}"), &root).await;
+    assert_eq!(status, 204);
+    let told = next_other(&mut rem_ws).await;
+    assert_eq!(told, json!({"type": "unsubscribed", "makerspace_id": "a", "reason": "membership_removed"}));
+
+    // Ended: the membership's end date is now in the past.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).date_naive().to_string();
+    let (status, body) =
+        t.put(&format!("/api/v1/makerspaces/a/members/{eli}"), &root, json!({"end_date": yesterday})).await;
+    assert_eq!(status, 200, "{body}");
+    let told = next_other(&mut eli_ws).await;
+    assert_eq!(told, json!({"type": "unsubscribed", "makerspace_id": "a", "reason": "membership_ended"}));
+    assert_eq!(hub.subscriber_count(), 2, "ola's subscription to a and sam's to b are left");
+
+    // Reactivated, sam may subscribe again.
+    let (status, _) = t.post(&format!("/api/v1/makerspaces/a/members/{sam}/reactivate"), &root, json!({})).await;
+    assert_eq!(status, 200);
+    send(&mut sam_ws, json!({"type": "subscribe", "makerspace_id": "a"})).await;
+    assert_eq!(next_other(&mut sam_ws).await["type"], "snapshot");
+    t.stop().await;
+}
+
+/// Connects from a chosen loopback address (all of 127.0.0.0/8 is this machine).
+type Refusal = (u16, Value, Option<String>);
+type PlainSocket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn connect_from(t: &TestApp, from: &str, token: &str) -> Result<PlainSocket, Refusal> {
+    let addr = t.app().http_addr();
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.bind(format!("{from}:0").parse().expect("address")).expect("bind the source address");
+    let stream = socket.connect(addr).await.expect("connect");
+    match tokio_tungstenite::client_async(format!("ws://{addr}/api/v1/ws?token={token}"), stream).await {
+        Ok((ws, _)) => Ok(ws),
+        Err(tokio_tungstenite::tungstenite::Error::Http(res)) => {
+            let retry = res.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_string);
+            let body = res.body().as_deref().map(|b| serde_json::from_slice(b).expect("a JSON body"));
+            Err((res.status().as_u16(), body.unwrap_or(Value::Null), retry))
+        }
+        Err(other) => panic!("unexpected WebSocket error {other}"),
+    }
+}
+
+/// Connections are capped per identity, per client address and in total: past a cap the
+/// upgrade is answered 429 with the error shape and `Retry-After`, and a closed socket gives
+/// its place back.
+#[actix_web::test]
+async fn connections_are_capped_per_identity_per_address_and_in_total() {
+    let t = TestApp::spawn_with(TestOptions {
+        adjust: Some(|s| {
+            s.ws_max_per_identity = 2;
+            s.ws_max_per_address = 3;
+            s.ws_max_connections = 4;
+        }),
+        ..Default::default()
+    })
+    .await;
+    let who = |name: &str| t.token(name, Role::SuperAdmin, &[]);
+    let refused = |outcome: Result<PlainSocket, Refusal>, error_type: &str| match outcome {
+        Err((status, body, retry)) => {
+            assert_eq!((status, body["error_type"].as_str()), (429, Some(error_type)), "{body}");
+            assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()), "{body}");
+            assert_eq!(retry.as_deref(), Some("10"));
+        }
+        Ok(_) => panic!("expected 429 {error_type}"),
+    };
+    let ada_1 = connect_from(&t, "127.0.0.1", &who("ada")).await.expect("ada's first");
+    let _ada_2 = connect_from(&t, "127.0.0.1", &who("ada")).await.expect("ada's second");
+    refused(connect_from(&t, "127.0.0.2", &who("ada")).await, "too_many_connections");
+    let _bob = connect_from(&t, "127.0.0.1", &who("bob")).await.expect("bob, third from the address");
+    refused(connect_from(&t, "127.0.0.1", &who("cy")).await, "too_many_connections");
+    let _cy = connect_from(&t, "127.0.0.2", &who("cy")).await.expect("cy from another address");
+    refused(connect_from(&t, "127.0.0.3", &who("dee")).await, "too_many_connections");
+    assert_eq!(t.app().state().ws_limits.open(), 4);
+    assert!(t.metric("makrcave_ws_refused_total", "cap=\"total\"").await >= 1.0);
+
+    // A socket that closes gives its place back.
+    drop(ada_1);
+    eventually(Duration::from_secs(10), "the closed socket's place to be free", || async {
+        connect_from(&t, "127.0.0.3", &who("dee")).await.ok()
+    })
+    .await;
+    t.stop().await;
 }

@@ -148,6 +148,8 @@ async function start() {
 
 function currentSpace() { return $("space").value; }
 
+$("kiosk-alert-dismiss").addEventListener("click", () => { $("kiosk-alert").hidden = true; });
+
 function connect() {
   if (socket) socket.close();
   const proto = location.protocol === "https:" ? "wss" : "ws";
@@ -180,6 +182,18 @@ function connect() {
       people.set(msg.member.user_id, msg.member.name);
     } else if (msg.type === "error") {
       $("summary").textContent = msg.detail;
+    } else if (msg.type === "unsubscribed" && msg.reason) {
+      // The server ended the subscription: the membership no longer lets this person in.
+      machines.clear();
+      cards.clear();
+      $("machines").replaceChildren();
+      $("summary").textContent = `You no longer have access to this makerspace (${msg.reason.replace(/_/g, " ")}).`;
+    } else if (msg.type === "kiosk_alert") {
+      // Sent to the space's admins only: a kiosk saw too many unknown cards.
+      const until = new Date(msg.until).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+      $("kiosk-alert-text").textContent =
+        `Kiosk "${msg.kiosk_name}" saw ${msg.unknown_cards} unknown cards in ${msg.window_s} s: slowed down until ${until}.`;
+      $("kiosk-alert").hidden = false;
     }
   };
   ws.onclose = (event) => {

@@ -20,7 +20,11 @@ const REASONS = {
   machine_error: "This machine reports an error. Please tell a staff member.",
   machine_busy: "Someone else is using this machine.",
   unknown_machine: "This machine is not set up for this kiosk.",
+  not_your_session: "Only the card that unlocked this machine, or a staff member's, locks it.",
+  kiosk_slowed_down: "Too many unknown cards here. Please wait a moment and try again.",
 };
+// How long the page waits for a card after "lock" was pressed.
+const LOCK_WAIT_MS = 15000;
 
 // A device token in the URL fragment (#device=...) sets the kiosk up, then leaves the address bar.
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -31,6 +35,8 @@ if (fragment.get("device")) {
 const fixedMachine = new URLSearchParams(location.search).get("machine");
 let machine = null; // the machine view
 let resetTimer = null;
+// Set while the page waits for the card that locks (the lock button was pressed).
+let lockWait = null;
 
 function device() { return localStorage.getItem(DEVICE_KEY); }
 
@@ -41,7 +47,9 @@ async function call(method, path, body) {
     body: body ? JSON.stringify(body) : undefined,
   });
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw Object.assign(new Error(data.detail || res.statusText), { status: res.status });
+  if (!res.ok) {
+    throw Object.assign(new Error(data.detail || res.statusText), { status: res.status, errorType: data.error_type });
+  }
   return data;
 }
 
@@ -132,27 +140,58 @@ function showResult(answer) {
   resetTimer = setTimeout(() => { $("result").hidden = true; $("tap-hint").hidden = false; }, 8000);
 }
 
+function failure(err) {
+  return { granted: false, reason: REASONS[err.errorType] ? err.errorType : err.message };
+}
+
+// Locks with the tapped card (or none, where the kiosk lets any card lock). Without a card at a
+// kiosk that needs one, the page asks for it and the next tap locks.
+async function lock(uid) {
+  clearTimeout(lockWait);
+  lockWait = null;
+  const body = { equipment_id: machine.equipment_id };
+  if (uid) body.card_uid = uid;
+  try {
+    const answer = await call("POST", "/api/v1/kiosk/lock", body);
+    if (answer.reason === "card_required") {
+      $("tap-hint").textContent = "Tap your card to lock the machine";
+      $("result").hidden = true;
+      $("tap-hint").hidden = false;
+      lockWait = setTimeout(() => { lockWait = null; $("tap-hint").textContent = TAP_HINT; }, LOCK_WAIT_MS);
+      return;
+    }
+    $("tap-hint").textContent = TAP_HINT;
+    if (answer.locked || answer.reason === "not_in_use") {
+      showResult({ granted: false, reason: answer.locked ? "Locked. Thank you!" : "Nothing to lock." });
+      $("result").className = "result granted";
+      $("lock").hidden = true;
+    } else {
+      showResult({ granted: false, reason: answer.reason });
+      $("lock").hidden = false;
+    }
+  } catch (err) {
+    $("tap-hint").textContent = TAP_HINT;
+    showResult(failure(err));
+  }
+}
+
+const TAP_HINT = $("tap-hint").textContent;
+
 $("card").addEventListener("keydown", async (e) => {
   if (e.key !== "Enter") return;
   const uid = e.target.value.trim();
   e.target.value = "";
   if (!uid || !machine) return;
+  if (lockWait) return lock(uid);
   try {
     showResult(await call("POST", "/api/v1/kiosk/unlock", { equipment_id: machine.equipment_id, card_uid: uid }));
   } catch (err) {
-    showResult({ granted: false, reason: err.message });
+    showResult(failure(err));
   }
 });
 
 $("lock").addEventListener("click", async () => {
-  try {
-    const answer = await call("POST", "/api/v1/kiosk/lock", { equipment_id: machine.equipment_id });
-    showResult({ granted: false, reason: answer.locked ? "Locked. Thank you!" : "Nothing to lock." });
-    $("result").className = "result granted";
-    $("lock").hidden = true;
-  } catch (err) {
-    showResult({ granted: false, reason: err.message });
-  }
+  await lock(null);
   focusCard();
 });
 
