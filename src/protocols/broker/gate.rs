@@ -38,6 +38,8 @@ use crate::metrics::MQTT_REFUSED;
 
 /// A client must send CONNECT this soon after opening the connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Bytes read from a socket at a time, at most.
+const READ_CHUNK: usize = 16 * 1024;
 /// Frames the gate itself answers (PUBACK, SUBACK) that may wait for the client's socket.
 const ANSWER_QUEUE: usize = 64;
 
@@ -243,14 +245,25 @@ async fn relay(
     // The gate's own answers to the client go through the task that writes to it.
     let (answers, mut answer_queue) = mpsc::channel::<Bytes>(ANSWER_QUEUE);
 
+    // Each side reads what is there, judges every whole frame in it, and writes what passes
+    // in one go: a write per packet would cost a system call per telemetry message.
     let inbound = async {
-        while let Some(frame) = read_frame(&mut client_read, &mut from_client, max_frame).await? {
-            match judge(frame, grant, &trimmed, max_frame)? {
-                Verdict::Forward(frame) => broker_write.write_all(&frame).await?,
-                Verdict::Answer(frame) => {
-                    answers.send(frame).await.map_err(|_| Ended::Protocol("client writer gone"))?
+        loop {
+            let mut forward = BytesMut::new();
+            while let Some(frame) = take_frame(&mut from_client, max_frame)? {
+                match judge(frame, grant, &trimmed, max_frame)? {
+                    Verdict::Forward(frame) => forward.extend_from_slice(&frame),
+                    Verdict::Answer(frame) => {
+                        answers.send(frame).await.map_err(|_| Ended::Protocol("client writer gone"))?
+                    }
+                    Verdict::Drop => {}
                 }
-                Verdict::Drop => {}
+            }
+            if !forward.is_empty() {
+                broker_write.write_all(&forward).await?;
+            }
+            if !read_more(&mut client_read, &mut from_client).await? {
+                break;
             }
         }
         broker_write.shutdown().await?;
@@ -260,10 +273,15 @@ async fn relay(
         let mut from_broker = BytesMut::with_capacity(4096);
         loop {
             tokio::select! {
-                frame = read_frame(&mut broker_read, &mut from_broker, max_frame) => {
-                    let Some(frame) = frame? else { break };
-                    let frame = restore_refusals(frame, &trimmed, max_frame)?;
-                    client_write.write_all(&frame).await?;
+                more = read_more(&mut broker_read, &mut from_broker) => {
+                    if !more? {
+                        break;
+                    }
+                    let mut deliver = BytesMut::new();
+                    while let Some(frame) = take_frame(&mut from_broker, max_frame)? {
+                        deliver.extend_from_slice(&restore_refusals(frame, &trimmed, max_frame)?);
+                    }
+                    client_write.write_all(&deliver).await?;
                 }
                 Some(answer) = answer_queue.recv() => client_write.write_all(&answer).await?,
             }
@@ -356,22 +374,42 @@ fn encode(write: impl FnOnce(&mut BytesMut) -> Result<usize, mqttbytes::Error>) 
     Ok(buffer.freeze())
 }
 
-/// Reads the next whole MQTT frame (fixed header, remaining length, body); `None` when the
-/// peer closed cleanly between frames.
+/// Takes the next whole MQTT frame (fixed header, remaining length, body) off the front of
+/// `buffer`, if it holds one.
+fn take_frame(buffer: &mut BytesMut, max_frame: usize) -> Result<Option<Bytes>, Ended> {
+    match mqttbytes::check(buffer.iter(), max_frame) {
+        Ok(header) => Ok(Some(buffer.split_to(header.frame_length()).freeze())),
+        Err(mqttbytes::Error::InsufficientBytes(_)) => Ok(None),
+        Err(mqttbytes::Error::PayloadSizeLimitExceeded(_)) => Err(Ended::Protocol("frame too large")),
+        Err(_) => Err(Ended::Protocol("malformed frame")),
+    }
+}
+
+/// Reads what the peer sent into `buffer`; false when it closed cleanly between frames.
+async fn read_more<R: AsyncRead + Unpin>(reader: &mut R, buffer: &mut BytesMut) -> Result<bool, Ended> {
+    // Room for many small packets per read (BytesMut alone would grow 64 bytes at a time).
+    buffer.reserve(READ_CHUNK);
+    if reader.read_buf(buffer).await? > 0 {
+        Ok(true)
+    } else if buffer.is_empty() {
+        Ok(false)
+    } else {
+        Err(Ended::Protocol("closed mid-frame"))
+    }
+}
+
+/// Reads the next whole MQTT frame; `None` when the peer closed cleanly between frames.
 async fn read_frame<R: AsyncRead + Unpin>(
     reader: &mut R,
     buffer: &mut BytesMut,
     max_frame: usize,
 ) -> Result<Option<Bytes>, Ended> {
     loop {
-        match mqttbytes::check(buffer.iter(), max_frame) {
-            Ok(header) => return Ok(Some(buffer.split_to(header.frame_length()).freeze())),
-            Err(mqttbytes::Error::InsufficientBytes(_)) => {}
-            Err(mqttbytes::Error::PayloadSizeLimitExceeded(_)) => return Err(Ended::Protocol("frame too large")),
-            Err(_) => return Err(Ended::Protocol("malformed frame")),
+        if let Some(frame) = take_frame(buffer, max_frame)? {
+            return Ok(Some(frame));
         }
-        if reader.read_buf(buffer).await? == 0 {
-            return if buffer.is_empty() { Ok(None) } else { Err(Ended::Protocol("closed mid-frame")) };
+        if !read_more(reader, buffer).await? {
+            return Ok(None);
         }
     }
 }
