@@ -12,10 +12,11 @@ use chrono::Utc;
 use dashmap::DashMap;
 
 use crate::actors::machine::{
-    Configure, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity, MachineView,
-    Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve,
+    Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
+    MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve,
 };
 use crate::domain::equipment::AdminStatus;
+use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::EndedSession;
@@ -139,6 +140,17 @@ impl Fleet {
     ) -> Result<Session, UnlockRefusal> {
         let addr = self.address(makerspace_id, equipment_id).map_err(|_| UnlockRefusal::Gone)?;
         addr.send(Unlock(session)).await.map_err(|_| UnlockRefusal::Gone)?
+    }
+
+    /// Gives a machine a job command; the actor answers whether it was sent.
+    pub async fn control(
+        &self,
+        makerspace_id: &str,
+        equipment_id: &str,
+        command: JobCommand,
+    ) -> Result<Result<(), JobRefusal>, DeliveryError> {
+        let addr = self.address(makerspace_id, equipment_id)?;
+        addr.send(Control(command)).await.map_err(|_| DeliveryError::ActorGone)
     }
 
     /// Ends a machine's session (the named one, if given).

@@ -24,10 +24,11 @@ use crate::actors::hub::Hub;
 use crate::actors::state_writer::{Entry, StateSender};
 use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::domain::holds::Holds;
+use crate::domain::jobs::{self, JobCommand, JobEvent, JobRefusal};
 use crate::domain::machine::{
     Input, JobProgress, LiveState, MachineState, ReservationHold, Session, Temperatures, Transition,
 };
-use crate::protocols::commands::{encode, MachineCommand};
+use crate::protocols::commands::{encode, supports, MachineCommand};
 use crate::protocols::mqtt::CommandPublisher;
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::{EndedSession, StateChange};
@@ -219,7 +220,7 @@ impl MachineActor {
             return;
         }
         let now = Utc::now();
-        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true });
+        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true } | Input::Job(_));
         if heard {
             self.last_heard_at = Instant::now();
         }
@@ -227,7 +228,13 @@ impl MachineActor {
         self.dirty = true;
         if let Some(t) = transition {
             metrics::counter!(crate::metrics::STATE_TRANSITIONS, "to" => t.to.as_str()).increment(1);
-            self.persist(Some(t), ctx);
+        }
+        if let Input::Job(event) = input {
+            // Every job event is stored and shown, whether or not it changed the state.
+            self.persist_with(transition, None, Some(event.clone()), ctx);
+            self.publish_job_event(event, now);
+        } else if transition.is_some() {
+            self.persist(transition, ctx);
         }
         if self.live.online {
             self.arm_heartbeat(ctx);
@@ -340,7 +347,7 @@ impl MachineActor {
         let now = Utc::now();
         let ended = EndedSession::close(current.clone(), now, self.identity.hourly_rate, ended_by, reason);
         let transition = self.live.apply(&Input::SessionEnded, now);
-        self.persist_with(transition, Some(ended.clone()), ctx);
+        self.persist_with(transition, Some(ended.clone()), None, ctx);
         self.command(MachineCommand::Lock { session_id: current.id });
         self.publish();
         Ok(ended)
@@ -388,6 +395,33 @@ impl MachineActor {
         }
     }
 
+    /// Tells the space's live feed what happened to the machine's job.
+    fn publish_job_event(&self, event: &JobEvent, at: DateTime<Utc>) {
+        let mut message = serde_json::to_value(event).unwrap_or_default();
+        if let Some(fields) = message.as_object_mut() {
+            fields.insert("type".into(), "machine_event".into());
+            fields.insert("makerspace_id".into(), self.identity.makerspace_id.clone().into());
+            fields.insert("equipment_id".into(), self.identity.equipment_id.to_string().into());
+            fields.insert("state".into(), self.live.state.as_str().into());
+            fields.insert("at".into(), serde_json::to_value(at).unwrap_or_default());
+        }
+        self.deps.hub.publish_event(&self.identity.makerspace_id, &Arc::from(message.to_string()));
+    }
+
+    /// A job command: refused with a reason unless the machine's protocol can carry it out
+    /// and the machine is in a state to take it; then sent in the machine's own format.
+    fn control(&mut self, command: JobCommand) -> Result<(), JobRefusal> {
+        if self.retired {
+            return Err(JobRefusal::Offline);
+        }
+        if !supports(&self.identity.connection, &MachineCommand::Job(command.clone())) {
+            return Err(JobRefusal::Unsupported(command.action()));
+        }
+        jobs::check(&command, self.live.state)?;
+        self.command(MachineCommand::Job(command));
+        Ok(())
+    }
+
     fn publish(&self) {
         let view = self.view();
         self.deps.hub.publish_machine(
@@ -400,13 +434,14 @@ impl MachineActor {
     /// Hands the current state to the state writer. When its queue is full the actor waits
     /// (processes no further message) rather than dropping a transition.
     fn persist(&mut self, transition: Option<Transition>, ctx: &mut Context<Self>) {
-        self.persist_with(transition, None, ctx)
+        self.persist_with(transition, None, None, ctx)
     }
 
     fn persist_with(
         &mut self,
         transition: Option<Transition>,
         ended_session: Option<EndedSession>,
+        job_event: Option<JobEvent>,
         ctx: &mut Context<Self>,
     ) {
         let change = StateChange {
@@ -415,6 +450,7 @@ impl MachineActor {
             live: self.live.clone(),
             transition,
             ended_session,
+            job_event,
         };
         self.last_persisted = self.live.clone();
         self.dirty = false;
@@ -684,6 +720,22 @@ impl Handler<Unlock> for MachineActor {
         outcome.unwrap_or_else(|_| {
             ctx.stop();
             Err(UnlockRefusal::Gone)
+        })
+    }
+}
+
+/// A job command (pause, resume, cancel, send-and-start, refresh).
+#[derive(Message)]
+#[rtype(result = "Result<(), JobRefusal>")]
+pub struct Control(pub JobCommand);
+
+impl Handler<Control> for MachineActor {
+    type Result = Result<(), JobRefusal>;
+    fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) -> Self::Result {
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.control(msg.0)));
+        outcome.unwrap_or_else(|_| {
+            ctx.stop();
+            Err(JobRefusal::Offline)
         })
     }
 }

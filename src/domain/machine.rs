@@ -190,6 +190,8 @@ pub enum Input {
     /// The booking in progress now (`None`: none), as the machine's actor derives it from
     /// the bookings it was told about.
     Reservation(Option<ReservationHold>),
+    /// A job lifecycle event the machine reported.
+    Job(super::jobs::JobEvent),
 }
 
 /// The live state of one machine, as its actor owns it.
@@ -269,6 +271,27 @@ impl LiveState {
         }
     }
 
+    /// A job event: the machine is talking, its state follows the event, and its job starts,
+    /// moves or ends.
+    fn apply_job_event(&mut self, event: &super::jobs::JobEvent, now: DateTime<Utc>) {
+        use super::jobs::JobEvent;
+        self.last_heard = Some(now);
+        self.online = true;
+        if let Some(state) = event.reported_state() {
+            self.reported = state;
+        }
+        match event {
+            JobEvent::JobStarted { file } => {
+                self.job = Some(JobProgress { file: file.clone(), progress: Some(0.0), ..JobProgress::default() })
+            }
+            JobEvent::JobProgress { progress } => {
+                self.job.get_or_insert_with(JobProgress::default).progress = Some(progress.clamp(0.0, 100.0))
+            }
+            JobEvent::JobFinished | JobEvent::JobFailed { .. } | JobEvent::JobCancelled => self.job = None,
+            JobEvent::JobPaused | JobEvent::JobResumed => {}
+        }
+    }
+
     /// Applies one input; returns the transition when the effective state changed.
     pub fn apply(&mut self, input: &Input, now: DateTime<Utc>) -> Option<Transition> {
         match input {
@@ -313,6 +336,7 @@ impl LiveState {
             Input::SessionStarted(session) => self.session = Some(session.clone()),
             Input::SessionEnded => self.session = None,
             Input::Reservation(hold) => self.reservation = hold.clone(),
+            Input::Job(event) => self.apply_job_event(event, now),
         }
         let next = self.effective_state();
         if next == self.state {

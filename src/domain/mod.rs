@@ -9,6 +9,7 @@ pub mod equipment;
 pub mod guessing;
 pub mod holds;
 pub mod ids;
+pub mod jobs;
 pub mod machine;
 pub mod members;
 pub mod mqtt_access;

@@ -9,6 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use crate::domain::equipment::Connection;
+use crate::domain::jobs::JobCommand;
 use crate::protocols::generic::command_topic;
 
 /// What makrcave asks a machine to do.
@@ -18,6 +19,8 @@ pub enum MachineCommand {
     Unlock { session_id: String, until: Option<DateTime<Utc>> },
     /// End a session: cut the power.
     Lock { session_id: String },
+    /// Act on the machine's job (or ask for a full report).
+    Job(JobCommand),
 }
 
 impl MachineCommand {
@@ -25,7 +28,29 @@ impl MachineCommand {
         match self {
             Self::Unlock { .. } => "unlock",
             Self::Lock { .. } => "lock",
+            Self::Job(job) => job.action(),
         }
+    }
+}
+
+/// Whether a machine connected as `connection` can carry out `command`. What it cannot is
+/// answered `unsupported`, never dropped in silence.
+/// - The generic topics (makrcave-bridge, firmware) carry every command.
+/// - A smart plug switches power: unlock and lock only.
+/// - OctoPrint and Bambu printers have no relay: unlock and lock are bookkeeping (the
+///   session), which they support; their job commands come with their adapters.
+pub fn supports(connection: &Connection, command: &MachineCommand) -> bool {
+    match (connection, command) {
+        (_, MachineCommand::Unlock { .. } | MachineCommand::Lock { .. }) => true,
+        (Connection::Mqtt, MachineCommand::Job(_)) => true,
+        (
+            Connection::Tasmota { .. }
+            | Connection::ShellyGen1 { .. }
+            | Connection::ShellyGen2 { .. }
+            | Connection::Bambu { .. }
+            | Connection::Octoprint { .. },
+            MachineCommand::Job(_),
+        ) => false,
     }
 }
 
@@ -51,6 +76,9 @@ pub fn encode(
     command: &MachineCommand,
     rpc_id: u64,
 ) -> Vec<OutgoingMessage> {
+    if !supports(connection, command) {
+        return Vec::new();
+    }
     let on = matches!(command, MachineCommand::Unlock { .. });
     match connection {
         Connection::Mqtt => {
@@ -63,6 +91,8 @@ pub fn encode(
                     }
                 }
                 MachineCommand::Lock { session_id } => body["session_id"] = json!(session_id),
+                MachineCommand::Job(JobCommand::Start { file }) => body["file"] = json!(file),
+                MachineCommand::Job(_) => {}
             }
             vec![message(command_topic(makerspace_id, equipment_id), body.to_string())]
         }
@@ -94,6 +124,20 @@ mod tests {
 
     fn text(m: &OutgoingMessage) -> (&str, String) {
         (m.topic.as_str(), String::from_utf8(m.payload.clone()).expect("utf-8"))
+    }
+
+    #[test]
+    fn job_commands_go_to_generic_machines_only() {
+        let pause = MachineCommand::Job(JobCommand::Pause);
+        let out = encode("space", "eq-1", &Connection::Mqtt, &pause, 1);
+        assert_eq!(text(&out[0]), ("makrcave/space/eq-1/cmd", r#"{"action":"pause"}"#.to_string()));
+        let start = MachineCommand::Job(JobCommand::Start { file: "benchy.gcode".into() });
+        let out = encode("space", "eq-1", &Connection::Mqtt, &start, 1);
+        assert_eq!(text(&out[0]).1, r#"{"action":"start","file":"benchy.gcode"}"#);
+        let plug = Connection::Tasmota { topic: "laser1".into(), running_above_w: None };
+        assert!(!supports(&plug, &pause));
+        assert!(encode("space", "eq-1", &plug, &pause, 1).is_empty(), "a plug is never switched off by a pause");
+        assert!(supports(&plug, &lock()));
     }
 
     #[test]

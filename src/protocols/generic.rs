@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer};
 
+use crate::domain::jobs::JobEvent;
 use crate::domain::machine::{JobProgress, MachineState, TelemetryUpdate, Temperatures};
 
 /// The first level of every generic topic.
@@ -141,11 +142,15 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
 }
 
 /// An event a machine (or its bridge) reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum MachineEvent {
     /// The member ended the session at the machine (the bridge's button, a card tap out).
     Lock,
-    /// Anything else (alarms, job done, ...): handled by later features, counted for now.
+    /// The job's lifecycle: `{"event":"job_started","file":...}`, `job_progress` with
+    /// `progress` (0-100), `job_paused`, `job_resumed`, `job_finished`, `job_failed` with
+    /// `reason`, `job_cancelled`.
+    Job(JobEvent),
+    /// Anything else (alarms, ...): handled by later features, counted for now.
     Other(String),
 }
 
@@ -165,6 +170,16 @@ pub fn parse_event(payload: &[u8]) -> Result<MachineEvent, ParseError> {
     })?;
     Ok(match parsed.event.as_str() {
         "lock" => MachineEvent::Lock,
+        name if name.starts_with("job_") => {
+            let event: JobEvent =
+                serde_json::from_slice(payload).map_err(|e| ParseError::InvalidValue(e.to_string()))?;
+            if let JobEvent::JobProgress { progress } = event {
+                if !(0.0..=100.0).contains(&progress) {
+                    return Err(ParseError::InvalidValue(format!("progress {progress} is not within 0-100")));
+                }
+            }
+            MachineEvent::Job(event)
+        }
         other => MachineEvent::Other(other.to_string()),
     })
 }
@@ -232,6 +247,28 @@ mod tests {
     fn events() {
         assert_eq!(parse_event(br#"{"event":"lock","card":"04A1"}"#), Ok(MachineEvent::Lock));
         assert_eq!(parse_event(br#"{"event":"alarm"}"#), Ok(MachineEvent::Other("alarm".into())));
+        assert_eq!(
+            parse_event(br#"{"event":"job_started","file":"benchy.gcode"}"#),
+            Ok(MachineEvent::Job(JobEvent::JobStarted { file: Some("benchy.gcode".into()) }))
+        );
+        assert_eq!(
+            parse_event(br#"{"event":"job_failed","reason":"filament runout"}"#),
+            Ok(MachineEvent::Job(JobEvent::JobFailed { reason: "filament runout".into() }))
+        );
+        assert_eq!(
+            parse_event(br#"{"event":"job_progress","progress":42.5}"#),
+            Ok(MachineEvent::Job(JobEvent::JobProgress { progress: 42.5 }))
+        );
+        assert_eq!(
+            parse_event(br#"{"event":"job_progress","progress":420}"#).map_err(|e| e.reason()),
+            Err("invalid_value")
+        );
+        assert_eq!(
+            parse_event(br#"{"event":"job_failed"}"#).map_err(|e| e.reason()),
+            Err("invalid_value"),
+            "a failure names its reason"
+        );
+        assert_eq!(parse_event(br#"{"event":"job_teleported"}"#).map_err(|e| e.reason()), Err("invalid_value"));
         assert_eq!(parse_event(b"lock").map_err(|e| e.reason()), Err("malformed_json"));
         assert_eq!(parse_event(br#"{"kind":"lock"}"#).map_err(|e| e.reason()), Err("invalid_value"));
     }

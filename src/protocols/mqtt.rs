@@ -224,7 +224,11 @@ pub async fn ingest(fleet: &Fleet, events: &EventSink, topic: &str, payload: &[u
     let (kind, input) = match parsed.channel {
         Channel::Telemetry => ("telemetry", generic::parse_telemetry(payload).map(Input::Telemetry)),
         Channel::Status => ("status", generic::parse_status(payload).map(|online| Input::Availability { online })),
-        Channel::Event => return ingest_event(events, parsed.makerspace_id, parsed.equipment_id, payload),
+        Channel::Event => match generic::parse_event(payload) {
+            // A job event changes the machine's state: its actor takes it, as telemetry.
+            Ok(generic::MachineEvent::Job(event)) => ("event", Ok(Input::Job(event))),
+            other => return ingest_event(events, parsed.makerspace_id, parsed.equipment_id, other),
+        },
         // Commands are ours.
         Channel::Cmd => return,
     };
@@ -242,7 +246,7 @@ pub async fn ingest(fleet: &Fleet, events: &EventSink, topic: &str, payload: &[u
 
 /// An event a machine or its bridge reported, for the workflows above the link
 /// (`services::events`) to act on.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReportedEvent {
     pub makerspace_id: String,
     pub equipment_id: String,
@@ -254,9 +258,14 @@ pub struct ReportedEvent {
 pub type EventSink = tokio::sync::mpsc::Sender<ReportedEvent>;
 
 /// An event from a machine or its bridge: parsed here, acted on above.
-fn ingest_event(events: &EventSink, makerspace_id: &str, equipment_id: &str, payload: &[u8]) {
+fn ingest_event(
+    events: &EventSink,
+    makerspace_id: &str,
+    equipment_id: &str,
+    parsed: Result<generic::MachineEvent, generic::ParseError>,
+) {
     metrics::counter!(MQTT_MESSAGES_IN, "kind" => "event").increment(1);
-    match generic::parse_event(payload) {
+    match parsed {
         Ok(event) => {
             let reported = ReportedEvent {
                 makerspace_id: makerspace_id.to_string(),

@@ -18,6 +18,8 @@
 //! - [`sessions`]: machine sessions ended from a dashboard, from a bridge, or because the
 //!   person may no longer use the machine (suspension, removal, revoked skill) or the machine
 //!   is gone.
+//! - [`job_control`]: pause, resume and cancel a machine's job, for its admins and the member
+//!   using it.
 //! - [`bookings`]: book, approve, reject, cancel, check in, no-shows, the space's rules.
 //! - [`waitlist`]: queueing for a taken slot, and offers when it frees up.
 //! - [`members`]: members' lifecycle (create, update, suspend, reactivate, remove, bulk) and
@@ -35,6 +37,7 @@ pub mod cards;
 pub mod events;
 pub mod gate;
 pub mod invites;
+pub mod job_control;
 pub mod kiosk;
 pub mod kiosk_guard;
 pub mod live;

@@ -7,6 +7,7 @@ use sqlx::QueryBuilder;
 
 use super::kiosks::{insert_attempts, KioskAttempt};
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
+use crate::domain::jobs::JobEvent;
 use crate::domain::machine::{LiveState, Session, Transition};
 
 /// One state change to persist: the new snapshot and, when the state changed, the event;
@@ -18,6 +19,8 @@ pub struct StateChange {
     pub live: LiveState,
     pub transition: Option<Transition>,
     pub ended_session: Option<EndedSession>,
+    /// The job event the machine reported, stored in the job event log.
+    pub job_event: Option<JobEvent>,
 }
 
 /// A finished usage session, with what it costs.
@@ -80,6 +83,16 @@ struct StateRow {
     live: String,
 }
 
+/// A row of the job event log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct JobEventRow {
+    pub equipment_id: String,
+    pub event: String,
+    /// The event as JSON.
+    pub detail: String,
+    pub at: DateTime<Utc>,
+}
+
 /// A row of the transition log.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct MachineEvent {
@@ -105,6 +118,8 @@ impl Store {
         }
         let transitions: Vec<(&StateChange, Transition)> =
             changes.iter().filter_map(|c| c.transition.map(|t| (c, t))).collect();
+        let job_events: Vec<(&StateChange, &JobEvent)> =
+            changes.iter().filter_map(|c| c.job_event.as_ref().map(|e| (c, e))).collect();
         let sessions: Vec<(&StateChange, &EndedSession)> =
             changes.iter().filter_map(|c| c.ended_session.as_ref().map(|e| (c, e))).collect();
         with_writer!(self, pool => {
@@ -161,6 +176,19 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
+            if !job_events.is_empty() {
+                QueryBuilder::new("INSERT INTO machine_job_events (makerspace_id, equipment_id, event, detail, at) ")
+                    .push_values(&job_events, |mut row, (change, event)| {
+                        row.push_bind(&change.makerspace_id)
+                            .push_bind(&change.equipment_id)
+                            .push_bind(event.name())
+                            .push_bind(to_json_text(event))
+                            .push_bind(change.live.last_heard.unwrap_or(now));
+                    })
+                    .build()
+                    .execute(&mut *tx)
+                    .await?;
+            }
             if !attempts.is_empty() {
                 insert_attempts!(&mut *tx, attempts);
             }
@@ -193,6 +221,19 @@ impl Store {
             sqlx::query_as(
                 "SELECT id, equipment_id, user_id, member_id, started_at, ended_at, minutes, hourly_rate, cost, ended_by,
                  end_reason FROM usage_sessions WHERE equipment_id = $1 ORDER BY started_at, id",
+            )
+            .bind(equipment_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// The job event log of one machine, oldest first.
+    pub async fn job_events(&self, equipment_id: &str) -> Result<Vec<JobEventRow>, StoreError> {
+        let rows = with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT equipment_id, event, detail, at FROM machine_job_events WHERE equipment_id = $1 ORDER BY id",
             )
             .bind(equipment_id)
             .fetch_all(pool)

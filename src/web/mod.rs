@@ -5,6 +5,7 @@ pub mod cards;
 pub mod equipment;
 pub mod error;
 pub mod invites;
+pub mod jobs;
 pub mod jwks;
 pub mod kiosk;
 pub mod makerspaces;
@@ -117,6 +118,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", web::post().to(equipment::lock))
                 .configure(mqtt_credentials::routes)
+                .configure(jobs::routes)
                 .configure(member_routes)
                 .configure(skills::routes)
                 .configure(kiosk::routes)

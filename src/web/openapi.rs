@@ -16,7 +16,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::web::validate::NOT_BLANK;
-use crate::web::{cards, equipment, invites, makerspaces, member_csv, members, mqtt_credentials, ops, plans, ws};
+use crate::web::{cards, equipment, invites, jobs, makerspaces, member_csv, members, mqtt_credentials, ops, plans, ws};
 
 /// The pattern of ids (client-chosen ones and the UUIDs the server mints).
 pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
@@ -28,6 +28,7 @@ pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
         makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
         equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
         equipment::live_state, equipment::lock, mqtt_credentials::issue, mqtt_credentials::revoke,
+        jobs::pause, jobs::resume, jobs::cancel,
         members::create, members::list, members::get, members::update, members::delete, members::suspend,
         members::reactivate, members::activities, members::statistics, members::bulk,
         member_csv::export, member_csv::import,

@@ -9,6 +9,7 @@ use crate::services::broker_access::BrokerAccessError;
 use crate::services::cards::CardError;
 use crate::services::gate::GateError;
 use crate::services::invites::{InviteError, Unusable};
+use crate::services::job_control::JobControlError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
@@ -223,6 +224,18 @@ impl From<BrokerAccessError> for ApiError {
             BrokerAccessError::NotAnMqttDevice(_) => ApiError::Conflict { detail, error_type: "not_an_mqtt_device" },
             BrokerAccessError::NoCredentials => ApiError::not_found("MQTT credentials"),
             BrokerAccessError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<JobControlError> for ApiError {
+    fn from(err: JobControlError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            JobControlError::Access(e) => e.into(),
+            JobControlError::UnknownEquipment => ApiError::not_found("equipment"),
+            JobControlError::NotYours => ApiError::Forbidden(detail),
+            JobControlError::Refused(refusal) => ApiError::Conflict { detail, error_type: refusal.code() },
         }
     }
 }

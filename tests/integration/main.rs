@@ -7,6 +7,7 @@ mod browser;
 mod common;
 mod demo;
 mod invites;
+mod jobs;
 mod jwks;
 mod kiosk;
 mod live;

@@ -59,6 +59,10 @@ enum Rule {
     /// People who may read the space get past the door, and the request itself then answers
     /// 409 (a lock of a machine that has no session).
     SpaceReadThenConflict,
+    /// People who may read the space get past the door; the space's admins then get the
+    /// machine's own answer, 409 (the fixture machine is offline, so it takes no job command),
+    /// and the others 403 (not their session).
+    SpaceManageThenConflict,
     /// Something people of the space do themselves (book a machine, ask for a skill): the
     /// space's members, service providers and makerspace_admins, and super_admin; `admin`
     /// only reads (403).
@@ -77,11 +81,13 @@ impl Rule {
             (Rule::WebSocket, _) => 400,
             (Rule::Platform, SuperAdmin) => 2,
             (Rule::Platform, _) => 403,
-            (Rule::SpaceReadThenConflict, SuperAdmin) => 409,
+            (Rule::SpaceReadThenConflict | Rule::SpaceManageThenConflict, SuperAdmin) => 409,
             (_, SuperAdmin) => 2,
             (_, StoreCustomer | OtherSpaceAdmin) => 404,
             (Rule::SpaceRead, _) => 2,
             (Rule::SpaceReadThenConflict, _) => 409,
+            (Rule::SpaceManageThenConflict, SpaceAdmin) => 409,
+            (Rule::SpaceManageThenConflict, _) => 403,
             (Rule::SpaceManage, SpaceAdmin) => 2,
             (Rule::SpaceManage, _) => 403,
             (Rule::MembersRead, SpaceAdmin | Admin) => 2,
@@ -111,6 +117,9 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", Rule::SpaceReadThenConflict),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials", Rule::SpaceManage),
     ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/job/pause", Rule::SpaceManageThenConflict),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/job/resume", Rule::SpaceManageThenConflict),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/job/cancel", Rule::SpaceManageThenConflict),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/members", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/members", Rule::MembersRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}", Rule::MembersRead),
