@@ -160,6 +160,10 @@ async fn serve_client(
         }
         _ => return Err(Ended::Protocol("the first packet is not CONNECT")),
     };
+    if connect.client_id.is_empty() && !connect.clean_session {
+        // MQTT 3.1.1 (3.1.3-8): a session to keep needs a name to keep it under.
+        return refuse(&mut client, ConnectReturnCode::BadClientId, "protocol").await;
+    }
     let Some(login) = connect.login.clone() else {
         return refuse(&mut client, ConnectReturnCode::NotAuthorized, "anonymous").await;
     };
