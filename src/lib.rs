@@ -13,6 +13,7 @@
 //! - [`protocols`]: MQTT (generic topics; later Tasmota, Shelly, Bambu) and the broker.
 //! - [`store`]: SQLite and PostgreSQL persistence.
 //! - [`domain`]: pure rules (machine states, access, booking, skills, ids), no I/O.
+//! - [`logging`]: the log's format, and how values from outside are escaped in it.
 //! - [`app`]: builds and runs all of it from [`config::Settings`] (the wiring).
 
 pub mod actors;
@@ -20,6 +21,7 @@ pub mod app;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod logging;
 pub mod metrics;
 pub mod notify;
 pub mod protocols;

@@ -46,9 +46,10 @@ fn parse_role(s: &str) -> Result<Role, String> {
 }
 
 fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(makrcave::config::DEFAULT_LOG));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    use tracing_subscriber::util::SubscriberInitExt;
+    // Colours only on a terminal: a log file or journal gets plain lines.
+    makrcave::logging::subscriber(filter, std::io::stderr, std::io::stderr().is_terminal()).init();
 }
 
 fn main() -> anyhow::Result<()> {

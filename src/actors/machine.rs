@@ -10,6 +10,7 @@
 //! [`MAX_RESTARTS`] in [`RESTART_WINDOW`], the actor waits [`RESTART_BACKOFF`] before it takes
 //! messages again.
 
+use crate::logging::escaped;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -208,7 +209,7 @@ impl MachineActor {
         match std::panic::catch_unwind(AssertUnwindSafe(|| body(self, ctx))) {
             Ok(result) => result,
             Err(_) => {
-                tracing::error!(equipment_id = %self.identity.equipment_id, "machine actor failed; restarting it");
+                tracing::error!(equipment_id = ?self.identity.equipment_id, "machine actor failed; restarting it");
                 ctx.stop();
                 R::default()
             }
@@ -257,7 +258,7 @@ impl MachineActor {
         for message in messages {
             if let Err(err) = self.deps.commands.publish(&message) {
                 metrics::counter!(crate::metrics::COMMANDS_DROPPED).increment(1);
-                tracing::error!(equipment_id = %self.identity.equipment_id, topic = %message.topic, error = %err, "command not sent");
+                tracing::error!(equipment_id = ?self.identity.equipment_id, topic = ?message.topic, error = %escaped(&err), "command not sent");
             }
         }
     }
@@ -463,7 +464,7 @@ impl MachineActor {
                 }));
             }
             Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
-                tracing::warn!(equipment_id = %self.identity.equipment_id, "state writer is gone; change not persisted");
+                tracing::warn!(equipment_id = ?self.identity.equipment_id, "state writer is gone; change not persisted");
             }
         }
     }
@@ -481,7 +482,7 @@ impl MachineActor {
             act.heartbeat_armed = false;
             act.guarded(ctx, |act, ctx| {
                 if act.live.online && act.last_heard_at.elapsed() >= act.identity.heartbeat_timeout {
-                    tracing::info!(equipment_id = %act.identity.equipment_id, "heartbeat timeout: machine offline");
+                    tracing::info!(equipment_id = ?act.identity.equipment_id, "heartbeat timeout: machine offline");
                     act.apply(&Input::HeartbeatExpired, ctx);
                 } else if act.live.online {
                     act.arm_heartbeat(ctx);
@@ -535,7 +536,7 @@ impl Supervised for MachineActor {
             self.restarts.pop_front();
         }
         if self.restarts.len() > MAX_RESTARTS {
-            tracing::warn!(equipment_id = %self.identity.equipment_id, "machine actor keeps failing; backing off");
+            tracing::warn!(equipment_id = ?self.identity.equipment_id, "machine actor keeps failing; backing off");
             ctx.wait(actix::fut::wrap_future(tokio::time::sleep(RESTART_BACKOFF)));
         }
     }

@@ -127,7 +127,7 @@ impl Mailer {
                 };
                 match tokio::time::timeout(SEND_TIMEOUT, transport.send(message)).await {
                     Ok(Ok(_response)) => {
-                        tracing::info!(to = %email.to, subject = %email.subject, %server, "email sent");
+                        tracing::info!(to = ?email.to, subject = ?email.subject, %server, "email sent");
                         Ok(())
                     }
                     Ok(Err(e)) => Err(failed(error_chain(&e))),
@@ -138,8 +138,8 @@ impl Mailer {
                 let message = build_message(from, email)?;
                 let path = write_to_outbox(dir, &message.formatted()).await?;
                 tracing::info!(
-                    to = %email.to,
-                    subject = %email.subject,
+                    to = ?email.to,
+                    subject = ?email.subject,
                     path = %path.display(),
                     "email written to the outbox (no SMTP server configured)"
                 );

@@ -3,6 +3,7 @@
 //! commands. It reconnects with backoff and subscribes again after every reconnect (the
 //! session is clean, so the broker forgets subscriptions with the connection).
 
+use crate::logging::escaped;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -164,7 +165,7 @@ impl PreparedLink {
                                 rumqttc::SubscribeFilter::new(generic::EVENT_FILTER.into(), QoS::AtLeastOnce),
                             ];
                             if let Err(err) = client.try_subscribe_many(topics) {
-                                tracing::error!(error = %err, "could not queue MQTT subscriptions");
+                                tracing::error!(error = %escaped(&err), "could not queue MQTT subscriptions");
                             }
                         }
                         Ok(Event::Incoming(Packet::Publish(publish))) => {
@@ -174,9 +175,9 @@ impl PreparedLink {
                         Err(err) => {
                             if connected.swap(false, Ordering::Relaxed) {
                                 metrics::gauge!(MQTT_CONNECTED).set(0.0);
-                                tracing::warn!(broker = %address, error = %err, "MQTT connection lost; reconnecting");
+                                tracing::warn!(broker = %address, error = %escaped(&err), "MQTT connection lost; reconnecting");
                             } else {
-                                tracing::debug!(broker = %address, error = %err, "MQTT connect failed; retrying");
+                                tracing::debug!(broker = %address, error = %escaped(&err), "MQTT connect failed; retrying");
                             }
                             tokio::select! {
                                 _ = shutdown.cancelled() => break,
@@ -215,7 +216,7 @@ impl MqttLink {
 pub async fn ingest(fleet: &Fleet, events: &EventSink, topic: &str, payload: &[u8]) {
     let drop_with = |reason: &'static str, detail: &dyn std::fmt::Display| {
         metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => reason).increment(1);
-        tracing::debug!(topic, reason, %detail, "dropped MQTT message");
+        tracing::debug!(topic, reason, detail = %escaped(&detail), "dropped MQTT message");
     };
     let parsed = match generic::parse_topic(topic) {
         Ok(t) => t,
@@ -279,7 +280,7 @@ fn ingest_event(
         }
         Err(err) => {
             metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => err.reason()).increment(1);
-            tracing::debug!(equipment_id, error = %err, "dropped MQTT event");
+            tracing::debug!(equipment_id, error = %escaped(&err), "dropped MQTT event");
         }
     }
 }

@@ -9,6 +9,7 @@
 //! Two confirmed or checked-in bookings of one machine never overlap: see
 //! [`crate::store::reservations`] for how each database guarantees it.
 
+use crate::logging::escaped;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -142,7 +143,7 @@ pub struct ReservationCreate {
 /// The space's booking rules; rules stored before validation existed fall back to defaults.
 pub fn rules_of(space: &MakerspaceRecord) -> BookingRules {
     BookingRules::from_settings(&space.settings).unwrap_or_else(|e| {
-        tracing::warn!(makerspace = %space.id, error = %e, "invalid booking rules; using the defaults");
+        tracing::warn!(makerspace = ?space.id, error = %escaped(&e), "invalid booking rules; using the defaults");
         BookingRules::default()
     })
 }
@@ -562,7 +563,7 @@ pub async fn sweep(svc: &Services, now: DateTime<Utc>) -> Result<usize, StoreErr
             changed += 1;
             announce(svc, &r);
             if to == ReservationStatus::NoShow {
-                tracing::info!(reservation = %r.id, equipment = %r.equipment_id, user = %r.user_id, "no-show: booking released");
+                tracing::info!(reservation = ?r.id, equipment = ?r.equipment_id, user = ?r.user_id, "no-show: booking released");
                 waitlist::offer_freed(svc, &r, &space_rules).await;
             }
         }

@@ -2,6 +2,7 @@
 //! turned into the same workflows a person starts over HTTP. The MQTT link (below the
 //! services) parses them and hands them over on a bounded channel; [`spawn`] runs them.
 
+use crate::logging::escaped;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -39,7 +40,7 @@ pub async fn handle(svc: &Services, event: ReportedEvent) {
     match event.event {
         MachineEvent::Lock => {
             if let Err(err) = sessions::lock_from_machine(svc, &event.makerspace_id, &event.equipment_id).await {
-                tracing::debug!(equipment_id = %event.equipment_id, error = %err, "lock event with nothing to lock");
+                tracing::debug!(equipment_id = ?event.equipment_id, error = %escaped(&err), "lock event with nothing to lock");
             }
         }
         // The link hands job events to the machine's actor itself; none arrive here.
@@ -47,7 +48,7 @@ pub async fn handle(svc: &Services, event: ReportedEvent) {
             tracing::debug!(equipment_id = %event.equipment_id, event = job.name(), "job event reached the workflows");
         }
         MachineEvent::Other(name) => {
-            tracing::debug!(equipment_id = %event.equipment_id, event = name, "machine event not handled yet");
+            tracing::debug!(equipment_id = ?event.equipment_id, event = ?name, "machine event not handled yet");
         }
     }
 }

@@ -3,6 +3,7 @@
 //! email). Tokens are single use, expire (7 days by default), and only their SHA-256 is
 //! stored. Limiting guesses per client address is the web layer's (it knows the address).
 
+use crate::logging::escaped;
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -122,7 +123,7 @@ async fn send_invitation(svc: &Services, invite: &InviteRecord, token: &str, spa
     match svc.mailer.send(&email).await {
         Ok(()) => true,
         Err(err) => {
-            tracing::warn!(error = %err, invite = %invite.id, "invitation email not sent");
+            tracing::warn!(error = %escaped(&err), invite = ?invite.id, "invitation email not sent");
             false
         }
     }
@@ -331,7 +332,7 @@ async fn welcome(svc: &Services, member: &MemberRecord) -> Result<(), StoreError
     let mailer = svc.mailer.clone();
     tokio::spawn(async move {
         if let Err(err) = mailer.send(&email).await {
-            tracing::warn!(error = %err, "welcome email not sent");
+            tracing::warn!(error = %escaped(&err), "welcome email not sent");
         }
     });
     Ok(())

@@ -14,6 +14,7 @@
 //! many unknown cards is slowed down ([`super::kiosk_guard`]): its card requests are refused
 //! until the backoff ends.
 
+use crate::logging::escaped;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -231,7 +232,7 @@ pub async fn unlock(
                 .fleet
                 .lock(&kiosk.makerspace_id, &equipment.id, Some(session_id), "system", "audit_unavailable")
                 .await;
-            tracing::error!(equipment_id = %equipment.id, locked_again = undone.is_ok(),
+            tracing::error!(equipment_id = ?equipment.id, locked_again = undone.is_ok(),
                 "kiosk unlock not written to the audit log: the machine is locked again");
         }
         return Err(err);
@@ -309,11 +310,11 @@ async fn decide(
     // The booking is checked in by the unlock; renew-on-use skills are renewed.
     if let Some(r) = reservation.as_ref().filter(|r| r.status == ReservationStatus::Confirmed) {
         if let Err(err) = bookings::check_in_by_unlock(svc, r, now).await {
-            tracing::warn!(error = %err, reservation = %r.id, "kiosk unlock could not check the booking in");
+            tracing::warn!(error = %escaped(&err), reservation = ?r.id, "kiosk unlock could not check the booking in");
         }
     }
     if let Err(err) = gate::record_use(svc, equipment, &user_id, now).await {
-        tracing::warn!(error = %err, "certified use not recorded");
+        tracing::warn!(error = %escaped(&err), "certified use not recorded");
     }
     Ok(UnlockAnswer {
         granted: true,

@@ -67,7 +67,7 @@ pub async fn end_sessions_of(svc: &Services, makerspace_id: &str, user_id: &str,
                 continue;
             }
         }
-        tracing::info!(equipment_id = %view.equipment_id, session_id = %session.id, reason, "ending a session");
+        tracing::info!(equipment_id = ?view.equipment_id, session_id = ?session.id, reason, "ending a session");
         let _ = svc.fleet.lock(makerspace_id, &view.equipment_id, Some(session.id.clone()), "system", reason).await;
     }
 }

@@ -2,6 +2,7 @@
 //! starting soon, no-shows are released, finished bookings completed, and waitlist offers
 //! not taken in time expire.
 
+use crate::logging::escaped;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -26,17 +27,17 @@ pub fn spawn(svc: Services, stop: CancellationToken) -> tokio::task::JoinHandle<
             if fed_at.is_none_or(|at| at.elapsed() >= FEED_EVERY) {
                 match bookings::feed_fleet(&svc, Utc::now()).await {
                     Ok(_) => fed_at = Some(std::time::Instant::now()),
-                    Err(e) => tracing::warn!(error = %e, "bookings not told to the machines"),
+                    Err(e) => tracing::warn!(error = %escaped(&e), "bookings not told to the machines"),
                 }
             }
             tokio::select! {
                 _ = stop.cancelled() => break,
                 _ = tokio::time::sleep(SWEEP_EVERY) => {
                     if let Err(e) = bookings::sweep(&svc, Utc::now()).await {
-                        tracing::warn!(error = %e, "reservation sweep failed");
+                        tracing::warn!(error = %escaped(&e), "reservation sweep failed");
                     }
                     if let Err(e) = waitlist::expire_offers(&svc, Utc::now()).await {
-                        tracing::warn!(error = %e, "waitlist offer sweep failed");
+                        tracing::warn!(error = %escaped(&e), "waitlist offer sweep failed");
                     }
                 }
             }

@@ -276,7 +276,7 @@ pub(super) async fn booked(svc: &Services, r: &ReservationRecord, rules: &Bookin
     let entries = match svc.store.mark_waitlist_booked(&r.equipment_id, &r.user_id, r.start_at, r.end_at).await {
         Ok(entries) => entries,
         Err(e) => {
-            tracing::error!(error = ?e, reservation = %r.id, "waitlist entries not marked booked");
+            tracing::error!(error = ?e, reservation = ?r.id, "waitlist entries not marked booked");
             return;
         }
     };
@@ -304,7 +304,7 @@ pub async fn expire_offers(svc: &Services, now: DateTime<Utc>) -> Result<usize, 
         expired += 1;
         entry.status = "expired".into();
         announce_waitlist(svc, &entry);
-        tracing::info!(entry = %entry.id, equipment = %entry.equipment_id, user = %entry.user_id, "waitlist offer expired");
+        tracing::info!(entry = ?entry.id, equipment = ?entry.equipment_id, user = ?entry.user_id, "waitlist offer expired");
         let Some(space_rules) = cached_rules(svc, &mut rules, &entry.makerspace_id).await? else { continue };
         offer_interval(
             svc,

@@ -9,6 +9,7 @@
 //! Only keys we can use are kept: RSA keys for RS256 and EC P-256 keys for ES256, meant for
 //! signatures. Keycloak also publishes an RSA-OAEP encryption key; it is skipped.
 
+use crate::logging::escaped;
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
@@ -166,7 +167,7 @@ impl Jwks {
                 }
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "cannot fetch the JWKS");
+                tracing::warn!(url = %self.url, error = %escaped(&e), "cannot fetch the JWKS");
                 state.last_failed = true;
                 state.last_limited = Some(Instant::now());
                 return Err(e);
@@ -220,7 +221,7 @@ pub fn parse_key_set(body: &[u8]) -> Result<HashMap<String, Arc<JwksKey>>, JwksE
                     tracing::debug!(kid = ?jwk.common.key_id, "skipping a JWK we cannot verify RS256/ES256 with");
                 }
             }
-            Err(e) => tracing::debug!(error = %e, "skipping a JWK we cannot read"),
+            Err(e) => tracing::debug!(error = %escaped(&e), "skipping a JWK we cannot read"),
         }
     }
     Ok(keys)

@@ -117,7 +117,7 @@ pub async fn connect(
         metrics::gauge!(WS_CLIENTS).decrement(1.0);
         if let Some((reason, code, text)) = outcome {
             metrics::counter!(WS_DISCONNECTS, "reason" => reason).increment(1);
-            tracing::info!(user = %caller.user_id, reason, "closing WebSocket client");
+            tracing::info!(user = ?caller.user_id, reason, "closing WebSocket client");
             // The close frame may not fit either if the client is stuck; do not wait for it.
             let close = session.close(Some(CloseReason { code, description: Some(text.into()) }));
             let _ = tokio::time::timeout(Duration::from_millis(200), close).await;
