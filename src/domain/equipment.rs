@@ -1,5 +1,6 @@
 //! What a piece of equipment is (kind, connection, admin status), independent of storage.
 
+use crate::domain::validate::{check_chars, Lines};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -183,11 +184,15 @@ impl Connection {
 
     /// Checks the settings a client sent, with a sentence for the client when they are wrong.
     pub fn validate(&self) -> Result<(), String> {
+        // Names become MQTT topics and log fields: no wildcards, no control characters.
+        let one_line = |field: &str, value: &str| {
+            check_chars(&format!("connection.{field}"), value, Lines::One).map_err(|e| e.to_string())
+        };
         let non_empty = |field: &str, value: &str| {
             if value.trim().is_empty() || value.contains(['+', '#']) {
                 Err(format!("connection.{field} must be a non-empty name without MQTT wildcards"))
             } else {
-                Ok(())
+                one_line(field, value)
             }
         };
         let threshold = |w: &Option<f64>| match w {
@@ -213,10 +218,14 @@ impl Connection {
                 threshold(running_above_w)
             }
             Self::Bambu { serial, .. } => non_empty("serial", serial),
-            Self::Octoprint { url, .. } => match url::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
-                _ => Err("connection.url must be an http:// or https:// URL".to_string()),
-            },
+            // The URL parser drops tabs and line feeds silently: refuse them before it does.
+            Self::Octoprint { url, .. } => {
+                one_line("url", url)?;
+                match url::Url::parse(url) {
+                    Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
+                    _ => Err("connection.url must be an http:// or https:// URL".to_string()),
+                }
+            }
         }
     }
 }
@@ -224,6 +233,19 @@ impl Connection {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connection_names_and_urls_refuse_control_characters() {
+        let tasmota = Connection::Tasmota { topic: "laser1\nstat".into(), running_above_w: None };
+        assert!(tasmota.validate().is_err());
+        let shelly = Connection::ShellyGen1 { device_id: "plug\u{1b}[2J".into(), running_above_w: None };
+        assert!(shelly.validate().is_err());
+        // The URL parser would drop the tab and accept the rest.
+        let octoprint = Connection::Octoprint { url: "http://printer\t.local:5000".into(), api_key: None };
+        assert!(octoprint.validate().is_err());
+        let octoprint = Connection::Octoprint { url: "http://printer.local:5000".into(), api_key: None };
+        assert!(octoprint.validate().is_ok());
+    }
 
     #[test]
     fn connection_kinds_parse_from_the_documented_json() {

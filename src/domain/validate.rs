@@ -12,26 +12,115 @@ impl Invalid {
     }
 }
 
-/// A required text field: not blank, at most `max` characters.
+/// What a text may hold besides printable characters. Names, labels and reasons are one
+/// line; descriptions, notes, messages and a booking's purpose are meant to span lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lines {
+    /// No control character at all.
+    One,
+    /// Line feeds and tabs (what a text area gives); no other control character, not even a
+    /// carriage return (a browser's text area already sends bare line feeds).
+    Many,
+}
+
+/// True for a character no stored text may hold (in texts of [`Lines::Many`], line feed and
+/// tab excepted): Unicode's control characters (C0, DEL and C1, those `char::is_control`
+/// names), which forge log lines, move terminal cursors and break CSV rows, and the line and
+/// paragraph separators U+2028 and U+2029, which some viewers and JavaScript treat as line
+/// breaks. [`LINE`] and [`MULTI_LINE`] spell the same sets as patterns.
+pub fn is_refused_char(c: char, lines: Lines) -> bool {
+    let allowed = lines == Lines::Many && (c == '\n' || c == '\t');
+    !allowed && (c.is_control() || c == '\u{2028}' || c == '\u{2029}')
+}
+
+/// Refuses a text with a character that [`is_refused_char`] names, saying where it is.
+pub fn check_chars(field: &str, value: &str, lines: Lines) -> Result<(), Invalid> {
+    match value.chars().position(|c| is_refused_char(c, lines)) {
+        None => Ok(()),
+        Some(at) => {
+            let allowed = if lines == Lines::Many { " other than a line feed or a tab" } else { "" };
+            Err(Invalid(format!("{field} must not contain a control character{allowed} (one at character {})", at + 1)))
+        }
+    }
+}
+
+/// A required one-line text field: not blank, at most `max` characters, no control character.
 pub fn check_len(field: &str, value: &str, max: usize) -> Result<(), Invalid> {
+    check_text(field, value, max, Lines::One)
+}
+
+/// A required text field: not blank, at most `max` characters, only the control characters
+/// `lines` allows.
+pub fn check_text(field: &str, value: &str, max: usize, lines: Lines) -> Result<(), Invalid> {
     if is_blank(value) {
         return Err(Invalid(format!("{field} must not be empty")));
     }
     if value.chars().count() > max {
         return Err(Invalid(format!("{field} must be at most {max} characters")));
     }
-    Ok(())
+    check_chars(field, value, lines)
 }
 
-/// An optional text field: blank becomes absent, otherwise at most `max` characters.
+/// An optional one-line text field: blank becomes absent, otherwise at most `max` characters
+/// and no control character.
 pub fn optional_text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
+    optional(field, value, max, Lines::One)
+}
+
+/// An optional text of several lines (a description, notes, a message, a purpose): blank
+/// becomes absent, otherwise at most `max` characters; line feeds and tabs are kept.
+pub fn optional_multiline(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
+    optional(field, value, max, Lines::Many)
+}
+
+fn optional(field: &str, value: Option<String>, max: usize, lines: Lines) -> Result<Option<String>, Invalid> {
     match value {
         Some(v) if is_blank(&v) => Ok(None),
         Some(v) => {
-            check_len(field, &v, max)?;
+            check_text(field, &v, max, lines)?;
             Ok(Some(v))
         }
         None => Ok(None),
+    }
+}
+
+/// The characters [`is_refused_char`] refuses in a one-line text, as the inside of a class
+/// of a regular expression (ECMA, Python and Rust read it alike), for patterns built on it.
+pub const REFUSED_IN_LINE: &str = r"\x00-\x1f\x7f-\x9f\u2028\u2029";
+
+/// The documented pattern of an optional one-line text: no character that
+/// [`is_refused_char`] refuses (the class reads alike in ECMA, Python and Rust).
+pub const LINE: &str = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$";
+/// The documented pattern of an optional text of several lines: line feed (`\x0a`) and tab
+/// (`\x09`) allowed.
+pub const MULTI_LINE: &str = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]*$";
+/// The documented pattern of a required one-line text: no refused character, and at least
+/// one that is not white space either ([`NOT_BLANK`], whose other members are refused
+/// already).
+pub const NOT_BLANK_LINE: &str = concat!(
+    r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*",
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029 \xa0\u1680\u2000-\u200a\u202f\u205f\u3000]",
+    r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+);
+
+/// A list given in a request without its repeats, in the order given (the first of each
+/// wins): naming a skill, a machine or a member twice means the same as naming it once.
+pub fn dedup(items: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().filter(|item| seen.insert(item.clone())).collect()
+}
+
+/// Largest amount of money a rate or a price may be, in the currency's major unit
+/// (100 000.00, that is 10 000 000 minor units of a two-decimal currency): far above any
+/// makerspace's hourly rate or plan, far below where an f64 loses cents or a sum overflows.
+pub const MAX_AMOUNT: f64 = 100_000.0;
+
+/// A rate or a price: a finite number from 0 to [`MAX_AMOUNT`].
+pub fn check_amount(field: &str, value: f64) -> Result<(), Invalid> {
+    if value.is_finite() && (0.0..=MAX_AMOUNT).contains(&value) {
+        Ok(())
+    } else {
+        Err(Invalid(format!("{field} must be a number from 0 to {MAX_AMOUNT}")))
     }
 }
 
@@ -119,6 +208,62 @@ mod tests {
         assert_eq!(optional_text("notes", Some(" ".into()), 5), Ok(None));
         assert_eq!(optional_text("notes", Some("ok".into()), 5), Ok(Some("ok".into())));
         assert!(check_object("settings", &serde_json::json!([])).is_err());
+    }
+
+    #[test]
+    fn texts_refuse_control_characters() {
+        for bad in ["a\nb", "a\rb", "\u{1b}[31mred", "nul\0", "a\u{85}b", "a\u{2028}b", "del\u{7f}", "tab\tname"] {
+            assert!(check_len("name", bad, 100).is_err(), "{bad:?}");
+            assert!(optional_text("name", Some(bad.into()), 100).is_err(), "{bad:?}");
+        }
+        let refused = check_len("name", "Ada\nINFO forged", 100).expect_err("a line feed in a name");
+        assert_eq!(refused.0, "name must not contain a control character (one at character 4)");
+        // Several lines: line feeds and tabs, nothing else.
+        let notes = "first line\n\tindented\nthird";
+        assert_eq!(optional_multiline("notes", Some(notes.into()), 100), Ok(Some(notes.into())));
+        for bad in ["a\r\nb", "\u{1b}[2J", "bell\u{7}", "a\u{2029}b"] {
+            assert!(optional_multiline("notes", Some(bad.into()), 100).is_err(), "{bad:?}");
+        }
+        // Printable text of any script stays, as do white space characters inside.
+        for good in ["Zoë Ångström", "李小龙", "Laser\u{a0}60 W", "\u{200f}שלום"] {
+            assert!(check_len("name", good, 100).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn the_documented_patterns_refuse_what_the_checks_refuse() {
+        // The pattern's classes (`[^...]`, none nested), in order.
+        let class = |pattern: &'static str, index: usize| {
+            let classes: Vec<&str> = pattern
+                .match_indices("[^")
+                .map(|(at, _)| &pattern[at..=at + pattern[at..].find(']').expect("a closed class")])
+                .collect();
+            regex_lite_class(classes[index])
+        };
+        let (line, many) = (class(LINE, 0), class(MULTI_LINE, 0));
+        let (around, required) = (class(NOT_BLANK_LINE, 0), class(NOT_BLANK_LINE, 1));
+        assert_eq!(NOT_BLANK_LINE.matches("[^").count(), 3);
+        assert_eq!(LINE, format!("^[^{REFUSED_IN_LINE}]*$"));
+        for c in (0..=0x10FFFF).filter_map(char::from_u32) {
+            let u = c as u32;
+            assert_eq!(line(c), !is_refused_char(c, Lines::One), "LINE U+{u:04X}");
+            assert_eq!(around(c), !is_refused_char(c, Lines::One), "NOT_BLANK_LINE U+{u:04X}");
+            assert_eq!(many(c), !is_refused_char(c, Lines::Many), "MULTI_LINE U+{u:04X}");
+            assert_eq!(required(c), !is_refused_char(c, Lines::One) && !is_blank(&c.to_string()), "U+{u:04X}");
+        }
+    }
+
+    #[test]
+    fn lists_lose_their_repeats_in_order_and_amounts_are_bounded() {
+        let list = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(dedup(list(&["b", "a", "b", "c", "a"])), list(&["b", "a", "c"]));
+        assert_eq!(dedup(Vec::new()), Vec::<String>::new());
+        assert!(check_amount("hourly_rate", 0.0).is_ok());
+        assert!(check_amount("hourly_rate", 12.5).is_ok());
+        assert!(check_amount("price", MAX_AMOUNT).is_ok());
+        for bad in [-0.01, MAX_AMOUNT + 0.01, 1e300, f64::NAN, f64::INFINITY] {
+            assert!(check_amount("price", bad).is_err(), "{bad}");
+        }
     }
 
     #[derive(serde::Deserialize)]

@@ -5,6 +5,7 @@
 
 use crate::domain::access::{Decision, Principal};
 use crate::domain::members::{effective_status, grants_access, MemberRole, MemberStatus};
+use crate::domain::validate::Invalid;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::StoreError;
 
@@ -93,4 +94,22 @@ pub async fn add_memberships(svc: &Services, principal: &mut Principal) -> Resul
         }
     }
     Ok(())
+}
+
+/// Checks that a booking, a waitlist entry or a certification names a person of the space.
+/// Naming someone else takes a membership there in our database (whatever its status: the
+/// skill gate and the kiosk judge the status): a name that is nobody's in the space would
+/// hold a machine or give rights to someone the space does not know. Naming oneself takes
+/// nothing more than the standing that let the caller act in the space (their token or
+/// membership, or a super_admin's platform role).
+pub async fn require_member<E>(svc: &Services, caller: &Principal, space_id: &str, user_id: &str) -> Result<(), E>
+where
+    E: From<Invalid> + From<StoreError>,
+{
+    if user_id == caller.user_id || svc.store.memberships_of(user_id).await?.iter().any(|m| m.makerspace_id == space_id)
+    {
+        Ok(())
+    } else {
+        Err(Invalid(format!("user_id: {user_id:?} is not a member of this makerspace")).into())
+    }
 }

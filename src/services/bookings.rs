@@ -23,13 +23,13 @@ use crate::domain::booking::{BookingRules, ReservationKind, ReservationStatus};
 use crate::domain::equipment::{AdminStatus, EquipmentType};
 use crate::domain::ids::new_id;
 use crate::domain::machine::{HoldKind, ReservationHold};
-use crate::domain::validate::{check_len, optional_text, Invalid};
+use crate::domain::validate::{check_len, optional_multiline, optional_text, Invalid};
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::store::reservations::{BookOutcome, ReservationEvent, ReservationFilter, ReservationRecord};
 use crate::store::StoreError;
 
-use super::access::{standing, AccessError, Standing};
+use super::access::{require_member, standing, AccessError, Standing};
 use super::gate::{self, GateError};
 use super::{waitlist, Services};
 
@@ -131,7 +131,7 @@ pub struct ReservationCreate {
     /// RFC 3339; seconds and beyond are kept, fractions dropped.
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub purpose: Option<String>,
     /// For whom (makerspace_admins only) [default: the caller].
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
@@ -275,7 +275,11 @@ pub async fn book(
     if kind == ReservationKind::Maintenance && standing != Standing::Manager {
         return Err(BookingError::Forbidden("block maintenance windows"));
     }
-    let purpose = optional_text("purpose", asked.purpose, 1000)?;
+    let purpose = optional_multiline("purpose", asked.purpose, 1000)?;
+    // A maintenance window books nobody; a booking books a person of the space.
+    if kind == ReservationKind::Booking {
+        require_member::<BookingError>(svc, caller, space_id, &user_id).await?;
+    }
     let (start, end) = interval(asked.start, asked.end);
     let rules = rules_of(&space);
     let now = Utc::now();

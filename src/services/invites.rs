@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::access::Principal;
 use crate::domain::ids::new_id;
 use crate::domain::members::{normalize_email, MemberRole, MemberStatus};
-use crate::domain::validate::{check_len, optional_text, Invalid};
+use crate::domain::validate::{check_chars, check_len, optional_multiline, optional_text, Invalid, Lines};
 use crate::notify::email::Email;
 use crate::store::invites::{InviteRecord, InviteStatus};
 use crate::store::members::MemberRecord;
@@ -166,7 +166,7 @@ pub async fn invite(
         email,
         role: asked.role.unwrap_or(MemberRole::Member),
         plan_id: asked.plan_id,
-        message: optional_text("message", asked.message, 2000)?,
+        message: optional_multiline("message", asked.message, 2000)?,
         token_hash,
         status: InviteStatus::Pending,
         invited_by: caller.user_id.clone(),
@@ -268,9 +268,11 @@ pub async fn accept(
     let first_name = acceptance.first_name.unwrap_or(local_part);
     check_len("first_name", &first_name, 100)?;
     let last_name = acceptance.last_name.unwrap_or_default();
+    // May be empty (a single name), but is a name all the same.
     if last_name.chars().count() > 100 {
         return Err(Invalid::new("last_name must be at most 100 characters").into());
     }
+    check_chars("last_name", &last_name, Lines::One)?;
     let now = Utc::now();
     let member = MemberRecord {
         id: new_id(),

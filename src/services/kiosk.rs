@@ -27,7 +27,7 @@ use crate::domain::devices::{hash_device_token, kiosk_token};
 use crate::domain::ids::new_id;
 use crate::domain::machine::Session;
 use crate::domain::members::{effective_status, MemberRole, MemberStatus};
-use crate::domain::validate::{check_len, Invalid};
+use crate::domain::validate::{check_len, dedup, Invalid};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::kiosks::{KioskAttempt, KioskRecord};
 use crate::store::machine_states::EndedSession;
@@ -75,6 +75,7 @@ pub async fn register(
 ) -> Result<(KioskRecord, String), KioskError> {
     people_of(svc, caller, space_id, true).await?;
     check_len("name", name, 100)?;
+    let equipment_ids = dedup(equipment_ids);
     for id in &equipment_ids {
         match svc.store.get_equipment(id).await? {
             Some(e) if e.makerspace_id == space_id => {}

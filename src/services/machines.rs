@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use crate::actors::machine::MachineView;
 use crate::domain::access::Decision;
 use crate::domain::secrets::{DataKey, SecretError};
+use crate::domain::validate::Invalid;
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::{Store, StoreError};
 
@@ -24,6 +25,8 @@ pub enum MachineError {
     NotFound,
     #[error("equipment with id {0:?} already exists")]
     AlreadyExists(String),
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -100,6 +103,22 @@ pub async fn list(
         svc.store.list_equipment(&EquipmentFilter { makerspace_id: Some(space_id.to_string()), kind }).await?;
     let views = svc.fleet.views(space_id, None).await.into_iter().map(|v| (v.equipment_id.clone(), v)).collect();
     Ok((records, views))
+}
+
+/// Checks a machine's `skill_requirements`: each names a skill of the machine's own space
+/// (a skill of another space, or none, could never be held there, and would lock the machine
+/// for good or leak which skills another space has).
+pub async fn check_skill_requirements(svc: &Services, space_id: &str, skills: &[String]) -> Result<(), MachineError> {
+    if skills.is_empty() {
+        return Ok(());
+    }
+    let catalog = svc.store.skill_catalog(space_id).await?;
+    match skills.iter().find(|id| !catalog.skills.contains_key(id.as_str())) {
+        Some(unknown) => {
+            Err(Invalid(format!("skill_requirements: unknown skill {unknown:?} in this makerspace")).into())
+        }
+        None => Ok(()),
+    }
 }
 
 /// Adds a checked machine to its space (the caller was authorized to manage it before its

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 use crate::domain::access::Principal;
 use crate::domain::ids::new_id;
 use crate::domain::members::{effective_status, grants_access, normalize_email, MemberRole, MemberStatus};
-use crate::domain::validate::{check_len, optional_text, Invalid};
+use crate::domain::validate::{check_len, dedup, optional_multiline, optional_text, Invalid};
 use crate::store::members::{Activity, MemberRecord};
 use crate::store::StoreError;
 
@@ -102,7 +102,7 @@ pub struct MemberCreate {
     pub first_name: String,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: String,
-    #[schema(max_length = 40)]
+    #[schema(max_length = 40, pattern = r"^\P{Cc}*$")]
     pub phone: Option<String>,
     /// member (default), service_provider or makerspace_admin.
     pub role: Option<MemberRole>,
@@ -116,7 +116,7 @@ pub struct MemberCreate {
     /// The person's identity (JWT `sub`), when known.
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
-    #[schema(max_length = 5000)]
+    #[schema(max_length = 5000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub notes: Option<String>,
 }
 
@@ -130,7 +130,7 @@ pub struct MemberUpdate {
     pub first_name: Option<String>,
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub last_name: Option<String>,
-    #[schema(max_length = 40)]
+    #[schema(max_length = 40, pattern = r"^\P{Cc}*$")]
     pub phone: Option<String>,
     pub role: Option<MemberRole>,
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
@@ -139,7 +139,7 @@ pub struct MemberUpdate {
     pub end_date: Option<NaiveDate>,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub user_id: Option<String>,
-    #[schema(max_length = 5000)]
+    #[schema(max_length = 5000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub notes: Option<String>,
 }
 
@@ -272,7 +272,7 @@ pub async fn new_member(svc: &Services, space_id: &str, body: MemberCreate) -> R
         start_date,
         end_date: body.end_date,
         suspension_reason: None,
-        notes: optional_text("notes", body.notes, 5000)?,
+        notes: optional_multiline("notes", body.notes, 5000)?,
         created_at: now,
         updated_at: now,
         deleted_at: None,
@@ -384,7 +384,7 @@ pub async fn update(
         changed.insert("user_id".into(), json!(m.user_id));
     }
     if body.notes.is_some() {
-        m.notes = optional_text("notes", body.notes, 5000)?;
+        m.notes = optional_multiline("notes", body.notes, 5000)?;
         changed.insert("notes".into(), json!(true));
     }
     m.updated_at = Utc::now();
@@ -479,11 +479,7 @@ pub async fn bulk(
         }
     }
     let mut result = BulkResult { succeeded: Vec::new(), failed: Vec::new() };
-    let mut seen = std::collections::HashSet::new();
-    for member_id in body.member_ids {
-        if !seen.insert(member_id.clone()) {
-            continue;
-        }
+    for member_id in dedup(body.member_ids) {
         let fail = |reason: String| BulkFailure { member_id: member_id.clone(), reason };
         let mut m = match svc.store.get_member(space_id, &member_id).await? {
             Some(m) => m,

@@ -16,7 +16,7 @@ use serde_json::json;
 use crate::domain::access::{Decision, Principal, Role};
 use crate::domain::ids::new_id;
 use crate::domain::skills::{expiry_from, missing_prerequisites, CertificationStatus, RequestStatus, SkillStatus};
-use crate::domain::validate::{check_len, optional_text, Invalid};
+use crate::domain::validate::{check_len, optional_multiline, optional_text, Invalid};
 use crate::store::equipment::{EquipmentFilter, EquipmentRecord};
 use crate::store::skills::{
     AuditRecord, CertificationChange, Decision as RequestDecision, SkillFilter, SkillRecord, SkillRequestRecord,
@@ -24,6 +24,7 @@ use crate::store::skills::{
 };
 use crate::store::StoreError;
 
+use super::access::require_member;
 use super::{sessions, Services};
 
 #[derive(Debug, thiserror::Error)]
@@ -225,6 +226,7 @@ pub async fn grant(
 ) -> Result<(UserSkillRecord, SkillRecord), SkillError> {
     let skill = load_skill(svc, caller, &asked.skill_id, true).await?;
     check_user_id(&asked.user_id)?;
+    require_member::<SkillError>(svc, caller, &skill.makerspace_id, &asked.user_id).await?;
     let status = asked.status.unwrap_or(CertificationStatus::Certified);
     if !matches!(status, CertificationStatus::Certified | CertificationStatus::Pending) {
         return Err(Invalid::new("status of a grant is certified or pending; revoke to revoke").into());
@@ -233,7 +235,7 @@ pub async fn grant(
         return Err(Invalid::new("this skill is inactive").into());
     }
     let quiz_score = optional_text("quiz_score", asked.quiz_score, 10)?;
-    let notes = optional_text("notes", asked.notes, 2000)?;
+    let notes = optional_multiline("notes", asked.notes, 2000)?;
     let reason = required_reason(asked.force, asked.reason)?;
     let now = Utc::now();
     let mut change = CertificationChange::default();
@@ -345,7 +347,7 @@ pub async fn request(
         makerspace_id: skill.makerspace_id.clone(),
         status: RequestStatus::Pending,
         reason: optional_text("reason", reason, 2000)?,
-        notes: optional_text("notes", notes, 2000)?,
+        notes: optional_multiline("notes", notes, 2000)?,
         reviewed_by: None,
         reviewed_at: None,
         created_at: now,
@@ -385,7 +387,7 @@ pub async fn decide_request(
     if record.status != RequestStatus::Pending {
         return Err(SkillError::RequestNotPending);
     }
-    let notes = optional_text("notes", verdict.notes, 2000)?;
+    let notes = optional_multiline("notes", verdict.notes, 2000)?;
     let force = verdict.force;
     let reason = required_reason(force, verdict.reason)?;
     let now = Utc::now();

@@ -20,7 +20,7 @@ use crate::domain::validate::Invalid;
 use crate::store::reservations::{ReservationRecord, WaitlistRecord};
 use crate::store::StoreError;
 
-use super::access::{standing, AccessError, Standing};
+use super::access::{require_member, standing, AccessError, Standing};
 use super::bookings::{booked_person, cached_rules, interval, machine_of, rules_of, BookingError};
 use super::Services;
 
@@ -139,6 +139,7 @@ pub async fn join(
         return Err(WaitlistError::Forbidden("join the waitlist"));
     }
     let user_id = booked_person(caller, standing, asked.user_id, "queue for someone else")?;
+    require_member::<WaitlistError>(svc, caller, space_id, &user_id).await?;
     let (start, end) = interval(asked.start, asked.end);
     let rules = rules_of(&space);
     let now = Utc::now();

@@ -41,7 +41,7 @@ pub struct CardCreate {
     /// The card's UID as a reader prints it (`04:A2:1B:C3` or `04a21bc3`).
     #[schema(pattern = "^[-: \\t]*([A-Za-z0-9][-: \\t]*){4,64}$")]
     pub uid: String,
-    #[schema(max_length = 100)]
+    #[schema(max_length = 100, pattern = r"^\P{Cc}*$")]
     pub label: Option<String>,
 }
 

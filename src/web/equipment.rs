@@ -17,7 +17,7 @@ use crate::services::{machines, sessions};
 use crate::store::equipment::EquipmentRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, check_object, optional_text};
+use crate::web::validate::{check_amount, check_len, check_object, dedup, optional_text};
 use crate::web::AppState;
 
 /// Longest heartbeat timeout (a day): beyond that "offline" would mean nothing.
@@ -35,16 +35,16 @@ pub struct EquipmentCreate {
     pub kind: EquipmentType,
     /// `available` (default) or `maintenance`.
     pub status: Option<AdminStatus>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub location: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
     /// Skill ids a member must hold to use the machine.
     #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 100000.0)]
     pub hourly_rate: Option<f64>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub maintenance_schedule: Option<String>,
     /// How the machine talks to makrcave [default: {"kind": "mqtt"}].
     pub connection: Option<Connection>,
@@ -66,15 +66,15 @@ pub struct EquipmentUpdate {
     pub kind: Option<EquipmentType>,
     /// `available` or `maintenance`.
     pub status: Option<AdminStatus>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub location: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
     #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 100000.0)]
     pub hourly_rate: Option<f64>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub maintenance_schedule: Option<String>,
     pub connection: Option<Connection>,
     #[schema(minimum = 1, maximum = 86400)]
@@ -170,10 +170,7 @@ pub struct ListQuery {
 }
 
 fn check_rate(rate: Option<f64>) -> Result<(), ApiError> {
-    match rate {
-        Some(r) if !r.is_finite() || r < 0.0 => Err(ApiError::Validation("hourly_rate must be non-negative".into())),
-        _ => Ok(()),
-    }
+    Ok(rate.map_or(Ok(()), |r| check_amount("hourly_rate", r))?)
 }
 
 fn check_heartbeat(seconds: i64) -> Result<(), ApiError> {
@@ -184,11 +181,15 @@ fn check_heartbeat(seconds: i64) -> Result<(), ApiError> {
     }
 }
 
-fn check_skills(skills: &[String]) -> Result<(), ApiError> {
+/// The skill requirements asked for, without repeats, each a skill of the space.
+async fn check_skills(state: &AppState, space_id: &str, skills: Vec<String>) -> Result<Vec<String>, ApiError> {
     if skills.len() > 100 {
         return Err(ApiError::Validation("at most 100 skill requirements".into()));
     }
-    Ok(skills.iter().try_for_each(|s| check_len("skill_requirements[]", s, 100))?)
+    skills.iter().try_for_each(|s| check_len("skill_requirements[]", s, 100))?;
+    let skills = dedup(skills);
+    machines::check_skill_requirements(state, space_id, &skills).await?;
+    Ok(skills)
 }
 
 fn check_connection(connection: &Connection) -> Result<(), ApiError> {
@@ -221,8 +222,7 @@ pub async fn create(
     check_rate(body.hourly_rate)?;
     let specifications = body.specifications.unwrap_or_else(|| serde_json::json!({}));
     check_object("specifications", &specifications)?;
-    let skill_requirements = body.skill_requirements.unwrap_or_default();
-    check_skills(&skill_requirements)?;
+    let skill_requirements = check_skills(&state, &space_id, body.skill_requirements.unwrap_or_default()).await?;
     let connection = body.connection.unwrap_or_default();
     check_connection(&connection)?;
     let heartbeat_timeout_s = body.heartbeat_timeout_s.unwrap_or(state.settings.heartbeat_timeout_s as i64);
@@ -340,8 +340,7 @@ pub async fn update(
         record.specifications = specs;
     }
     if let Some(skills) = body.skill_requirements {
-        check_skills(&skills)?;
-        record.skill_requirements = skills;
+        record.skill_requirements = check_skills(&state, &space_id, skills).await?;
     }
     if body.hourly_rate.is_some() {
         check_rate(body.hourly_rate)?;

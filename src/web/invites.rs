@@ -70,7 +70,7 @@ pub struct InviteCreate {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub plan_id: Option<String>,
     /// A personal note in the email.
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub message: Option<String>,
 }
 
@@ -98,9 +98,9 @@ pub struct InviteListQuery {
 pub struct AcceptRequest {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub first_name: Option<String>,
-    #[schema(max_length = 100)]
+    #[schema(max_length = 100, pattern = r"^\P{Cc}*$")]
     pub last_name: Option<String>,
-    #[schema(max_length = 40)]
+    #[schema(max_length = 40, pattern = r"^\P{Cc}*$")]
     pub phone: Option<String>,
 }
 

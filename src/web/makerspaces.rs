@@ -13,7 +13,7 @@ use crate::services::machines;
 use crate::store::makerspaces::MakerspaceRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, check_object, optional_text, settings_section};
+use crate::web::validate::{check_len, check_object, optional_multiline, optional_text, settings_section};
 use crate::web::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -24,9 +24,9 @@ pub struct MakerspaceCreate {
     pub id: Option<String>,
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: String,
-    #[schema(max_length = 5000)]
+    #[schema(max_length = 5000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub location: Option<String>,
     /// IANA time zone name [default: UTC].
     #[schema(max_length = 64, pattern = "^[A-Za-z0-9/_+-]+$")]
@@ -45,9 +45,9 @@ pub struct MakerspaceCreate {
 pub struct MakerspaceUpdate {
     #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub name: Option<String>,
-    #[schema(max_length = 5000)]
+    #[schema(max_length = 5000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
-    #[schema(max_length = 500)]
+    #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
     pub location: Option<String>,
     #[schema(max_length = 64, pattern = "^[A-Za-z0-9/_+-]+$")]
     pub timezone: Option<String>,
@@ -136,7 +136,7 @@ pub async fn create(
     let record = MakerspaceRecord {
         id,
         name: body.name.trim().to_string(),
-        description: optional_text("description", body.description, 5000)?,
+        description: optional_multiline("description", body.description, 5000)?,
         location: optional_text("location", body.location, 500)?,
         timezone,
         currency,
@@ -200,7 +200,7 @@ pub async fn update(
         record.name = name.trim().to_string();
     }
     if body.description.is_some() {
-        record.description = optional_text("description", body.description, 5000)?;
+        record.description = optional_multiline("description", body.description, 5000)?;
     }
     if body.location.is_some() {
         record.location = optional_text("location", body.location, 500)?;

@@ -15,7 +15,7 @@ use serde_json::{json, Map, Value};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::web::validate::NOT_BLANK;
+use crate::web::validate::{LINE, MULTI_LINE, NOT_BLANK, NOT_BLANK_LINE, REFUSED_IN_LINE};
 use crate::web::{cards, equipment, invites, jobs, makerspaces, member_csv, members, mqtt_credentials, ops, plans, ws};
 
 /// The pattern of ids (client-chosen ones and the UUIDs the server mints).
@@ -114,17 +114,27 @@ pub fn finish(mut doc: Value) -> Value {
     doc
 }
 
-/// The annotations write "not blank" as the pattern `\S`, which means different sets of
-/// characters in ECMA, Python (and Python in ASCII mode) and Rust; the document spells out the
-/// class the server uses ([`NOT_BLANK`]).
+/// The annotations write the text rules of [`crate::domain::validate`] as short patterns
+/// that the derive checks but that mean different sets of characters in ECMA, Python (and
+/// Python in ASCII mode) and Rust, or that Python cannot read (`\p{..}`); the document
+/// spells out the classes the server uses:
+/// - `\S`, a required one-line text (a name): [`NOT_BLANK_LINE`];
+/// - `^\P{Cc}*$`, an optional one-line text: [`LINE`] (the line separators U+2028 and
+///   U+2029 are refused too);
+/// - `^[\P{Cc}\t\n]*$`, a text of several lines: [`MULTI_LINE`].
 fn spell_out_blank(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if key == "pattern" && v.as_str() == Some(r"\S") {
-                    *v = json!(NOT_BLANK);
-                } else {
-                    spell_out_blank(v);
+                let spelled = match v.as_str() {
+                    Some(r"\S") => Some(NOT_BLANK_LINE),
+                    Some(r"^\P{Cc}*$") => Some(LINE),
+                    Some(r"^[\P{Cc}\t\n]*$") => Some(MULTI_LINE),
+                    _ => None,
+                };
+                match spelled {
+                    Some(pattern) if key == "pattern" => *v = json!(pattern),
+                    _ => spell_out_blank(v),
                 }
             }
         }
@@ -162,7 +172,7 @@ fn close_request_schemas(doc: &mut Value) {
         }
     }
     // What the items of lists must be (the derive cannot say it of items).
-    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK});
+    let text = json!({"type": "string", "minLength": 1, "maxLength": 100, "pattern": NOT_BLANK_LINE});
     let id = json!({"type": "string", "pattern": ID_PATTERN});
     for (schema, property, items) in [
         ("EquipmentCreate", "skill_requirements", &text),
@@ -197,7 +207,7 @@ fn refine_schemas(doc: &mut Value) {
     // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
     // threshold. The `mqtt` kind has no fields, and serde ignores any it is given.
     if let Some(variants) = doc.pointer_mut("/components/schemas/Connection/oneOf").and_then(Value::as_array_mut) {
-        let name = json!({"type": "string", "pattern": format!("^[^+#]*{}[^+#]*$", NOT_BLANK.replace("[^", "[^+#"))});
+        let name = json!({"type": "string", "pattern": NOT_BLANK_LINE.replace("[^", "[^+#")});
         for variant in variants.iter_mut() {
             let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { continue };
             let only_kind = props.len() == 1;
@@ -210,7 +220,9 @@ fn refine_schemas(doc: &mut Value) {
                 *slot = json!({"type": ["number", "null"], "minimum": 0});
             }
             if let Some(slot) = props.get_mut("url") {
-                *slot = json!({"type": "string", "format": "uri", "pattern": format!("^https?://{}", NOT_BLANK.replace("[^", "[^/?#"))});
+                let host = NOT_BLANK.replace("[^", &format!("[^/?#{REFUSED_IN_LINE}"));
+                let pattern = format!("^https?://{host}[^{REFUSED_IN_LINE}]*$");
+                *slot = json!({"type": "string", "format": "uri", "pattern": pattern});
             }
             if only_kind {
                 if let Some(variant) = variant.as_object_mut() {
@@ -230,7 +242,7 @@ fn refine_schemas(doc: &mut Value) {
             schema.insert(
                 "then".into(),
                 json!({"required": ["reason"], "properties": {"reason": {
-                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
+                    "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK_LINE}}}),
             );
         }
     }
@@ -240,7 +252,7 @@ fn refine_schemas(doc: &mut Value) {
         bulk.insert(
             "then".into(),
             json!({"required": ["reason"], "properties": {"reason": {
-                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK}}}),
+                "type": "string", "minLength": 1, "maxLength": 1000, "pattern": NOT_BLANK_LINE}}}),
         );
         if let Some(reason) = bulk.get_mut("properties").and_then(|p| p.get_mut("reason")) {
             *reason =
@@ -669,6 +681,36 @@ mod tests {
         let update = operation("put", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}");
         for status in ["200", "401", "403", "404", "422"] {
             assert!(update["responses"][status].is_object(), "kiosk update lacks {status}");
+        }
+    }
+
+    #[test]
+    fn the_document_states_the_input_rules() {
+        let schemas = &contract()["components"]["schemas"];
+        let property = |schema: &str, field: &str| schemas[schema]["properties"][field].clone();
+        assert_eq!(property("MakerspaceCreate", "name")["pattern"], NOT_BLANK_LINE);
+        assert_eq!(property("MemberCreate", "first_name")["pattern"], NOT_BLANK_LINE);
+        assert_eq!(property("KioskCreate", "name")["pattern"], NOT_BLANK_LINE);
+        assert_eq!(property("EquipmentCreate", "location")["pattern"], LINE);
+        assert_eq!(property("CardCreate", "label")["pattern"], LINE);
+        assert_eq!(property("MakerspaceCreate", "description")["pattern"], MULTI_LINE);
+        assert_eq!(property("MemberCreate", "notes")["pattern"], MULTI_LINE);
+        assert_eq!(property("ReservationCreate", "purpose")["pattern"], MULTI_LINE);
+        assert_eq!(property("InviteCreate", "message")["pattern"], MULTI_LINE);
+        assert_eq!(property("EquipmentCreate", "skill_requirements")["items"]["pattern"], NOT_BLANK_LINE);
+        for (schema, field) in [
+            ("EquipmentCreate", "hourly_rate"),
+            ("EquipmentUpdate", "hourly_rate"),
+            ("PlanCreate", "price"),
+            ("PlanUpdate", "price"),
+        ] {
+            assert_eq!(property(schema, field)["minimum"], 0.0, "{schema}.{field}");
+            assert_eq!(property(schema, field)["maximum"], crate::web::validate::MAX_AMOUNT, "{schema}.{field}");
+        }
+        // Every marker of the annotations was spelled out.
+        let text = contract().to_string();
+        for marker in [r#""\\S""#, r"\\P{Cc}"] {
+            assert!(!text.contains(marker), "{marker} left in the document");
         }
     }
 

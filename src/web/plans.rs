@@ -12,7 +12,7 @@ use crate::services::access::people_of;
 use crate::store::plans::PlanRecord;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, optional_text};
+use crate::web::validate::{check_amount, check_len, dedup, optional_multiline};
 use crate::web::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,9 +59,9 @@ impl PlanResponse {
 pub struct PlanCreate {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 100000.0)]
     pub price: f64,
     pub billing_period: BillingPeriod,
     #[schema(minimum = 1, maximum = 24)]
@@ -77,9 +77,9 @@ pub struct PlanCreate {
 pub struct PlanUpdate {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: Option<String>,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
-    #[schema(minimum = 0.0)]
+    #[schema(minimum = 0.0, maximum = 100000.0)]
     pub price: Option<f64>,
     pub billing_period: Option<BillingPeriod>,
     #[schema(minimum = 1, maximum = 24)]
@@ -93,11 +93,7 @@ pub struct PlanUpdate {
 }
 
 fn check_price(price: f64) -> Result<(), ApiError> {
-    if price.is_finite() && price >= 0.0 {
-        Ok(())
-    } else {
-        Err(ApiError::Validation("price must be a non-negative number".into()))
-    }
+    Ok(check_amount("price", price)?)
 }
 
 fn check_hours(hours: Option<i64>) -> Result<(), ApiError> {
@@ -107,11 +103,13 @@ fn check_hours(hours: Option<i64>) -> Result<(), ApiError> {
     }
 }
 
-fn check_features(features: &[String]) -> Result<(), ApiError> {
+/// The features asked for, without repeats.
+fn check_features(features: Vec<String>) -> Result<Vec<String>, ApiError> {
     if features.len() > 50 {
         return Err(ApiError::Validation("at most 50 features".into()));
     }
-    Ok(features.iter().try_for_each(|f| check_len("features[]", f, 100))?)
+    features.iter().try_for_each(|f| check_len("features[]", f, 100))?;
+    Ok(dedup(features))
 }
 
 fn name_taken(name: &str) -> ApiError {
@@ -135,14 +133,13 @@ pub async fn create(
     check_len("name", &body.name, 100)?;
     check_price(body.price)?;
     check_hours(body.access_hours_per_day)?;
-    let features = body.features.unwrap_or_default();
-    check_features(&features)?;
+    let features = check_features(body.features.unwrap_or_default())?;
     let now = Utc::now();
     let plan = PlanRecord {
         id: new_id(),
         makerspace_id: space_id,
         name: body.name.trim().to_string(),
-        description: optional_text("description", body.description, 2000)?,
+        description: optional_multiline("description", body.description, 2000)?,
         price: body.price,
         billing_period: body.billing_period,
         access_hours_per_day: body.access_hours_per_day,
@@ -211,7 +208,7 @@ pub async fn update(
         plan.name = name.trim().to_string();
     }
     if body.description.is_some() {
-        plan.description = optional_text("description", body.description, 2000)?;
+        plan.description = optional_multiline("description", body.description, 2000)?;
     }
     if let Some(price) = body.price {
         check_price(price)?;
@@ -228,8 +225,7 @@ pub async fn update(
         plan.access_24_7 = all_day;
     }
     if let Some(features) = body.features {
-        check_features(&features)?;
-        plan.features = features;
+        plan.features = check_features(features)?;
     }
     if let Some(active) = body.is_active {
         plan.is_active = active;

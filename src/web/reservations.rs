@@ -47,7 +47,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RejectRequest {
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^\P{Cc}*$")]
     pub reason: Option<String>,
 }
 

@@ -210,6 +210,7 @@ impl From<MachineError> for ApiError {
             MachineError::Access(e) => e.into(),
             MachineError::NotFound => ApiError::not_found("equipment"),
             MachineError::AlreadyExists(_) => ApiError::Conflict { detail, error_type: "already_exists" },
+            MachineError::Invalid(e) => e.into(),
             MachineError::Store(e) => e.into(),
         }
     }

@@ -3,5 +3,6 @@
 //! [`Invalid`] becomes a 422 through `From<Invalid> for ApiError`.
 
 pub use crate::domain::validate::{
-    check_len, check_object, is_blank, optional_text, settings_section, whole_number, whole_numbers, Invalid, NOT_BLANK,
+    check_amount, check_len, check_object, dedup, is_blank, optional_multiline, optional_text, settings_section,
+    whole_number, whole_numbers, Invalid, LINE, MAX_AMOUNT, MULTI_LINE, NOT_BLANK, NOT_BLANK_LINE, REFUSED_IN_LINE,
 };

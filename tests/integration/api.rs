@@ -85,6 +85,16 @@ async fn makerspace_admin_manages_its_equipment_and_members_only_read() {
     let admin = t.token("ada", Role::MakerspaceAdmin, &["a"]);
     let member = t.token("max", Role::Member, &["a"]);
     let reader = t.token("audit", Role::Admin, &[]);
+    // Skill requirements name skills of the space.
+    let (status, skill) = t
+        .post(
+            "/api/v1/skills",
+            &t.super_admin(),
+            json!({"id": "laser-basics", "name": "Laser basics", "category": "Laser", "level": "beginner",
+                   "makerspace_id": "a"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{skill}");
 
     let (status, created) = t
         .post(

@@ -67,6 +67,8 @@ async fn a_card_tap_unlocks_only_for_a_certified_active_member_of_a_free_machine
     assert_eq!(status, 201, "{skill}");
     let ada = add_member(&t, "ada", "04:A1:B2:C3").await;
     add_member(&t, "bob", "04:B0:B0:B0").await;
+    // Carl books the CNC below: bookings name members of the space.
+    add_member(&t, "carl", "04:CA:41:00").await;
 
     // Register the kiosk: the device token is shown once.
     let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);

@@ -6,6 +6,7 @@ mod architecture;
 mod browser;
 mod common;
 mod demo;
+mod input;
 mod invites;
 mod jobs;
 mod jwks;

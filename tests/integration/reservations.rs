@@ -162,6 +162,15 @@ async fn who_may_book_cancel_and_read() {
     assert_eq!(status, 403, "admin only reads");
     let (status, _) = book(&t, &t.token("x", Role::Member, &["other"]), "m1", hour(1), hour(2)).await;
     assert_eq!(status, 404, "other spaces do not exist for you");
+    // An admin books for a member of the space (one in our database).
+    let (status, bob) = t
+        .post(
+            &format!("/api/v1/makerspaces/{SPACE}/members"),
+            &t.super_admin(),
+            json!({"email": "bob@example.org", "first_name": "Bob", "last_name": "B", "user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{bob}");
     let (status, booking) = t
         .post(
             &base(),

@@ -229,6 +229,17 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         assert_eq!(status, 201, "{m}");
         members.push(m["id"].as_str().expect("id").to_string());
     }
+    // The people the fixture books for, queues and certifies are members of the space.
+    for user in ["owner", "waiter", "holder", "grantee"] {
+        let (status, m) = t
+            .post(
+                &base,
+                &root,
+                json!({"email": format!("{user}-{n}@example.org"), "first_name": user, "last_name": "Q", "user_id": user}),
+            )
+            .await;
+        assert_eq!(status, 201, "{m}");
+    }
     let (status, _) = t.post(&format!("{base}/{}/suspend", members[1]), &root, json!({"reason": "fixture"})).await;
     assert_eq!(status, 200);
     let (_, plan) = t
@@ -349,7 +360,7 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
             json!({"name": format!("Skill {unique}"), "category": "C", "level": "beginner", "makerspace_id": f.space})
         }
         ("PUT", "/api/v1/skills/{skill_id}") => json!({"description": "changed"}),
-        ("POST", "/api/v1/skills/user-skills") => json!({"user_id": format!("u-{unique}"), "skill_id": f.skill}),
+        ("POST", "/api/v1/skills/user-skills") => json!({"user_id": "grantee", "skill_id": f.skill}),
         ("POST", "/api/v1/skills/requests") => json!({"skill_id": f.skill}),
         ("PUT", "/api/v1/skills/requests/{request_id}") => json!({"status": "approved"}),
         _ => return None,

@@ -54,6 +54,9 @@ async fn skills_prerequisites_cycles_and_forced_grants() {
     let t = TestApp::spawn().await;
     t.makerspace("sk1").await;
     let root = t.super_admin();
+    // Certifications go to members of the space.
+    member_with_user(&t, "sk1", "u1").await;
+    member_with_user(&t, "sk1", "u2").await;
     skill(&t, "sk1", "safety", json!({"name": "Shop Safety"})).await;
     skill(&t, "sk1", "laser", json!({"name": "Laser Cutting", "prerequisite_ids": ["safety"]})).await;
     let cnc =

@@ -183,7 +183,15 @@ async fn a_person_queues_once_for_any_instant_of_a_machine() {
     assert_eq!(body["error_type"], "waitlist_duplicate");
     assert_eq!(body["existing_entry_id"], first_id);
     assert_eq!(body["existing_entry"]["status"], "waiting");
-    // An admin queueing Bob is refused alike.
+    // An admin queueing Bob (a member of the space) is refused alike.
+    let (status, member_bob) = t
+        .post(
+            &format!("/api/v1/makerspaces/{SPACE}/members"),
+            &t.super_admin(),
+            json!({"email": "bob@example.org", "first_name": "Bob", "last_name": "B", "user_id": "bob"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{member_bob}");
     let admin = t.token("boss", Role::MakerspaceAdmin, &[SPACE]);
     let mut for_bob = slot("m1", later, hour(3));
     for_bob["user_id"] = json!("bob");

@@ -12,7 +12,7 @@ use crate::store::skills::{SkillFilter, SkillRecord};
 use crate::store::StoreError;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::validate::{check_len, optional_text};
+use crate::web::validate::{check_len, dedup, optional_multiline};
 use crate::web::AppState;
 
 use super::shapes::{
@@ -110,7 +110,7 @@ pub async fn create(
         name: body.name.trim().to_string(),
         category: body.category.trim().to_string(),
         level: body.level,
-        description: optional_text("description", body.description, 1000)?,
+        description: optional_multiline("description", body.description, 1000)?,
         status: body.status.unwrap_or(SkillStatus::Active),
         validity_days: Some(validity),
         renew_on_use: body.renew_on_use.unwrap_or(false),
@@ -118,7 +118,7 @@ pub async fn create(
         updated_at: now,
     };
     let prerequisites: BTreeSet<String> = body.prerequisite_ids.unwrap_or_default().into_iter().collect();
-    let equipment_ids = body.equipment_ids.unwrap_or_default();
+    let equipment_ids = dedup(body.equipment_ids.unwrap_or_default());
     check_links(&state, &skill, Some(&prerequisites), &equipment_ids).await?;
     match state.store.insert_skill(&skill, &prerequisites, &equipment_ids).await {
         Ok(()) => {}
@@ -207,7 +207,7 @@ pub async fn update(
         skill.level = level;
     }
     if body.description.is_some() {
-        skill.description = optional_text("description", body.description, 1000)?;
+        skill.description = optional_multiline("description", body.description, 1000)?;
     }
     if let Some(status) = body.status {
         skill.status = status;
@@ -220,7 +220,7 @@ pub async fn update(
         skill.renew_on_use = renew;
     }
     let prerequisites: Option<BTreeSet<String>> = body.prerequisite_ids.map(|p| p.into_iter().collect());
-    let equipment_ids = body.equipment_ids.unwrap_or_default();
+    let equipment_ids = dedup(body.equipment_ids.unwrap_or_default());
     check_links(&state, &skill, prerequisites.as_ref(), &equipment_ids).await?;
     skill.updated_at = Utc::now();
     match state.store.update_skill(&skill, prerequisites.as_ref(), &equipment_ids).await {

@@ -66,7 +66,7 @@ pub struct SkillCreate {
     #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: String,
     pub level: SkillLevel,
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub makerspace_id: String,
@@ -96,7 +96,7 @@ pub struct SkillUpdate {
     #[schema(min_length = 1, max_length = 50, pattern = r"\S")]
     pub category: Option<String>,
     pub level: Option<SkillLevel>,
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
     pub status: Option<SkillStatus>,
     #[schema(max_items = 50)]
@@ -170,15 +170,15 @@ pub struct GrantRequest {
     pub skill_id: String,
     /// `certified` (default) or `pending`.
     pub status: Option<CertificationStatus>,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub notes: Option<String>,
     /// At most 10 characters, e.g. `95%`.
-    #[schema(max_length = 10)]
+    #[schema(max_length = 10, pattern = r"^\P{Cc}*$")]
     pub quiz_score: Option<String>,
     /// Grant although prerequisites are not certified (an override, audited).
     pub force: Option<bool>,
     /// Why: required with `force`.
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^\P{Cc}*$")]
     pub reason: Option<String>,
 }
 
@@ -196,7 +196,7 @@ pub struct UserSkillQuery {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RevokeQuery {
-    #[param(max_length = 1000)]
+    #[param(max_length = 1000, pattern = r"^\P{Cc}*$")]
     pub reason: Option<String>,
 }
 
@@ -241,9 +241,9 @@ impl SkillRequestResponse {
 pub struct SkillRequestCreate {
     #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,63}$")]
     pub skill_id: String,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^\P{Cc}*$")]
     pub reason: Option<String>,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub notes: Option<String>,
 }
 
@@ -252,12 +252,12 @@ pub struct SkillRequestCreate {
 pub struct SkillRequestDecision {
     /// `approved` or `rejected`.
     pub status: RequestStatus,
-    #[schema(max_length = 2000)]
+    #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub notes: Option<String>,
     /// Approve although prerequisites are not certified (an override, audited).
     pub force: Option<bool>,
     /// Why: required with `force`.
-    #[schema(max_length = 1000)]
+    #[schema(max_length = 1000, pattern = r"^\P{Cc}*$")]
     pub reason: Option<String>,
 }
 
