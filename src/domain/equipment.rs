@@ -219,8 +219,13 @@ impl Connection {
             }
             Self::Bambu { serial, .. } => non_empty("serial", serial),
             // The URL parser drops tabs and line feeds silently: refuse them before it does.
+            // The document calls it a URI (RFC 3986: ASCII only); the parser would also take an
+            // IRI and store it as given, so an international host name is spelled in punycode.
             Self::Octoprint { url, .. } => {
                 one_line("url", url)?;
+                if !url.is_ascii() {
+                    return Err("connection.url must be ASCII (an international host name in punycode)".into());
+                }
                 match url::Url::parse(url) {
                     Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(()),
                     _ => Err("connection.url must be an http:// or https:// URL".to_string()),
@@ -243,6 +248,8 @@ mod tests {
         // The URL parser would drop the tab and accept the rest.
         let octoprint = Connection::Octoprint { url: "http://printer\t.local:5000".into(), api_key: None };
         assert!(octoprint.validate().is_err());
+        let octoprint = Connection::Octoprint { url: "https://ľĵgÁ".into(), api_key: None };
+        assert!(octoprint.validate().is_err(), "a URI is ASCII");
         let octoprint = Connection::Octoprint { url: "http://printer.local:5000".into(), api_key: None };
         assert!(octoprint.validate().is_ok());
     }
