@@ -1,5 +1,9 @@
 //! Small input checks shared by every entry point: each failure is an [`Invalid`] with a
-//! sentence the caller can act on (the web layer answers it as 422).
+//! sentence the caller can act on (the web layer answers it as 422). What is stored must be
+//! safe to show later in a log line, a CSV cell, a terminal or a page: texts without control
+//! characters ([`check_len`], [`optional_text`], [`optional_multiline`]), amounts of money
+//! within bounds ([`check_amount`]), lists without repeats ([`dedup`]). The OpenAPI document
+//! states the same rules ([`LINE`], [`MULTI_LINE`], [`NOT_BLANK_LINE`], [`MAX_AMOUNT`]).
 
 /// Input that breaks a rule the server enforces.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
