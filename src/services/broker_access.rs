@@ -14,6 +14,7 @@
 //! - another external broker is configured by its operator: credentials are still issued
 //!   and stored, but nothing here can enforce them.
 
+use crate::logging::escaped;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -141,7 +142,7 @@ async fn apply(svc: &Services, username: &str) {
             if let Err(err) = keeper.sync(&svc.store).await {
                 // The database is right; the broker's files will be on the next change or
                 // start. Until then the broker still holds the previous files.
-                tracing::error!(error = %err, "cannot update Mosquitto's password and ACL files");
+                tracing::error!(error = %escaped(&err), "cannot update Mosquitto's password and ACL files");
             }
         }
         BrokerAccess::Unmanaged => {}
@@ -193,7 +194,7 @@ impl Authenticator for Directory {
                 Ok(grant) => grant,
                 Err(err) => {
                     // Fail closed: a device cannot connect while its credentials cannot be read.
-                    tracing::error!(error = %err, "cannot read MQTT credentials");
+                    tracing::error!(error = %escaped(&err), "cannot read MQTT credentials");
                     None
                 }
             }

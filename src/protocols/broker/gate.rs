@@ -15,6 +15,7 @@
 //! A client's id is prefixed with its username on the way in, so that no device can take over
 //! another's session (MQTT lets a new connection with the same id push the old one out).
 
+use crate::logging::escaped;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -104,7 +105,7 @@ pub async fn serve(
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: wait a moment rather than spin.
-                tracing::warn!(error = %err, "MQTT gate cannot accept a connection");
+                tracing::warn!(error = %escaped(&err), "MQTT gate cannot accept a connection");
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
@@ -121,7 +122,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let _slot = slot;
             if let Err(reason) = serve_client(socket, upstream, authenticator, connections, max_frame).await {
-                tracing::debug!(%peer, %reason, "MQTT client connection ended");
+                tracing::debug!(%peer, reason = %escaped(&reason), "MQTT client connection ended");
             }
         });
     }
