@@ -156,6 +156,7 @@ pub enum BulkOperation {
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     pub operation: BulkOperation,
+    /// Repeats are dropped: each member is handled once.
     #[schema(min_items = 1, max_items = 500)]
     pub member_ids: Vec<String>,
     /// Required for suspend (1 to 1000 characters); ignored otherwise.

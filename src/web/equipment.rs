@@ -39,9 +39,11 @@ pub struct EquipmentCreate {
     pub location: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
-    /// Skill ids a member must hold to use the machine.
+    /// Skill ids of the makerspace a member must hold to use the machine (repeats are
+    /// dropped).
     #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
+    /// In the makerspace's currency (major unit), 0 to 100 000.
     #[schema(minimum = 0.0, maximum = 100000.0)]
     pub hourly_rate: Option<f64>,
     #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]
@@ -70,8 +72,10 @@ pub struct EquipmentUpdate {
     pub location: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub specifications: Option<serde_json::Value>,
+    /// Skill ids of the makerspace (repeats are dropped).
     #[schema(max_items = 100)]
     pub skill_requirements: Option<Vec<String>>,
+    /// In the makerspace's currency (major unit), 0 to 100 000.
     #[schema(minimum = 0.0, maximum = 100000.0)]
     pub hourly_rate: Option<f64>,
     #[schema(max_length = 500, pattern = r"^\P{Cc}*$")]

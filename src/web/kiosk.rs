@@ -38,7 +38,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct KioskCreate {
     #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
-    /// The machines it may unlock [default: every machine of the makerspace].
+    /// The machines it may unlock [default: every machine of the makerspace]; repeats are
+    /// dropped.
     pub equipment_ids: Option<Vec<String>>,
     /// Any card (or none) ends a session at this kiosk [default: false: only the session's own
     /// card or an admin's].

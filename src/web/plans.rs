@@ -61,6 +61,7 @@ pub struct PlanCreate {
     pub name: String,
     #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
+    /// In the makerspace's currency (major unit), 0 to 100 000.
     #[schema(minimum = 0.0, maximum = 100000.0)]
     pub price: f64,
     pub billing_period: BillingPeriod,
@@ -68,6 +69,7 @@ pub struct PlanCreate {
     #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub access_hours_per_day: Option<i64>,
     pub access_24_7: Option<bool>,
+    /// Repeats are dropped.
     #[schema(max_items = 50)]
     pub features: Option<Vec<String>>,
 }
@@ -79,6 +81,7 @@ pub struct PlanUpdate {
     pub name: Option<String>,
     #[schema(max_length = 2000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
+    /// In the makerspace's currency (major unit), 0 to 100 000.
     #[schema(minimum = 0.0, maximum = 100000.0)]
     pub price: Option<f64>,
     pub billing_period: Option<BillingPeriod>,
@@ -86,6 +89,7 @@ pub struct PlanUpdate {
     #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub access_hours_per_day: Option<i64>,
     pub access_24_7: Option<bool>,
+    /// Repeats are dropped.
     #[schema(max_items = 50)]
     pub features: Option<Vec<String>>,
     /// A plan no longer offered stays on its members but cannot be given to new ones.

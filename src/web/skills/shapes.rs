@@ -72,10 +72,10 @@ pub struct SkillCreate {
     pub makerspace_id: String,
     /// `active` (default) or `inactive`.
     pub status: Option<SkillStatus>,
-    /// Skills to hold before this one can be granted.
+    /// Skills to hold before this one can be granted (repeats are dropped).
     #[schema(max_items = 50)]
     pub prerequisite_ids: Option<Vec<String>>,
-    /// Equipment of the space that needs this skill.
+    /// Equipment of the space that needs this skill (repeats are dropped).
     #[schema(max_items = 200)]
     pub equipment_ids: Option<Vec<String>>,
     /// 1 to 3650 [default: 365].
@@ -99,8 +99,10 @@ pub struct SkillUpdate {
     #[schema(max_length = 1000, pattern = r"^[\P{Cc}\t\n]*$")]
     pub description: Option<String>,
     pub status: Option<SkillStatus>,
+    /// Repeats are dropped.
     #[schema(max_items = 50)]
     pub prerequisite_ids: Option<Vec<String>>,
+    /// Repeats are dropped.
     #[schema(max_items = 200)]
     pub equipment_ids: Option<Vec<String>>,
     #[schema(minimum = 1, maximum = 3650)]
