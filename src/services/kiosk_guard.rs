@@ -42,7 +42,7 @@ impl KioskGuards {
 pub fn unknown_card(svc: &Services, kiosk: &KioskRecord, equipment_id: &str) {
     let Some(backoff) = svc.kiosk_guards.unknown_card(&kiosk.id) else { return };
     let until = Utc::now() + chrono::Duration::from_std(backoff.duration).unwrap_or_default();
-    tracing::warn!(kiosk_id = %kiosk.id, unknown_cards = backoff.unknown_cards,
+    tracing::warn!(kiosk_id = ?kiosk.id, unknown_cards = backoff.unknown_cards,
         backoff_s = backoff.duration.as_secs(), "kiosk slowed down: too many unknown cards");
     let alert = json!({
         "type": "kiosk_alert",

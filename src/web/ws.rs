@@ -31,6 +31,7 @@ use serde::{Deserialize, Serialize};
 use crate::actors::hub::{Drained, Subscriber};
 use crate::actors::machine::MachineView;
 use crate::domain::access::Principal;
+use crate::logging::escaped;
 use crate::metrics::{WS_CLIENTS, WS_DISCONNECTS, WS_REFUSED};
 use crate::services::live::{self, Standing};
 use crate::web::auth::authenticate;
@@ -222,7 +223,7 @@ async fn recheck(state: &AppState, caller: &Principal, subscriber: &Arc<Subscrib
                 }
             }
             // The store is away: keep the subscription until it can be checked.
-            Err(err) => tracing::warn!(error = %err, "WebSocket subscriptions not checked again"),
+            Err(err) => tracing::warn!(error = %escaped(&err), "WebSocket subscriptions not checked again"),
         }
     }
     out
