@@ -45,7 +45,7 @@ pub async fn handle(svc: &Services, event: ReportedEvent) {
         }
         // The link hands job events to the machine's actor itself; none arrive here.
         MachineEvent::Job(job) => {
-            tracing::debug!(equipment_id = %event.equipment_id, event = job.name(), "job event reached the workflows");
+            tracing::debug!(equipment_id = ?event.equipment_id, event = job.name(), "job event reached the workflows");
         }
         MachineEvent::Other(name) => {
             tracing::debug!(equipment_id = ?event.equipment_id, event = ?name, "machine event not handled yet");
