@@ -13,8 +13,8 @@ use crate::web::AppState;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials")
-            .route(web::post().to(issue))
-            .route(web::delete().to(revoke)),
+            .route(web::post().to(issue_mqtt_credentials))
+            .route(web::delete().to(revoke_mqtt_credentials)),
     );
 }
 
@@ -29,7 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
               (status = 409, description = "The machine does not use makrcave's broker (Bambu, OctoPrint)",
                body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn issue(
+pub async fn issue_mqtt_credentials(
     state: web::Data<AppState>,
     Caller(caller): Caller,
     path: web::Path<(String, String)>,
@@ -48,7 +48,7 @@ pub async fn issue(
     responses((status = 204), (status = 403, body = crate::web::ErrorBody),
               (status = 404, description = "No such machine, or it has no credentials", body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
-pub async fn revoke(
+pub async fn revoke_mqtt_credentials(
     state: web::Data<AppState>,
     Caller(caller): Caller,
     path: web::Path<(String, String)>,

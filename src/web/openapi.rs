@@ -27,7 +27,7 @@ pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
     paths(
         makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
         equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
-        equipment::live_state, equipment::lock, mqtt_credentials::issue, mqtt_credentials::revoke,
+        equipment::live_state, equipment::lock, mqtt_credentials::issue_mqtt_credentials, mqtt_credentials::revoke_mqtt_credentials,
         jobs::pause, jobs::resume, jobs::cancel,
         members::create, members::list, members::get, members::update, members::delete, members::suspend,
         members::reactivate, members::activities, members::statistics, members::bulk,
