@@ -31,6 +31,10 @@ const SEGMENT_BYTES: usize = 128 * 1024;
 const SEGMENT_COUNT: usize = 2;
 /// Connections the embedded broker accepts (machines, bridges, makrcave itself).
 const MAX_CONNECTIONS: usize = 10_000;
+/// Clients the gate serves at once: fewer than rumqttd takes, so that rumqttd never refuses
+/// one (it may still hold a connection the gate has just let go, and a refusal there leaves
+/// its will registry in a state that breaks the next connect with that client id).
+const MAX_GATE_CLIENTS: usize = MAX_CONNECTIONS - 100;
 /// The gate's account on rumqttd.
 const UPSTREAM_USERNAME: &str = "gate";
 
@@ -68,7 +72,7 @@ pub async fn start(
     };
     let upstream = Upstream { addr: inner, username: UPSTREAM_USERNAME.to_string(), password };
     let connections = Connections::default();
-    let gate = gate::serve(listener, upstream, authenticator, connections.clone(), MAX_FRAME_BYTES, MAX_CONNECTIONS);
+    let gate = gate::serve(listener, upstream, authenticator, connections.clone(), MAX_FRAME_BYTES, MAX_GATE_CLIENTS);
     tokio::spawn(async move {
         tokio::select! {
             () = gate => {}
