@@ -43,8 +43,6 @@ pub enum BrokerAccessError {
     Machine(#[from] MachineError),
     #[error("this machine does not connect to makrcave's MQTT broker (its connection is {0})")]
     NotAnMqttDevice(&'static str),
-    #[error("this machine has no MQTT credentials")]
-    NoCredentials,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -111,19 +109,21 @@ pub async fn issue(
 }
 
 /// Revokes a machine's credentials: its device is disconnected and cannot connect again.
+/// Idempotent, as a DELETE is: a machine without credentials is already where this leads.
+/// Returns whether there were credentials to revoke.
 pub async fn revoke(
     svc: &Services,
     decision: Decision,
     space_id: &str,
     equipment_id: &str,
-) -> Result<(), BrokerAccessError> {
+) -> Result<bool, BrokerAccessError> {
     space_for(svc, decision, space_id).await?;
     machines::load(svc, space_id, equipment_id).await?;
-    if !svc.store.revoke_mqtt_credential(space_id, equipment_id).await? {
-        return Err(BrokerAccessError::NoCredentials);
+    let revoked = svc.store.revoke_mqtt_credential(space_id, equipment_id).await?;
+    if revoked {
+        apply(svc, &username_of(equipment_id)).await;
     }
-    apply(svc, &username_of(equipment_id)).await;
-    Ok(())
+    Ok(revoked)
 }
 
 /// A machine's record changed or it is gone: its device reconnects under the new rules (or

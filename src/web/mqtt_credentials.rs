@@ -42,11 +42,12 @@ pub async fn issue_mqtt_credentials(
 }
 
 /// Revokes a machine's MQTT credentials: its device is disconnected and cannot connect again.
+/// Idempotent: 204 also when the machine had none.
 #[utoipa::path(delete, path = "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/mqtt-credentials",
     tag = "equipment",
     params(("makerspace_id" = String, Path), ("equipment_id" = String, Path)),
     responses((status = 204), (status = 403, body = crate::web::ErrorBody),
-              (status = 404, description = "No such machine, or it has no credentials", body = crate::web::ErrorBody)),
+              (status = 404, description = "No such machine", body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn revoke_mqtt_credentials(
     state: web::Data<AppState>,

@@ -223,7 +223,6 @@ impl From<BrokerAccessError> for ApiError {
             BrokerAccessError::Access(e) => e.into(),
             BrokerAccessError::Machine(e) => e.into(),
             BrokerAccessError::NotAnMqttDevice(_) => ApiError::Conflict { detail, error_type: "not_an_mqtt_device" },
-            BrokerAccessError::NoCredentials => ApiError::not_found("MQTT credentials"),
             BrokerAccessError::Store(e) => e.into(),
         }
     }

@@ -201,7 +201,9 @@ async fn a_revoked_device_is_cut_off_and_cannot_come_back() {
     let seen = again.next().await;
     assert!(refused(&seen), "its credentials no longer open the broker, got {seen:?}");
     let (status, _) = t.delete("/api/v1/makerspaces/s/equipment/m/mqtt-credentials", &admin).await;
-    assert_eq!(status, 404, "nothing left to revoke");
+    assert_eq!(status, 204, "revoking again changes nothing, as a DELETE should");
+    let (status, _) = t.delete("/api/v1/makerspaces/s/equipment/nope/mqtt-credentials", &admin).await;
+    assert_eq!(status, 404, "no such machine");
 
     // Issuing new credentials replaces the old ones, and disconnects whoever used them.
     let first = t.device_login("s", "m").await;
