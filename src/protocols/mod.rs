@@ -4,7 +4,10 @@
 //! - [`generic`]: the `makrcave/{space}/{machine}/...` topics of makrcave-bridge and firmware.
 //! - [`mqtt`]: the MQTT link (connect, subscribe, route to actors, reconnect).
 //! - [`broker`]: the embedded broker used when no external one is configured.
+//! - [`bambu`]: Bambu Lab printers in LAN mode (their reports and requests; the client that
+//!   connects to each printer's own broker comes next).
 
+pub mod bambu;
 pub mod broker;
 pub mod commands;
 pub mod generic;
