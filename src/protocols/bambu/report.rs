@@ -132,7 +132,7 @@ impl PrinterState {
     /// The loaded filaments: every AMS tray, then the external spool holder.
     pub fn trays(&self) -> Vec<Tray> {
         let ams = self.print.get("ams");
-        let active = ams.and_then(|a| a.get("tray_now")).and_then(|t| number(t)).map(|t| t as u64);
+        let active = ams.and_then(|a| a.get("tray_now")).and_then(number).map(|t| t as u64);
         let mut trays = Vec::new();
         let units = ams.and_then(|a| a.get("ams")).and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         for unit in units {
