@@ -150,8 +150,11 @@ impl Application {
 
         let machines = store.list_equipment(&Default::default()).await?;
         let mut states = store.load_states().await?;
+        // The plugs' topics are known before the link connects and subscribes to them.
+        let plug_routes = link.plug_routes();
         for machine in &machines {
             fleet.start(machine, states.remove(&machine.id));
+            plug_routes.follow(&machine.id, &machine.makerspace_id, &machine.connection);
         }
         tracing::info!(machines = machines.len(), "machine actors started");
 
@@ -170,6 +173,7 @@ impl Application {
             broker_access,
             data_key,
             kiosk_guards: Arc::new(services::kiosk_guard::KioskGuards::new(settings.kiosk_guard)),
+            plug_routes,
         };
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.

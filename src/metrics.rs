@@ -9,7 +9,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 /// MQTT messages received, by `kind` (telemetry, status, native).
 pub const MQTT_MESSAGES_IN: &str = "makrcave_mqtt_messages_in_total";
-/// MQTT messages dropped, by `reason` (unknown_machine, malformed_json, bad_topic, ...).
+/// MQTT messages dropped, by `reason` (unknown_machine, unknown_device, malformed_json,
+/// bad_topic, ...).
 pub const MQTT_MESSAGES_DROPPED: &str = "makrcave_mqtt_messages_dropped_total";
 /// Times the MQTT link (re)connected to its broker.
 pub const MQTT_CONNECTS: &str = "makrcave_mqtt_connects_total";

@@ -11,6 +11,7 @@ use actix::prelude::*;
 use chrono::Utc;
 use dashmap::DashMap;
 
+use crate::actors::machine::plug::Sense;
 use crate::actors::machine::{
     Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
     MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve,
@@ -18,6 +19,7 @@ use crate::actors::machine::{
 use crate::domain::equipment::AdminStatus;
 use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
+use crate::domain::plug::PlugReading;
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::EndedSession;
 
@@ -102,6 +104,21 @@ impl Fleet {
         match addr.try_send(Report(input)) {
             Ok(()) => Ok(()),
             Err(SendError::Full(report)) => addr.send(report).await.map_err(|_| DeliveryError::ActorGone),
+            Err(SendError::Closed(_)) => Err(DeliveryError::ActorGone),
+        }
+    }
+
+    /// Delivers what a machine's smart plug reported; waits like [`Fleet::deliver`].
+    pub async fn sense(
+        &self,
+        makerspace_id: &str,
+        equipment_id: &str,
+        reading: PlugReading,
+    ) -> Result<(), DeliveryError> {
+        let addr = self.address(makerspace_id, equipment_id)?;
+        match addr.try_send(Sense(reading)) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(sense)) => addr.send(sense).await.map_err(|_| DeliveryError::ActorGone),
             Err(SendError::Closed(_)) => Err(DeliveryError::ActorGone),
         }
     }

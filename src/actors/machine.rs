@@ -10,6 +10,8 @@
 //! [`MAX_RESTARTS`] in [`RESTART_WINDOW`], the actor waits [`RESTART_BACKOFF`] before it takes
 //! messages again.
 
+pub mod plug;
+
 use crate::logging::escaped;
 use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
@@ -174,6 +176,8 @@ pub struct MachineActor {
     holds: Holds,
     /// Wakes the actor at the next start or end of a booking.
     hold_timer: Option<SpawnHandle>,
+    /// What its smart plug said, for machines behind one.
+    plug: plug::PlugState,
     deps: MachineDeps,
 }
 
@@ -192,6 +196,7 @@ impl MachineActor {
             rpc_id: 0,
             holds: Holds::default(),
             hold_timer: None,
+            plug: plug::PlugState::default(),
             deps,
         }
     }
@@ -346,7 +351,8 @@ impl MachineActor {
             ctx.cancel_future(timer);
         }
         let now = Utc::now();
-        let ended = EndedSession::close(current.clone(), now, self.identity.hourly_rate, ended_by, reason);
+        let ended = EndedSession::close(current.clone(), now, self.identity.hourly_rate, ended_by, reason)
+            .with_busy(self.live.busy.total(now));
         let transition = self.live.apply(&Input::SessionEnded, now);
         self.persist_with(transition, Some(ended.clone()), None, ctx);
         self.command(MachineCommand::Lock { session_id: current.id });
@@ -524,6 +530,7 @@ impl Supervised for MachineActor {
         // The context's timers are gone with the old run; `started` arms them again.
         self.session_timers.clear();
         self.hold_timer = None;
+        self.plug.timer = None;
         if self.retired {
             return;
         }

@@ -70,6 +70,10 @@ impl AdminStatus {
     }
 }
 
+/// The longest hold of a plug's power sensing: beyond an hour, "running" would lag too far
+/// behind the machine to be of use.
+pub const MAX_RUNNING_AFTER_S: u32 = 3600;
+
 /// How a machine talks to us. Stored with the equipment; its secret fields (named from
 /// [`super::secrets::SECRET_FIELDS`]) are sealed at rest and never leave through the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
@@ -83,18 +87,30 @@ pub enum Connection {
         topic: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         running_above_w: Option<f64>,
+        /// Seconds the power must stay above (or below) `running_above_w` before the machine
+        /// counts as running (or no longer) [default: 5].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running_after_s: Option<u32>,
     },
     /// A Shelly Gen1 plug: `shellies/{device_id}/relay/0/...`.
     ShellyGen1 {
         device_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         running_above_w: Option<f64>,
+        /// Seconds the power must stay above (or below) `running_above_w` before the machine
+        /// counts as running (or no longer) [default: 5].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running_after_s: Option<u32>,
     },
     /// A Shelly Gen2 plug, spoken to by RPC over MQTT.
     ShellyGen2 {
         device_id: String,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         running_above_w: Option<f64>,
+        /// Seconds the power must stay above (or below) `running_above_w` before the machine
+        /// counts as running (or no longer) [default: 5].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        running_after_s: Option<u32>,
     },
     /// A Bambu Lab printer in LAN mode (`device/{serial}/report`).
     Bambu {
@@ -201,6 +217,12 @@ impl Connection {
             }
             _ => Ok(()),
         };
+        let hold = |s: &Option<u32>| match s {
+            Some(s) if *s > MAX_RUNNING_AFTER_S => {
+                Err(format!("connection.running_after_s must be at most {MAX_RUNNING_AFTER_S}"))
+            }
+            _ => Ok(()),
+        };
         // Clients send secrets in clear; the sealed form is ours alone.
         let mut copy = self.clone();
         if let Some((name, _)) = copy.secrets_mut().into_iter().find(|(_, v)| v.as_ref().is_some_and(|v| !v.is_clear()))
@@ -209,13 +231,16 @@ impl Connection {
         }
         match self {
             Self::Mqtt => Ok(()),
-            Self::Tasmota { topic, running_above_w } => {
+            Self::Tasmota { topic, running_above_w, running_after_s } => {
                 non_empty("topic", topic)?;
-                threshold(running_above_w)
+                threshold(running_above_w)?;
+                hold(running_after_s)
             }
-            Self::ShellyGen1 { device_id, running_above_w } | Self::ShellyGen2 { device_id, running_above_w } => {
+            Self::ShellyGen1 { device_id, running_above_w, running_after_s }
+            | Self::ShellyGen2 { device_id, running_above_w, running_after_s } => {
                 non_empty("device_id", device_id)?;
-                threshold(running_above_w)
+                threshold(running_above_w)?;
+                hold(running_after_s)
             }
             Self::Bambu { serial, .. } => non_empty("serial", serial),
             // The URL parser drops tabs and line feeds silently: refuse them before it does.
@@ -241,9 +266,11 @@ mod tests {
 
     #[test]
     fn connection_names_and_urls_refuse_control_characters() {
-        let tasmota = Connection::Tasmota { topic: "laser1\nstat".into(), running_above_w: None };
+        let tasmota =
+            Connection::Tasmota { topic: "laser1\nstat".into(), running_above_w: None, running_after_s: None };
         assert!(tasmota.validate().is_err());
-        let shelly = Connection::ShellyGen1 { device_id: "plug\u{1b}[2J".into(), running_above_w: None };
+        let shelly =
+            Connection::ShellyGen1 { device_id: "plug\u{1b}[2J".into(), running_above_w: None, running_after_s: None };
         assert!(shelly.validate().is_err());
         // The URL parser would drop the tab and accept the rest.
         let octoprint = Connection::Octoprint { url: "http://printer\t.local:5000".into(), api_key: None };
@@ -258,7 +285,10 @@ mod tests {
     fn connection_kinds_parse_from_the_documented_json() {
         let c: Connection = serde_json::from_str(r#"{"kind":"tasmota","topic":"laser1","running_above_w":50}"#)
             .expect("valid tasmota connection");
-        assert_eq!(c, Connection::Tasmota { topic: "laser1".into(), running_above_w: Some(50.0) });
+        assert_eq!(
+            c,
+            Connection::Tasmota { topic: "laser1".into(), running_above_w: Some(50.0), running_after_s: None }
+        );
         let c: Connection = serde_json::from_str(r#"{"kind":"mqtt"}"#).expect("valid mqtt connection");
         assert_eq!(c, Connection::Mqtt);
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"zigbee"}"#).is_err());
@@ -269,9 +299,9 @@ mod tests {
     fn every_kind() -> Vec<Connection> {
         vec![
             Connection::Mqtt,
-            Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0) },
-            Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0) },
-            Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0) },
+            Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
+            Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
+            Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
             Connection::Bambu { serial: "01S".into(), access_code: Some("SECRET-access_code".into()) },
             Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET-api_key".into()) },
         ]
@@ -339,10 +369,17 @@ mod tests {
 
     #[test]
     fn validation_rejects_wildcards_and_bad_urls() {
-        assert!(Connection::Tasmota { topic: "a/#".into(), running_above_w: None }.validate().is_err());
+        assert!(Connection::Tasmota { topic: "a/#".into(), running_above_w: None, running_after_s: None }
+            .validate()
+            .is_err());
         assert!(Connection::Octoprint { url: "ftp://x".into(), api_key: None }.validate().is_err());
         assert!(Connection::Octoprint { url: "http://x:5000".into(), api_key: None }.validate().is_ok());
-        assert!(Connection::ShellyGen1 { device_id: "s".into(), running_above_w: Some(-1.0) }.validate().is_err());
+        assert!(Connection::ShellyGen1 { device_id: "s".into(), running_above_w: Some(-1.0), running_after_s: None }
+            .validate()
+            .is_err());
+        let slow =
+            Connection::ShellyGen2 { device_id: "s".into(), running_above_w: Some(5.0), running_after_s: Some(3601) };
+        assert!(slow.validate().is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::busy::BusyClock;
+
 /// The states a machine can be in, as the dashboard shows them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema, Default)]
 #[serde(rename_all = "snake_case")]
@@ -192,6 +194,11 @@ pub enum Input {
     Reservation(Option<ReservationHold>),
     /// A job lifecycle event the machine reported.
     Job(super::jobs::JobEvent),
+    /// A plug's power draw, held past its threshold (see [`super::busy::PowerHold`]), says
+    /// the machine runs or no longer does. Not hearing from the machine: a timer decides it.
+    PowerSensed {
+        running: bool,
+    },
 }
 
 /// The live state of one machine, as its actor owns it.
@@ -219,6 +226,10 @@ pub struct LiveState {
     /// reservation book when makrcave starts.
     #[serde(skip)]
     pub reservation: Option<ReservationHold>,
+    /// Time spent `running` since the session in progress started (its usage record's
+    /// `busy_minutes`).
+    #[serde(default)]
+    pub busy: BusyClock,
 }
 
 /// A change of effective state, worth persisting and showing.
@@ -244,6 +255,7 @@ impl LiveState {
             reported_at: None,
             session: None,
             reservation: None,
+            busy: BusyClock::default(),
         };
         live.state = live.effective_state();
         live
@@ -333,12 +345,22 @@ impl LiveState {
                 self.reported = MachineState::Idle;
             }
             Input::Maintenance(on) => self.maintenance = *on,
-            Input::SessionStarted(session) => self.session = Some(session.clone()),
+            Input::SessionStarted(session) => {
+                self.session = Some(session.clone());
+                self.busy = BusyClock::starting(self.state == MachineState::Running, now);
+            }
             Input::SessionEnded => self.session = None,
             Input::Reservation(hold) => self.reservation = hold.clone(),
             Input::Job(event) => self.apply_job_event(event, now),
+            // Power says nothing about a pause or an error the machine reported itself.
+            Input::PowerSensed { running } => match (self.reported, running) {
+                (MachineState::Idle, true) => self.reported = MachineState::Running,
+                (MachineState::Running, false) => self.reported = MachineState::Idle,
+                _ => {}
+            },
         }
         let next = self.effective_state();
+        self.busy.observe(next == MachineState::Running, now);
         if next == self.state {
             return None;
         }
@@ -448,6 +470,31 @@ mod tests {
         assert_eq!(live.state, MachineState::Offline);
     }
 
+    #[test]
+    fn sensed_power_runs_an_idle_machine_and_a_session_counts_its_busy_time() {
+        let t0 = now();
+        let at = |s: i64| t0 + chrono::Duration::seconds(s);
+        let mut live = LiveState::new(false, t0);
+        live.apply(&Input::Availability { online: true }, at(0));
+        let session = Session { id: "s".into(), user_id: "u".into(), member_id: None, started_at: at(0), until: None };
+        live.apply(&Input::SessionStarted(session), at(0));
+        assert_eq!(live.state, MachineState::InUse);
+        live.apply(&Input::PowerSensed { running: true }, at(60));
+        assert_eq!(live.state, MachineState::Running);
+        let t = live.apply(&Input::PowerSensed { running: false }, at(180));
+        assert_eq!(t, Some(Transition { from: MachineState::Running, to: MachineState::InUse }));
+        assert_eq!(live.busy.total(at(300)), chrono::Duration::seconds(120));
+        // A pause the machine reported is not undone by its power.
+        live.apply(&telemetry(Some(MachineState::Paused)), at(400));
+        live.apply(&Input::PowerSensed { running: true }, at(401));
+        assert_eq!(live.state, MachineState::Paused);
+        // The next session counts from its own start.
+        live.apply(&Input::SessionEnded, at(500));
+        let next = Session { id: "s2".into(), user_id: "u".into(), member_id: None, started_at: at(600), until: None };
+        live.apply(&Input::SessionStarted(next), at(600));
+        assert_eq!(live.busy.total(at(700)), chrono::Duration::zero());
+    }
+
     fn hold(kind: HoldKind) -> ReservationHold {
         ReservationHold { id: "r".into(), user_id: "u".into(), kind, start: now(), end: now() }
     }
@@ -504,6 +551,7 @@ mod tests {
                 until: None
             })),
             Just(Input::SessionEnded),
+            any::<bool>().prop_map(|running| Input::PowerSensed { running }),
             proptest::option::of(prop_oneof![Just(HoldKind::Booking), Just(HoldKind::Maintenance)])
                 .prop_map(|k| Input::Reservation(k.map(hold))),
         ]

@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod booking;
+pub mod busy;
 pub mod cards;
 pub mod devices;
 pub mod equipment;
@@ -13,6 +14,7 @@ pub mod jobs;
 pub mod machine;
 pub mod members;
 pub mod mqtt_access;
+pub mod plug;
 pub mod secrets;
 pub mod skills;
 pub mod validate;

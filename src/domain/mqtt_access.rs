@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn plugs_keep_to_their_own_prefix() {
-        let tasmota = Connection::Tasmota { topic: "laser1".into(), running_above_w: None };
+        let tasmota = Connection::Tasmota { topic: "laser1".into(), running_above_w: None, running_after_s: None };
         let rules = TopicRules::for_machine("s", "e", &tasmota).expect("tasmota");
         assert!(rules.may_publish("tele/laser1/SENSOR"));
         assert!(rules.may_publish("stat/laser1/POWER"));
@@ -249,14 +249,15 @@ mod tests {
         assert!(rules.may_subscribe("cmnd/laser1/#"));
         assert!(!rules.may_subscribe("cmnd/tasmotas/#"));
 
-        let gen1 = Connection::ShellyGen1 { device_id: "shellyplug-s-1".into(), running_above_w: None };
+        let gen1 =
+            Connection::ShellyGen1 { device_id: "shellyplug-s-1".into(), running_above_w: None, running_after_s: None };
         let rules = TopicRules::for_machine("s", "e", &gen1).expect("shelly gen1");
         assert!(rules.may_publish("shellies/shellyplug-s-1/relay/0/power"));
         assert!(!rules.may_publish("shellies/shellyplug-s-2/relay/0/power"));
         assert!(rules.may_subscribe("shellies/shellyplug-s-1/relay/0/command"));
         assert!(!rules.may_subscribe("shellies/shellyplug-s-1/#"));
 
-        let gen2 = Connection::ShellyGen2 { device_id: "plus-1".into(), running_above_w: None };
+        let gen2 = Connection::ShellyGen2 { device_id: "plus-1".into(), running_above_w: None, running_after_s: None };
         let rules = TopicRules::for_machine("s", "e", &gen2).expect("shelly gen2");
         assert!(rules.may_publish("plus-1/status/switch:0"));
         assert!(!rules.may_publish("plus-2/status/switch:0"));

@@ -134,7 +134,7 @@ mod tests {
         let start = MachineCommand::Job(JobCommand::Start { file: "benchy.gcode".into() });
         let out = encode("space", "eq-1", &Connection::Mqtt, &start, 1);
         assert_eq!(text(&out[0]).1, r#"{"action":"start","file":"benchy.gcode"}"#);
-        let plug = Connection::Tasmota { topic: "laser1".into(), running_above_w: None };
+        let plug = Connection::Tasmota { topic: "laser1".into(), running_above_w: None, running_after_s: None };
         assert!(!supports(&plug, &pause));
         assert!(encode("space", "eq-1", &plug, &pause, 1).is_empty(), "a plug is never switched off by a pause");
         assert!(supports(&plug, &lock()));
@@ -154,16 +154,24 @@ mod tests {
 
     #[test]
     fn plugs_get_their_native_power_commands() {
-        let tasmota = Connection::Tasmota { topic: "laser1".into(), running_above_w: None };
+        let tasmota = Connection::Tasmota { topic: "laser1".into(), running_above_w: None, running_after_s: None };
         assert_eq!(text(&encode("s", "e", &tasmota, &unlock(), 1)[0]), ("cmnd/laser1/POWER", "ON".into()));
         assert_eq!(text(&encode("s", "e", &tasmota, &lock(), 1)[0]), ("cmnd/laser1/POWER", "OFF".into()));
-        let gen1 = Connection::ShellyGen1 { device_id: "shellyplug-s-AABBCC".into(), running_above_w: None };
+        let gen1 = Connection::ShellyGen1 {
+            device_id: "shellyplug-s-AABBCC".into(),
+            running_above_w: None,
+            running_after_s: None,
+        };
         assert_eq!(
             text(&encode("s", "e", &gen1, &unlock(), 1)[0]),
             ("shellies/shellyplug-s-AABBCC/relay/0/command", "on".into())
         );
         assert_eq!(text(&encode("s", "e", &gen1, &lock(), 1)[0]).1, "off");
-        let gen2 = Connection::ShellyGen2 { device_id: "shellyplusplugs-aabbcc".into(), running_above_w: None };
+        let gen2 = Connection::ShellyGen2 {
+            device_id: "shellyplusplugs-aabbcc".into(),
+            running_above_w: None,
+            running_after_s: None,
+        };
         let out = encode("s", "e", &gen2, &unlock(), 7);
         let (topic, payload) = text(&out[0]);
         assert_eq!(topic, "shellyplusplugs-aabbcc/rpc");

@@ -3,6 +3,8 @@
 //!
 //! - [`generic`]: the `makrcave/{space}/{machine}/...` topics of makrcave-bridge and firmware.
 //! - [`mqtt`]: the MQTT link (connect, subscribe, route to actors, reconnect).
+//! - [`plugs`]: Tasmota and Shelly plugs in their own topics; [`plug_routes`]: which plug is
+//!   whose, and the subscriptions that follow.
 //! - [`broker`]: the embedded broker used when no external one is configured.
 //! - [`bambu`]: Bambu Lab printers in LAN mode (their reports and requests; the client that
 //!   connects to each printer's own broker comes next).
@@ -12,3 +14,5 @@ pub mod broker;
 pub mod commands;
 pub mod generic;
 pub mod mqtt;
+pub mod plug_routes;
+pub mod plugs;

@@ -18,6 +18,8 @@ use crate::metrics::{MQTT_CONNECTED, MQTT_CONNECTS, MQTT_MESSAGES_DROPPED, MQTT_
 use crate::protocols::broker::MAX_PAYLOAD_BYTES;
 use crate::protocols::commands::OutgoingMessage;
 use crate::protocols::generic::{self, Channel};
+use crate::protocols::plug_routes::PlugRoutes;
+use crate::protocols::plugs;
 
 /// First wait before reconnecting; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -112,6 +114,7 @@ impl CommandPublisher {
 /// fleet needs the publisher before it starts, and the running link needs the fleet.
 pub struct PreparedLink {
     client: AsyncClient,
+    routes: Arc<PlugRoutes>,
     eventloop: rumqttc::EventLoop,
     address: String,
 }
@@ -128,7 +131,8 @@ impl MqttLink {
     pub fn prepare(address: &BrokerAddress) -> PreparedLink {
         let client_id = format!("makrcave-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
         let (client, eventloop) = AsyncClient::new(address.options(&client_id), REQUEST_CAPACITY);
-        PreparedLink { client, eventloop, address: format!("{address:?}") }
+        let routes = Arc::new(PlugRoutes::new(client.clone()));
+        PreparedLink { client, routes, eventloop, address: format!("{address:?}") }
     }
 }
 
@@ -137,10 +141,16 @@ impl PreparedLink {
         CommandPublisher { client: self.client.clone() }
     }
 
+    /// The plugs the link follows (the services tell it of added, changed and removed plug
+    /// machines).
+    pub fn plug_routes(&self) -> Arc<PlugRoutes> {
+        self.routes.clone()
+    }
+
     /// Connects (in the background) and starts routing messages: telemetry and status to the
     /// fleet, events to `events`.
     pub fn start(self, fleet: Arc<Fleet>, events: EventSink, shutdown: CancellationToken) -> MqttLink {
-        let PreparedLink { client, mut eventloop, address } = self;
+        let PreparedLink { client, routes, mut eventloop, address } = self;
         let status = MqttStatus::default();
         let task = {
             let client = client.clone();
@@ -159,17 +169,22 @@ impl PreparedLink {
                             metrics::counter!(MQTT_CONNECTS).increment(1);
                             metrics::gauge!(MQTT_CONNECTED).set(1.0);
                             tracing::info!(broker = %address, "MQTT connected; subscribing");
-                            let topics = [
+                            let mut topics = vec![
                                 rumqttc::SubscribeFilter::new(generic::TELEMETRY_FILTER.into(), QoS::AtMostOnce),
                                 rumqttc::SubscribeFilter::new(generic::STATUS_FILTER.into(), QoS::AtLeastOnce),
                                 rumqttc::SubscribeFilter::new(generic::EVENT_FILTER.into(), QoS::AtLeastOnce),
                             ];
+                            // The session is clean: the plugs' topics are forgotten too.
+                            topics.extend(PlugRoutes::filters(routes.topics()));
                             if let Err(err) = client.try_subscribe_many(topics) {
                                 tracing::error!(error = %escaped(&err), "could not queue MQTT subscriptions");
                             }
                         }
-                        Ok(Event::Incoming(Packet::Publish(publish))) => {
+                        Ok(Event::Incoming(Packet::Publish(publish))) if is_generic(&publish.topic) => {
                             ingest(&fleet, &events, &publish.topic, &publish.payload).await;
+                        }
+                        Ok(Event::Incoming(Packet::Publish(publish))) => {
+                            ingest_plug(&fleet, &routes, &publish.topic, &publish.payload).await;
                         }
                         Ok(_) => {}
                         Err(err) => {
@@ -242,6 +257,41 @@ pub async fn ingest(fleet: &Fleet, events: &EventSink, topic: &str, payload: &[u
         Ok(()) => {}
         Err(err @ DeliveryError::UnknownMachine) => drop_with("unknown_machine", &err),
         Err(err @ DeliveryError::ActorGone) => drop_with("actor_gone", &err),
+    }
+}
+
+/// Whether a topic is one of makrcave's generic ones (else it is a plug's).
+fn is_generic(topic: &str) -> bool {
+    topic.split('/').next() == Some(generic::ROOT)
+}
+
+/// Routes one plug message to the machines behind that plug. A plug makrcave does not know
+/// (any more: messages in flight when a machine is removed) is counted as `unknown_device`.
+pub async fn ingest_plug(fleet: &Fleet, routes: &PlugRoutes, topic: &str, payload: &[u8]) {
+    let drop_with = |reason: &'static str, detail: &dyn std::fmt::Display| {
+        metrics::counter!(MQTT_MESSAGES_DROPPED, "reason" => reason).increment(1);
+        tracing::debug!(topic, reason, detail = %escaped(&detail), "dropped MQTT message");
+    };
+    let Some(device) = plugs::device_of(topic) else {
+        return drop_with("bad_topic", &"not a topic makrcave reads");
+    };
+    let machines = routes.machines(&device);
+    if machines.is_empty() {
+        return drop_with("unknown_device", &format_args!("{device:?}"));
+    }
+    metrics::counter!(MQTT_MESSAGES_IN, "kind" => "plug").increment(1);
+    let reading = match plugs::parse(topic, payload) {
+        Ok(Some(reading)) => reading,
+        // Well formed, but nothing makrcave uses (another command's result, another component).
+        Ok(None) => return,
+        Err(err) => return drop_with(err.reason(), &err),
+    };
+    for machine in machines {
+        match fleet.sense(&machine.makerspace_id, &machine.equipment_id, reading).await {
+            Ok(()) => {}
+            Err(err @ DeliveryError::UnknownMachine) => drop_with("unknown_machine", &err),
+            Err(err @ DeliveryError::ActorGone) => drop_with("actor_gone", &err),
+        }
     }
 }
 

@@ -131,6 +131,7 @@ pub async fn add(svc: &Services, record: &EquipmentRecord) -> Result<Option<Mach
         Err(other) => return Err(other.into()),
     }
     svc.fleet.start(record, None);
+    svc.plug_routes.follow(&record.id, &record.makerspace_id, &record.connection);
     Ok(svc.fleet.view(&record.makerspace_id, &record.id).await.ok())
 }
 
@@ -141,6 +142,7 @@ pub async fn reconfigure(svc: &Services, record: &EquipmentRecord) -> Result<Opt
         return Err(MachineError::NotFound);
     }
     svc.fleet.configure(record);
+    svc.plug_routes.follow(&record.id, &record.makerspace_id, &record.connection);
     // Its device's topics follow the record (a renamed plug topic, another connection kind).
     super::broker_access::machine_changed(svc, &record.id).await;
     Ok(svc.fleet.view(&record.makerspace_id, &record.id).await.ok())
@@ -159,6 +161,7 @@ pub async fn remove(
         return Err(MachineError::NotFound);
     }
     sessions::machines_removed(svc, [equipment_id]);
+    svc.plug_routes.forget(equipment_id);
     super::broker_access::machine_changed(svc, equipment_id).await;
     Ok(())
 }
@@ -174,6 +177,7 @@ pub async fn remove_space(svc: &Services, decision: Decision, space_id: &str) ->
     }
     sessions::machines_removed(svc, machines.iter().map(|m| m.id.as_str()));
     for machine in &machines {
+        svc.plug_routes.forget(&machine.id);
         super::broker_access::machine_changed(svc, &machine.id).await;
     }
     Ok(())

@@ -79,4 +79,7 @@ pub struct Services {
     pub data_key: DataKey,
     /// Each kiosk's count of unknown cards, and its backoff.
     pub kiosk_guards: Arc<kiosk_guard::KioskGuards>,
+    /// The smart plugs the MQTT link follows: told of every added, changed and removed
+    /// machine, so that makrcave subscribes to exactly its plugs' topics.
+    pub plug_routes: Arc<crate::protocols::plug_routes::PlugRoutes>,
 }

@@ -29,6 +29,9 @@ pub struct EndedSession {
     pub session: Session,
     pub ended_at: DateTime<Utc>,
     pub minutes: f64,
+    /// Of `minutes`, the time the machine was `running` (cutting, printing, or drawing more
+    /// than its plug's `running_above_w`).
+    pub busy_minutes: f64,
     pub hourly_rate: Option<f64>,
     pub cost: f64,
     /// Who ended it: a user id, `kiosk`, `system`.
@@ -53,11 +56,19 @@ impl EndedSession {
             session,
             ended_at,
             minutes: (minutes * 100.0).round() / 100.0,
+            busy_minutes: 0.0,
             hourly_rate,
             cost,
             ended_by: ended_by.to_string(),
             end_reason: end_reason.to_string(),
         }
+    }
+
+    /// The same record with the time the machine was running during the session.
+    pub fn with_busy(self, busy: chrono::Duration) -> Self {
+        let busy_minutes = (busy.num_milliseconds().max(0) as f64) / 60_000.0;
+        // Rounded like `minutes`, and never more than them.
+        EndedSession { busy_minutes: ((busy_minutes * 100.0).round() / 100.0).min(self.minutes), ..self }
     }
 }
 
@@ -71,6 +82,8 @@ pub struct UsageRow {
     pub started_at: DateTime<Utc>,
     pub ended_at: DateTime<Utc>,
     pub minutes: f64,
+    /// Unknown (`None`) for sessions stored before makrcave counted it.
+    pub busy_minutes: Option<f64>,
     pub hourly_rate: Option<f64>,
     pub cost: f64,
     pub ended_by: String,
@@ -155,7 +168,7 @@ impl Store {
             if !sessions.is_empty() {
                 QueryBuilder::new(
                     "INSERT INTO usage_sessions (id, makerspace_id, equipment_id, user_id, member_id, started_at,
-                     ended_at, minutes, hourly_rate, cost, ended_by, end_reason) ",
+                     ended_at, minutes, busy_minutes, hourly_rate, cost, ended_by, end_reason) ",
                 )
                 .push_values(&sessions, |mut row, (change, ended)| {
                     row.push_bind(&ended.session.id)
@@ -166,6 +179,7 @@ impl Store {
                         .push_bind(ended.session.started_at)
                         .push_bind(ended.ended_at)
                         .push_bind(ended.minutes)
+                        .push_bind(ended.busy_minutes)
                         .push_bind(ended.hourly_rate)
                         .push_bind(ended.cost)
                         .push_bind(&ended.ended_by)
@@ -219,8 +233,8 @@ impl Store {
     pub async fn usage_sessions(&self, equipment_id: &str) -> Result<Vec<UsageRow>, StoreError> {
         let rows = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT id, equipment_id, user_id, member_id, started_at, ended_at, minutes, hourly_rate, cost, ended_by,
-                 end_reason FROM usage_sessions WHERE equipment_id = $1 ORDER BY started_at, id",
+                "SELECT id, equipment_id, user_id, member_id, started_at, ended_at, minutes, busy_minutes, hourly_rate, cost,
+                 ended_by, end_reason FROM usage_sessions WHERE equipment_id = $1 ORDER BY started_at, id",
             )
             .bind(equipment_id)
             .fetch_all(pool)

@@ -219,6 +219,10 @@ fn refine_schemas(doc: &mut Value) {
             if let Some(slot) = props.get_mut("running_above_w") {
                 *slot = json!({"type": ["number", "null"], "minimum": 0});
             }
+            if let Some(slot) = props.get_mut("running_after_s") {
+                *slot = json!({"type": ["integer", "null"], "minimum": 0,
+                    "maximum": crate::domain::equipment::MAX_RUNNING_AFTER_S});
+            }
             if let Some(slot) = props.get_mut("url") {
                 let host = NOT_BLANK.replace("[^", &format!("[^/?#{REFUSED_IN_LINE}"));
                 let pattern = format!("^https?://{host}[^{REFUSED_IN_LINE}]*$");
