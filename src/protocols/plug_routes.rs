@@ -121,16 +121,17 @@ impl PlugRoutes {
     }
 
     /// Queues the (un)subscriptions without waiting. While the link is down they wait in the
-    /// client's queue; the reconnect subscribes to everything anyway.
+    /// client's queue; the reconnect subscribes to everything anyway. Unsubscriptions go
+    /// first: once a message on a new topic arrives, the old topics are no longer read.
     fn apply(&self, change: Change) {
-        if !change.subscribe.is_empty() {
-            if let Err(err) = self.client.try_subscribe_many(Self::filters(change.subscribe)) {
-                tracing::error!(error = %escaped(&err), "could not queue plug subscriptions; they follow at the next reconnect");
-            }
-        }
         for topic in change.unsubscribe {
             if let Err(err) = self.client.try_unsubscribe(topic.clone()) {
                 tracing::warn!(error = %escaped(&err), topic = ?topic, "could not queue a plug unsubscription");
+            }
+        }
+        if !change.subscribe.is_empty() {
+            if let Err(err) = self.client.try_subscribe_many(Self::filters(change.subscribe)) {
+                tracing::error!(error = %escaped(&err), "could not queue plug subscriptions; they follow at the next reconnect");
             }
         }
     }

@@ -19,6 +19,7 @@ mod mqtt_auth;
 mod mqtt_link;
 mod ops;
 mod pages;
+mod plugs;
 mod reservations;
 mod reserved;
 mod roles;
