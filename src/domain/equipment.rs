@@ -72,7 +72,7 @@ impl AdminStatus {
 
 /// The longest hold of a plug's power sensing: beyond an hour, "running" would lag too far
 /// behind the machine to be of use.
-pub const MAX_RUNNING_AFTER_S: u32 = 3600;
+pub const MAX_RUNNING_AFTER_S: f64 = 3600.0;
 
 /// How a machine talks to us. Stored with the equipment; its secret fields (named from
 /// [`super::secrets::SECRET_FIELDS`]) are sealed at rest and never leave through the API.
@@ -90,7 +90,7 @@ pub enum Connection {
         /// Seconds the power must stay above (or below) `running_above_w` before the machine
         /// counts as running (or no longer) [default: 5].
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        running_after_s: Option<u32>,
+        running_after_s: Option<f64>,
     },
     /// A Shelly Gen1 plug: `shellies/{device_id}/relay/0/...`.
     ShellyGen1 {
@@ -100,7 +100,7 @@ pub enum Connection {
         /// Seconds the power must stay above (or below) `running_above_w` before the machine
         /// counts as running (or no longer) [default: 5].
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        running_after_s: Option<u32>,
+        running_after_s: Option<f64>,
     },
     /// A Shelly Gen2 plug, spoken to by RPC over MQTT.
     ShellyGen2 {
@@ -110,7 +110,7 @@ pub enum Connection {
         /// Seconds the power must stay above (or below) `running_above_w` before the machine
         /// counts as running (or no longer) [default: 5].
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        running_after_s: Option<u32>,
+        running_after_s: Option<f64>,
     },
     /// A Bambu Lab printer in LAN mode (`device/{serial}/report`).
     Bambu {
@@ -217,9 +217,9 @@ impl Connection {
             }
             _ => Ok(()),
         };
-        let hold = |s: &Option<u32>| match s {
-            Some(s) if *s > MAX_RUNNING_AFTER_S => {
-                Err(format!("connection.running_after_s must be at most {MAX_RUNNING_AFTER_S}"))
+        let hold = |s: &Option<f64>| match s {
+            Some(s) if !s.is_finite() || !(0.0..=MAX_RUNNING_AFTER_S).contains(s) => {
+                Err(format!("connection.running_after_s must be between 0 and {MAX_RUNNING_AFTER_S} seconds"))
             }
             _ => Ok(()),
         };
@@ -299,9 +299,9 @@ mod tests {
     fn every_kind() -> Vec<Connection> {
         vec![
             Connection::Mqtt,
-            Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
-            Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
-            Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0), running_after_s: Some(1) },
+            Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
+            Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
+            Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
             Connection::Bambu { serial: "01S".into(), access_code: Some("SECRET-access_code".into()) },
             Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET-api_key".into()) },
         ]
@@ -378,7 +378,7 @@ mod tests {
             .validate()
             .is_err());
         let slow =
-            Connection::ShellyGen2 { device_id: "s".into(), running_above_w: Some(5.0), running_after_s: Some(3601) };
+            Connection::ShellyGen2 { device_id: "s".into(), running_above_w: Some(5.0), running_after_s: Some(3601.0) };
         assert!(slow.validate().is_err());
     }
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::busy::DEFAULT_RUNNING_AFTER;
-use super::equipment::Connection;
+use super::equipment::{Connection, MAX_RUNNING_AFTER_S};
 
 /// One report of a plug.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -36,7 +36,10 @@ impl PowerSensing {
         };
         Some(PowerSensing {
             running_above_w: above?,
-            running_after: after.map_or(DEFAULT_RUNNING_AFTER, |s| Duration::from_secs(u64::from(s))),
+            // Validated when stored (0 to an hour); a value from before is clamped, not a panic.
+            running_after: after.map_or(DEFAULT_RUNNING_AFTER, |s| {
+                Duration::try_from_secs_f64(s.clamp(0.0, MAX_RUNNING_AFTER_S)).unwrap_or(DEFAULT_RUNNING_AFTER)
+            }),
         })
     }
 
@@ -57,14 +60,14 @@ mod tests {
     fn sensing_needs_a_threshold_and_defaults_its_hold() {
         let plug =
             |above, after| Connection::Tasmota { topic: "t".into(), running_above_w: above, running_after_s: after };
-        assert_eq!(PowerSensing::of(&plug(None, Some(1))), None);
+        assert_eq!(PowerSensing::of(&plug(None, Some(1.0))), None);
         assert_eq!(
             PowerSensing::of(&plug(Some(50.0), None)),
             Some(PowerSensing { running_above_w: 50.0, running_after: DEFAULT_RUNNING_AFTER })
         );
         let gen2 =
-            Connection::ShellyGen2 { device_id: "d".into(), running_above_w: Some(5.0), running_after_s: Some(1) };
-        assert_eq!(PowerSensing::of(&gen2).map(|s| s.running_after), Some(Duration::from_secs(1)));
+            Connection::ShellyGen2 { device_id: "d".into(), running_above_w: Some(5.0), running_after_s: Some(1.5) };
+        assert_eq!(PowerSensing::of(&gen2).map(|s| s.running_after), Some(Duration::from_millis(1500)));
         assert_eq!(PowerSensing::of(&Connection::Mqtt), None);
     }
 

@@ -220,7 +220,7 @@ fn refine_schemas(doc: &mut Value) {
                 *slot = json!({"type": ["number", "null"], "minimum": 0});
             }
             if let Some(slot) = props.get_mut("running_after_s") {
-                *slot = json!({"type": ["integer", "null"], "minimum": 0,
+                *slot = json!({"type": ["number", "null"], "minimum": 0,
                     "maximum": crate::domain::equipment::MAX_RUNNING_AFTER_S});
             }
             if let Some(slot) = props.get_mut("url") {

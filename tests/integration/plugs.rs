@@ -41,10 +41,16 @@ fn time_of(state: &Value, field: &str) -> chrono::DateTime<Utc> {
 #[actix_web::test]
 async fn a_tasmota_plug_makes_its_laser_run_and_counts_the_busy_minutes_of_the_session() {
     let t = spawn().await;
+    for hold in [json!(-1), json!(3601), json!("5")] {
+        let connection = json!({"kind": "tasmota", "topic": "laser1", "running_above_w": 50, "running_after_s": hold});
+        let body = json!({"id": "laser", "name": "Laser", "type": "laser_cutter", "connection": connection});
+        let (status, error) = t.post("/api/v1/makerspaces/s/equipment", &t.super_admin(), body).await;
+        assert_eq!(status, 422, "running_after_s {hold}: {error}");
+    }
     let connection = json!({"kind": "tasmota", "topic": "laser1", "running_above_w": 50, "running_after_s": 1});
     let created =
         t.machine("s", "laser", json!({"type": "laser_cutter", "hourly_rate": 30.0, "connection": connection})).await;
-    assert_eq!(created["connection"]["running_after_s"], 1);
+    assert_eq!(created["connection"]["running_after_s"], 1.0);
     let device = plug(&t, "laser").await;
     // Tasmota's last will is retained: makrcave reads it whenever it subscribed.
     device.publish_retained("tele/laser1/LWT", "Online").await;
