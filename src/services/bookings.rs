@@ -325,7 +325,9 @@ pub async fn book(
     Ok(record)
 }
 
-/// A machine of the space, or not found (also when it belongs to another space).
+/// The machine a request's body names, which must be one of the space's (422 otherwise, also
+/// when it belongs to another space: a body that names nothing usable is invalid input; 404 is
+/// for what the path names).
 pub(super) async fn machine_of(
     svc: &Services,
     space_id: &str,
@@ -333,7 +335,7 @@ pub(super) async fn machine_of(
 ) -> Result<EquipmentRecord, BookingError> {
     match svc.store.get_equipment(equipment_id).await? {
         Some(e) if e.makerspace_id == space_id => Ok(e),
-        _ => Err(BookingError::NotFound("equipment")),
+        _ => Err(Invalid("equipment_id must name a machine of this makerspace".into()).into()),
     }
 }
 

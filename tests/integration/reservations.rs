@@ -142,7 +142,7 @@ async fn touching_bookings_fit_and_overlaps_answer_409_with_the_conflict() {
     let (status, _) = book(&t, &ann, "m1", hour(3), hour(3)).await;
     assert_eq!(status, 422);
     let (status, _) = book(&t, &ann, "nope", hour(5), hour(6)).await;
-    assert_eq!(status, 404);
+    assert_eq!(status, 422, "the body names no machine of the space");
     let (status, _) = t.post(&base(), &ann, json!({"equipment_id": "m1", "start": "soon"})).await;
     assert_eq!(status, 422);
     t.stop().await;
