@@ -186,6 +186,8 @@ mod tests {
     fn printers_without_a_relay_need_no_message() {
         let octo = Connection::Octoprint { url: "http://p:5000".into(), api_key: None, auto_connect: true };
         assert!(encode("s", "e", &octo, &unlock(), 1).is_empty());
+        assert!(supports(&octo, &MachineCommand::Job(JobCommand::Pause)), "its adapter carries job commands");
+        assert!(encode("s", "e", &octo, &MachineCommand::Job(JobCommand::Pause), 1).is_empty(), "not over MQTT");
         assert!(encode("s", "e", &Connection::Bambu { serial: "01S".into(), access_code: None }, &lock(), 1).is_empty());
     }
 }
