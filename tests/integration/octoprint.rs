@@ -112,8 +112,11 @@ async fn a_file_is_sent_and_printed_to_the_end_with_its_job_events_stored() {
     let names: Vec<&str> = stored.iter().map(|e| e.event.as_str()).collect();
     assert_eq!(names, ["job_started", "job_finished"]);
 
-    // A busy printer refuses a second start before OctoPrint is asked; a file that is not
-    // there is refused with the reason.
+    // A full report, asked for, comes back from OctoPrint's REST API.
+    fleet.control("s", "m", JobCommand::Refresh).await.expect("the machine is there").expect("refreshed");
+    // (It may catch OctoPrint still finishing, which shows as running, for a moment.)
+    state_is(&t, "idle").await;
+    // A file that is not there is refused with the reason.
     let missing = t.data_dir.path().join("missing.gcode").to_string_lossy().into_owned();
     let refused = fleet.control("s", "m", JobCommand::Start { file: missing }).await.expect("the machine is there");
     assert!(matches!(refused, Err(makrcave::domain::jobs::JobRefusal::Rejected(_))), "{refused:?}");
