@@ -114,6 +114,20 @@ ensure_test_venv() {
   export MAKRCAVE_TEST_ST="$venv/bin/st"
 }
 
+# A real OctoPrint for the OctoPrint adapter's tests (each test starts its own, with the virtual
+# printer, on a free port). Its own virtualenv: OctoPrint pins its dependencies, which must not
+# meet the test venv's. Made only when missing or of another version.
+OCTOPRINT_VERSION=1.11.8
+ensure_octoprint_venv() {
+  local venv="$PWD/target/octoprint-venv"
+  if [ "$("$venv/bin/python" -c 'import octoprint; print(octoprint.__version__)' 2>/dev/null)" != "$OCTOPRINT_VERSION" ]; then
+    log "creating the OctoPrint virtualenv (OctoPrint $OCTOPRINT_VERSION)"
+    python3 -m venv --clear "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check "OctoPrint==$OCTOPRINT_VERSION"
+  fi
+  export MAKRCAVE_TEST_OCTOPRINT="$venv/bin/octoprint"
+}
+
 # Starts a real makrcave (SQLite and the embedded broker, a fresh data folder under WORK_DIR,
 # free ports), waits until /healthz answers 200, mints a super_admin token, and runs
 # schemathesis against its OpenAPI document: every check, every phase (stateful included),

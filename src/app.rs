@@ -125,7 +125,12 @@ impl Application {
         let link = MqttLink::prepare(&broker);
         let fleet = Arc::new(Fleet::new(
             settings.actor_threads,
-            MachineDeps { hub: hub.clone(), state_writer: state_sender.clone(), commands: link.publisher() },
+            MachineDeps {
+                hub: hub.clone(),
+                state_writer: state_sender.clone(),
+                commands: link.publisher(),
+                data_key: data_key.clone(),
+            },
         ));
 
         let mut background = Vec::new();

@@ -37,6 +37,10 @@ pub const STATE_TRANSITIONS: &str = "makrcave_state_transitions_total";
 pub const STATE_PERSIST_ERRORS: &str = "makrcave_state_persist_errors_total";
 /// Commands to machines that could not even be queued for the broker.
 pub const COMMANDS_DROPPED: &str = "makrcave_commands_dropped_total";
+/// Sessions of the OctoPrint adapter that ended, by `outcome` (unreachable; forbidden: the
+/// API key refused; unusable_key: none configured, or one that cannot be opened): a refused
+/// key must not become a storm of attempts.
+pub const OCTOPRINT_SESSIONS: &str = "makrcave_octoprint_sessions_total";
 /// HTTP request latency in seconds, by `method`, `route` and `status`.
 pub const HTTP_LATENCY: &str = "makrcave_http_request_duration_seconds";
 

@@ -3,6 +3,10 @@
 //!
 //! Actors are spread over a small pool of arbiter threads so that a flood of telemetry uses
 //! every core, and so that a busy machine never shares a queue with the HTTP workers.
+//!
+//! A machine that speaks its own protocol to makrcave (OctoPrint) also gets a client task, its
+//! adapter, on its actor's arbiter: started with the actor, started anew when its connection
+//! is edited, stopped with it.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -10,16 +14,19 @@ use std::sync::Mutex;
 use actix::prelude::*;
 use chrono::Utc;
 use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
 
 use crate::actors::machine::plug::Sense;
 use crate::actors::machine::{
     Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
-    MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve,
+    MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve, UseAdapter,
 };
-use crate::domain::equipment::AdminStatus;
+use crate::domain::equipment::{AdminStatus, Connection};
 use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
 use crate::domain::plug::PlugReading;
+use crate::protocols::adapter::{self, AdapterSender};
+use crate::protocols::octoprint;
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::EndedSession;
 
@@ -37,6 +44,20 @@ pub enum DeliveryError {
 struct MachineHandle {
     addr: Addr<MachineActor>,
     makerspace_id: String,
+    /// The arbiter the actor (and its adapter) run on.
+    arbiter: ArbiterHandle,
+    /// The connection its adapter was started for: an edit that changes it restarts it.
+    connection: Connection,
+    /// Stops the machine's adapter, if it has one.
+    adapter: Option<CancellationToken>,
+}
+
+impl MachineHandle {
+    fn stop_adapter(&self) {
+        if let Some(cancel) = &self.adapter {
+            cancel.cancel();
+        }
+    }
 }
 
 pub struct Fleet {
@@ -71,28 +92,83 @@ impl Fleet {
             let i = self.next_arbiter.fetch_add(1, Ordering::Relaxed) % arbiters.len();
             arbiters[i].handle()
         };
-        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| MachineActor::new(identity, live, deps));
-        let handle = MachineHandle { addr, makerspace_id: record.makerspace_id.clone() };
+        let (commands, adapter_commands) = match record.connection {
+            Connection::Octoprint { .. } => {
+                let (tx, rx) = adapter::channel();
+                (Some(tx), Some(rx))
+            }
+            _ => (None, None),
+        };
+        let addr = Supervisor::start_in_arbiter(&arbiter, move |_| {
+            MachineActor::new(identity, live, deps).with_adapter(commands)
+        });
+        let adapter = adapter_commands.and_then(|rx| self.start_adapter(&arbiter, record, &addr, rx));
+        let handle = MachineHandle {
+            addr,
+            makerspace_id: record.makerspace_id.clone(),
+            arbiter,
+            connection: record.connection.clone(),
+            adapter,
+        };
         if let Some(previous) = self.machines.insert(record.id.clone(), handle) {
+            previous.stop_adapter();
             previous.addr.do_send(Retire { announce: false });
         } else {
             metrics::gauge!(crate::metrics::MACHINES).increment(1.0);
         }
     }
 
-    /// Tells a machine's actor that its record changed.
+    /// Starts the client task that follows a machine in its own protocol, on its actor's
+    /// arbiter; `None` when its connection has none.
+    fn start_adapter(
+        &self,
+        arbiter: &ArbiterHandle,
+        record: &EquipmentRecord,
+        addr: &Addr<MachineActor>,
+        commands: adapter::AdapterReceiver,
+    ) -> Option<CancellationToken> {
+        let cancel = CancellationToken::new();
+        let task = octoprint::follow(
+            &record.id,
+            &record.connection,
+            &self.deps.data_key,
+            addr.clone().recipient(),
+            commands,
+            cancel.clone(),
+        )?;
+        arbiter.spawn(task);
+        Some(cancel)
+    }
+
+    /// Tells a machine's actor that its record changed; an edited connection restarts the
+    /// machine's adapter (a new URL or key, `auto_connect`, another kind).
     pub fn configure(&self, record: &EquipmentRecord) {
-        if let Some(handle) = self.machines.get(&record.id) {
+        if let Some(mut handle) = self.machines.get_mut(&record.id) {
+            if handle.connection != record.connection {
+                handle.stop_adapter();
+                let (sender, adapter) = match record.connection {
+                    Connection::Octoprint { .. } => {
+                        let (tx, rx) = adapter::channel();
+                        let adapter = self.start_adapter(&handle.arbiter, record, &handle.addr, rx);
+                        (Some::<AdapterSender>(tx), adapter)
+                    }
+                    _ => (None, None),
+                };
+                handle.addr.do_send(UseAdapter(sender));
+                handle.adapter = adapter;
+                handle.connection = record.connection.clone();
+            }
             // Configuration is rare and must not be lost: `do_send` ignores the mailbox bound
             // only for this one message.
             handle.addr.do_send(Configure(record.clone()));
         }
     }
 
-    /// Stops a deleted machine's actor for good.
+    /// Stops a deleted machine's actor (and adapter) for good.
     pub fn stop(&self, equipment_id: &str) {
         if let Some((_, handle)) = self.machines.remove(equipment_id) {
             metrics::gauge!(crate::metrics::MACHINES).decrement(1.0);
+            handle.stop_adapter();
             handle.addr.do_send(Retire { announce: true });
         }
     }
@@ -217,6 +293,7 @@ impl Fleet {
     /// Stops every actor and its threads (graceful shutdown).
     pub fn shutdown(&self) {
         for entry in self.machines.iter() {
+            entry.stop_adapter();
             entry.addr.do_send(Retire { announce: false });
         }
         self.machines.clear();

@@ -31,6 +31,8 @@ use crate::domain::jobs::{self, JobCommand, JobEvent, JobRefusal};
 use crate::domain::machine::{
     Input, JobProgress, LiveState, MachineState, ReservationHold, Session, Temperatures, Transition,
 };
+use crate::domain::secrets::DataKey;
+use crate::protocols::adapter::{AdapterCommand, AdapterSender};
 use crate::protocols::commands::{encode, supports, MachineCommand};
 use crate::protocols::mqtt::CommandPublisher;
 use crate::store::equipment::EquipmentRecord;
@@ -97,6 +99,9 @@ pub struct MachineView {
     pub last_heard: Option<DateTime<Utc>>,
     /// The machine's own timestamp of its last report (`ts`).
     pub reported_at: Option<DateTime<Utc>>,
+    /// Why the machine is in error, when it says (a failed job, OctoPrint refusing the API key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     pub heartbeat_timeout_s: u64,
     /// The member session in progress (who has the machine unlocked, until when).
     pub session: Option<Session>,
@@ -121,6 +126,7 @@ impl MachineView {
             power_w: live.power_w,
             last_heard: live.last_heard,
             reported_at: live.reported_at,
+            error: live.error.clone(),
             heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
             session: live.session.clone(),
             reservation: live.reservation.clone(),
@@ -149,6 +155,9 @@ pub struct MachineDeps {
     pub state_writer: StateSender,
     /// Where commands to machines go (the MQTT link).
     pub commands: CommandPublisher,
+    /// Opens the secrets of machines' connections (an OctoPrint's API key) for the adapters
+    /// the fleet starts.
+    pub data_key: DataKey,
 }
 
 pub struct MachineActor {
@@ -178,6 +187,9 @@ pub struct MachineActor {
     hold_timer: Option<SpawnHandle>,
     /// What its smart plug said, for machines behind one.
     plug: plug::PlugState,
+    /// The client task that follows the machine in its own protocol (OctoPrint), when it has
+    /// one: job commands go there, and it tells reachability itself (no heartbeat here).
+    adapter: Option<AdapterSender>,
     deps: MachineDeps,
 }
 
@@ -197,8 +209,15 @@ impl MachineActor {
             holds: Holds::default(),
             hold_timer: None,
             plug: plug::PlugState::default(),
+            adapter: None,
             deps,
         }
+    }
+
+    /// The actor of a machine followed by an adapter (see [`MachineActor::adapter`]).
+    pub fn with_adapter(mut self, adapter: Option<AdapterSender>) -> Self {
+        self.adapter = adapter;
+        self
     }
 
     fn view(&self) -> MachineView {
@@ -416,8 +435,9 @@ impl MachineActor {
     }
 
     /// A job command: refused with a reason unless the machine's protocol can carry it out
-    /// and the machine is in a state to take it; then sent in the machine's own format.
-    fn control(&mut self, command: JobCommand) -> Result<(), JobRefusal> {
+    /// and the machine is in a state to take it; then sent in the machine's own format, or
+    /// handed to the machine's adapter, whose answer comes back through the receiver.
+    fn control(&mut self, command: JobCommand) -> Result<Option<AdapterAnswer>, JobRefusal> {
         if self.retired {
             return Err(JobRefusal::Offline);
         }
@@ -425,8 +445,18 @@ impl MachineActor {
             return Err(JobRefusal::Unsupported(command.action()));
         }
         jobs::check(&command, self.live.state)?;
-        self.command(MachineCommand::Job(command));
-        Ok(())
+        let Some(adapter) = &self.adapter else {
+            self.command(MachineCommand::Job(command));
+            return Ok(None);
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        match adapter.try_send(AdapterCommand { command, reply }) {
+            Ok(()) => Ok(Some(answer)),
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                Err(JobRefusal::Rejected("earlier commands to this machine are still waiting for an answer".into()))
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => Err(JobRefusal::Offline),
+        }
     }
 
     fn publish(&self) {
@@ -479,7 +509,9 @@ impl MachineActor {
     /// (the machine spoke since), it re-arms for the remainder instead of being reset on
     /// every message.
     fn arm_heartbeat(&mut self, ctx: &mut Context<Self>) {
-        if self.heartbeat_armed {
+        // An adapter tells when the machine is unreachable, and delivers only changes: the
+        // silence of an idle printer is not an outage.
+        if self.heartbeat_armed || self.adapter.is_some() {
             return;
         }
         self.heartbeat_armed = true;
@@ -487,7 +519,9 @@ impl MachineActor {
         ctx.run_later(due, |act, ctx| {
             act.heartbeat_armed = false;
             act.guarded(ctx, |act, ctx| {
-                if act.live.online && act.last_heard_at.elapsed() >= act.identity.heartbeat_timeout {
+                if act.adapter.is_some() {
+                    // An adapter took over while this check was pending.
+                } else if act.live.online && act.last_heard_at.elapsed() >= act.identity.heartbeat_timeout {
                     tracing::info!(equipment_id = ?act.identity.equipment_id, "heartbeat timeout: machine offline");
                     act.apply(&Input::HeartbeatExpired, ctx);
                 } else if act.live.online {
@@ -732,19 +766,46 @@ impl Handler<Unlock> for MachineActor {
     }
 }
 
-/// A job command (pause, resume, cancel, send-and-start, refresh).
+/// Where an adapter's answer to a job command arrives.
+type AdapterAnswer = tokio::sync::oneshot::Receiver<Result<(), JobRefusal>>;
+
+/// A job command (pause, resume, cancel, send-and-start, refresh). Answered once the command
+/// is sent (MQTT), or once the machine's adapter has carried it out or been refused
+/// (OctoPrint); the actor takes other messages meanwhile.
 #[derive(Message)]
 #[rtype(result = "Result<(), JobRefusal>")]
 pub struct Control(pub JobCommand);
 
 impl Handler<Control> for MachineActor {
-    type Result = Result<(), JobRefusal>;
+    type Result = ResponseFuture<Result<(), JobRefusal>>;
     fn handle(&mut self, msg: Control, ctx: &mut Context<Self>) -> Self::Result {
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| self.control(msg.0)));
-        outcome.unwrap_or_else(|_| {
+        let outcome = outcome.unwrap_or_else(|_| {
             ctx.stop();
             Err(JobRefusal::Offline)
+        });
+        Box::pin(async move {
+            match outcome? {
+                // An adapter that stops before answering is as good as offline.
+                Some(answer) => answer.await.unwrap_or(Err(JobRefusal::Offline)),
+                None => Ok(()),
+            }
         })
+    }
+}
+
+/// The machine's adapter changed (its connection was edited): `None` when it has none now.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UseAdapter(pub Option<AdapterSender>);
+
+impl Handler<UseAdapter> for MachineActor {
+    type Result = ();
+    fn handle(&mut self, msg: UseAdapter, ctx: &mut Context<Self>) {
+        self.adapter = msg.0;
+        if self.live.online && !self.retired {
+            self.arm_heartbeat(ctx);
+        }
     }
 }
 

@@ -127,7 +127,15 @@ pub enum Connection {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<String>)]
         api_key: Option<SecretValue>,
+        /// Connect OctoPrint to its printer (with OctoPrint's own saved port and baud rate)
+        /// when OctoPrint is up and its printer is not connected.
+        #[serde(default = "default_true")]
+        auto_connect: bool,
     },
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Connection {
@@ -273,11 +281,13 @@ mod tests {
             Connection::ShellyGen1 { device_id: "plug\u{1b}[2J".into(), running_above_w: None, running_after_s: None };
         assert!(shelly.validate().is_err());
         // The URL parser would drop the tab and accept the rest.
-        let octoprint = Connection::Octoprint { url: "http://printer\t.local:5000".into(), api_key: None };
+        let octoprint =
+            Connection::Octoprint { url: "http://printer\t.local:5000".into(), api_key: None, auto_connect: true };
         assert!(octoprint.validate().is_err());
-        let octoprint = Connection::Octoprint { url: "https://ľĵgÁ".into(), api_key: None };
+        let octoprint = Connection::Octoprint { url: "https://ľĵgÁ".into(), api_key: None, auto_connect: true };
         assert!(octoprint.validate().is_err(), "a URI is ASCII");
-        let octoprint = Connection::Octoprint { url: "http://printer.local:5000".into(), api_key: None };
+        let octoprint =
+            Connection::Octoprint { url: "http://printer.local:5000".into(), api_key: None, auto_connect: true };
         assert!(octoprint.validate().is_ok());
     }
 
@@ -303,7 +313,11 @@ mod tests {
             Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
             Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
             Connection::Bambu { serial: "01S".into(), access_code: Some("SECRET-access_code".into()) },
-            Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET-api_key".into()) },
+            Connection::Octoprint {
+                url: "http://p1:5000".into(),
+                api_key: Some("SECRET-api_key".into()),
+                auto_connect: true,
+            },
         ]
     }
 
@@ -313,7 +327,8 @@ mod tests {
             let shown = serde_json::to_string(&c.redacted()).expect("serializes");
             assert!(!shown.contains("SECRET"), "{shown}");
         }
-        let c = Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET".into()) };
+        let c =
+            Connection::Octoprint { url: "http://p1:5000".into(), api_key: Some("SECRET".into()), auto_connect: true };
         assert_eq!(serde_json::to_value(c.redacted()).expect("serializes")["api_key"], MASK);
     }
 
@@ -343,7 +358,8 @@ mod tests {
     #[test]
     fn a_secret_is_read_with_the_key_that_sealed_it() {
         let key = DataKey::derive("test data key 0123456789");
-        let c = Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-123".into()) };
+        let c =
+            Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-123".into()), auto_connect: true };
         // A value stored before sealing reads as it is.
         assert_eq!(c.secret(&key, API_KEY), Ok(Some("K-123".into())));
         let sealed = c.sealed(&key);
@@ -357,11 +373,15 @@ mod tests {
     #[test]
     fn a_masked_secret_sent_back_keeps_the_stored_one() {
         let key = DataKey::derive("test data key 0123456789");
-        let old = Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-1".into()) }.sealed(&key);
-        let sent = Connection::Octoprint { url: "http://q:5000".into(), api_key: Some(MASK.into()) };
+        let old =
+            Connection::Octoprint { url: "http://p:5000".into(), api_key: Some("K-1".into()), auto_connect: true }
+                .sealed(&key);
+        let sent =
+            Connection::Octoprint { url: "http://q:5000".into(), api_key: Some(MASK.into()), auto_connect: true };
         let kept = sent.keep_masked(&old);
         assert_eq!(kept.secret(&key, API_KEY), Ok(Some("K-1".into())));
-        let sent = Connection::Octoprint { url: "http://q:5000".into(), api_key: Some("K-2".into()) };
+        let sent =
+            Connection::Octoprint { url: "http://q:5000".into(), api_key: Some("K-2".into()), auto_connect: true };
         assert_eq!(sent.keep_masked(&old).secret(&key, API_KEY), Ok(Some("K-2".into())));
         // A client cannot hand in a sealed value of its own.
         assert!(old.validate().is_err());
@@ -372,8 +392,10 @@ mod tests {
         assert!(Connection::Tasmota { topic: "a/#".into(), running_above_w: None, running_after_s: None }
             .validate()
             .is_err());
-        assert!(Connection::Octoprint { url: "ftp://x".into(), api_key: None }.validate().is_err());
-        assert!(Connection::Octoprint { url: "http://x:5000".into(), api_key: None }.validate().is_ok());
+        assert!(Connection::Octoprint { url: "ftp://x".into(), api_key: None, auto_connect: true }.validate().is_err());
+        assert!(Connection::Octoprint { url: "http://x:5000".into(), api_key: None, auto_connect: true }
+            .validate()
+            .is_ok());
         assert!(Connection::ShellyGen1 { device_id: "s".into(), running_above_w: Some(-1.0), running_after_s: None }
             .validate()
             .is_err());

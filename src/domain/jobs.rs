@@ -38,7 +38,7 @@ impl JobCommand {
 }
 
 /// Why a machine does not take a job command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JobRefusal {
     #[error("this machine's connection cannot {0}")]
     Unsupported(&'static str),
@@ -52,6 +52,9 @@ pub enum JobRefusal {
     NotPaused,
     #[error("the machine is busy with a job")]
     Busy,
+    /// The machine (or its controller, e.g. OctoPrint) answered and refused, saying why.
+    #[error("the machine refused: {0}")]
+    Rejected(String),
 }
 
 impl JobRefusal {
@@ -64,6 +67,7 @@ impl JobRefusal {
             Self::NotRunning => "not_running",
             Self::NotPaused => "not_paused",
             Self::Busy => "machine_busy",
+            Self::Rejected(_) => "machine_refused",
         }
     }
 }

@@ -171,6 +171,8 @@ pub struct TelemetryUpdate {
     pub power_w: Option<f64>,
     /// The machine's own clock, when it sent one.
     pub reported_at: Option<DateTime<Utc>>,
+    /// Why the machine is in error, when it reports `error` (or `offline`) and says why.
+    pub error: Option<String>,
 }
 
 /// Everything that can change a machine's live state.
@@ -219,6 +221,9 @@ pub struct LiveState {
     pub last_heard: Option<DateTime<Utc>>,
     /// The machine's own timestamp of its last report.
     pub reported_at: Option<DateTime<Utc>>,
+    /// Why the machine is in error (a failed job's reason, a refused API key), while it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// The member session in progress, if any.
     #[serde(default)]
     pub session: Option<Session>,
@@ -253,6 +258,7 @@ impl LiveState {
             power_w: None,
             last_heard: None,
             reported_at: None,
+            error: None,
             session: None,
             reservation: None,
             busy: BusyClock::default(),
@@ -291,6 +297,10 @@ impl LiveState {
         self.online = true;
         if let Some(state) = event.reported_state() {
             self.reported = state;
+            self.error = match event {
+                JobEvent::JobFailed { reason } => Some(reason.clone()),
+                _ => None,
+            };
         }
         match event {
             JobEvent::JobStarted { file } => {
@@ -316,6 +326,10 @@ impl LiveState {
                     Some(state) => self.reported = state,
                     None => {}
                 }
+                // A reported state says whether the machine is in error, and why.
+                if t.state.is_some() {
+                    self.error = (self.reported == MachineState::Error).then(|| t.error.clone()).flatten();
+                }
                 self.online = true;
                 if let Some(job) = &t.job {
                     self.job = job.clone();
@@ -337,12 +351,14 @@ impl LiveState {
                     // We know nothing of what it does while away; it comes back idle unless
                     // it says otherwise.
                     self.reported = MachineState::Idle;
+                    self.error = None;
                 }
                 self.online = *online;
             }
             Input::HeartbeatExpired => {
                 self.online = false;
                 self.reported = MachineState::Idle;
+                self.error = None;
             }
             Input::Maintenance(on) => self.maintenance = *on,
             Input::SessionStarted(session) => {
@@ -409,6 +425,7 @@ mod tests {
                 temps: Some(Temperatures { nozzle: Some(210.0), ..Default::default() }),
                 power_w: Some(120.0),
                 reported_at: None,
+                error: None,
             }),
             now(),
         );
@@ -456,6 +473,26 @@ mod tests {
         assert_eq!(live.state, MachineState::InUse);
         live.apply(&Input::SessionEnded, now());
         assert_eq!(live.state, MachineState::Idle);
+    }
+
+    #[test]
+    fn an_error_carries_its_reason_while_it_lasts() {
+        let mut live = LiveState::new(false, now());
+        let refused = TelemetryUpdate {
+            state: Some(MachineState::Error),
+            error: Some("OctoPrint refused the API key".into()),
+            ..Default::default()
+        };
+        live.apply(&Input::Telemetry(refused), now());
+        assert_eq!((live.state, live.error.as_deref()), (MachineState::Error, Some("OctoPrint refused the API key")));
+        live.apply(&telemetry(None), now());
+        assert!(live.error.is_some(), "a report that does not say its state keeps the reason");
+        live.apply(&telemetry(Some(MachineState::Idle)), now());
+        assert_eq!(live.error, None);
+        live.apply(&Input::Job(crate::domain::jobs::JobEvent::JobFailed { reason: "jam".into() }), now());
+        assert_eq!((live.state, live.error.as_deref()), (MachineState::Error, Some("jam")));
+        live.apply(&Input::Availability { online: false }, now());
+        assert_eq!(live.error, None);
     }
 
     #[test]

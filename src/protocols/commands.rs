@@ -38,17 +38,17 @@ impl MachineCommand {
 /// - The generic topics (makrcave-bridge, firmware) carry every command.
 /// - A smart plug switches power: unlock and lock only.
 /// - OctoPrint and Bambu printers have no relay: unlock and lock are bookkeeping (the
-///   session), which they support; their job commands come with their adapters.
+///   session), which they support. OctoPrint's adapter carries out every job command (over
+///   REST, see `crate::protocols::octoprint`); Bambu's come with its adapter.
 pub fn supports(connection: &Connection, command: &MachineCommand) -> bool {
     match (connection, command) {
         (_, MachineCommand::Unlock { .. } | MachineCommand::Lock { .. }) => true,
-        (Connection::Mqtt, MachineCommand::Job(_)) => true,
+        (Connection::Mqtt | Connection::Octoprint { .. }, MachineCommand::Job(_)) => true,
         (
             Connection::Tasmota { .. }
             | Connection::ShellyGen1 { .. }
             | Connection::ShellyGen2 { .. }
-            | Connection::Bambu { .. }
-            | Connection::Octoprint { .. },
+            | Connection::Bambu { .. },
             MachineCommand::Job(_),
         ) => false,
     }
@@ -184,8 +184,10 @@ mod tests {
 
     #[test]
     fn printers_without_a_relay_need_no_message() {
-        let octo = Connection::Octoprint { url: "http://p:5000".into(), api_key: None };
+        let octo = Connection::Octoprint { url: "http://p:5000".into(), api_key: None, auto_connect: true };
         assert!(encode("s", "e", &octo, &unlock(), 1).is_empty());
+        assert!(supports(&octo, &MachineCommand::Job(JobCommand::Pause)), "its adapter carries job commands");
+        assert!(encode("s", "e", &octo, &MachineCommand::Job(JobCommand::Pause), 1).is_empty(), "not over MQTT");
         assert!(encode("s", "e", &Connection::Bambu { serial: "01S".into(), access_code: None }, &lock(), 1).is_empty());
     }
 }

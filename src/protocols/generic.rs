@@ -138,7 +138,14 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
     if parsed.power_w.is_some_and(|p| !p.is_finite() || p < 0.0) {
         return Err(ParseError::InvalidValue("power_w must be a non-negative number".into()));
     }
-    Ok(TelemetryUpdate { state, job: parsed.job, temps: parsed.temps, power_w: parsed.power_w, reported_at: parsed.ts })
+    Ok(TelemetryUpdate {
+        state,
+        job: parsed.job,
+        temps: parsed.temps,
+        power_w: parsed.power_w,
+        reported_at: parsed.ts,
+        error: None,
+    })
 }
 
 /// An event a machine (or its bridge) reports.

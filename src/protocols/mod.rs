@@ -8,11 +8,15 @@
 //! - [`broker`]: the embedded broker used when no external one is configured.
 //! - [`bambu`]: Bambu Lab printers in LAN mode (their reports and requests; the client that
 //!   connects to each printer's own broker comes next).
+//! - [`adapter`]: machines followed by a client task of their own, and their commands;
+//!   [`octoprint`]: OctoPrint's REST API and push socket.
 
+pub mod adapter;
 pub mod bambu;
 pub mod broker;
 pub mod commands;
 pub mod generic;
 pub mod mqtt;
+pub mod octoprint;
 pub mod plug_routes;
 pub mod plugs;

@@ -45,7 +45,7 @@ async fn send(
     params(("makerspace_id" = String, Path), ("equipment_id" = String, Path)),
     responses((status = 202, body = JobCommandSent), (status = 403, body = crate::web::ErrorBody),
               (status = 404, body = crate::web::ErrorBody),
-              (status = 409, description = "`unsupported` (the machine's connection cannot), `not_running`, `machine_offline`, `maintenance`",
+              (status = 409, description = "`unsupported` (the machine's connection cannot), `not_running`, `machine_offline`, `maintenance`, `machine_refused` (the machine, e.g. OctoPrint, said no)",
                body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn pause(
@@ -61,7 +61,7 @@ pub async fn pause(
     params(("makerspace_id" = String, Path), ("equipment_id" = String, Path)),
     responses((status = 202, body = JobCommandSent), (status = 403, body = crate::web::ErrorBody),
               (status = 404, body = crate::web::ErrorBody),
-              (status = 409, description = "`unsupported`, `not_paused`, `machine_offline`, `maintenance`",
+              (status = 409, description = "`unsupported`, `not_paused`, `machine_offline`, `maintenance`, `machine_refused`",
                body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn resume(
@@ -77,7 +77,7 @@ pub async fn resume(
     params(("makerspace_id" = String, Path), ("equipment_id" = String, Path)),
     responses((status = 202, body = JobCommandSent), (status = 403, body = crate::web::ErrorBody),
               (status = 404, body = crate::web::ErrorBody),
-              (status = 409, description = "`unsupported`, `not_running`, `machine_offline`, `maintenance`",
+              (status = 409, description = "`unsupported`, `not_running`, `machine_offline`, `maintenance`, `machine_refused`",
                body = crate::web::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn cancel(

@@ -17,6 +17,8 @@ mod mailbox;
 mod members;
 mod mqtt_auth;
 mod mqtt_link;
+mod octoprint;
+mod octoprint_server;
 mod ops;
 mod pages;
 mod plugs;

@@ -130,7 +130,10 @@ async fn secrets_are_sealed_in_the_database_and_never_returned() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    assert_eq!(created["connection"], json!({"kind": "octoprint", "url": "http://octo:5000", "api_key": MASK}));
+    assert_eq!(
+        created["connection"],
+        json!({"kind": "octoprint", "url": "http://octo:5000", "api_key": MASK, "auto_connect": true})
+    );
     let (status, created) = t
         .post(
             "/api/v1/makerspaces/s/equipment",

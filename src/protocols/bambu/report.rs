@@ -104,6 +104,7 @@ impl PrinterState {
             }),
             power_w: None,
             reported_at: None,
+            error: None,
         }
     }
 

@@ -258,6 +258,10 @@ function render(card, m) {
       : "";
     session.textContent = `Unlocked by ${personName(m.session.user_id)}${until}`;
   }
+  // Why the machine is in error, when it says (OctoPrint refusing the key, a failed job).
+  const fault = card.querySelector(".fault");
+  fault.hidden = !m.error;
+  fault.textContent = m.error || "";
   const temps = card.querySelector(".temps");
   const rows = [];
   const t = m.temps || {};

@@ -1,0 +1,96 @@
+//! Machines driven by a client task of their own (OctoPrint now; Bambu and Moonraker later):
+//! the task follows the machine and delivers its reports to the machine's actor, and the
+//! actor hands it the job commands to carry out. Each command is answered once the machine
+//! has taken or refused it, so a refusal reaches whoever gave the command.
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::domain::jobs::{JobCommand, JobRefusal};
+
+/// Commands an adapter may have waiting: a person presses pause once, the router sends one
+/// start at a time; more than a few waiting means the machine is not answering.
+pub const COMMAND_QUEUE: usize = 8;
+
+/// A job command for the adapter, with where its answer goes.
+#[derive(Debug)]
+pub struct AdapterCommand {
+    pub command: JobCommand,
+    pub reply: oneshot::Sender<Result<(), JobRefusal>>,
+}
+
+/// How a machine's actor reaches its adapter.
+pub type AdapterSender = mpsc::Sender<AdapterCommand>;
+/// Where an adapter takes its commands from.
+pub type AdapterReceiver = mpsc::Receiver<AdapterCommand>;
+
+/// A new command channel between an actor and its adapter.
+pub fn channel() -> (AdapterSender, AdapterReceiver) {
+    mpsc::channel(COMMAND_QUEUE)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use actix::Actor;
+    use chrono::Utc;
+
+    use super::*;
+    use crate::actors::hub::Hub;
+    use crate::actors::machine::{Control, GetView, MachineActor, MachineDeps, MachineIdentity};
+    use crate::domain::equipment::{Connection, EquipmentType};
+    use crate::domain::machine::{Input, LiveState, MachineState, TelemetryUpdate};
+    use crate::domain::secrets::DataKey;
+    use crate::protocols::mqtt::{BrokerAddress, MqttLink};
+
+    /// A running OctoPrint machine's actor, with its adapter's end of the channel: no network.
+    fn running_machine() -> (actix::Addr<MachineActor>, AdapterReceiver) {
+        let (state_writer, _) = tokio::sync::mpsc::channel(16);
+        // The MQTT link is never connected: an adapter-driven machine publishes nothing.
+        let link = MqttLink::prepare(&BrokerAddress { host: "127.0.0.1".into(), port: 1, credentials: None });
+        let deps = MachineDeps {
+            hub: Arc::new(Hub::new()),
+            state_writer,
+            commands: link.publisher(),
+            data_key: DataKey::derive("test data key 0123456789"),
+        };
+        let identity = MachineIdentity {
+            equipment_id: Arc::from("octo"),
+            makerspace_id: "s".into(),
+            name: "Octo".into(),
+            kind: EquipmentType::Printer3d,
+            heartbeat_timeout: Duration::from_secs(30),
+            connection: Connection::Octoprint { url: "http://p:5000".into(), api_key: None, auto_connect: true },
+            hourly_rate: None,
+        };
+        let mut live = LiveState::new(false, Utc::now());
+        let running = TelemetryUpdate { state: Some(MachineState::Running), ..TelemetryUpdate::default() };
+        live.apply(&Input::Telemetry(running), Utc::now());
+        let (commands, adapter) = channel();
+        (MachineActor::new(identity, live, deps).with_adapter(Some(commands)).start(), adapter)
+    }
+
+    #[actix::test]
+    async fn the_actor_hands_job_commands_to_its_adapter_and_passes_the_answer_on() {
+        let (machine, mut adapter) = running_machine();
+        let pause = machine.send(Control(JobCommand::Pause));
+        let octoprint = async {
+            let AdapterCommand { command, reply } = adapter.recv().await.expect("a command");
+            assert_eq!(command, JobCommand::Pause);
+            // The actor goes on with other messages while the adapter works.
+            let view = machine.send(GetView).await.expect("the actor answers");
+            assert_eq!(view.state, MachineState::Running);
+            reply.send(Err(JobRefusal::Rejected("OctoPrint answered 409: busy".into()))).expect("the actor waits");
+        };
+        let (answer, ()) = tokio::join!(pause, octoprint);
+        assert_eq!(answer.expect("answered"), Err(JobRefusal::Rejected("OctoPrint answered 409: busy".into())));
+
+        // A command the adapter drops unanswered, and an adapter that is gone: offline.
+        let cancel = machine.send(Control(JobCommand::Cancel));
+        let dropped = async { drop(adapter.recv().await.expect("a command")) };
+        assert_eq!(tokio::join!(cancel, dropped).0.expect("answered"), Err(JobRefusal::Offline));
+        drop(adapter);
+        assert_eq!(machine.send(Control(JobCommand::Refresh)).await.expect("answered"), Err(JobRefusal::Offline));
+    }
+}

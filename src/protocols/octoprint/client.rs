@@ -1,0 +1,265 @@
+//! The task that follows one OctoPrint machine: checks that OctoPrint is up and takes the
+//! key, logs in passively, connects the printer if asked to, then watches the push socket and
+//! delivers what changes to the machine's actor. Between sessions it waits with backoff and
+//! jitter (the machine shows `offline`), or, when the key is refused, for a long while (the
+//! machine shows `error` with the reason). Job commands from the actor are carried out over
+//! REST and answered, in a session or not.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Recipient;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{self, Backoff};
+use super::push::{self, Push, Tracker};
+use super::rest::{self, Api, CallError};
+use crate::actors::machine::Report;
+use crate::domain::jobs::{JobCommand, JobRefusal};
+use crate::domain::machine::{Input, MachineState, TelemetryUpdate};
+use crate::logging::escaped;
+use crate::metrics::OCTOPRINT_SESSIONS;
+use crate::protocols::adapter::{AdapterCommand, AdapterReceiver};
+
+/// How often the push socket is pinged: OctoPrint sends `current` only while a printer is
+/// connected, so a quiet socket is not yet a dead one.
+const KEEPALIVE: Duration = Duration::from_secs(10);
+/// Nothing at all (no frame, no pong) for this long: the connection is dead.
+const SILENCE: Duration = Duration::from_secs(30);
+/// How often a printer OctoPrint has not connected is connected again (with `auto_connect`):
+/// often enough to notice a printer switched on, rarely enough not to hammer a port.
+const PRINTER_RETRY: Duration = Duration::from_secs(60);
+
+/// Why a session ended.
+#[derive(Debug)]
+enum Ended {
+    /// The machine is stopped or reconfigured.
+    Cancelled,
+    /// The machine's actor is gone (it was replaced or retired).
+    ActorGone,
+    /// OctoPrint could not be reached or dropped the connection.
+    Unreachable(String),
+    /// OctoPrint refused the API key (`forbidden`), or there is no usable key
+    /// (`unusable_key`): the reason, and that outcome for the metric.
+    Refused(String, &'static str),
+}
+
+/// One OctoPrint machine's client task.
+pub struct Client {
+    pub(super) equipment_id: Arc<str>,
+    /// The instance's API, or why there is none (no key, a key that cannot be opened).
+    pub(super) api: Result<Api, String>,
+    pub(super) auto_connect: bool,
+    pub(super) actor: Recipient<Report>,
+    pub(super) commands: AdapterReceiver,
+    pub(super) cancel: CancellationToken,
+}
+
+impl Client {
+    /// Follows the machine until it is cancelled or its actor is gone.
+    pub async fn run(mut self) {
+        let mut backoff = Backoff::default();
+        // Whether the machine was last shown offline by us: said once per outage.
+        let mut shown_offline = false;
+        loop {
+            let ended = self.session(&mut backoff, &mut shown_offline).await;
+            let (wait, refusal) = match ended {
+                Ended::Cancelled | Ended::ActorGone => return,
+                Ended::Refused(reason, outcome) => {
+                    metrics::counter!(OCTOPRINT_SESSIONS, "outcome" => outcome).increment(1);
+                    tracing::warn!(equipment_id = ?self.equipment_id, reason = %escaped(&reason), "OctoPrint refused makrcave; retrying in minutes");
+                    let error = TelemetryUpdate {
+                        state: Some(MachineState::Error),
+                        error: Some(reason.clone()),
+                        ..TelemetryUpdate::default()
+                    };
+                    if self.deliver(Input::Telemetry(error)).await.is_err() {
+                        return;
+                    }
+                    shown_offline = false;
+                    (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
+                }
+                Ended::Unreachable(why) => {
+                    metrics::counter!(OCTOPRINT_SESSIONS, "outcome" => "unreachable").increment(1);
+                    tracing::debug!(equipment_id = ?self.equipment_id, why = %escaped(&why), "OctoPrint unreachable");
+                    if !shown_offline {
+                        tracing::info!(equipment_id = ?self.equipment_id, why = %escaped(&why), "OctoPrint unreachable: machine offline");
+                        if self.deliver(Input::Availability { online: false }).await.is_err() {
+                            return;
+                        }
+                        shown_offline = true;
+                    }
+                    (backoff.next_wait(), JobRefusal::Offline)
+                }
+            };
+            if !self.wait(wait, refusal).await {
+                return;
+            }
+        }
+    }
+
+    async fn deliver(&self, input: Input) -> Result<(), Ended> {
+        self.actor.send(Report(input)).await.map_err(|_| Ended::ActorGone)
+    }
+
+    /// Waits before the next attempt; commands meanwhile are refused with `refusal`.
+    /// `false`: stop.
+    async fn wait(&mut self, wait: Duration, refusal: JobRefusal) -> bool {
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => return false,
+                _ = &mut sleep => return true,
+                command = self.commands.recv() => match command {
+                    Some(command) => {
+                        let _ = command.reply.send(Err(refusal.clone()));
+                    }
+                    None => return false,
+                },
+            }
+        }
+    }
+
+    /// One connection to OctoPrint, from the first call to the socket's end.
+    async fn session(&mut self, backoff: &mut Backoff, shown_offline: &mut bool) -> Ended {
+        let api = match &self.api {
+            Ok(api) => api.clone(),
+            Err(reason) => return Ended::Refused(reason.clone(), "unusable_key"),
+        };
+        let auto_connect = self.auto_connect;
+        let equipment_id = self.equipment_id.clone();
+        let opening = async {
+            api.version().await?;
+            let auth = api.login().await?;
+            let printer = api.printer().await?;
+            if printer.is_none() && auto_connect {
+                tracing::info!(?equipment_id, "OctoPrint has no printer connected: connecting it");
+                if let Err(e) = api.connect_printer().await {
+                    tracing::warn!(?equipment_id, error = %escaped(&e), "OctoPrint did not connect its printer");
+                }
+            }
+            let url = rest::socket_url(api.base());
+            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
+                .await
+                .map_err(|e| CallError::Unreachable(format!("push socket: {e}")))?;
+            Ok::<_, CallError>((auth, socket, printer.is_none()))
+        };
+        let (auth, mut socket, mut printer_closed) = tokio::select! {
+            _ = self.cancel.cancelled() => return Ended::Cancelled,
+            opened = opening => match opened {
+                Ok(opened) => opened,
+                Err(e @ CallError::Forbidden(_)) => return Ended::Refused(e.to_string(), "forbidden"),
+                Err(e) => return Ended::Unreachable(e.to_string()),
+            },
+        };
+        let hello = [
+            json!({"auth": auth}),
+            json!({"subscribe": {"state": {"logs": false, "messages": false}, "events": true, "plugins": false}}),
+        ];
+        for message in hello {
+            if let Err(e) = socket.send(Message::text(message.to_string())).await {
+                return Ended::Unreachable(format!("push socket: {e}"));
+            }
+        }
+        tracing::info!(equipment_id = ?self.equipment_id, "following OctoPrint");
+        backoff.reset();
+        *shown_offline = false;
+        let mut tracker = Tracker::default();
+        let mut keepalive = tokio::time::interval(KEEPALIVE);
+        keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_frame = Instant::now();
+        let mut last_printer_connect = Instant::now();
+        loop {
+            tokio::select! {
+                _ = self.cancel.cancelled() => {
+                    let _ = socket.close(None).await;
+                    return Ended::Cancelled;
+                }
+                frame = socket.next() => {
+                    last_frame = Instant::now();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => match push::parse(&text) {
+                            Push::Current(update) => {
+                                printer_closed = update.state == Some(MachineState::Offline);
+                                if let Some(update) = tracker.changed(update) {
+                                    if let Err(gone) = self.deliver(Input::Telemetry(update)).await {
+                                        return gone;
+                                    }
+                                }
+                            }
+                            Push::Job(event) => {
+                                if let Err(gone) = self.deliver(Input::Job(event)).await {
+                                    return gone;
+                                }
+                            }
+                            Push::Other => {}
+                            Push::Malformed => {
+                                tracing::debug!(equipment_id = ?self.equipment_id, "malformed OctoPrint push frame dropped");
+                            }
+                        },
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => return Ended::Unreachable(format!("push socket: {e}")),
+                        None => return Ended::Unreachable("OctoPrint closed the push socket".into()),
+                    }
+                }
+                command = self.commands.recv() => match command {
+                    Some(AdapterCommand { command, reply }) => {
+                        let answer = self.execute(&api, command, &mut tracker).await;
+                        let _ = reply.send(answer);
+                    }
+                    None => return Ended::ActorGone,
+                },
+                _ = keepalive.tick() => {
+                    if last_frame.elapsed() > SILENCE {
+                        return Ended::Unreachable("no answer on the push socket".into());
+                    }
+                    if let Err(e) = socket.send(Message::Ping(Default::default())).await {
+                        return Ended::Unreachable(format!("push socket: {e}"));
+                    }
+                    if printer_closed && self.auto_connect && last_printer_connect.elapsed() >= PRINTER_RETRY {
+                        last_printer_connect = Instant::now();
+                        if let Err(e) = api.connect_printer().await {
+                            tracing::warn!(equipment_id = ?self.equipment_id, error = %escaped(&e), "OctoPrint did not connect its printer");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Carries out a job command over REST.
+    async fn execute(&self, api: &Api, command: JobCommand, tracker: &mut Tracker) -> Result<(), JobRefusal> {
+        match command {
+            JobCommand::Start { file } => {
+                let path = Path::new(&file);
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .ok_or_else(|| JobRefusal::Rejected(format!("{file:?} does not name a file")))?;
+                let contents = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| JobRefusal::Rejected(format!("cannot read the file to print {file:?}: {e}")))?;
+                api.upload_and_print(name, &contents).await
+            }
+            JobCommand::Refresh => {
+                let printer = api.printer().await.map_err(|e| e.refusal())?;
+                let job = api.job().await.map_err(|e| e.refusal())?;
+                let update = rest::report(printer.as_ref(), &job);
+                // A full report asked for is delivered whatever it says; later frames compare
+                // with it.
+                tracker.reset();
+                tracker.changed(update.clone());
+                self.deliver(Input::Telemetry(update)).await.map_err(|_| JobRefusal::Offline)
+            }
+            other => {
+                let body = rest::job_command_body(&other).expect("pause, resume and cancel have a body");
+                api.job_command(body).await.map_err(|e| e.refusal())
+            }
+        }
+    }
+}
