@@ -112,13 +112,29 @@ pub enum Connection {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         running_after_s: Option<f64>,
     },
-    /// A Bambu Lab printer in LAN mode (`device/{serial}/report`).
+    /// A Bambu Lab printer in LAN mode: makrcave connects to the printer's own MQTT broker
+    /// (TLS, user `bblp`) and follows `device/{serial}/report`. The printer's certificate is
+    /// checked against `ca_file` (with the serial as its name) or pinned by
+    /// `fingerprint_sha256`: exactly one of the two.
     Bambu {
+        /// The printer's address on the LAN.
+        host: String,
+        /// The printer's MQTT port [default: 8883].
+        #[serde(default = "default_bambu_port")]
+        #[schema(default = 8883, minimum = 1)]
+        port: u16,
         serial: String,
         /// The printer's LAN access code (write only: responses mask it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         #[schema(value_type = Option<String>)]
         access_code: Option<SecretValue>,
+        /// A PEM file on the server with the CA that issued the printer's certificate (Bambu's
+        /// own CA).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ca_file: Option<String>,
+        /// The SHA-256 of the printer's certificate (DER), 64 hex digits (colons allowed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fingerprint_sha256: Option<String>,
     },
     /// An OctoPrint instance reached over its REST API and push socket.
     Octoprint {
@@ -136,6 +152,41 @@ pub enum Connection {
 
 fn default_true() -> bool {
     true
+}
+
+#[cfg(test)]
+impl Connection {
+    /// A Bambu printer checked by a pinned fingerprint, for tests that need any one.
+    pub fn bambu_example() -> Connection {
+        Connection::Bambu {
+            host: "192.0.2.7".into(),
+            port: BAMBU_PORT,
+            serial: "01S".into(),
+            access_code: None,
+            ca_file: None,
+            fingerprint_sha256: Some("00".repeat(32)),
+        }
+    }
+}
+
+/// Bambu printers' MQTT over TLS.
+pub const BAMBU_PORT: u16 = 8883;
+
+fn default_bambu_port() -> u16 {
+    BAMBU_PORT
+}
+
+/// The 32 bytes of a SHA-256 fingerprint written as hex, with or without colons.
+pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
 }
 
 impl Connection {
@@ -250,7 +301,30 @@ impl Connection {
                 threshold(running_above_w)?;
                 hold(running_after_s)
             }
-            Self::Bambu { serial, .. } => non_empty("serial", serial),
+            Self::Bambu { host, port, serial, ca_file, fingerprint_sha256, .. } => {
+                non_empty("serial", serial)?;
+                one_line("host", host)?;
+                if host.trim().is_empty() || host.contains(['/', ' ']) || !host.is_ascii() {
+                    return Err("connection.host must be a host name or an IP address".into());
+                }
+                if *port == 0 {
+                    return Err("connection.port must be between 1 and 65535".into());
+                }
+                match (ca_file, fingerprint_sha256) {
+                    (Some(file), None) => {
+                        one_line("ca_file", file)?;
+                        if file.trim().is_empty() {
+                            return Err("connection.ca_file must name a PEM file".into());
+                        }
+                        Ok(())
+                    }
+                    (None, Some(print)) => match parse_fingerprint(print) {
+                        Some(_) => Ok(()),
+                        None => Err("connection.fingerprint_sha256 must be 64 hex digits (colons allowed)".into()),
+                    },
+                    _ => Err("connection needs exactly one of ca_file and fingerprint_sha256: the printer's certificate is always checked".into()),
+                }
+            }
             // The URL parser drops tabs and line feeds silently: refuse them before it does.
             // The document calls it a URI (RFC 3986: ASCII only); the parser would also take an
             // IRI and store it as given, so an international host name is spelled in punycode.
@@ -305,6 +379,34 @@ mod tests {
         assert!(serde_json::from_str::<Connection>(r#"{"kind":"tasmota"}"#).is_err());
     }
 
+    #[test]
+    fn a_bambu_connection_checks_the_printer_one_way_exactly() {
+        let print = "AB".repeat(32);
+        let c: Connection = serde_json::from_str(&format!(
+            r#"{{"kind":"bambu","host":"192.0.2.7","serial":"01P00A123","access_code":"12345678","fingerprint_sha256":"{print}"}}"#
+        ))
+        .expect("valid bambu connection");
+        let Connection::Bambu { port, .. } = &c else { panic!("bambu") };
+        assert_eq!(*port, 8883, "the default port");
+        assert!(c.validate().is_ok());
+        let bambu = |ca: Option<&str>, fp: Option<&str>| Connection::Bambu {
+            host: "printer.lan".into(),
+            port: 8883,
+            serial: "01P00A123".into(),
+            access_code: None,
+            ca_file: ca.map(str::to_string),
+            fingerprint_sha256: fp.map(str::to_string),
+        };
+        assert!(bambu(None, None).validate().is_err(), "no way to check the printer");
+        assert!(bambu(Some("/ca.pem"), Some(&print)).validate().is_err(), "two ways");
+        assert!(bambu(Some("/ca.pem"), None).validate().is_ok());
+        assert!(bambu(None, Some("abcd")).validate().is_err(), "too short");
+        let colons: Vec<String> = (0..32).map(|_| "0f".to_string()).collect();
+        assert!(bambu(None, Some(&colons.join(":"))).validate().is_ok());
+        assert_eq!(parse_fingerprint(&colons.join(":")), Some([0x0f; 32]));
+        assert_eq!(parse_fingerprint(&"zz".repeat(32)), None);
+    }
+
     /// One connection of every kind, each secret set to a value that names its field.
     fn every_kind() -> Vec<Connection> {
         vec![
@@ -312,7 +414,14 @@ mod tests {
             Connection::Tasmota { topic: "t".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
             Connection::ShellyGen1 { device_id: "s1".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
             Connection::ShellyGen2 { device_id: "s2".into(), running_above_w: Some(5.0), running_after_s: Some(1.0) },
-            Connection::Bambu { serial: "01S".into(), access_code: Some("SECRET-access_code".into()) },
+            Connection::Bambu {
+                host: "192.0.2.7".into(),
+                port: BAMBU_PORT,
+                serial: "01S".into(),
+                access_code: Some("SECRET-access_code".into()),
+                ca_file: Some("/etc/makrcave/bambu-ca.pem".into()),
+                fingerprint_sha256: None,
+            },
             Connection::Octoprint {
                 url: "http://p1:5000".into(),
                 api_key: Some("SECRET-api_key".into()),

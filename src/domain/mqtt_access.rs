@@ -264,9 +264,7 @@ mod tests {
         assert!(rules.may_subscribe("plus-1/rpc"));
         assert!(!rules.may_subscribe("plus-1/#"));
 
-        assert!(
-            TopicRules::for_machine("s", "e", &Connection::Bambu { serial: "X".into(), access_code: None }).is_none()
-        );
+        assert!(TopicRules::for_machine("s", "e", &Connection::bambu_example()).is_none());
     }
 
     #[test]

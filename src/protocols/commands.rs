@@ -188,6 +188,6 @@ mod tests {
         assert!(encode("s", "e", &octo, &unlock(), 1).is_empty());
         assert!(supports(&octo, &MachineCommand::Job(JobCommand::Pause)), "its adapter carries job commands");
         assert!(encode("s", "e", &octo, &MachineCommand::Job(JobCommand::Pause), 1).is_empty(), "not over MQTT");
-        assert!(encode("s", "e", &Connection::Bambu { serial: "01S".into(), access_code: None }, &lock(), 1).is_empty());
+        assert!(encode("s", "e", &Connection::bambu_example(), &lock(), 1).is_empty());
     }
 }

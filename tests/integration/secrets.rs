@@ -139,7 +139,8 @@ async fn secrets_are_sealed_in_the_database_and_never_returned() {
             "/api/v1/makerspaces/s/equipment",
             &root,
             json!({"id": "x1c", "name": "Bambu X1C", "type": "3d_printer",
-                   "connection": {"kind": "bambu", "serial": "01S00C123456789", "access_code": BAMBU_CODE}}),
+                   "connection": {"kind": "bambu", "host": "127.0.0.1", "port": 9, "serial": "01S00C123456789",
+                                  "access_code": BAMBU_CODE, "fingerprint_sha256": "00".repeat(32)}}),
         )
         .await;
     assert_eq!(status, 201, "{created}");
