@@ -26,7 +26,7 @@ use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
 use crate::domain::plug::PlugReading;
 use crate::protocols::adapter::{self, AdapterSender};
-use crate::protocols::octoprint;
+use crate::protocols::{bambu, octoprint};
 use crate::store::equipment::EquipmentRecord;
 use crate::store::machine_states::EndedSession;
 
@@ -93,7 +93,7 @@ impl Fleet {
             arbiters[i].handle()
         };
         let (commands, adapter_commands) = match record.connection {
-            Connection::Octoprint { .. } => {
+            Connection::Octoprint { .. } | Connection::Bambu { .. } => {
                 let (tx, rx) = adapter::channel();
                 (Some(tx), Some(rx))
             }
@@ -128,15 +128,17 @@ impl Fleet {
         commands: adapter::AdapterReceiver,
     ) -> Option<CancellationToken> {
         let cancel = CancellationToken::new();
-        let task = octoprint::follow(
-            &record.id,
-            &record.connection,
-            &self.deps.data_key,
-            addr.clone().recipient(),
-            commands,
-            cancel.clone(),
-        )?;
-        arbiter.spawn(task);
+        let (id, connection, key) = (&record.id, &record.connection, &self.deps.data_key);
+        let actor = addr.clone().recipient();
+        match connection {
+            Connection::Octoprint { .. } => {
+                arbiter.spawn(octoprint::follow(id, connection, key, actor, commands, cancel.clone())?);
+            }
+            Connection::Bambu { .. } => {
+                arbiter.spawn(bambu::follow(id, connection, key, actor, commands, cancel.clone())?);
+            }
+            _ => return None,
+        }
         Some(cancel)
     }
 
@@ -147,7 +149,7 @@ impl Fleet {
             if handle.connection != record.connection {
                 handle.stop_adapter();
                 let (sender, adapter) = match record.connection {
-                    Connection::Octoprint { .. } => {
+                    Connection::Octoprint { .. } | Connection::Bambu { .. } => {
                         let (tx, rx) = adapter::channel();
                         let adapter = self.start_adapter(&handle.arbiter, record, &handle.addr, rx);
                         (Some::<AdapterSender>(tx), adapter)

@@ -39,16 +39,14 @@ impl MachineCommand {
 /// - A smart plug switches power: unlock and lock only.
 /// - OctoPrint and Bambu printers have no relay: unlock and lock are bookkeeping (the
 ///   session), which they support. OctoPrint's adapter carries out every job command (over
-///   REST, see `crate::protocols::octoprint`); Bambu's come with its adapter.
+///   REST, see `crate::protocols::octoprint`), Bambu's as requests on the printer's own broker
+///   (`crate::protocols::bambu`), a start it cannot yet carry out is refused as unsupported.
 pub fn supports(connection: &Connection, command: &MachineCommand) -> bool {
     match (connection, command) {
         (_, MachineCommand::Unlock { .. } | MachineCommand::Lock { .. }) => true,
-        (Connection::Mqtt | Connection::Octoprint { .. }, MachineCommand::Job(_)) => true,
+        (Connection::Mqtt | Connection::Octoprint { .. } | Connection::Bambu { .. }, MachineCommand::Job(_)) => true,
         (
-            Connection::Tasmota { .. }
-            | Connection::ShellyGen1 { .. }
-            | Connection::ShellyGen2 { .. }
-            | Connection::Bambu { .. },
+            Connection::Tasmota { .. } | Connection::ShellyGen1 { .. } | Connection::ShellyGen2 { .. },
             MachineCommand::Job(_),
         ) => false,
     }
