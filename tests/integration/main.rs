@@ -3,6 +3,8 @@
 
 mod api;
 mod architecture;
+mod bambu;
+mod bambu_printer;
 mod browser;
 mod common;
 mod demo;

@@ -1,0 +1,252 @@
+//! A Bambu printer without a Bambu printer: a real Mosquitto plays the printer's broker (a TLS
+//! listener with a certificate naming the serial, issued by a test CA made with `openssl`, and
+//! a password file with `bblp` and the access code), and a scripted printer, a plain MQTT
+//! client on a second loopback listener, publishes the documented report shapes and answers
+//! requests as a printer does.
+
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+use serde_json::{json, Value};
+
+use crate::common::{free_port, Mosquitto};
+
+pub const SERIAL: &str = "01P00A123456789";
+pub const ACCESS_CODE: &str = "29071953";
+/// The scripted printer's own login on the plain listener.
+const PRINTER_USER: &str = "printer";
+const PRINTER_PASSWORD: &str = "printer-password";
+
+/// The printer's broker: Mosquitto with a TLS listener (makrcave's side) and a plain one (the
+/// scripted printer's side), stopped on drop.
+pub struct PrinterBroker {
+    pub tls_port: u16,
+    plain_port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn openssl(dir: &Path, args: &[&str]) -> String {
+    let out = Command::new("openssl").args(args).current_dir(dir).output().expect("run openssl");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+impl PrinterBroker {
+    pub fn start() -> PrinterBroker {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        // A CA of our own, and the printer's certificate from it with the serial as its name,
+        // as Bambu's CA issues them.
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend(["-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=Test Bambu CA"]);
+        openssl(d, &ca);
+        let subject = format!("/CN={SERIAL}");
+        let mut csr = vec!["req"];
+        csr.extend(ec);
+        csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", &subject]);
+        openssl(d, &csr);
+        std::fs::write(d.join("ext"), format!("subjectAltName=DNS:{SERIAL}\n")).expect("write ext");
+        openssl(
+            d,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.crt",
+                "-days",
+                "30",
+                "-extfile",
+                "ext",
+            ],
+        );
+        let passwd = d.join("passwd");
+        std::fs::write(&passwd, "").expect("create the password file");
+        for (user, password) in [("bblp", ACCESS_CODE), (PRINTER_USER, PRINTER_PASSWORD)] {
+            let status = Command::new("mosquitto_passwd")
+                .arg("-b")
+                .arg(&passwd)
+                .args([user, password])
+                .status()
+                .expect("run mosquitto_passwd");
+            assert!(status.success(), "mosquitto_passwd");
+        }
+        let (tls_port, plain_port) = (free_port(), free_port());
+        let config = d.join("mosquitto.conf");
+        // `user root`: Mosquitto started as root otherwise drops to its own user before it
+        // reads the key and the password file in this private directory.
+        std::fs::write(
+            &config,
+            format!(
+                "user root\nper_listener_settings false\nallow_anonymous false\npassword_file {passwd}\n\
+                 persistence false\nlog_dest stderr\nlog_type error\n\
+                 listener {tls_port} 127.0.0.1\ncafile {d}/ca.crt\ncertfile {d}/server.crt\nkeyfile {d}/server.key\n\
+                 listener {plain_port} 127.0.0.1\n",
+                passwd = passwd.display(),
+                d = d.display(),
+            ),
+        )
+        .expect("write mosquitto.conf");
+        let child = Command::new(Mosquitto::binary())
+            .arg("-c")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mosquitto");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        for port in [tls_port, plain_port] {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "mosquitto did not start listening on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        PrinterBroker { tls_port, plain_port, dir, child }
+    }
+
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// The SHA-256 of the printer's certificate, as `openssl` prints it (with colons).
+    pub fn fingerprint(&self) -> String {
+        let out = openssl(self.dir.path(), &["x509", "-in", "server.crt", "-noout", "-fingerprint", "-sha256"]);
+        out.trim().rsplit('=').next().expect("a fingerprint").to_string()
+    }
+}
+
+impl Drop for PrinterBroker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An X1's full report, with the newlines the X1 puts in its JSON.
+fn x1_full(print: &Value) -> String {
+    serde_json::to_string_pretty(&json!({"print": print})).expect("json")
+}
+
+/// The scripted printer: its state, the requests it received, and how it answers.
+#[derive(Clone)]
+pub struct ScriptedPrinter {
+    client: AsyncClient,
+    state: Arc<Mutex<Value>>,
+    /// `Some(reason)`: job commands are refused with this reason.
+    refuse: Arc<Mutex<Option<String>>>,
+    pub requests: Arc<Mutex<Vec<Value>>>,
+}
+
+impl ScriptedPrinter {
+    /// Connects to the broker's plain listener and starts answering requests; the printer
+    /// reports `RUNNING` at 37 % until told otherwise.
+    pub async fn start(broker: &PrinterBroker) -> ScriptedPrinter {
+        let mut options = MqttOptions::new("scripted-printer", "127.0.0.1", broker.plain_port);
+        options.set_credentials(PRINTER_USER, PRINTER_PASSWORD);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, 64);
+        let printer = ScriptedPrinter {
+            client: client.clone(),
+            state: Arc::new(Mutex::new(json!({
+                "command": "push_status", "sequence_id": "2021", "gcode_state": "RUNNING",
+                "mc_percent": 37, "mc_remaining_time": 42, "subtask_name": "benchy",
+                "nozzle_temper": 219.8, "nozzle_target_temper": 220, "bed_temper": 55.1,
+                "bed_target_temper": 55, "chamber_temper": 31, "nozzle_diameter": "0.4", "hms": [],
+            }))),
+            refuse: Arc::new(Mutex::new(None)),
+            requests: Arc::new(Mutex::new(Vec::new())),
+        };
+        let (ready_tx, ready) = tokio::sync::oneshot::channel();
+        let mut ready_tx = Some(ready_tx);
+        let me = printer.clone();
+        tokio::spawn(async move {
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(tx) = ready_tx.take() {
+                            let _ = tx.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) => {
+                        let Ok(request) = serde_json::from_slice::<Value>(&p.payload) else { continue };
+                        me.requests.lock().expect("lock").push(request.clone());
+                        me.answer(&request);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+            }
+        });
+        client.subscribe(format!("device/{SERIAL}/request"), QoS::AtMostOnce).await.expect("subscribe to requests");
+        ready.await.expect("subscribed");
+        printer
+    }
+
+    fn report(&self, body: String) {
+        self.client
+            .try_publish(format!("device/{SERIAL}/report"), QoS::AtMostOnce, false, body)
+            .expect("publish a report");
+    }
+
+    /// Publishes the full state (as an X1 does, and as every printer answers `pushall`).
+    pub fn full_report(&self) {
+        let state = self.state.lock().expect("lock").clone();
+        self.report(x1_full(&state));
+    }
+
+    /// Publishes a P1-style delta and merges it into the printer's state.
+    pub fn delta(&self, delta: Value) {
+        if let (Some(state), Some(fields)) = (self.state.lock().expect("lock").as_object_mut(), delta.as_object()) {
+            state.extend(fields.clone());
+        }
+        self.report(json!({"print": delta}).to_string());
+    }
+
+    /// From now on, job commands are refused with `reason`.
+    pub fn refuse_with(&self, reason: &str) {
+        *self.refuse.lock().expect("lock") = Some(reason.to_string());
+    }
+
+    fn answer(&self, request: &Value) {
+        if request["pushing"]["command"] == "pushall" {
+            self.full_report();
+            return;
+        }
+        let print = &request["print"];
+        let (Some(command), Some(sequence_id)) = (print["command"].as_str(), print["sequence_id"].as_str()) else {
+            return;
+        };
+        let refusal = self.refuse.lock().expect("lock").clone();
+        let reply = match &refusal {
+            Some(reason) => {
+                json!({"print": {"command": command, "sequence_id": sequence_id, "result": "failed", "reason": reason}})
+            }
+            None => {
+                json!({"print": {"command": command, "sequence_id": sequence_id, "result": "success", "reason": ""}})
+            }
+        };
+        self.report(reply.to_string());
+        if refusal.is_none() {
+            let state = match command {
+                "pause" => "PAUSE",
+                "resume" => "RUNNING",
+                "stop" => "FAILED",
+                _ => return,
+            };
+            self.delta(json!({"gcode_state": state}));
+        }
+    }
+}
