@@ -176,10 +176,18 @@ fn default_bambu_port() -> u16 {
     BAMBU_PORT
 }
 
-/// The 32 bytes of a SHA-256 fingerprint written as hex, with or without colons.
+/// A SHA-256 fingerprint as people copy it: 64 hex digits, or 32 pairs separated by colons
+/// (as `openssl x509 -fingerprint` prints it). The API schema says the same.
+pub const FINGERPRINT_PATTERN: &str = "^([0-9A-Fa-f]{64}|[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){31})$";
+
+/// The 32 bytes of a fingerprint written as [`FINGERPRINT_PATTERN`] says.
 pub fn parse_fingerprint(text: &str) -> Option<[u8; 32]> {
-    let hex: String = text.chars().filter(|c| *c != ':').collect();
-    if hex.len() != 64 || !hex.is_ascii() {
+    let hex: String = match text.len() {
+        64 => text.to_string(),
+        95 if text.char_indices().all(|(i, c)| (i % 3 == 2) == (c == ':')) => text.replace(':', ""),
+        _ => return None,
+    };
+    if !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return None;
     }
     let mut out = [0u8; 32];
@@ -405,6 +413,8 @@ mod tests {
         assert!(bambu(None, Some(&colons.join(":"))).validate().is_ok());
         assert_eq!(parse_fingerprint(&colons.join(":")), Some([0x0f; 32]));
         assert_eq!(parse_fingerprint(&"zz".repeat(32)), None);
+        assert_eq!(parse_fingerprint(&format!("{}::", "0f".repeat(31))), None, "colons only between pairs");
+        assert_eq!(parse_fingerprint(&format!("+{}", "f".repeat(63))), None, "hex digits only");
     }
 
     /// One connection of every kind, each secret set to a value that names its field.

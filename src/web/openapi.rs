@@ -202,6 +202,30 @@ fn close_request_schemas(doc: &mut Value) {
     }
 }
 
+/// A Bambu printer's connection: a host name or address, a port, and exactly one way to check
+/// its certificate (a null counts as absent, as serde reads it).
+fn bambu(variant: &mut Value) {
+    let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { return };
+    props.insert("host".into(), json!({"type": "string", "pattern": "^[!-.0-~]+$"}));
+    if let Some(port) = props.get_mut("port").and_then(Value::as_object_mut) {
+        port.insert("maximum".into(), json!(65535));
+    }
+    props.insert("ca_file".into(), json!({"type": ["string", "null"], "pattern": NOT_BLANK_LINE}));
+    props.insert(
+        "fingerprint_sha256".into(),
+        json!({"type": ["string", "null"], "pattern": crate::domain::equipment::FINGERPRINT_PATTERN}),
+    );
+    if let Some(variant) = variant.as_object_mut() {
+        variant.insert(
+            "oneOf".into(),
+            json!([
+                {"required": ["ca_file"], "properties": {"ca_file": {"type": "string"}}},
+                {"required": ["fingerprint_sha256"], "properties": {"fingerprint_sha256": {"type": "string"}}},
+            ]),
+        );
+    }
+}
+
 /// Rules of single schemas that the derive cannot say.
 fn refine_schemas(doc: &mut Value) {
     // How a machine talks: names without MQTT wildcards, an http(s) URL, a non-negative
@@ -227,6 +251,10 @@ fn refine_schemas(doc: &mut Value) {
                 let host = NOT_BLANK.replace("[^", &format!("[^/?#{REFUSED_IN_LINE}"));
                 let pattern = format!("^https?://{host}[^{REFUSED_IN_LINE}]*$");
                 *slot = json!({"type": "string", "format": "uri", "pattern": pattern});
+            }
+            if props.contains_key("fingerprint_sha256") {
+                bambu(variant);
+                continue;
             }
             if only_kind {
                 if let Some(variant) = variant.as_object_mut() {
