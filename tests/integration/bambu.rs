@@ -58,6 +58,22 @@ async fn reports_are_followed_and_pause_reaches_the_printer() {
     assert_eq!((status, body["error_type"].as_str()), (409, Some("machine_refused")), "{body}");
     assert!(body.to_string().contains("the printer is busy homing"), "{body}");
 
+    // Resumed and stopped: a stop is a cancel, not a failure.
+    printer.comply();
+    let (status, body) = t.post(&job("resume"), &admin, json!(null)).await;
+    assert_eq!(status, 202, "{body}");
+    t.wait_state("s", "m", "running again", |s| s["state"] == "running").await;
+    let (status, body) = t.post(&job("cancel"), &admin, json!(null)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(printer.requests.lock().expect("lock").iter().any(|r| r["print"]["command"] == "stop"));
+    let live = t.wait_state("s", "m", "idle after the stop", |s| s["state"] == "idle").await;
+    assert!(live["error"].is_null() && live["job"].is_null(), "{live}");
+
+    // A serious HMS entry is an error with its readable code.
+    printer.delta(json!({"hms": [{"attr": 0x0300_0100, "code": 0x0002_0007}]}));
+    let live = t.wait_state("s", "m", "an HMS error", |s| s["state"] == "error").await;
+    assert_eq!(live["error"], "HMS 0300_0100_0002_0007 (serious)", "{live}");
+
     // The access code never leaves the server.
     let (_, machine) = t.get("/api/v1/makerspaces/s/equipment/m", Some(&admin)).await;
     assert!(!machine.to_string().contains(ACCESS_CODE), "{machine}");

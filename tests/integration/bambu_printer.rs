@@ -220,6 +220,11 @@ impl ScriptedPrinter {
         *self.refuse.lock().expect("lock") = Some(reason.to_string());
     }
 
+    /// From now on, job commands are carried out.
+    pub fn comply(&self) {
+        *self.refuse.lock().expect("lock") = None;
+    }
+
     fn answer(&self, request: &Value) {
         if request["pushing"]["command"] == "pushall" {
             self.full_report();
@@ -243,7 +248,11 @@ impl ScriptedPrinter {
             let state = match command {
                 "pause" => "PAUSE",
                 "resume" => "RUNNING",
-                "stop" => "FAILED",
+                // A stop ends the print FAILED with this code, as the printer does.
+                "stop" => {
+                    self.delta(json!({"gcode_state": "FAILED", "print_error": 0x0300_400C}));
+                    return;
+                }
                 _ => return,
             };
             self.delta(json!({"gcode_state": state}));

@@ -8,6 +8,9 @@ use serde_json::{Map, Value};
 use crate::domain::jobs::JobEvent;
 use crate::domain::machine::{JobProgress, MachineState, TelemetryUpdate, Temperatures};
 
+/// `print_error` of a print stopped on request (DESIGN.md: a cancel sets it with `FAILED`).
+const CANCELLED: u32 = 0x0300_400C;
+
 /// The printer's last known `print` object, built up from full reports and deltas.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrinterState {
@@ -73,6 +76,7 @@ impl PrinterState {
         Some(match self.gcode_state()? {
             "PREPARE" | "SLICING" | "RUNNING" => MachineState::Running,
             "PAUSE" => MachineState::Paused,
+            "FAILED" if self.cancelled() => MachineState::Idle,
             "FAILED" => MachineState::Error,
             _ => MachineState::Idle,
         })
@@ -104,7 +108,36 @@ impl PrinterState {
             }),
             power_w: None,
             reported_at: None,
-            error: None,
+            error: self.error(),
+        }
+    }
+
+    /// Why the printer is in error, readable, when it is: its serious HMS entries, else the
+    /// failed print's code. Sent with every report so that the reason stays while the error
+    /// lasts (a report in error without a reason would clear it).
+    fn error(&self) -> Option<String> {
+        let serious: Vec<String> = self
+            .hms_errors()
+            .into_iter()
+            .filter(|e| matches!(e.severity, 1 | 2))
+            .map(|e| format!("HMS {} ({})", e.code, if e.severity == 1 { "fatal" } else { "serious" }))
+            .collect();
+        if !serious.is_empty() {
+            return Some(serious.join(", "));
+        }
+        (self.gcode_state() == Some("FAILED") && !self.cancelled()).then(|| self.failure_reason())
+    }
+
+    /// A stopped print ends `FAILED` with this `print_error`: a cancel, not a failure.
+    fn cancelled(&self) -> bool {
+        self.number("print_error") == Some(f64::from(CANCELLED))
+    }
+
+    /// A failed print's reason: the printer's own `print_error` code when it gives one.
+    fn failure_reason(&self) -> String {
+        match self.number("print_error") {
+            Some(code) if code > 0.0 => format!("print error {:08X}", code as u64),
+            _ => "the printer reported the print failed".to_string(),
         }
     }
 
@@ -197,13 +230,8 @@ pub fn job_event(before: Option<&str>, after: &str, state: &PrinterState) -> Opt
         (_, "PREPARE" | "SLICING" | "RUNNING") => Some(JobEvent::JobStarted { file: file.map(str::to_string) }),
         (_, "PAUSE") => Some(JobEvent::JobPaused),
         (_, "FINISH") => Some(JobEvent::JobFinished),
-        (_, "FAILED") => {
-            let reason = match state.number("print_error") {
-                Some(code) if code > 0.0 => format!("print error {:08X}", code as u64),
-                _ => "the printer reported the print failed".to_string(),
-            };
-            Some(JobEvent::JobFailed { reason })
-        }
+        (_, "FAILED") if state.cancelled() => Some(JobEvent::JobCancelled),
+        (_, "FAILED") => Some(JobEvent::JobFailed { reason: state.failure_reason() }),
         _ => None,
     }
 }
@@ -291,6 +319,7 @@ mod tests {
         state.merge(&json!({"print": {"hms": [{"attr": 0x0300_0100, "code": 0x0002_0007}]}}));
         assert_eq!(state.hms_errors(), [HmsError { code: "0300_0100_0002_0007".into(), severity: 2 }]);
         assert_eq!(state.machine_state(), Some(MachineState::Error));
+        assert_eq!(state.telemetry().error.as_deref(), Some("HMS 0300_0100_0002_0007 (serious)"));
         state.merge(&json!({"print": {"hms": [{"attr": 0x0C00_0300, "code": 0x0004_0001}]}}));
         assert_eq!(state.machine_state(), Some(MachineState::Running), "an info entry does not stop anything");
         state.merge(&json!({"print": {"hms": []}}));
@@ -310,11 +339,23 @@ mod tests {
         assert_eq!(job_event(Some("RUNNING"), "FINISH", &state), Some(JobEvent::JobFinished));
         assert_eq!(job_event(Some("RUNNING"), "RUNNING", &state), None);
         let mut failed = state.clone();
-        failed.merge(&json!({"print": {"print_error": 50348044}}));
+        failed.merge(&json!({"print": {"print_error": 0x0300_4001}}));
         assert_eq!(
             job_event(Some("RUNNING"), "FAILED", &failed),
-            Some(JobEvent::JobFailed { reason: "print error 0300400C".into() })
+            Some(JobEvent::JobFailed { reason: "print error 03004001".into() })
         );
+        let mut stopped = state.clone();
+        stopped.merge(&json!({"print": {"print_error": 50348044, "gcode_state": "FAILED"}}));
+        assert_eq!(job_event(Some("RUNNING"), "FAILED", &stopped), Some(JobEvent::JobCancelled), "0300400C: stopped");
+        assert_eq!((stopped.machine_state(), stopped.telemetry().error), (Some(MachineState::Idle), None));
+        failed.merge(&json!({"print": {"gcode_state": "FAILED"}}));
+        let update = failed.telemetry();
+        assert_eq!(
+            (update.state, update.error.as_deref()),
+            (Some(MachineState::Error), Some("print error 03004001")),
+            "the reason stays with the state"
+        );
+        assert_eq!(state.telemetry().error, None, "a running printer has none");
         assert_eq!(job_event(None, "IDLE", &state), None, "the first report of an idle printer");
     }
 }
