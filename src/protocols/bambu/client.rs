@@ -348,3 +348,52 @@ fn classify(error: ConnectionError) -> Ended {
         _ => Ended::Unreachable(error.to_string()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A session whose requests queue in a client that never connects.
+    fn session(client: &AsyncClient) -> Session<'_> {
+        Session {
+            client,
+            request_topic: "device/01S/request",
+            next_sequence: 1,
+            pending: HashMap::new(),
+            refreshes: Vec::new(),
+            last_pushall: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unanswered_request_is_refused_after_the_timeout_and_a_start_at_once() {
+        let (client, _eventloop) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), REQUESTS);
+        let mut session = session(&client);
+        let (reply, mut answer) = oneshot::channel();
+        session.execute(JobCommand::Pause, reply);
+        assert_eq!(session.pending.len(), 1, "waiting for the printer");
+        session.expire(Instant::now() + REPLY_TIMEOUT / 2);
+        assert!(answer.try_recv().is_err(), "not yet overdue");
+        session.expire(Instant::now() + REPLY_TIMEOUT);
+        assert_eq!(
+            answer.try_recv().expect("answered"),
+            Err(JobRefusal::Rejected("the printer did not answer pause within 10 s".into()))
+        );
+
+        let (reply, mut answer) = oneshot::channel();
+        session.execute(JobCommand::Start { file: "benchy.3mf".into() }, reply);
+        assert!(matches!(answer.try_recv().expect("answered at once"), Err(JobRefusal::Unsupported(_))));
+        assert!(session.pending.is_empty());
+    }
+
+    #[test]
+    fn pushall_after_a_silence_is_rate_limited() {
+        let (client, _eventloop) = AsyncClient::new(MqttOptions::new("t", "127.0.0.1", 1), REQUESTS);
+        let mut session = session(&client);
+        assert!(session.pushall_allowed(), "none sent yet");
+        session.pushall().expect("queued");
+        assert!(!session.pushall_allowed(), "one was just sent");
+        session.last_pushall = Instant::now().checked_sub(PUSHALL_EVERY);
+        assert!(session.pushall_allowed());
+    }
+}
