@@ -107,3 +107,28 @@ async fn a_pinned_fingerprint_connects_and_a_wrong_one_never_does() {
     .await;
     t.stop().await;
 }
+
+#[actix_web::test]
+async fn a_printer_switched_off_goes_offline_and_comes_back() {
+    let mut broker = PrinterBroker::start();
+    let _printer = ScriptedPrinter::start(&broker).await;
+    let t = TestApp::spawn().await;
+    bambu_machine(&t, &broker, json!({"ca_file": broker.ca_file()})).await;
+    t.wait_state("s", "m", "running", |s| s["state"] == "running").await;
+
+    broker.stop();
+    let offline = t.wait_state("s", "m", "offline", |s| s["state"] == "offline").await;
+    assert_eq!(offline["online"], false);
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
+    let (status, body) = t.post("/api/v1/makerspaces/s/equipment/m/job/pause", &admin, json!(null)).await;
+    assert_eq!((status, body["error_type"].as_str()), (409, Some("machine_offline")), "{body}");
+
+    broker.restart();
+    // makrcave finds it again within its backoff and asks for the full state.
+    eventually(Duration::from_secs(60), "the machine running again", || async {
+        let s = t.state("s", "m").await;
+        (s["state"] == "running").then_some(())
+    })
+    .await;
+    t.stop().await;
+}

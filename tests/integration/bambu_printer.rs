@@ -27,7 +27,7 @@ pub struct PrinterBroker {
     pub tls_port: u16,
     plain_port: u16,
     pub dir: tempfile::TempDir,
-    child: Child,
+    child: Option<Child>,
 }
 
 fn openssl(dir: &Path, args: &[&str]) -> String {
@@ -100,21 +100,41 @@ impl PrinterBroker {
             ),
         )
         .expect("write mosquitto.conf");
+        let mut broker = PrinterBroker { tls_port, plain_port, dir, child: None };
+        broker.launch();
+        broker
+    }
+
+    fn launch(&mut self) {
         let child = Command::new(Mosquitto::binary())
             .arg("-c")
-            .arg(&config)
+            .arg(self.dir.path().join("mosquitto.conf"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        for port in [tls_port, plain_port] {
+        for port in [self.tls_port, self.plain_port] {
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
                 assert!(Instant::now() < deadline, "mosquitto did not start listening on {port}");
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        PrinterBroker { tls_port, plain_port, dir, child }
+    }
+
+    /// The printer switched off: every client is disconnected at once.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The printer back on, on the same ports.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.launch();
     }
 
     pub fn ca_file(&self) -> PathBuf {
@@ -130,8 +150,7 @@ impl PrinterBroker {
 
 impl Drop for PrinterBroker {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -175,7 +194,15 @@ impl ScriptedPrinter {
         tokio::spawn(async move {
             loop {
                 match eventloop.poll().await {
+                    // (Re)connected: listen for requests again (a clean session keeps none),
+                    // and say where things stand, as a printer coming back does.
+                    Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                        if me.client.try_subscribe(format!("device/{SERIAL}/request"), QoS::AtMostOnce).is_err() {
+                            return;
+                        }
+                    }
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        me.full_report();
                         if let Some(tx) = ready_tx.take() {
                             let _ = tx.send(());
                         }
@@ -186,11 +213,12 @@ impl ScriptedPrinter {
                         me.answer(&request);
                     }
                     Ok(_) => {}
-                    Err(_) => return,
+                    // The broker is down: rumqttc reconnects on the next poll; this pause only
+                    // keeps the retries from spinning.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 }
             }
         });
-        client.subscribe(format!("device/{SERIAL}/request"), QoS::AtMostOnce).await.expect("subscribe to requests");
         ready.await.expect("subscribed");
         printer
     }
