@@ -29,7 +29,7 @@ use crate::domain::equipment::{AdminStatus, Connection, EquipmentType};
 use crate::domain::holds::Holds;
 use crate::domain::jobs::{self, JobCommand, JobEvent, JobRefusal};
 use crate::domain::machine::{
-    Input, JobProgress, LiveState, MachineState, ReservationHold, Session, Temperatures, Transition,
+    Input, JobProgress, LiveState, Loadout, MachineState, ReservationHold, Session, Temperatures, Transition,
 };
 use crate::domain::secrets::DataKey;
 use crate::protocols::adapter::{AdapterCommand, AdapterSender};
@@ -102,6 +102,9 @@ pub struct MachineView {
     /// Why the machine is in error, when it says (a failed job, OctoPrint refusing the API key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the machine has loaded (materials, nozzle), when it reports it (Bambu).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub loadout: Option<Loadout>,
     pub heartbeat_timeout_s: u64,
     /// The member session in progress (who has the machine unlocked, until when).
     pub session: Option<Session>,
@@ -127,6 +130,7 @@ impl MachineView {
             last_heard: live.last_heard,
             reported_at: live.reported_at,
             error: live.error.clone(),
+            loadout: live.loadout.clone(),
             heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
             session: live.session.clone(),
             reservation: live.reservation.clone(),

@@ -161,6 +161,30 @@ pub struct ReservationHold {
     pub end: DateTime<Utc>,
 }
 
+/// What a printer has loaded, as it reports it (Bambu: the AMS trays and the nozzle): the job
+/// router matches jobs against it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema, Default)]
+pub struct Loadout {
+    /// The nozzle's diameter in millimetres.
+    pub nozzle_diameter_mm: Option<f64>,
+    pub trays: Vec<Tray>,
+}
+
+/// A filament tray (an AMS slot, or the external spool holder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Tray {
+    /// `"{ams}-{tray}"`, or `"external"` for the spool holder.
+    pub slot: String,
+    /// `PLA`, `PETG`, `ABS`, ... (`None` for an empty tray).
+    pub material: Option<String>,
+    /// `RRGGBBAA` as the printer sends it.
+    pub color: Option<String>,
+    /// Percent of the spool left, when the printer knows it (RFID spools).
+    pub remain_percent: Option<u8>,
+    /// The tray feeding the printer now.
+    pub active: bool,
+}
+
 /// A telemetry report, already parsed from whatever protocol carried it.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct TelemetryUpdate {
@@ -173,6 +197,9 @@ pub struct TelemetryUpdate {
     pub reported_at: Option<DateTime<Utc>>,
     /// Why the machine is in error, when it reports `error` (or `offline`) and says why.
     pub error: Option<String>,
+    /// What the machine has loaded, when it says (`None`: not mentioned). Boxed: most
+    /// machines never send it, and telemetry is the hottest message.
+    pub loadout: Option<Box<Loadout>>,
 }
 
 /// Everything that can change a machine's live state.
@@ -224,6 +251,9 @@ pub struct LiveState {
     /// Why the machine is in error (a failed job's reason, a refused API key), while it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the machine last said it has loaded (materials, nozzle), if it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadout: Option<Loadout>,
     /// The member session in progress, if any.
     #[serde(default)]
     pub session: Option<Session>,
@@ -259,6 +289,7 @@ impl LiveState {
             last_heard: None,
             reported_at: None,
             error: None,
+            loadout: None,
             session: None,
             reservation: None,
             busy: BusyClock::default(),
@@ -343,6 +374,9 @@ impl LiveState {
                 if t.reported_at.is_some() {
                     self.reported_at = t.reported_at;
                 }
+                if let Some(loadout) = &t.loadout {
+                    self.loadout = Some(Loadout::clone(loadout));
+                }
             }
             Input::Availability { online } => {
                 if *online {
@@ -426,6 +460,7 @@ mod tests {
                 power_w: Some(120.0),
                 reported_at: None,
                 error: None,
+                loadout: None,
             }),
             now(),
         );

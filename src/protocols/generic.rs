@@ -145,6 +145,7 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
         power_w: parsed.power_w,
         reported_at: parsed.ts,
         error: None,
+        loadout: None,
     })
 }
 

@@ -38,6 +38,12 @@ async fn reports_are_followed_and_pause_reaches_the_printer() {
     assert_eq!(live["temps"]["nozzle"], 219.8, "{live}");
     assert_eq!(live["job"]["remaining_s"], 42 * 60, "{live}");
     assert!(printer.requests.lock().expect("lock").iter().any(|r| r["pushing"]["command"] == "pushall"));
+    // The AMS trays and the nozzle are what the printer has loaded.
+    assert_eq!(live["loadout"]["nozzle_diameter_mm"], 0.4, "{live}");
+    assert_eq!(
+        live["loadout"]["trays"][1],
+        json!({"slot": "0-1", "material": "PETG", "color": "000000FF", "remain_percent": null, "active": true})
+    );
 
     // P1 deltas merge into what is known.
     printer.delta(json!({"mc_percent": 38, "nozzle_temper": 220.1}));

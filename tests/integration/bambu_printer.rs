@@ -184,6 +184,10 @@ impl ScriptedPrinter {
                 "mc_percent": 37, "mc_remaining_time": 42, "subtask_name": "benchy",
                 "nozzle_temper": 219.8, "nozzle_target_temper": 220, "bed_temper": 55.1,
                 "bed_target_temper": 55, "chamber_temper": 31, "nozzle_diameter": "0.4", "hms": [],
+                "ams": {"ams": [{"id": "0", "tray": [
+                    {"id": "0", "tray_type": "PLA", "tray_color": "FFFFFFFF", "remain": 80},
+                    {"id": "1", "tray_type": "PETG", "tray_color": "000000FF", "remain": -1}]}],
+                    "tray_now": "1"},
             }))),
             refuse: Arc::new(Mutex::new(None)),
             requests: Arc::new(Mutex::new(Vec::new())),

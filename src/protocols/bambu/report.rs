@@ -6,7 +6,8 @@
 use serde_json::{Map, Value};
 
 use crate::domain::jobs::JobEvent;
-use crate::domain::machine::{JobProgress, MachineState, TelemetryUpdate, Temperatures};
+pub use crate::domain::machine::Tray;
+use crate::domain::machine::{JobProgress, Loadout, MachineState, TelemetryUpdate, Temperatures};
 
 /// `print_error` of a print stopped on request (DESIGN.md: a cancel sets it with `FAILED`).
 const CANCELLED: u32 = 0x0300_400C;
@@ -15,21 +16,6 @@ const CANCELLED: u32 = 0x0300_400C;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PrinterState {
     print: Map<String, Value>,
-}
-
-/// A filament tray of the AMS (or the external spool holder), as the printer reports it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Tray {
-    /// `"{ams}-{tray}"`, or `"external"` for the spool holder.
-    pub slot: String,
-    /// `PLA`, `PETG`, `ABS`, ... (`None` for an empty tray).
-    pub material: Option<String>,
-    /// `RRGGBBAA` as the printer sends it.
-    pub color: Option<String>,
-    /// Percent of the spool left, when the AMS knows it (RFID spools).
-    pub remain_percent: Option<u8>,
-    /// The tray feeding the printer now.
-    pub active: bool,
 }
 
 /// A Health Management System entry, readable: `0300_0100_0001_0007` as Bambu's wiki names
@@ -109,6 +95,7 @@ impl PrinterState {
             power_w: None,
             reported_at: None,
             error: self.error(),
+            loadout: Some(Box::new(Loadout { nozzle_diameter_mm: self.nozzle_diameter(), trays: self.trays() })),
         }
     }
 

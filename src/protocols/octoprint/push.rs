@@ -144,7 +144,7 @@ pub fn telemetry(
         }),
         _ => None,
     };
-    TelemetryUpdate { state: Some(machine_state), job: Some(job), temps, power_w: None, reported_at: None, error }
+    TelemetryUpdate { state: Some(machine_state), job: Some(job), temps, error, ..TelemetryUpdate::default() }
 }
 
 #[derive(Debug, Deserialize)]
