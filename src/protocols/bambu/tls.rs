@@ -9,10 +9,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_cert_signed_by_trust_anchor, verify_server_name};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
@@ -33,11 +34,8 @@ pub fn client_config(trust: &Trust, serial: &str) -> Result<ClientConfig, String
         Trust::CaFile(file) => {
             let name = ServerName::try_from(serial.to_string())
                 .map_err(|_| format!("the serial {serial:?} cannot be a certificate's name"))?;
-            let roots = read_roots(Path::new(file))?;
-            let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-                .build()
-                .map_err(|e| format!("the CA file {file:?} cannot verify certificates: {e}"))?;
-            Arc::new(CaVerifier { inner, name })
+            let roots = Arc::new(read_roots(Path::new(file))?);
+            Arc::new(CaVerifier { roots, provider: provider.clone(), name, serial: serial.to_string() })
         }
         Trust::Fingerprint(fingerprint) => Arc::new(Pinned { fingerprint: *fingerprint, provider: provider.clone() }),
     };
@@ -62,11 +60,16 @@ fn read_roots(file: &Path) -> Result<RootCertStore, String> {
     Ok(roots)
 }
 
-/// The CA file's check, with the printer's serial as the name whatever address was dialled.
+/// The CA file's check: the chain up to the CA, then the printer's serial as the name,
+/// whatever address was dialled. Bambu's certificates name the serial in their subject's CN;
+/// webpki reads only the subject alternative names, so the CN is read here when no SAN
+/// matches.
 #[derive(Debug)]
 struct CaVerifier {
-    inner: Arc<WebPkiServerVerifier>,
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
     name: ServerName<'static>,
+    serial: String,
 }
 
 impl ServerCertVerifier for CaVerifier {
@@ -75,10 +78,20 @@ impl ServerCertVerifier for CaVerifier {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         _dialled: &ServerName<'_>,
-        ocsp_response: &[u8],
+        _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        self.inner.verify_server_cert(end_entity, intermediates, &self.name, ocsp_response, now)
+        let parsed = ParsedCertificate::try_from(end_entity)?;
+        let algorithms = self.provider.signature_verification_algorithms.all;
+        verify_server_cert_signed_by_trust_anchor(&parsed, &self.roots, intermediates, now, algorithms)?;
+        match verify_server_name(&parsed, &self.name) {
+            Ok(()) => Ok(ServerCertVerified::assertion()),
+            Err(e) if subject_common_name(end_entity.as_ref()).as_deref() == Some(self.serial.as_bytes()) => {
+                tracing::trace!(error = %e, "no subject alternative name; the CN names the printer");
+                Ok(ServerCertVerified::assertion())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     fn verify_tls12_signature(
@@ -87,7 +100,7 @@ impl ServerCertVerifier for CaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -96,12 +109,61 @@ impl ServerCertVerifier for CaVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
+}
+
+/// One DER element: its tag, its contents, and what follows it.
+fn der_element(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7F);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let len = rest[..count].iter().fold(0usize, |n, b| (n << 8) | usize::from(*b));
+        (len, &rest[count..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// The subject's common name (OID 2.5.4.3) of a certificate that has already passed the chain
+/// check, as its raw bytes; `None` when it has none or the DER is not as expected.
+fn subject_common_name(certificate: &[u8]) -> Option<Vec<u8>> {
+    const SEQUENCE: u8 = 0x30;
+    const CN: [u8; 3] = [0x55, 0x04, 0x03];
+    let (_, certificate, _) = der_element(certificate)?;
+    let (_, tbs, _) = der_element(certificate)?;
+    // version [0] (optional), serialNumber, signature, issuer, validity, subject.
+    let (tag, _, mut rest) = der_element(tbs)?;
+    if tag == 0xA0 {
+        (_, _, rest) = der_element(rest)?;
+    }
+    for _ in 0..3 {
+        (_, _, rest) = der_element(rest)?;
+    }
+    let (tag, mut subject, _) = der_element(rest)?;
+    if tag != SEQUENCE {
+        return None;
+    }
+    while !subject.is_empty() {
+        let (_, set, next) = der_element(subject)?;
+        subject = next;
+        let (_, attribute, _) = der_element(set)?;
+        let (_, oid, value) = der_element(attribute)?;
+        if oid == CN {
+            let (_, name, _) = der_element(value)?;
+            return Some(name.to_vec());
+        }
+    }
+    None
 }
 
 /// The pinned check: this exact certificate and no other. The handshake's signatures are
@@ -171,6 +233,36 @@ mod tests {
         assert!(pinned.verify_server_cert(&cert, &[], &name, &[], UnixTime::now()).is_ok());
         let other = CertificateDer::from(b"another certificate".to_vec());
         assert!(pinned.verify_server_cert(&other, &[], &name, &[], UnixTime::now()).is_err());
+    }
+
+    fn pem(text: &str) -> CertificateDer<'static> {
+        CertificateDer::from_pem_slice(text.as_bytes()).expect("a PEM certificate")
+    }
+
+    /// A certificate shaped as Bambu's are: the serial in the subject's CN, no subject
+    /// alternative name, issued by a CA of its own (made with openssl, valid for a century).
+    #[test]
+    fn a_ca_vouches_for_a_certificate_whose_cn_is_the_serial() {
+        let ca = include_str!("testdata/cn-only-ca.pem");
+        let printer = pem(include_str!("testdata/cn-only-printer.pem"));
+        assert_eq!(subject_common_name(printer.as_ref()).as_deref(), Some(&b"01S00C123456789"[..]));
+        assert_eq!(subject_common_name(pem(ca).as_ref()).as_deref(), Some(&b"Test BBL CA"[..]));
+        let mut roots = RootCertStore::empty();
+        roots.add(pem(ca)).expect("a CA");
+        let verifier = |serial: &str| CaVerifier {
+            roots: Arc::new(roots.clone()),
+            provider: Arc::new(rustls::crypto::ring::default_provider()),
+            name: ServerName::try_from(serial.to_string()).expect("a name"),
+            serial: serial.to_string(),
+        };
+        let dialled = ServerName::try_from("192.0.2.7").expect("an address");
+        let check = |serial: &str, cert: &CertificateDer<'_>| {
+            verifier(serial).verify_server_cert(cert, &[], &dialled, &[], UnixTime::now())
+        };
+        assert!(check("01S00C123456789", &printer).is_ok());
+        assert!(check("01S00C000000000", &printer).is_err(), "another printer's certificate");
+        assert!(check("Test-BBL-CA", &pem(ca)).is_err(), "the CA is not a printer");
+        assert!(subject_common_name(b"\x30\x03garbage").is_none());
     }
 
     #[test]
