@@ -41,6 +41,12 @@ pub const COMMANDS_DROPPED: &str = "makrcave_commands_dropped_total";
 /// API key refused; unusable_key: none configured, or one that cannot be opened): a refused
 /// key must not become a storm of attempts.
 pub const OCTOPRINT_SESSIONS: &str = "makrcave_octoprint_sessions_total";
+/// Sessions with Bambu printers that ended, by `outcome` (unreachable; access_code: refused;
+/// certificate: the printer's failed the check; tls; settings: no access code, an unreadable
+/// CA file): a refusal must not become a storm of attempts.
+pub const BAMBU_SESSIONS: &str = "makrcave_bambu_sessions_total";
+/// Bambu reports that were not JSON, dropped.
+pub const BAMBU_REPORTS_DROPPED: &str = "makrcave_bambu_reports_dropped_total";
 /// HTTP request latency in seconds, by `method`, `route` and `status`.
 pub const HTTP_LATENCY: &str = "makrcave_http_request_duration_seconds";
 

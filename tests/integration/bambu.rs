@@ -95,6 +95,8 @@ async fn a_pinned_fingerprint_connects_and_a_wrong_one_never_does() {
     bambu_machine(&t, &broker, json!({"fingerprint_sha256": wrong})).await;
     let live = t.wait_state("s", "m", "an error", |s| s["state"] == "error").await;
     assert!(live["error"].as_str().is_some_and(|e| e.contains("certificate")), "{live}");
+    let refused = t.metric("makrcave_bambu_sessions_total", "outcome=\"certificate\"").await;
+    assert!(refused >= 1.0, "counted: {refused}");
     assert!(
         printer.requests.lock().expect("lock").is_empty(),
         "nothing reached the printer over an unchecked connection"

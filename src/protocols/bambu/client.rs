@@ -21,6 +21,7 @@ use crate::actors::machine::Report;
 use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, MachineState, TelemetryUpdate};
 use crate::logging::escaped;
+use crate::metrics::{BAMBU_REPORTS_DROPPED, BAMBU_SESSIONS};
 use crate::protocols::adapter::{AdapterCommand, AdapterReceiver};
 use crate::protocols::octoprint::backoff::{self, Backoff};
 
@@ -47,8 +48,9 @@ enum Ended {
     /// The printer could not be reached or dropped the connection.
     Unreachable(String),
     /// The printer refused the access code or failed the certificate check, or the settings
-    /// cannot be used: retrying soon would only repeat it.
-    Refused(String),
+    /// cannot be used: retrying soon would only repeat it. The reason, and the outcome for
+    /// the metric.
+    Refused(String, &'static str),
 }
 
 /// A request waiting for its reply.
@@ -81,7 +83,8 @@ impl Client {
             let ended = self.session(&mut backoff, &mut shown_offline, &mut state).await;
             let (wait, refusal) = match ended {
                 Ended::Cancelled | Ended::ActorGone => return,
-                Ended::Refused(reason) => {
+                Ended::Refused(reason, outcome) => {
+                    metrics::counter!(BAMBU_SESSIONS, "outcome" => outcome).increment(1);
                     tracing::warn!(equipment_id = ?self.equipment_id, reason = %escaped(&reason), "the Bambu printer cannot be followed; retrying in minutes");
                     let error = TelemetryUpdate {
                         state: Some(MachineState::Error),
@@ -95,6 +98,7 @@ impl Client {
                     (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
                 }
                 Ended::Unreachable(why) => {
+                    metrics::counter!(BAMBU_SESSIONS, "outcome" => "unreachable").increment(1);
                     tracing::debug!(equipment_id = ?self.equipment_id, why = %escaped(&why), "Bambu printer unreachable");
                     if !shown_offline {
                         tracing::info!(equipment_id = ?self.equipment_id, why = %escaped(&why), "Bambu printer unreachable: machine offline");
@@ -138,7 +142,7 @@ impl Client {
     async fn session(&mut self, backoff: &mut Backoff, shown_offline: &mut bool, state: &mut PrinterState) -> Ended {
         let options = match &self.options {
             Ok(options) => options.clone(),
-            Err(reason) => return Ended::Refused(reason.clone()),
+            Err(reason) => return Ended::Refused(reason.clone(), "settings"),
         };
         let (client, mut eventloop) = AsyncClient::new(options, REQUESTS);
         let report_topic = format!("device/{}/report", self.serial);
@@ -177,6 +181,7 @@ impl Client {
                     Ok(Event::Incoming(Packet::Publish(publish))) if publish.topic == report_topic => {
                         last_report = Instant::now();
                         let Ok(report) = serde_json::from_slice::<Value>(&publish.payload) else {
+                            metrics::counter!(BAMBU_REPORTS_DROPPED).increment(1);
                             tracing::debug!(equipment_id = ?self.equipment_id, "malformed Bambu report dropped");
                             continue;
                         };
@@ -335,16 +340,16 @@ fn classify(error: ConnectionError) -> Ended {
     match &error {
         ConnectionError::ConnectionRefused(
             ConnectReturnCode::BadUserNamePassword | ConnectReturnCode::NotAuthorized,
-        ) => Ended::Refused("the printer refused the access code".into()),
+        ) => Ended::Refused("the printer refused the access code".into(), "access_code"),
         ConnectionError::Tls(rumqttc::TlsError::Io(io)) | ConnectionError::Io(io) => {
             match io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
                 Some(rustls::Error::InvalidCertificate(why)) => {
-                    Ended::Refused(format!("the printer's certificate failed the check: {why:?}"))
+                    Ended::Refused(format!("the printer's certificate failed the check: {why:?}"), "certificate")
                 }
                 _ => Ended::Unreachable(error.to_string()),
             }
         }
-        ConnectionError::Tls(e) => Ended::Refused(format!("TLS with the printer: {e}")),
+        ConnectionError::Tls(e) => Ended::Refused(format!("TLS with the printer: {e}"), "tls"),
         _ => Ended::Unreachable(error.to_string()),
     }
 }
