@@ -40,12 +40,14 @@ find_pg_bin() {
   return 1
 }
 
-# Installs what is missing: PostgreSQL, Mosquitto, Chromium and chromedriver.
+# Installs what is missing: PostgreSQL, Mosquitto, openssl (the Bambu tests make their
+# printer's certificates with it), Chromium and chromedriver.
 ensure_services_installed() {
   local want=()
   find_pg_bin >/dev/null || want+=(postgresql)
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || want+=(mosquitto)
   command -v mosquitto_sub >/dev/null 2>&1 || want+=(mosquitto-clients)
+  command -v openssl >/dev/null 2>&1 || want+=(openssl)
   if [ "${1:-}" != "no-browser" ]; then
     command -v chromium >/dev/null 2>&1 || want+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
