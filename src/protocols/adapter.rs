@@ -3,9 +3,18 @@
 //! actor hands it the job commands to carry out. Each command is answered once the machine
 //! has taken or refused it, so a refusal reaches whoever gave the command.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+use std::time::Duration;
 
+use actix::Recipient;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{self, Backoff};
+use crate::actors::machine::Report;
 use crate::domain::jobs::{JobCommand, JobRefusal};
+use crate::domain::machine::{Input, MachineState, TelemetryUpdate};
+use crate::logging::escaped;
 
 /// Commands an adapter may have waiting: a person presses pause once, the router sends one
 /// start at a time; more than a few waiting means the machine is not answering.
@@ -26,6 +35,108 @@ pub type AdapterReceiver = mpsc::Receiver<AdapterCommand>;
 /// A new command channel between an actor and its adapter.
 pub fn channel() -> (AdapterSender, AdapterReceiver) {
     mpsc::channel(COMMAND_QUEUE)
+}
+
+/// Why an adapter's session with its machine ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The machine is stopped or reconfigured.
+    Cancelled,
+    /// The machine's actor is gone (it was replaced or retired).
+    ActorGone,
+    /// The machine could not be reached or dropped the connection.
+    Unreachable(String),
+    /// The machine refused makrcave (a key, an access code, a certificate), or the settings
+    /// cannot be used: retrying soon would only repeat it. The reason, and the outcome for
+    /// the metric.
+    Refused(String, &'static str),
+}
+
+/// What every adapter does between sessions with its machine: shows how the last one ended
+/// (`error` with the reason when refused, `offline` once per outage when unreachable), counts
+/// it, and waits (minutes after a refusal, backoff otherwise) while refusing the commands that
+/// come meanwhile.
+pub struct Between {
+    /// Names the machine's kind in log lines (`OctoPrint`, `Bambu printer`).
+    pub kind: &'static str,
+    /// The counter of ended sessions, by `outcome`.
+    pub sessions_metric: &'static str,
+    pub equipment_id: Arc<str>,
+    pub backoff: Backoff,
+    /// Whether the machine was last shown offline by us: said once per outage.
+    pub shown_offline: bool,
+}
+
+impl Between {
+    pub fn new(kind: &'static str, sessions_metric: &'static str, equipment_id: Arc<str>) -> Between {
+        Between { kind, sessions_metric, equipment_id, backoff: Backoff::default(), shown_offline: false }
+    }
+
+    /// After a session ended: `false` when the adapter must stop (cancelled, actor gone).
+    pub async fn after(
+        &mut self,
+        ended: SessionEnd,
+        actor: &Recipient<Report>,
+        commands: &mut AdapterReceiver,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let deliver = |input| actor.send(Report(input));
+        let (wait, refusal) = match ended {
+            SessionEnd::Cancelled | SessionEnd::ActorGone => return false,
+            SessionEnd::Refused(reason, outcome) => {
+                metrics::counter!(self.sessions_metric, "outcome" => outcome).increment(1);
+                tracing::warn!(equipment_id = ?self.equipment_id, kind = self.kind, reason = %escaped(&reason),
+                    "the machine refused makrcave; retrying in minutes");
+                let error = TelemetryUpdate {
+                    state: Some(MachineState::Error),
+                    error: Some(reason.clone()),
+                    ..TelemetryUpdate::default()
+                };
+                if deliver(Input::Telemetry(error)).await.is_err() {
+                    return false;
+                }
+                self.shown_offline = false;
+                (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
+            }
+            SessionEnd::Unreachable(why) => {
+                metrics::counter!(self.sessions_metric, "outcome" => "unreachable").increment(1);
+                tracing::debug!(equipment_id = ?self.equipment_id, kind = self.kind, why = %escaped(&why), "machine unreachable");
+                if !self.shown_offline {
+                    tracing::info!(equipment_id = ?self.equipment_id, kind = self.kind, why = %escaped(&why),
+                        "machine unreachable: shown offline");
+                    if deliver(Input::Availability { online: false }).await.is_err() {
+                        return false;
+                    }
+                    self.shown_offline = true;
+                }
+                (self.backoff.next_wait(), JobRefusal::Offline)
+            }
+        };
+        wait_refusing(wait, refusal, commands, cancel).await
+    }
+}
+
+/// Waits, answering the commands that come meanwhile with `refusal`; `false`: stop.
+async fn wait_refusing(
+    wait: Duration,
+    refusal: JobRefusal,
+    commands: &mut AdapterReceiver,
+    cancel: &CancellationToken,
+) -> bool {
+    let sleep = tokio::time::sleep(wait);
+    tokio::pin!(sleep);
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return false,
+            _ = &mut sleep => return true,
+            command = commands.recv() => match command {
+                Some(command) => {
+                    let _ = command.reply.send(Err(refusal.clone()));
+                }
+                None => return false,
+            },
+        }
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 //!   [`octoprint`]: OctoPrint's REST API and push socket.
 
 pub mod adapter;
+pub mod backoff;
 pub mod bambu;
 pub mod broker;
 pub mod commands;

@@ -4,11 +4,10 @@
 //! client on a second loopback listener, publishes the documented report shapes and answers
 //! requests as a printer does.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
@@ -106,21 +105,8 @@ impl PrinterBroker {
     }
 
     fn launch(&mut self) {
-        let child = Command::new(Mosquitto::binary())
-            .arg("-c")
-            .arg(self.dir.path().join("mosquitto.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for port in [self.tls_port, self.plain_port] {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "mosquitto did not start listening on {port}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        let config = self.dir.path().join("mosquitto.conf");
+        self.child = Some(Mosquitto::spawn(&config, &[self.tls_port, self.plain_port]));
     }
 
     /// The printer switched off: every client is disconnected at once.

@@ -144,21 +144,30 @@ impl Mosquitto {
             ),
         )
         .expect("write mosquitto.conf");
+        let child = Self::spawn(&config, &[self.port]);
+        // What Debian's service does with `pid_file`: makrcave signals this process to reload.
+        std::fs::write(files.pid_file.as_ref().expect("pid file"), child.id().to_string()).expect("write pid file");
+        self.child = Some(child);
+    }
+
+    /// Starts Mosquitto with `config` and waits until every one of its `ports` accepts
+    /// connections.
+    pub fn spawn(config: &std::path::Path, ports: &[u16]) -> Child {
         let child = Command::new(Self::binary())
             .arg("-c")
-            .arg(&config)
+            .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        // What Debian's service does with `pid_file`: makrcave signals this process to reload.
-        std::fs::write(files.pid_file.as_ref().expect("pid file"), child.id().to_string()).expect("write pid file");
-        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(Instant::now() < deadline, "mosquitto did not start listening on {}", self.port);
-            std::thread::sleep(Duration::from_millis(20));
+        for &port in ports {
+            while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(Instant::now() < deadline, "mosquitto did not start listening on {port}");
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
+        child
     }
 
     /// Kills the broker (every client is disconnected at once).

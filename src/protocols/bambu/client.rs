@@ -19,11 +19,10 @@ use super::report::{self, PrinterState};
 use super::request;
 use crate::actors::machine::Report;
 use crate::domain::jobs::{JobCommand, JobRefusal};
-use crate::domain::machine::{Input, MachineState, TelemetryUpdate};
-use crate::logging::escaped;
+use crate::domain::machine::{Input, TelemetryUpdate};
 use crate::metrics::{BAMBU_REPORTS_DROPPED, BAMBU_SESSIONS};
-use crate::protocols::adapter::{AdapterCommand, AdapterReceiver};
-use crate::protocols::octoprint::backoff::{self, Backoff};
+use crate::protocols::adapter::{AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
+use crate::protocols::backoff::Backoff;
 
 /// A request the printer has not answered within this long is refused: the printer answers
 /// in well under a second when it answers at all.
@@ -39,19 +38,6 @@ const TICK: Duration = Duration::from_secs(1);
 const REQUESTS: usize = 16;
 /// Full reports of an X1 with AMS units run to tens of KiB; rumqttc's default is 10 KiB.
 pub(super) const MAX_PACKET_BYTES: usize = 1 << 20;
-
-/// Why a session ended.
-#[derive(Debug)]
-enum Ended {
-    Cancelled,
-    ActorGone,
-    /// The printer could not be reached or dropped the connection.
-    Unreachable(String),
-    /// The printer refused the access code or failed the certificate check, or the settings
-    /// cannot be used: retrying soon would only repeat it. The reason, and the outcome for
-    /// the metric.
-    Refused(String, &'static str),
-}
 
 /// A request waiting for its reply.
 struct Pending {
@@ -74,43 +60,13 @@ pub struct Client {
 impl Client {
     /// Follows the printer until cancelled or until its actor is gone.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::default();
-        let mut shown_offline = false;
+        let mut between = Between::new("Bambu printer", BAMBU_SESSIONS, self.equipment_id.clone());
         // The printer's state outlives a session: a P1's deltas after a reconnect build on it
         // until the pushall answers.
         let mut state = PrinterState::default();
         loop {
-            let ended = self.session(&mut backoff, &mut shown_offline, &mut state).await;
-            let (wait, refusal) = match ended {
-                Ended::Cancelled | Ended::ActorGone => return,
-                Ended::Refused(reason, outcome) => {
-                    metrics::counter!(BAMBU_SESSIONS, "outcome" => outcome).increment(1);
-                    tracing::warn!(equipment_id = ?self.equipment_id, reason = %escaped(&reason), "the Bambu printer cannot be followed; retrying in minutes");
-                    let error = TelemetryUpdate {
-                        state: Some(MachineState::Error),
-                        error: Some(reason.clone()),
-                        ..TelemetryUpdate::default()
-                    };
-                    if self.deliver(Input::Telemetry(error)).await.is_err() {
-                        return;
-                    }
-                    shown_offline = false;
-                    (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
-                }
-                Ended::Unreachable(why) => {
-                    metrics::counter!(BAMBU_SESSIONS, "outcome" => "unreachable").increment(1);
-                    tracing::debug!(equipment_id = ?self.equipment_id, why = %escaped(&why), "Bambu printer unreachable");
-                    if !shown_offline {
-                        tracing::info!(equipment_id = ?self.equipment_id, why = %escaped(&why), "Bambu printer unreachable: machine offline");
-                        if self.deliver(Input::Availability { online: false }).await.is_err() {
-                            return;
-                        }
-                        shown_offline = true;
-                    }
-                    (backoff.next_wait(), JobRefusal::Offline)
-                }
-            };
-            if !self.wait(wait, refusal).await {
+            let ended = self.session(&mut between.backoff, &mut between.shown_offline, &mut state).await;
+            if !between.after(ended, &self.actor, &mut self.commands, &self.cancel).await {
                 return;
             }
         }
@@ -118,24 +74,6 @@ impl Client {
 
     async fn deliver(&self, input: Input) -> Result<(), Ended> {
         self.actor.send(Report(input)).await.map_err(|_| Ended::ActorGone)
-    }
-
-    /// Waits before the next attempt, refusing commands meanwhile; `false`: stop.
-    async fn wait(&mut self, wait: Duration, refusal: JobRefusal) -> bool {
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => return false,
-                _ = &mut sleep => return true,
-                command = self.commands.recv() => match command {
-                    Some(command) => {
-                        let _ = command.reply.send(Err(refusal.clone()));
-                    }
-                    None => return false,
-                },
-            }
-        }
     }
 
     /// One connection to the printer's broker, from the connect to its loss.

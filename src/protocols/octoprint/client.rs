@@ -15,15 +15,15 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
-use super::backoff::{self, Backoff};
 use super::push::{self, Push, Tracker};
 use super::rest::{self, Api, CallError};
 use crate::actors::machine::Report;
 use crate::domain::jobs::{JobCommand, JobRefusal};
-use crate::domain::machine::{Input, MachineState, TelemetryUpdate};
+use crate::domain::machine::{Input, MachineState};
 use crate::logging::escaped;
 use crate::metrics::OCTOPRINT_SESSIONS;
-use crate::protocols::adapter::{AdapterCommand, AdapterReceiver};
+use crate::protocols::adapter::{AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
+use crate::protocols::backoff::Backoff;
 
 /// How often the push socket is pinged: OctoPrint sends `current` only while a printer is
 /// connected, so a quiet socket is not yet a dead one.
@@ -33,20 +33,6 @@ const SILENCE: Duration = Duration::from_secs(30);
 /// How often a printer OctoPrint has not connected is connected again (with `auto_connect`):
 /// often enough to notice a printer switched on, rarely enough not to hammer a port.
 const PRINTER_RETRY: Duration = Duration::from_secs(60);
-
-/// Why a session ended.
-#[derive(Debug)]
-enum Ended {
-    /// The machine is stopped or reconfigured.
-    Cancelled,
-    /// The machine's actor is gone (it was replaced or retired).
-    ActorGone,
-    /// OctoPrint could not be reached or dropped the connection.
-    Unreachable(String),
-    /// OctoPrint refused the API key (`forbidden`), or there is no usable key
-    /// (`unusable_key`): the reason, and that outcome for the metric.
-    Refused(String, &'static str),
-}
 
 /// One OctoPrint machine's client task.
 pub struct Client {
@@ -62,41 +48,10 @@ pub struct Client {
 impl Client {
     /// Follows the machine until it is cancelled or its actor is gone.
     pub async fn run(mut self) {
-        let mut backoff = Backoff::default();
-        // Whether the machine was last shown offline by us: said once per outage.
-        let mut shown_offline = false;
+        let mut between = Between::new("OctoPrint", OCTOPRINT_SESSIONS, self.equipment_id.clone());
         loop {
-            let ended = self.session(&mut backoff, &mut shown_offline).await;
-            let (wait, refusal) = match ended {
-                Ended::Cancelled | Ended::ActorGone => return,
-                Ended::Refused(reason, outcome) => {
-                    metrics::counter!(OCTOPRINT_SESSIONS, "outcome" => outcome).increment(1);
-                    tracing::warn!(equipment_id = ?self.equipment_id, reason = %escaped(&reason), "OctoPrint refused makrcave; retrying in minutes");
-                    let error = TelemetryUpdate {
-                        state: Some(MachineState::Error),
-                        error: Some(reason.clone()),
-                        ..TelemetryUpdate::default()
-                    };
-                    if self.deliver(Input::Telemetry(error)).await.is_err() {
-                        return;
-                    }
-                    shown_offline = false;
-                    (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
-                }
-                Ended::Unreachable(why) => {
-                    metrics::counter!(OCTOPRINT_SESSIONS, "outcome" => "unreachable").increment(1);
-                    tracing::debug!(equipment_id = ?self.equipment_id, why = %escaped(&why), "OctoPrint unreachable");
-                    if !shown_offline {
-                        tracing::info!(equipment_id = ?self.equipment_id, why = %escaped(&why), "OctoPrint unreachable: machine offline");
-                        if self.deliver(Input::Availability { online: false }).await.is_err() {
-                            return;
-                        }
-                        shown_offline = true;
-                    }
-                    (backoff.next_wait(), JobRefusal::Offline)
-                }
-            };
-            if !self.wait(wait, refusal).await {
+            let ended = self.session(&mut between.backoff, &mut between.shown_offline).await;
+            if !between.after(ended, &self.actor, &mut self.commands, &self.cancel).await {
                 return;
             }
         }
@@ -104,25 +59,6 @@ impl Client {
 
     async fn deliver(&self, input: Input) -> Result<(), Ended> {
         self.actor.send(Report(input)).await.map_err(|_| Ended::ActorGone)
-    }
-
-    /// Waits before the next attempt; commands meanwhile are refused with `refusal`.
-    /// `false`: stop.
-    async fn wait(&mut self, wait: Duration, refusal: JobRefusal) -> bool {
-        let sleep = tokio::time::sleep(wait);
-        tokio::pin!(sleep);
-        loop {
-            tokio::select! {
-                _ = self.cancel.cancelled() => return false,
-                _ = &mut sleep => return true,
-                command = self.commands.recv() => match command {
-                    Some(command) => {
-                        let _ = command.reply.send(Err(refusal.clone()));
-                    }
-                    None => return false,
-                },
-            }
-        }
     }
 
     /// One connection to OctoPrint, from the first call to the socket's end.

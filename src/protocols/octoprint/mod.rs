@@ -7,7 +7,6 @@
 //! - [`backoff`]: the waits between attempts;
 //! - `client`: the task itself.
 
-pub mod backoff;
 mod client;
 pub mod push;
 pub mod rest;

@@ -1,4 +1,5 @@
-//! Waits between attempts to reach OctoPrint: doubling from a short first wait up to a cap,
+//! Waits between attempts to reach a machine's own service (OctoPrint, a Bambu printer's
+//! broker): doubling from a short first wait up to a cap,
 //! each with random jitter, so that a farm whose OctoPrints all went down together (a power
 //! cut, a network switch) does not come back as one burst of requests.
 
