@@ -96,7 +96,7 @@ impl Between {
                     return false;
                 }
                 self.shown_offline = false;
-                (backoff::jittered(backoff::REFUSED), JobRefusal::Rejected(reason))
+                (self.wait_after_refusal(), JobRefusal::Rejected(reason))
             }
             SessionEnd::Unreachable(why) => {
                 metrics::counter!(self.sessions_metric, "outcome" => "unreachable").increment(1);
@@ -113,6 +113,12 @@ impl Between {
             }
         };
         wait_refusing(wait, refusal, commands, cancel).await
+    }
+
+    /// After a refusal a person must fix something (a key, a certificate): minutes, not the
+    /// backoff's seconds, so that a refused machine never sees a storm of attempts.
+    fn wait_after_refusal(&self) -> Duration {
+        backoff::jittered(backoff::REFUSED)
     }
 }
 
@@ -141,6 +147,13 @@ async fn wait_refusing(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_refused_machine_is_tried_again_in_minutes_an_unreachable_one_in_seconds() {
+        let mut between = Between::new("test", "test_sessions_total", Arc::from("m"));
+        assert!(between.wait_after_refusal() >= Duration::from_secs(225), "minutes after a refusal");
+        assert!(between.backoff.next_wait() <= Duration::from_secs(1), "seconds after a lost connection");
+    }
+
     use std::sync::Arc;
     use std::time::Duration;
 

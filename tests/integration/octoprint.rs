@@ -193,13 +193,10 @@ async fn a_wrong_api_key_is_an_error_with_its_reason_and_no_storm() {
     assert_eq!(live["error"], "OctoPrint refused the API key (403)", "{live}");
     assert_eq!(octoprint.printer_state().await, None, "nothing was done with a wrong key");
 
-    // A storm would retry within a second; makrcave waits minutes.
+    // One refused session, then the adapter waits minutes (`adapter::Between`, unit tested)
+    // rather than storming OctoPrint with logins.
     let refused = t.metric("makrcave_octoprint_sessions_total", "outcome=\"forbidden\"").await;
     assert_eq!(refused - refused_before, 1.0);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let later = t.metric("makrcave_octoprint_sessions_total", "outcome=\"forbidden\"").await;
-    assert_eq!(later, refused, "makrcave tried the refused key again at once");
-    assert_eq!(t.state("s", "m").await["state"], "error");
 
     // The right key, once an admin enters it, is taken at once (the adapter restarts).
     let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
