@@ -95,6 +95,9 @@ pub struct MachineView {
     pub job: Option<JobProgress>,
     pub temps: Temperatures,
     pub power_w: Option<f64>,
+    /// Whether the smart plug in front of the machine has its relay on (plug connections only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay_on: Option<bool>,
     /// When makrcave last heard from the machine.
     pub last_heard: Option<DateTime<Utc>>,
     /// The machine's own timestamp of its last report (`ts`).
@@ -127,6 +130,7 @@ impl MachineView {
             job: live.job.clone(),
             temps: live.temps,
             power_w: live.power_w,
+            relay_on: live.relay_on,
             last_heard: live.last_heard,
             reported_at: live.reported_at,
             error: live.error.clone(),
@@ -249,7 +253,8 @@ impl MachineActor {
             return;
         }
         let now = Utc::now();
-        let heard = matches!(input, Input::Telemetry(_) | Input::Availability { online: true } | Input::Job(_));
+        let heard =
+            matches!(input, Input::Telemetry(_) | Input::Availability { online: true } | Input::Job(_) | Input::Heard);
         if heard {
             self.last_heard_at = Instant::now();
         }
@@ -268,7 +273,11 @@ impl MachineActor {
         if self.live.online {
             self.arm_heartbeat(ctx);
         }
-        self.publish();
+        // A sign of life alone is not news: it reaches watchers with the next real change
+        // (and the REST view at once), so an idle machine costs no WebSocket traffic.
+        if !matches!(input, Input::Heard) || transition.is_some() {
+            self.publish();
+        }
     }
 
     /// Publishes a command in the machine's own format. The MQTT link queues it while the

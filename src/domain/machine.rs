@@ -193,6 +193,8 @@ pub struct TelemetryUpdate {
     pub job: Option<Option<JobProgress>>,
     pub temps: Option<Temperatures>,
     pub power_w: Option<f64>,
+    /// Whether the machine's smart plug has its relay closed (power on), when it says.
+    pub relay_on: Option<bool>,
     /// The machine's own clock, when it sent one.
     pub reported_at: Option<DateTime<Utc>>,
     /// Why the machine is in error, when it reports `error` (or `offline`) and says why.
@@ -212,6 +214,9 @@ pub enum Input {
     },
     /// Nothing heard within the heartbeat timeout.
     HeartbeatExpired,
+    /// The machine's protocol adapter still hears it, with nothing new to say (it drops
+    /// unchanged reports): only `last_heard` moves.
+    Heard,
     /// An admin took the machine out of service, or put it back.
     Maintenance(bool),
     /// A member's session started (the machine was unlocked for them).
@@ -244,6 +249,9 @@ pub struct LiveState {
     pub job: Option<JobProgress>,
     pub temps: Temperatures,
     pub power_w: Option<f64>,
+    /// Whether the machine's smart plug has its relay closed, for a machine behind a plug.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay_on: Option<bool>,
     /// When we last heard anything from the machine.
     pub last_heard: Option<DateTime<Utc>>,
     /// The machine's own timestamp of its last report.
@@ -286,6 +294,7 @@ impl LiveState {
             job: None,
             temps: Temperatures::default(),
             power_w: None,
+            relay_on: None,
             last_heard: None,
             reported_at: None,
             error: None,
@@ -371,6 +380,9 @@ impl LiveState {
                 if t.power_w.is_some() {
                     self.power_w = t.power_w;
                 }
+                if t.relay_on.is_some() {
+                    self.relay_on = t.relay_on;
+                }
                 if t.reported_at.is_some() {
                     self.reported_at = t.reported_at;
                 }
@@ -394,6 +406,7 @@ impl LiveState {
                 self.reported = MachineState::Idle;
                 self.error = None;
             }
+            Input::Heard => self.last_heard = Some(now),
             Input::Maintenance(on) => self.maintenance = *on,
             Input::SessionStarted(session) => {
                 self.session = Some(session.clone());
@@ -458,6 +471,7 @@ mod tests {
                 job: Some(Some(job.clone())),
                 temps: Some(Temperatures { nozzle: Some(210.0), ..Default::default() }),
                 power_w: Some(120.0),
+                relay_on: Some(true),
                 reported_at: None,
                 error: None,
                 loadout: None,
@@ -476,7 +490,7 @@ mod tests {
         );
         assert_eq!(live.temps.nozzle, Some(210.0));
         assert_eq!(live.temps.bed, Some(60.0));
-        assert_eq!(live.power_w, Some(120.0));
+        assert_eq!((live.power_w, live.relay_on), (Some(120.0), Some(true)));
         assert!(live.job.is_some());
         // An explicit null clears the job.
         live.apply(&Input::Telemetry(TelemetryUpdate { job: Some(None), ..Default::default() }), now());
@@ -595,6 +609,17 @@ mod tests {
     }
 
     #[test]
+    fn heard_moves_only_last_heard() {
+        let mut live = LiveState::new(false, now());
+        live.apply(&telemetry(Some(MachineState::Running)), now());
+        let before = live.clone();
+        let later = now() + chrono::Duration::seconds(10);
+        assert_eq!(live.apply(&Input::Heard, later), None);
+        assert_eq!(live.last_heard, Some(later));
+        assert_eq!(LiveState { last_heard: before.last_heard, ..live }, before, "nothing else changed");
+    }
+
+    #[test]
     fn the_booking_in_progress_is_not_persisted() {
         let mut live = LiveState::new(false, now());
         live.apply(&telemetry(None), now());
@@ -614,6 +639,7 @@ mod tests {
             proptest::option::of(any_state()).prop_map(telemetry),
             any::<bool>().prop_map(|online| Input::Availability { online }),
             Just(Input::HeartbeatExpired),
+            Just(Input::Heard),
             any::<bool>().prop_map(Input::Maintenance),
             Just(Input::SessionStarted(Session {
                 id: "s".into(),

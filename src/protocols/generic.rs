@@ -143,6 +143,7 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
         job: parsed.job,
         temps: parsed.temps,
         power_w: parsed.power_w,
+        relay_on: None,
         reported_at: parsed.ts,
         error: None,
         loadout: None,

@@ -71,6 +71,21 @@ async fn telemetry_reaches_a_websocket_client_and_unchanged_frames_do_not() {
     .await;
     assert!(quiet.is_err(), "an unchanged frame reached the WebSocket: {quiet:?}");
 
+    // Yet the printer is still heard: `last_heard` moves (at the client's keepalive), in the
+    // machine's REST view, without a WebSocket message of its own.
+    let last_heard = |m: &Value| m["last_heard"].as_str().and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+    let first = last_heard(&live).expect("heard");
+    eventually(Duration::from_secs(30), "last_heard to move while idle", || async {
+        let (_, machine) = t.get("/api/v1/makerspaces/s/equipment/m", Some(&admin)).await;
+        last_heard(&machine).filter(|at| *at > first)
+    })
+    .await;
+    let quiet = tokio::time::timeout(Duration::from_millis(300), async {
+        ws_until(&mut ws, |m| m["type"] == "machine" && m["machine"]["equipment_id"] == "m").await
+    })
+    .await;
+    assert!(quiet.is_err(), "a sign of life alone reached the WebSocket: {quiet:?}");
+
     // API keys never leave the server.
     let (_, machine) = t.get("/api/v1/makerspaces/s/equipment/m", Some(&admin)).await;
     assert!(!machine.to_string().contains(&octoprint.api_key), "{machine}");

@@ -68,7 +68,7 @@ async fn a_tasmota_plug_makes_its_laser_run_and_counts_the_busy_minutes_of_the_s
         "Voltage":230,"Current":1.43}}"#;
     device.publish("tele/laser1/SENSOR", sensor).await;
     let running = t.wait_state("s", "laser", "running after the hold", |s| s["state"] == "running").await;
-    assert_eq!(running["power_w"], 320.0);
+    assert_eq!((&running["power_w"], &running["relay_on"]), (&json!(320.0), &json!(true)), "{running}");
     assert!(
         time_of(&running, "since") >= cutting_from + chrono::Duration::seconds(1),
         "not before the hold: {running}"
@@ -91,7 +91,8 @@ async fn a_tasmota_plug_makes_its_laser_run_and_counts_the_busy_minutes_of_the_s
 
     // The relay switched off by the lock, then the plug unplugged.
     device.publish("stat/laser1/POWER", "OFF").await;
-    t.wait_state("s", "laser", "no power", |s| s["power_w"] == 0.0 && s["state"] == "idle").await;
+    t.wait_state("s", "laser", "no power", |s| s["power_w"] == 0.0 && s["relay_on"] == false && s["state"] == "idle")
+        .await;
     device.publish_retained("tele/laser1/LWT", "Offline").await;
     t.wait_state("s", "laser", "offline with its plug", |s| s["state"] == "offline").await;
     t.stop().await;
@@ -110,12 +111,12 @@ async fn a_shelly_gen1_plug_reports_relay_power_and_availability() {
     device.publish("shellies/shellyplug-s-AABBCC/relay/0", "on").await;
     device.publish("shellies/shellyplug-s-AABBCC/relay/0/power", "150.5").await;
     let running = t.wait_state("s", "drill", "running", |s| s["state"] == "running").await;
-    assert_eq!(running["power_w"], 150.5);
+    assert_eq!((&running["power_w"], &running["relay_on"]), (&json!(150.5), &json!(true)), "{running}");
 
     // Switched off at the plug: it draws nothing, whatever its last power report said.
     device.publish("shellies/shellyplug-s-AABBCC/relay/0", "off").await;
     let idle = t.wait_state("s", "drill", "idle again", |s| s["state"] == "idle").await;
-    assert_eq!(idle["power_w"], 0.0);
+    assert_eq!((&idle["power_w"], &idle["relay_on"]), (&json!(0.0), &json!(false)), "{idle}");
 
     device.publish_retained("shellies/shellyplug-s-AABBCC/online", "false").await;
     t.wait_state("s", "drill", "offline", |s| s["state"] == "offline").await;

@@ -50,7 +50,7 @@ impl MachineActor {
             PlugReading::Status { relay_on, power_w } => {
                 let power = PowerSensing::effective_power(relay_on, power_w);
                 // Any report is a sign of life, and the power is shown as it is.
-                self.apply(&Input::Telemetry(TelemetryUpdate { power_w: power, ..Default::default() }), ctx);
+                self.apply(&Input::Telemetry(TelemetryUpdate { power_w: power, relay_on, ..Default::default() }), ctx);
                 // Without a threshold, power is shown but decides nothing.
                 let (Some(sensing), Some(power)) = (PowerSensing::of(&self.identity.connection), power) else {
                     return;

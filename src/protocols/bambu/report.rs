@@ -93,6 +93,7 @@ impl PrinterState {
                 chamber: self.number("chamber_temper"),
             }),
             power_w: None,
+            relay_on: None,
             reported_at: None,
             error: self.error(),
             loadout: Some(Box::new(Loadout { nozzle_diameter_mm: self.nozzle_diameter(), trays: self.trays() })),

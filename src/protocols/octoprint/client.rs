@@ -154,6 +154,12 @@ impl Client {
                     if last_frame.elapsed() > SILENCE {
                         return Ended::Unreachable("no answer on the push socket".into());
                     }
+                    // Unchanged frames are dropped above; the printer is still heard.
+                    if last_frame.elapsed() < KEEPALIVE {
+                        if let Err(gone) = self.deliver(Input::Heard).await {
+                            return gone;
+                        }
+                    }
                     if let Err(e) = socket.send(Message::Ping(Default::default())).await {
                         return Ended::Unreachable(format!("push socket: {e}"));
                     }

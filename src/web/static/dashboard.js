@@ -268,6 +268,7 @@ function render(card, m) {
   if (t.nozzle != null) rows.push(["Nozzle", degrees(t.nozzle, t.nozzle_target)]);
   if (t.bed != null) rows.push(["Bed", degrees(t.bed, t.bed_target)]);
   if (t.chamber != null) rows.push(["Chamber", degrees(t.chamber)]);
+  if (m.relay_on != null) rows.push(["Plug", m.relay_on ? "on" : "off"]);
   if (m.power_w != null) rows.push(["Power", `${Math.round(m.power_w)} W`]);
   temps.replaceChildren(...rows.flatMap(([k, v]) => {
     const dt = document.createElement("dt"); dt.textContent = k;
