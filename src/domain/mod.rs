@@ -10,6 +10,7 @@ pub mod equipment;
 pub mod guessing;
 pub mod holds;
 pub mod ids;
+pub mod inventory;
 pub mod jobs;
 pub mod machine;
 pub mod members;

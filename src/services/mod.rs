@@ -26,6 +26,8 @@
 //!   its side effects; [`invites`]: joining by invitation; [`cards`]: members' cards.
 //! - [`skills`]: certifications granted and revoked, requests and their decisions, and who
 //!   sees which skill data.
+//! - [`inventory`]: what a makerspace stocks; [`stock`]: its stock log (deducts, receipts,
+//!   counts), idempotent by key, the level always the sum of the log.
 //! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
 //!   an external Mosquitto's password and ACL files.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
@@ -36,6 +38,7 @@ pub mod broker_access;
 pub mod cards;
 pub mod events;
 pub mod gate;
+pub mod inventory;
 pub mod invites;
 pub mod job_control;
 pub mod kiosk;
@@ -45,6 +48,7 @@ pub mod machines;
 pub mod members;
 pub mod sessions;
 pub mod skills;
+pub mod stock;
 pub mod sweeper;
 pub mod waitlist;
 

@@ -6,6 +6,7 @@ mod booking_writer;
 pub mod cache;
 pub mod cards;
 pub mod equipment;
+pub mod inventory;
 pub mod invites;
 pub mod kiosks;
 pub mod machine_states;

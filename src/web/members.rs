@@ -15,10 +15,8 @@ use crate::services::members::{self, BulkRequest, BulkResult, MemberCreate, Memb
 use crate::store::members::{MemberQuery, MemberSort};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
+use crate::web::paging::{search_text, sort_key, Page};
 use crate::web::AppState;
-
-/// Largest page of a member listing.
-const MAX_PAGE_SIZE: i64 = 200;
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -142,40 +140,26 @@ pub async fn list(
     let space_id = path.into_inner();
     people_of(&state, &caller, &space_id, false).await?;
     let q = query.into_inner();
-    let (sort, descending) = match q.sort.as_deref() {
-        None => (MemberSort::Name, false),
-        Some(s) => {
-            let (desc, key) = s.strip_prefix('-').map_or((false, s), |k| (true, k));
-            (MemberSort::parse(key).ok_or_else(|| ApiError::Validation(format!("cannot sort by {key:?}")))?, desc)
-        }
-    };
-    let page = q.page.unwrap_or(1);
-    let page_size = q.page_size.unwrap_or(50);
-    if page < 1 || !(1..=MAX_PAGE_SIZE).contains(&page_size) {
-        return Err(ApiError::Validation(format!("page starts at 1; page_size is 1 to {MAX_PAGE_SIZE}")));
-    }
-    let search = q.search.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
-    if search.as_ref().is_some_and(|s| s.chars().count() > 200) {
-        return Err(ApiError::Validation("search is at most 200 characters".into()));
-    }
+    let (sort, descending) = sort_key(q.sort.as_deref(), MemberSort::Name, MemberSort::parse)?;
+    let page = Page::of(q.page, q.page_size)?;
     let query = MemberQuery {
-        search,
+        search: search_text(q.search)?,
         status: q.status,
         role: q.role,
         plan_id: q.plan_id,
         sort,
         descending,
-        limit: page_size,
-        offset: (page - 1).saturating_mul(page_size),
+        limit: page.limit(),
+        offset: page.offset(),
         today: Utc::now().date_naive(),
     };
     let (members, total) = state.store.list_members(&space_id, &query).await?;
     Ok(HttpResponse::Ok().json(MemberPage {
         members: members.into_iter().map(MemberResponse::new).collect(),
         total,
-        page,
-        page_size,
-        pages: (total + page_size - 1) / page_size,
+        page: page.page,
+        page_size: page.page_size,
+        pages: page.pages(total),
     }))
 }
 

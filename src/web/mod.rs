@@ -4,6 +4,7 @@ pub mod auth;
 pub mod cards;
 pub mod equipment;
 pub mod error;
+pub mod inventory;
 pub mod invites;
 pub mod jobs;
 pub mod jwks;
@@ -15,6 +16,7 @@ pub mod mqtt_credentials;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
+pub mod paging;
 pub mod plans;
 pub mod rate_limit;
 pub mod reservations;
@@ -101,6 +103,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .configure(reservations::routes)
                 .configure(waitlist::routes)
+                .configure(inventory::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

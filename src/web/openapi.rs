@@ -75,6 +75,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::reservations::ReservationsApi::openapi());
     doc.merge(crate::web::waitlist::WaitlistApi::openapi());
     doc.merge(crate::web::kiosk::KioskApi::openapi());
+    doc.merge(crate::web::inventory::InventoryApi::openapi());
     doc
 }
 

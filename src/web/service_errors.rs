@@ -8,6 +8,7 @@ use crate::services::bookings::BookingError;
 use crate::services::broker_access::BrokerAccessError;
 use crate::services::cards::CardError;
 use crate::services::gate::GateError;
+use crate::services::inventory::InventoryError;
 use crate::services::invites::{InviteError, Unusable};
 use crate::services::job_control::JobControlError;
 use crate::services::kiosk::KioskError;
@@ -15,6 +16,7 @@ use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
+use crate::services::stock::StockError;
 use crate::services::waitlist::{WaitlistError, WaitlistResponse};
 use crate::web::error::ApiError;
 
@@ -250,6 +252,35 @@ impl From<CardError> for ApiError {
             CardError::Invalid(e) => e.into(),
             CardError::AlreadyEnrolled => ApiError::Conflict { detail, error_type: "card_already_enrolled" },
             CardError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<InventoryError> for ApiError {
+    fn from(err: InventoryError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            InventoryError::Access(e) => e.into(),
+            InventoryError::NotFound => ApiError::not_found("inventory item"),
+            InventoryError::Invalid(e) => e.into(),
+            InventoryError::Duplicate => ApiError::Conflict { detail, error_type: "duplicate_item" },
+            InventoryError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<StockError> for ApiError {
+    fn from(err: StockError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            StockError::Inventory(e) => e.into(),
+            // 400, as the product documents' deduct answers it.
+            StockError::Insufficient { level, requested } => ApiError::refused_with(
+                400,
+                detail,
+                "insufficient_stock",
+                json!({ "current_stock": level.as_units(), "requested": requested.as_units() }),
+            ),
         }
     }
 }

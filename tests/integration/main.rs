@@ -9,6 +9,7 @@ mod browser;
 mod common;
 mod demo;
 mod input;
+mod inventory;
 mod invites;
 mod jobs;
 mod jwks;

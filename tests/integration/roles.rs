@@ -185,6 +185,16 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/kiosk/unlock", Rule::Device),
     ("GET", "/api/v1/kiosk/machines", Rule::Device),
     ("POST", "/api/v1/kiosk/lock", Rule::Device),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory", Rule::SpaceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/deduct", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/receive", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/adjust", Rule::SpaceManage),
+    // Who took what is for the space's admins and the platform's.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/usage", Rule::MembersRead),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -213,6 +223,8 @@ struct Fixture {
     skill_request: String,
     /// A registered kiosk of the space.
     kiosk: String,
+    /// An inventory item with stock to deduct.
+    item: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -281,7 +293,16 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let (status, credentials) =
         t.post(&format!("/api/v1/makerspaces/{space}/equipment/eq-{n}/mqtt-credentials"), &root, json!(null)).await;
     assert_eq!(status, 201, "{credentials}");
+    let (status, item) = t
+        .post(
+            &format!("/api/v1/makerspaces/{space}/inventory"),
+            &root,
+            json!({"name": "PLA black", "category": "filament", "unit": "g", "current_stock": 1000}),
+        )
+        .await;
+    assert_eq!(status, 201, "{item}");
     Fixture {
+        item: item["id"].as_str().expect("item id").to_string(),
         equipment: format!("eq-{n}"),
         member: members[0].clone(),
         suspended_member: members[1].clone(),
@@ -363,6 +384,13 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/skills/user-skills") => json!({"user_id": "grantee", "skill_id": f.skill}),
         ("POST", "/api/v1/skills/requests") => json!({"skill_id": f.skill}),
         ("PUT", "/api/v1/skills/requests/{request_id}") => json!({"status": "approved"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory") => {
+            json!({"name": format!("Plywood {unique}"), "category": "sheet", "unit": "sheet"})
+        }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}") => json!({"location": "Shelf B"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/deduct") => json!({"quantity": 12.5}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/receive") => json!({"quantity": 1000}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/adjust") => json!({"counted": 990}),
         _ => return None,
     })
 }
@@ -385,6 +413,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{reservation_id}", reservation)
         .replace("{entry_id}", &f.waitlist_entry)
         .replace("{kiosk_id}", &f.kiosk)
+        .replace("{item_id}", &f.item)
 }
 
 #[actix_web::test]
