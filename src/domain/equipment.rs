@@ -123,6 +123,11 @@ pub enum Connection {
         #[serde(default = "default_bambu_port")]
         #[schema(default = 8883, minimum = 1)]
         port: u16,
+        /// The printer's FTPS port (implicit TLS), where files to print are uploaded
+        /// [default: 990].
+        #[serde(default = "default_bambu_ftps_port")]
+        #[schema(default = 990, minimum = 1)]
+        ftps_port: u16,
         serial: String,
         /// The printer's LAN access code (write only: responses mask it).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -161,6 +166,7 @@ impl Connection {
         Connection::Bambu {
             host: "192.0.2.7".into(),
             port: BAMBU_PORT,
+            ftps_port: BAMBU_FTPS_PORT,
             serial: "01S".into(),
             access_code: None,
             ca_file: None,
@@ -174,6 +180,13 @@ pub const BAMBU_PORT: u16 = 8883;
 
 fn default_bambu_port() -> u16 {
     BAMBU_PORT
+}
+
+/// Bambu printers' storage: FTPS with implicit TLS.
+pub const BAMBU_FTPS_PORT: u16 = 990;
+
+fn default_bambu_ftps_port() -> u16 {
+    BAMBU_FTPS_PORT
 }
 
 /// A SHA-256 fingerprint as people copy it: 64 hex digits, or 32 pairs separated by colons
@@ -309,7 +322,7 @@ impl Connection {
                 threshold(running_above_w)?;
                 hold(running_after_s)
             }
-            Self::Bambu { host, port, serial, ca_file, fingerprint_sha256, .. } => {
+            Self::Bambu { host, port, ftps_port, serial, ca_file, fingerprint_sha256, .. } => {
                 non_empty("serial", serial)?;
                 one_line("host", host)?;
                 if host.trim().is_empty() || host.contains(['/', ' ']) || !host.is_ascii() {
@@ -317,6 +330,9 @@ impl Connection {
                 }
                 if *port == 0 {
                     return Err("connection.port must be between 1 and 65535".into());
+                }
+                if *ftps_port == 0 {
+                    return Err("connection.ftps_port must be between 1 and 65535".into());
                 }
                 match (ca_file, fingerprint_sha256) {
                     (Some(file), None) => {
@@ -390,16 +406,17 @@ mod tests {
     #[test]
     fn a_bambu_connection_checks_the_printer_one_way_exactly() {
         let print = "AB".repeat(32);
-        let c: Connection = serde_json::from_str(&format!(
+        let mut c: Connection = serde_json::from_str(&format!(
             r#"{{"kind":"bambu","host":"192.0.2.7","serial":"01P00A123","access_code":"12345678","fingerprint_sha256":"{print}"}}"#
         ))
         .expect("valid bambu connection");
-        let Connection::Bambu { port, .. } = &c else { panic!("bambu") };
-        assert_eq!(*port, 8883, "the default port");
+        let Connection::Bambu { port, ftps_port, .. } = &c else { panic!("bambu") };
+        assert_eq!((*port, *ftps_port), (8883, 990), "the default ports");
         assert!(c.validate().is_ok());
         let bambu = |ca: Option<&str>, fp: Option<&str>| Connection::Bambu {
             host: "printer.lan".into(),
             port: 8883,
+            ftps_port: 990,
             serial: "01P00A123".into(),
             access_code: None,
             ca_file: ca.map(str::to_string),
@@ -408,6 +425,9 @@ mod tests {
         assert!(bambu(None, None).validate().is_err(), "no way to check the printer");
         assert!(bambu(Some("/ca.pem"), Some(&print)).validate().is_err(), "two ways");
         assert!(bambu(Some("/ca.pem"), None).validate().is_ok());
+        let Connection::Bambu { ftps_port, .. } = &mut c else { panic!("bambu") };
+        *ftps_port = 0;
+        assert!(c.validate().is_err(), "port 0 for FTPS");
         assert!(bambu(None, Some("abcd")).validate().is_err(), "too short");
         let colons: Vec<String> = (0..32).map(|_| "0f".to_string()).collect();
         assert!(bambu(None, Some(&colons.join(":"))).validate().is_ok());
@@ -427,6 +447,7 @@ mod tests {
             Connection::Bambu {
                 host: "192.0.2.7".into(),
                 port: BAMBU_PORT,
+                ftps_port: BAMBU_FTPS_PORT,
                 serial: "01S".into(),
                 access_code: Some("SECRET-access_code".into()),
                 ca_file: Some("/etc/makrcave/bambu-ca.pem".into()),

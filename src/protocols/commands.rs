@@ -39,8 +39,9 @@ impl MachineCommand {
 /// - A smart plug switches power: unlock and lock only.
 /// - OctoPrint and Bambu printers have no relay: unlock and lock are bookkeeping (the
 ///   session), which they support. OctoPrint's adapter carries out every job command (over
-///   REST, see `crate::protocols::octoprint`), Bambu's as requests on the printer's own broker
-///   (`crate::protocols::bambu`), a start it cannot yet carry out is refused as unsupported.
+///   REST, see `crate::protocols::octoprint`), Bambu's too: a start uploads the file over FTPS
+///   and then asks the printer to print it, the others are requests on the printer's own
+///   broker (`crate::protocols::bambu`).
 pub fn supports(connection: &Connection, command: &MachineCommand) -> bool {
     match (connection, command) {
         (_, MachineCommand::Unlock { .. } | MachineCommand::Lock { .. }) => true,
@@ -187,5 +188,8 @@ mod tests {
         assert!(supports(&octo, &MachineCommand::Job(JobCommand::Pause)), "its adapter carries job commands");
         assert!(encode("s", "e", &octo, &MachineCommand::Job(JobCommand::Pause), 1).is_empty(), "not over MQTT");
         assert!(encode("s", "e", &Connection::bambu_example(), &lock(), 1).is_empty());
+        let start = MachineCommand::Job(JobCommand::Start { file: "/files/benchy.3mf".into() });
+        assert!(supports(&Connection::bambu_example(), &start), "uploaded over FTPS, then printed");
+        assert!(encode("s", "e", &Connection::bambu_example(), &start, 1).is_empty(), "not over makrcave's MQTT");
     }
 }

@@ -6,9 +6,11 @@
 //!   reads from it (state, job, temperatures, HMS errors, AMS trays and nozzle, job events).
 //! - [`request`]: pure: the requests makrcave sends, numbered so that replies can be matched.
 //! - [`tls`]: how the printer's certificate is checked (a CA file or a pinned fingerprint).
+//! - [`ftps`]: files to print, uploaded to the printer's storage.
 //! - `client`: the task that follows one printer.
 
 mod client;
+pub mod ftps;
 pub mod report;
 pub mod request;
 pub mod tls;
@@ -28,14 +30,15 @@ use crate::domain::equipment::{parse_fingerprint, Connection};
 use crate::domain::secrets::{DataKey, ACCESS_CODE};
 use crate::protocols::adapter::AdapterReceiver;
 
-/// The user every Bambu printer's broker takes in LAN mode.
+/// The user every Bambu printer's broker and storage take in LAN mode.
 const USER: &str = "bblp";
 /// MQTT keep-alive with the printer: a printer switched off is noticed within two of these.
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// The task that follows a Bambu printer, reporting to `actor` and taking `commands`, until
 /// `cancel` (or until the actor is gone); `None` for a connection of another kind. The access
-/// code is opened here with the data key and lives only inside the task.
+/// code is opened here with the data key and lives only inside the task: the password of the
+/// printer's broker and of its storage.
 pub fn follow(
     equipment_id: &str,
     connection: &Connection,
@@ -44,10 +47,10 @@ pub fn follow(
     commands: AdapterReceiver,
     cancel: CancellationToken,
 ) -> Option<impl Future<Output = ()> + Send + 'static> {
-    let Connection::Bambu { host, port, serial, ca_file, fingerprint_sha256, .. } = connection else {
+    let Connection::Bambu { host, port, ftps_port, serial, ca_file, fingerprint_sha256, .. } = connection else {
         return None;
     };
-    let options = (|| {
+    let reach = (|| {
         let code = match connection.secret(key, ACCESS_CODE) {
             Ok(Some(code)) if !code.is_empty() => code,
             Ok(_) => return Err("no access code is configured for this printer".to_string()),
@@ -60,17 +63,19 @@ pub fn follow(
         };
         let config = tls::client_config(&trust, serial)?;
         let mut options = MqttOptions::new(format!("makrcave-{equipment_id}"), host.clone(), *port);
-        options.set_credentials(USER, code);
+        options.set_credentials(USER, code.clone());
         options.set_keep_alive(KEEP_ALIVE);
         options.set_clean_session(true);
         options.set_max_packet_size(client::MAX_PACKET_BYTES, client::MAX_PACKET_BYTES);
         options.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(Arc::new(config))));
-        Ok(options)
+        let storage =
+            ftps::Storage { host: host.clone(), port: *ftps_port, access_code: code, serial: serial.clone(), trust };
+        Ok(client::Reach { mqtt: options, storage: Arc::new(storage) })
     })();
     let client = client::Client {
         equipment_id: Arc::from(equipment_id),
         serial: serial.clone(),
-        options,
+        reach,
         actor,
         commands,
         cancel,
