@@ -41,19 +41,45 @@ find_pg_bin() {
 }
 
 # Installs what is missing: PostgreSQL, Mosquitto, openssl (the Bambu tests make their
-# printer's certificates with it), Chromium and chromedriver.
+# printer's certificates with it), vsftpd and db_load (the Bambu printer's storage and its
+# login), Chromium and chromedriver.
 ensure_services_installed() {
   local want=()
   find_pg_bin >/dev/null || want+=(postgresql)
   [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null 2>&1 || want+=(mosquitto)
   command -v mosquitto_sub >/dev/null 2>&1 || want+=(mosquitto-clients)
   command -v openssl >/dev/null 2>&1 || want+=(openssl)
+  [ -x /usr/sbin/vsftpd ] || want+=(vsftpd)
+  command -v db_load >/dev/null 2>&1 || want+=(db-util)
   if [ "${1:-}" != "no-browser" ]; then
     command -v chromium >/dev/null 2>&1 || want+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
   fi
   if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
   PG_BIN=$(find_pg_bin) || { log "PostgreSQL's initdb not found even after installing"; return 1; }
+  ensure_bambu_ftp_login
+}
+
+# The login of the Bambu tests' printer storage. Each test starts its own vsftpd (as root:
+# vsftpd logs users in through PAM), which logs `bblp` in through this PAM service against a
+# Berkeley DB of virtual users: one, `bblp`, with the scripted printer's access code
+# (ACCESS_CODE in tests/integration/bambu_printer.rs). A virtual user and not a system
+# account, so that this well-known password opens that FTP server and nothing else. PAM reads
+# its services from /etc/pam.d only, hence files outside the tests' folders, written once.
+BAMBU_TEST_ACCESS_CODE=29071953
+BAMBU_FTP_PAM=/etc/pam.d/makrcave-test-ftp
+BAMBU_FTP_USERS=/etc/makrcave-test/ftp-users
+ensure_bambu_ftp_login() {
+  local service
+  service="auth required pam_userdb.so db=$BAMBU_FTP_USERS
+account required pam_permit.so"
+  if [ "$(cat "$BAMBU_FTP_PAM" 2>/dev/null)" = "$service" ] && [ -f "$BAMBU_FTP_USERS.db" ]; then return 0; fi
+  log "setting up the login of the Bambu tests' FTP server ($BAMBU_FTP_PAM)"
+  as_root mkdir -p "$(dirname "$BAMBU_FTP_USERS")"
+  as_root rm -f "$BAMBU_FTP_USERS.db"
+  printf 'bblp\n%s\n' "$BAMBU_TEST_ACCESS_CODE" | as_root db_load -T -t hash "$BAMBU_FTP_USERS.db"
+  as_root chmod 600 "$BAMBU_FTP_USERS.db"
+  printf '%s\n' "$service" | as_root tee "$BAMBU_FTP_PAM" >/dev/null
 }
 
 make_work_dir() {

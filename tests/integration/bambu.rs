@@ -2,14 +2,17 @@
 //! own broker (a real Mosquitto over TLS, `bblp` and the access code), checks its certificate
 //! (a CA file naming the serial, or a pinned fingerprint), follows the scripted printer's
 //! reports (an X1's full object, then P1 deltas) and carries pause, resume and stop to it as
-//! requests whose replies it matches.
+//! requests whose replies it matches. A start uploads the file to the printer's storage (a real
+//! vsftpd with implicit FTPS that requires TLS session reuse on data connections) and then
+//! asks the printer to print it.
 
 use std::time::Duration;
 
 use makrcave::domain::access::Role;
+use makrcave::domain::jobs::{JobCommand, JobRefusal};
 use serde_json::{json, Value};
 
-use crate::bambu_printer::{PrinterBroker, ScriptedPrinter, ACCESS_CODE, SERIAL};
+use crate::bambu_printer::{PrinterBroker, PrinterStorage, ScriptedPrinter, ACCESS_CODE, SERIAL};
 use crate::common::{eventually, TestApp};
 
 /// Adds a Bambu machine `m` to space `s`, reached with `check` (`ca_file` or
@@ -138,5 +141,135 @@ async fn a_printer_switched_off_goes_offline_and_comes_back() {
         (s["state"] == "running").then_some(())
     })
     .await;
+    t.stop().await;
+}
+
+/// A printer that has finished its last print and waits, with its storage; the machine shows
+/// it idle.
+async fn idle_printer(t: &TestApp, broker: &PrinterBroker, storage: &PrinterStorage, extra: Value) -> ScriptedPrinter {
+    let printer = ScriptedPrinter::start(broker).await;
+    printer.delta(json!({"gcode_state": "IDLE", "mc_percent": 0, "subtask_name": "", "gcode_file": ""}));
+    let mut connection = json!({"ca_file": broker.ca_file(), "ftps_port": storage.port});
+    if let (Some(c), Some(extra)) = (connection.as_object_mut(), extra.as_object()) {
+        c.extend(extra.clone());
+    }
+    bambu_machine(t, broker, connection).await;
+    t.wait_state("s", "m", "idle", |s| s["state"] == "idle").await;
+    printer
+}
+
+/// A file of `len` bytes with every byte value in it, written to makrcave's disk: an upload in
+/// ASCII mode, or a lost piece, would show.
+fn file_to_print(t: &TestApp, name: &str, len: usize) -> (String, Vec<u8>) {
+    let contents: Vec<u8> = (0..len).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    let path = t.data_dir.path().join(name);
+    std::fs::write(&path, &contents).expect("write the file to print");
+    (path.to_string_lossy().into_owned(), contents)
+}
+
+fn print_request(printer: &ScriptedPrinter, command: &str) -> Option<Value> {
+    printer.requests.lock().expect("lock").iter().rev().find(|r| r["print"]["command"] == command).cloned()
+}
+
+#[actix_web::test]
+async fn a_3mf_is_uploaded_over_ftps_and_printed_while_the_printer_is_followed() {
+    let broker = PrinterBroker::start();
+    // Slow enough (4 MB at 2 MB/s) that the upload is still under way when the refresh
+    // below is answered.
+    let storage = PrinterStorage::start_with(&broker, "local_max_rate=2000000");
+    let t = TestApp::spawn().await;
+    let printer = idle_printer(&t, &broker, &storage, json!({})).await;
+    let (path, contents) = file_to_print(&t, "benchy.gcode.3mf", 4_000_000);
+
+    let fleet = t.app().state().fleet.clone();
+    let start = {
+        let fleet = fleet.clone();
+        tokio::spawn(async move { fleet.control("s", "m", JobCommand::Start { file: path }).await })
+    };
+    // The printer's session is followed during the upload: a refresh is answered by the
+    // printer's next state at once.
+    fleet.control("s", "m", JobCommand::Refresh).await.expect("the machine is there").expect("refreshed");
+    assert!(!start.is_finished(), "the refresh was answered while the file was on its way");
+    let started = start.await.expect("the start's task").expect("the machine is there");
+    assert_eq!(started, Ok(()), "{}", storage.log());
+
+    let uploaded = std::fs::read(storage.card().join("benchy.gcode.3mf")).expect("the file on the printer's card");
+    assert!(uploaded == contents, "the file arrived byte for byte ({} of {} bytes)", uploaded.len(), contents.len());
+    let request = print_request(&printer, "project_file").expect("the printer was asked to print the project");
+    assert_eq!(request["print"]["url"], "ftp:///benchy.gcode.3mf", "{request}");
+    assert_eq!(request["print"]["param"], "Metadata/plate_1.gcode", "{request}");
+    assert_eq!(request["print"]["subtask_name"], "benchy", "{request}");
+
+    let live = t.wait_state("s", "m", "printing the project", |s| s["state"] == "running").await;
+    assert_eq!(live["job"]["file"], "benchy", "{live}");
+    let store = t.app().state().store.clone();
+    let events = eventually(Duration::from_secs(10), "the job's start stored", || {
+        let store = store.clone();
+        async move {
+            let events = store.job_events("m").await.expect("job events");
+            events.iter().any(|e| e.event == "job_started").then_some(events)
+        }
+    })
+    .await;
+    assert_eq!(events.iter().filter(|e| e.event == "job_started").count(), 1, "{events:?}");
+    t.stop().await;
+}
+
+#[actix_web::test]
+async fn a_gcode_file_is_printed_by_its_path_on_the_card_and_a_refusal_is_the_answer() {
+    let broker = PrinterBroker::start();
+    let storage = PrinterStorage::start(&broker);
+    let t = TestApp::spawn().await;
+    let printer = idle_printer(&t, &broker, &storage, json!({})).await;
+    let (path, contents) = file_to_print(&t, "cube.gcode", 100_000);
+    let fleet = t.app().state().fleet.clone();
+
+    // The printer refuses (as current firmware does outside Developer Mode): the reason comes
+    // back, and the machine stays idle.
+    printer.refuse_with("print start is not allowed in this mode");
+    let refused =
+        fleet.control("s", "m", JobCommand::Start { file: path.clone() }).await.expect("the machine is there");
+    assert_eq!(refused, Err(JobRefusal::Rejected("print start is not allowed in this mode".into())));
+    assert_eq!(t.state("s", "m").await["state"], "idle");
+
+    printer.comply();
+    let started = fleet.control("s", "m", JobCommand::Start { file: path }).await.expect("the machine is there");
+    assert_eq!(started, Ok(()), "{}", storage.log());
+    assert!(std::fs::read(storage.card().join("cube.gcode")).expect("the file on the card") == contents);
+    let request = print_request(&printer, "gcode_file").expect("the printer was asked to print the G-code");
+    assert_eq!(request["print"]["param"], "/sdcard/cube.gcode", "{request}");
+    let live = t.wait_state("s", "m", "printing the G-code", |s| s["state"] == "running").await;
+    assert_eq!(live["job"]["file"], "cube", "{live}");
+
+    // Busy now; and a file the printer cannot print is refused before any upload.
+    let busy = fleet.control("s", "m", JobCommand::Start { file: "/files/other.gcode".into() }).await;
+    assert_eq!(busy.expect("the machine is there"), Err(JobRefusal::Busy));
+    t.stop().await;
+}
+
+#[actix_web::test]
+async fn a_storage_that_refuses_the_access_code_or_a_file_of_another_kind_is_the_answer() {
+    // The broker takes another code than the storage: the machine connects, the upload's
+    // login is refused.
+    let code = "11112222";
+    let broker = PrinterBroker::start_with_code(code);
+    let storage = PrinterStorage::start(&broker);
+    let t = TestApp::spawn().await;
+    let printer = idle_printer(&t, &broker, &storage, json!({"access_code": code})).await;
+    let (path, _) = file_to_print(&t, "benchy.3mf", 10_000);
+    let fleet = t.app().state().fleet.clone();
+
+    let refused = fleet.control("s", "m", JobCommand::Start { file: path }).await.expect("the machine is there");
+    let Err(JobRefusal::Rejected(reason)) = &refused else { panic!("refused: {refused:?}") };
+    assert!(reason.contains("refused the access code") && reason.contains("530"), "{reason}");
+    assert!(print_request(&printer, "project_file").is_none(), "no print without the file");
+    assert!(std::fs::read_dir(storage.card()).expect("the card").next().is_none(), "nothing stored");
+
+    let (stl, _) = file_to_print(&t, "bracket.stl", 100);
+    let refused = fleet.control("s", "m", JobCommand::Start { file: stl }).await.expect("the machine is there");
+    let Err(JobRefusal::Rejected(reason)) = &refused else { panic!("refused: {refused:?}") };
+    assert!(reason.contains(".3mf or a .gcode"), "{reason}");
+    // The machine is still followed and idle.
+    assert_eq!(t.state("s", "m").await["state"], "idle");
     t.stop().await;
 }

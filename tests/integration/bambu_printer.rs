@@ -1,20 +1,24 @@
 //! A Bambu printer without a Bambu printer: a real Mosquitto plays the printer's broker (a TLS
 //! listener with a certificate naming the serial, issued by a test CA made with `openssl`, and
-//! a password file with `bblp` and the access code), and a scripted printer, a plain MQTT
-//! client on a second loopback listener, publishes the documented report shapes and answers
-//! requests as a printer does.
+//! a password file with `bblp` and the access code), a real vsftpd plays its storage (implicit
+//! FTPS with the same certificate, `bblp` and the access code, session reuse required on data
+//! connections as X1 printers require it), and a scripted printer, a plain MQTT client on a
+//! second loopback listener, publishes the documented report shapes and answers requests as a
+//! printer does.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::common::{free_port, Mosquitto};
+use crate::common::{free_port, wait_listening, Mosquitto};
 
 pub const SERIAL: &str = "01P00A123456789";
+/// The printer's access code. The storage's login is set up once by scripts/lib.sh
+/// (`BAMBU_TEST_ACCESS_CODE`, the same value): PAM reads its users from outside the test.
 pub const ACCESS_CODE: &str = "29071953";
 /// The scripted printer's own login on the plain listener.
 const PRINTER_USER: &str = "printer";
@@ -37,6 +41,11 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 
 impl PrinterBroker {
     pub fn start() -> PrinterBroker {
+        Self::start_with_code(ACCESS_CODE)
+    }
+
+    /// A broker whose `bblp` logs in with `access_code` (the storage's stays [`ACCESS_CODE`]).
+    pub fn start_with_code(access_code: &str) -> PrinterBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         // A CA of our own, and the printer's certificate from it with the serial as its name,
@@ -74,7 +83,7 @@ impl PrinterBroker {
         );
         let passwd = d.join("passwd");
         std::fs::write(&passwd, "").expect("create the password file");
-        for (user, password) in [("bblp", ACCESS_CODE), (PRINTER_USER, PRINTER_PASSWORD)] {
+        for (user, password) in [("bblp", access_code), (PRINTER_USER, PRINTER_PASSWORD)] {
             let status = Command::new("mosquitto_passwd")
                 .arg("-b")
                 .arg(&passwd)
@@ -137,6 +146,100 @@ impl PrinterBroker {
 impl Drop for PrinterBroker {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The PAM service scripts/lib.sh sets up for the storage's login.
+const FTP_PAM_SERVICE: &str = "makrcave-test-ftp";
+
+/// The printer's storage: vsftpd with implicit TLS on a free port, stopped on drop. Its
+/// certificate is the printer's; it logs in `bblp` with [`ACCESS_CODE`] and requires data
+/// connections to resume the control connection's TLS session (`require_ssl_reuse`).
+pub struct PrinterStorage {
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl PrinterStorage {
+    pub fn start(broker: &PrinterBroker) -> PrinterStorage {
+        Self::start_with(broker, "")
+    }
+
+    /// With more vsftpd settings, one a line (`local_max_rate=...`).
+    pub fn start_with(broker: &PrinterBroker, extra: &str) -> PrinterStorage {
+        let binary = std::env::var("VSFTPD_BIN").unwrap_or_else(|_| "/usr/sbin/vsftpd".into());
+        assert!(
+            Path::new(&binary).exists(),
+            "vsftpd is required by this test and was not found: run scripts/test (it installs it), or apt-get install vsftpd"
+        );
+        assert!(
+            Path::new("/etc/pam.d").join(FTP_PAM_SERVICE).exists(),
+            "the login of the test FTP server is not set up: run scripts/test (scripts/lib.sh, ensure_bambu_ftp_login)"
+        );
+        // vsftpd logs users in through PAM and changes to their user for each session.
+        assert!(
+            rustix::process::geteuid().is_root(),
+            "vsftpd must be started as root: run the Bambu tests as root (as CI does)"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        // The card, written by the virtual user's local account (`ftp`); the empty folder
+        // vsftpd shuts its unprivileged process in.
+        let card = d.join("card");
+        let empty = d.join("empty");
+        for (folder, mode) in [(d.to_path_buf(), 0o755), (card.clone(), 0o777), (empty.clone(), 0o755)] {
+            std::fs::create_dir_all(&folder).expect("create a folder");
+            std::fs::set_permissions(&folder, std::os::unix::fs::PermissionsExt::from_mode(mode)).expect("chmod");
+        }
+        let (port, passive) = (free_port(), free_port());
+        let certs = broker.dir.path();
+        let config = d.join("vsftpd.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\nbackground=NO\n\
+                 anonymous_enable=NO\nlocal_enable=YES\nwrite_enable=YES\nlocal_umask=022\n\
+                 guest_enable=YES\nguest_username=ftp\nvirtual_use_local_privs=YES\npam_service_name={FTP_PAM_SERVICE}\n\
+                 local_root={card}\nchroot_local_user=YES\nallow_writeable_chroot=YES\nsecure_chroot_dir={empty}\n\
+                 ssl_enable=YES\nimplicit_ssl=YES\nrequire_ssl_reuse=YES\nforce_local_logins_ssl=YES\n\
+                 force_local_data_ssl=YES\nssl_ciphers=HIGH\n\
+                 rsa_cert_file={certs}/server.crt\nrsa_private_key_file={certs}/server.key\n\
+                 pasv_enable=YES\npasv_min_port={passive}\npasv_max_port={passive}\n\
+                 seccomp_sandbox=NO\nisolate=NO\nisolate_network=NO\n\
+                 vsftpd_log_file={log}\nlog_ftp_protocol=YES\nxferlog_enable=YES\n{extra}\n",
+                card = card.display(),
+                empty = empty.display(),
+                certs = certs.display(),
+                log = d.join("vsftpd.log").display(),
+            ),
+        )
+        .expect("write vsftpd.conf");
+        let mut child = Command::new(&binary)
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vsftpd");
+        wait_listening("vsftpd", &mut child, &[port]);
+        PrinterStorage { port, dir, child }
+    }
+
+    /// The printer's SD card: where uploaded files land.
+    pub fn card(&self) -> PathBuf {
+        self.dir.path().join("card")
+    }
+
+    /// What vsftpd logged (the FTP commands and replies), for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("vsftpd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PrinterStorage {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -264,6 +367,19 @@ impl ScriptedPrinter {
         self.report(reply.to_string());
         if refusal.is_none() {
             let state = match command {
+                // Printing the file named, as a printer reports it: the project's plate, or
+                // the G-code file on the card.
+                "project_file" | "gcode_file" => {
+                    let param = print["param"].as_str().unwrap_or_default();
+                    let name = match command {
+                        "project_file" => print["subtask_name"].as_str().unwrap_or_default(),
+                        _ => param.rsplit('/').next().unwrap_or_default().trim_end_matches(".gcode"),
+                    };
+                    self.delta(
+                        json!({"gcode_state": "RUNNING", "mc_percent": 0, "subtask_name": name, "gcode_file": param}),
+                    );
+                    return;
+                }
                 "pause" => "PAUSE",
                 "resume" => "RUNNING",
                 // A stop ends the print FAILED with this code, as the printer does.

@@ -87,6 +87,21 @@ where
     }
 }
 
+/// Waits until a server we started accepts connections on every one of its `ports` on
+/// 127.0.0.1; panics when it exits first or takes more than 10 s.
+pub fn wait_listening(name: &str, child: &mut Child, ports: &[u16]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for &port in ports {
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited ({status}) before listening on {port}");
+            }
+            assert!(Instant::now() < deadline, "{name} did not start listening on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 /// A Mosquitto broker of our own, on a free port, stopped on drop.
 pub struct Mosquitto {
     pub port: u16,
@@ -153,20 +168,14 @@ impl Mosquitto {
     /// Starts Mosquitto with `config` and waits until every one of its `ports` accepts
     /// connections.
     pub fn spawn(config: &std::path::Path, ports: &[u16]) -> Child {
-        let child = Command::new(Self::binary())
+        let mut child = Command::new(Self::binary())
             .arg("-c")
             .arg(config)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start mosquitto");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        for &port in ports {
-            while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "mosquitto did not start listening on {port}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
+        wait_listening("mosquitto", &mut child, ports);
         child
     }
 
