@@ -203,13 +203,15 @@ fn close_request_schemas(doc: &mut Value) {
     }
 }
 
-/// A Bambu printer's connection: a host name or address, a port, and exactly one way to check
-/// its certificate (a null counts as absent, as serde reads it).
+/// A Bambu printer's connection: a host name or address, its ports (MQTT and FTPS), and
+/// exactly one way to check its certificate (a null counts as absent, as serde reads it).
 fn bambu(variant: &mut Value) {
     let Some(props) = variant.get_mut("properties").and_then(Value::as_object_mut) else { return };
     props.insert("host".into(), json!({"type": "string", "pattern": "^[!-.0-~]+$"}));
-    if let Some(port) = props.get_mut("port").and_then(Value::as_object_mut) {
-        port.insert("maximum".into(), json!(65535));
+    for name in ["port", "ftps_port"] {
+        if let Some(port) = props.get_mut(name).and_then(Value::as_object_mut) {
+            port.insert("maximum".into(), json!(65535));
+        }
     }
     props.insert("ca_file".into(), json!({"type": ["string", "null"], "pattern": NOT_BLANK_LINE}));
     props.insert(
@@ -739,6 +741,14 @@ mod tests {
         ] {
             assert_eq!(property(schema, field)["minimum"], 0.0, "{schema}.{field}");
             assert_eq!(property(schema, field)["maximum"], crate::web::validate::MAX_AMOUNT, "{schema}.{field}");
+        }
+        // A Bambu printer's ports, as its connection validates them.
+        let variants = schemas["Connection"]["oneOf"].as_array().expect("the kinds of connection");
+        let bambu = variants.iter().find(|v| v["properties"].get("ftps_port").is_some()).expect("bambu");
+        for (port, default) in [("port", 8883), ("ftps_port", 990)] {
+            let schema = &bambu["properties"][port];
+            assert_eq!((&schema["minimum"], &schema["maximum"]), (&json!(1), &json!(65535)), "{port}");
+            assert_eq!(schema["default"], default, "{port}");
         }
         // Every marker of the annotations was spelled out.
         let text = contract().to_string();
