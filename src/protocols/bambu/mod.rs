@@ -1,16 +1,17 @@
 //! Bambu Lab printers in LAN mode: each printer runs its own MQTT broker (TLS on 8883, user
 //! `bblp`, the LAN access code as password), reports on `device/{serial}/report` and takes
-//! requests on `device/{serial}/request` (DESIGN.md, "Machines in their own protocols").
+//! requests on `device/{serial}/request`; files to print go to its storage over FTPS first
+//! (DESIGN.md, "Machines in their own protocols").
 //!
 //! - [`report`]: pure: partial reports merged into the last full state, and what makrcave
 //!   reads from it (state, job, temperatures, HMS errors, AMS trays and nozzle, job events).
 //! - [`request`]: pure: the requests makrcave sends, numbered so that replies can be matched.
 //! - [`tls`]: how the printer's certificate is checked (a CA file or a pinned fingerprint).
-//! - [`ftps`]: files to print, uploaded to the printer's storage.
+//! - `ftps`: files to print, uploaded to the printer's storage.
 //! - `client`: the task that follows one printer.
 
 mod client;
-pub mod ftps;
+mod ftps;
 pub mod report;
 pub mod request;
 pub mod tls;
