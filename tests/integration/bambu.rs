@@ -111,9 +111,18 @@ async fn a_pinned_fingerprint_connects_and_a_wrong_one_never_does() {
                             "access_code": ACCESS_CODE, "fingerprint_sha256": broker.fingerprint()});
     let (status, body) = t.put("/api/v1/makerspaces/s/equipment/m", &admin, json!({"connection": connection})).await;
     assert_eq!(status, 200, "{body}");
-    eventually(Duration::from_secs(20), "the machine running", || async {
+    let running = eventually(Duration::from_secs(20), "the machine running", || async {
         let s = t.state("s", "m").await;
-        (s["state"] == "running").then_some(())
+        (s["state"] == "running").then_some(s)
+    })
+    .await;
+
+    // A printer that sends nothing new is still heard (its broker answers the keep-alive):
+    // `last_heard` moves though no report changes anything.
+    let heard = |s: &Value| s["last_heard"].as_str().and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok());
+    let first = heard(&running).expect("heard");
+    eventually(Duration::from_secs(45), "last_heard to move", || async {
+        heard(&t.state("s", "m").await).filter(|at| *at > first)
     })
     .await;
     t.stop().await;

@@ -41,6 +41,8 @@ const SILENCE: Duration = Duration::from_secs(60);
 const PUSHALL_EVERY: Duration = Duration::from_secs(300);
 /// How often replies overdue and silences are looked for.
 const TICK: Duration = Duration::from_secs(1);
+/// How often the actor is told the printer is still heard (unchanged reports are dropped).
+const HEARD_EVERY: Duration = Duration::from_secs(10);
 /// Requests the client may have queued towards the printer: a few commands and a pushall.
 const REQUESTS: usize = 16;
 /// Full reports of an X1 with AMS units run to tens of KiB; rumqttc's default is 10 KiB.
@@ -119,6 +121,9 @@ impl Client {
         let mut session = Session::new(&client, &request_topic, storage);
         let mut last_sent: Option<TelemetryUpdate> = None;
         let mut last_report = Instant::now();
+        // When the printer last said anything (a report, a ping's answer), and when the actor
+        // was last told so.
+        let (mut last_incoming, mut last_heard_told) = (None::<Instant>, Instant::now());
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let ended = loop {
@@ -142,6 +147,7 @@ impl Client {
                     }
                     Ok(Event::Incoming(Packet::Publish(publish))) if publish.topic == report_topic => {
                         last_report = Instant::now();
+                        last_incoming = Some(last_report);
                         let Ok(report) = serde_json::from_slice::<Value>(&publish.payload) else {
                             metrics::counter!(BAMBU_REPORTS_DROPPED).increment(1);
                             tracing::debug!(equipment_id = ?self.equipment_id, "malformed Bambu report dropped");
@@ -151,6 +157,8 @@ impl Client {
                             break gone;
                         }
                     }
+                    // The printer answers the keep-alive's ping: it is still there.
+                    Ok(Event::Incoming(Packet::PingResp)) => last_incoming = Some(Instant::now()),
                     Ok(_) => {}
                     Err(e) => break classify(e),
                 },
@@ -172,6 +180,15 @@ impl Client {
                 }
                 _ = tick.tick() => {
                     session.expire(Instant::now());
+                    // Unchanged reports go no further; the printer is still heard.
+                    if last_heard_told.elapsed() >= HEARD_EVERY {
+                        last_heard_told = Instant::now();
+                        if last_incoming.is_some_and(|at| at.elapsed() < HEARD_EVERY) {
+                            if let Err(gone) = self.deliver(Input::Heard).await {
+                                break gone;
+                            }
+                        }
+                    }
                     if last_report.elapsed() >= SILENCE && session.pushall_allowed() {
                         tracing::debug!(equipment_id = ?self.equipment_id, "Bambu printer silent: asking for its full state");
                         if let Err(e) = session.pushall() {
