@@ -155,6 +155,13 @@ pub struct SettingsArgs {
     /// Log filter, e.g. "info" or "makrcave=debug" [default: info,rumqttd=off].
     #[arg(long, env = "MAKRCAVE_LOG", global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    /// The MakrX Store's base URL: ordering a purchase order of Store items sends it there
+    /// (POST /api/v1/orders/quick-reorder) [default: none, nothing is sent].
+    #[arg(long, env = "MAKRCAVE_STORE_URL", global = true, value_name = "URL")]
+    pub store_url: Option<String>,
+    /// Bearer token for the MakrX Store's API, if it wants one.
+    #[arg(long, env = "MAKRCAVE_STORE_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
+    pub store_token: Option<String>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -193,6 +200,8 @@ struct FileSettings {
     card_key: Option<String>,
     data_key: Option<String>,
     log: Option<String>,
+    store_url: Option<String>,
+    store_token: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,6 +276,10 @@ pub struct Settings {
     pub data_key: Option<Secret>,
     pub log: String,
     pub demo: bool,
+    /// The MakrX Store's base URL (http or https, no trailing slash); `None`: orders to the
+    /// Store are not sent, only given as their payload.
+    pub store_url: Option<String>,
+    pub store_token: Option<Secret>,
 }
 
 /// An external Mosquitto's password and ACL files, which makrcave writes whenever a machine's
@@ -382,6 +395,13 @@ impl Settings {
         if kiosk_guard.backoff_max < kiosk_guard.backoff {
             return Err(ConfigError::Invalid("the longest kiosk backoff must not be shorter than the first".into()));
         }
+        let store_url = args.store_url.clone().or(file.store_url).map(|u| u.trim_end_matches('/').to_string());
+        if let Some(u) = &store_url {
+            match url::Url::parse(u) {
+                Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host().is_some() => {}
+                _ => return Err(ConfigError::Invalid("the MakrX Store URL must be an http(s) URL".into())),
+            }
+        }
         let invite_ttl_days = args.invite_ttl_days.or(file.invite_ttl_days).unwrap_or(7);
         if invite_ttl_days == 0 {
             return Err(ConfigError::Invalid("invitations must stay valid at least 1 day".into()));
@@ -422,6 +442,8 @@ impl Settings {
             http_workers,
             log: args.log.clone().or(file.log).unwrap_or_else(|| DEFAULT_LOG.to_string()),
             demo: false,
+            store_url,
+            store_token: args.store_token.clone().or(file.store_token).map(Secret::new),
         })
     }
 
@@ -562,6 +584,17 @@ mod tests {
         let embedded = SettingsArgs { mqtt_url: None, ..both };
         assert!(matches!(Settings::load(&embedded), Err(ConfigError::Invalid(_))));
         assert_eq!(Settings::defaults().mosquitto, None);
+    }
+
+    #[test]
+    fn the_store_url_is_off_by_default_and_checked() {
+        assert_eq!(Settings::defaults().store_url, None);
+        let args = SettingsArgs { store_url: Some("https://store.example/".into()), ..Default::default() };
+        assert_eq!(Settings::load(&args).expect("valid").store_url.as_deref(), Some("https://store.example"));
+        for bad in ["ftp://store.example", "store.example", "https://"] {
+            let args = SettingsArgs { store_url: Some(bad.into()), ..Default::default() };
+            assert!(matches!(Settings::load(&args), Err(ConfigError::Invalid(_))), "{bad}");
+        }
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod machine;
 pub mod members;
 pub mod mqtt_access;
 pub mod plug;
+pub mod purchasing;
 pub mod secrets;
 pub mod skills;
 pub mod validate;

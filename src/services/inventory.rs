@@ -20,6 +20,9 @@ use super::Services;
 pub const MAX_UNIT_COST_MINOR: i64 = 10_000_000_000;
 /// Largest free-attributes object, as JSON text.
 const MAX_ATTRIBUTES_BYTES: usize = 8 * 1024;
+/// Paths under `/inventory/` that are not items (`GET .../inventory/alerts`): an item may not
+/// take their names as ids, or it could not be reached.
+const RESERVED_IDS: &[&str] = &["alerts"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {
@@ -326,6 +329,9 @@ pub async fn create(
     let id = match body.id {
         Some(id) => {
             validate_id(&id).map_err(|e| Invalid(e.to_string()))?;
+            if RESERVED_IDS.contains(&id.as_str()) {
+                return Err(Invalid(format!("{id:?} names a listing under /inventory: choose another id")).into());
+            }
             id
         }
         None => new_id(),

@@ -28,6 +28,9 @@
 //!   sees which skill data.
 //! - [`inventory`]: what a makerspace stocks; [`stock`]: its stock log (deducts, receipts,
 //!   counts), idempotent by key, the level always the sum of the log.
+//! - [`reorders`]: low-stock alerts (pushed and mailed); [`purchase_orders`] made from them
+//!   and [`purchase_receipts`] taking deliveries into the log; [`makrx_store`]: the Store's
+//!   quick-reorder payload and its optional send.
 //! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
 //!   an external Mosquitto's password and ACL files.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
@@ -45,7 +48,11 @@ pub mod kiosk;
 pub mod kiosk_guard;
 pub mod live;
 pub mod machines;
+pub mod makrx_store;
 pub mod members;
+pub mod purchase_orders;
+pub mod purchase_receipts;
+pub mod reorders;
 pub mod sessions;
 pub mod skills;
 pub mod stock;

@@ -52,7 +52,12 @@ pub async fn apply(svc: &Services, change: StockChange) -> Result<Moved, StockEr
         Movement::To(level) => level,
     };
     match svc.store.change_stock(&change).await? {
-        StockOutcome::Applied { usage, .. } => Ok(Moved { usage, replayed: false }),
+        StockOutcome::Applied { usage, alert, .. } => {
+            if let Some(alert) = alert {
+                super::reorders::alert_raised(svc, alert).await;
+            }
+            Ok(Moved { usage, replayed: false })
+        }
         StockOutcome::Replayed(usage) => Ok(Moved { usage, replayed: true }),
         StockOutcome::Refused(StockRefusal::Insufficient { level }) => {
             Err(StockError::Insufficient { level, requested })

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
+use super::stock_alerts::{follow_minimum, AlertRecord};
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::inventory::{check_change, Category, CauseKind, Quantity, StockRefusal, Unit, UsageReason};
 
@@ -76,13 +77,13 @@ struct ItemRow {
 }
 
 /// A stored enum value read back.
-fn decode<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
+pub(super) fn decode<T: serde::de::DeserializeOwned>(column: &str, text: &str) -> Result<T, StoreError> {
     serde_json::from_value(serde_json::Value::String(text.to_string()))
         .map_err(|_| StoreError::Corrupt(format!("{column} {text:?}")))
 }
 
 /// An enum value as stored (its JSON name).
-fn encode<T: serde::Serialize>(value: T) -> String {
+pub(super) fn encode<T: serde::Serialize>(value: T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         _ => String::new(),
@@ -217,6 +218,8 @@ pub enum StockOutcome {
         usage: UsageRecord,
         before: Quantity,
         min_stock_level: Quantity,
+        /// The low-stock alert this row raised, in its transaction.
+        alert: Option<AlertRecord>,
     },
     /// A change with this idempotency key was written before: its row, nothing new.
     Replayed(UsageRecord),
@@ -498,8 +501,9 @@ impl Store {
             sqlx::query("UPDATE inventory_items SET current_stock = $2 WHERE id = $1")
                 .bind(&change.item_id).bind(after.0)
                 .execute(&mut *tx).await?;
+            let alert = follow_minimum!(tx, &usage, before, Quantity(min_stock_level));
             tx.commit().await?;
-            Ok(StockOutcome::Applied { usage, before, min_stock_level: Quantity(min_stock_level) })
+            Ok(StockOutcome::Applied { usage, before, min_stock_level: Quantity(min_stock_level), alert })
         })
     }
 

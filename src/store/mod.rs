@@ -14,8 +14,10 @@ pub mod makerspaces;
 pub mod members;
 pub mod mqtt_credentials;
 pub mod plans;
+pub mod purchase_orders;
 pub mod reservations;
 pub mod skills;
+pub mod stock_alerts;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -18,6 +18,7 @@ pub mod ops;
 pub mod pages;
 pub mod paging;
 pub mod plans;
+pub mod purchase_orders;
 pub mod rate_limit;
 pub mod reservations;
 pub mod service_errors;
@@ -103,6 +104,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .configure(reservations::routes)
                 .configure(waitlist::routes)
+                .configure(purchase_orders::routes)
                 .configure(inventory::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")

@@ -76,6 +76,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::waitlist::WaitlistApi::openapi());
     doc.merge(crate::web::kiosk::KioskApi::openapi());
     doc.merge(crate::web::inventory::InventoryApi::openapi());
+    doc.merge(crate::web::purchase_orders::PurchaseOrdersApi::openapi());
     doc
 }
 
@@ -185,6 +186,7 @@ fn close_request_schemas(doc: &mut Value) {
         ("SkillUpdate", "prerequisite_ids", &id),
         ("SkillCreate", "equipment_ids", &id),
         ("SkillUpdate", "equipment_ids", &id),
+        ("PurchaseOrderCreate", "alert_ids", &id),
     ] {
         if let Some(slot) = doc.pointer_mut(&format!("/components/schemas/{schema}/properties/{property}/items")) {
             *slot = items.clone();

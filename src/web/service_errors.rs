@@ -14,6 +14,7 @@ use crate::services::job_control::JobControlError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
+use crate::services::reorders::ReorderError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
 use crate::services::stock::StockError;
@@ -281,6 +282,34 @@ impl From<StockError> for ApiError {
                 "insufficient_stock",
                 json!({ "current_stock": level.as_units(), "requested": requested.as_units() }),
             ),
+        }
+    }
+}
+
+impl From<ReorderError> for ApiError {
+    fn from(err: ReorderError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            ReorderError::Access(e) => e.into(),
+            ReorderError::NotFound => ApiError::not_found("purchase order"),
+            ReorderError::Invalid(e) => e.into(),
+            ReorderError::Duplicate => ApiError::Conflict { detail, error_type: "duplicate_purchase_order" },
+            ReorderError::AlertNotOpen { alert_id } => {
+                ApiError::conflict_with(detail, "alert_not_open", json!({ "alert_id": alert_id }))
+            }
+            ReorderError::InvalidStatus(t) => ApiError::conflict_with(
+                detail,
+                "invalid_status",
+                json!({ "status": t.status.as_str(), "action": t.action.as_str() }),
+            ),
+            ReorderError::OverReceipt { line_id, outstanding, .. } => ApiError::conflict_with(
+                detail,
+                "over_receipt",
+                json!({ "line_id": line_id, "outstanding": outstanding.as_units() }),
+            ),
+            ReorderError::Busy => ApiError::Conflict { detail, error_type: "purchase_order_busy" },
+            ReorderError::Stock(e) => e.into(),
+            ReorderError::Store(e) => e.into(),
         }
     }
 }

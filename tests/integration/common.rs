@@ -286,6 +286,8 @@ pub struct TestOptions {
     pub demo: bool,
     /// `--data-key` [default: generated into the test's data folder].
     pub data_key: Option<String>,
+    /// `--store-url`: the MakrX Store orders are sent to [default: none].
+    pub store_url: Option<String>,
     /// Changes any other setting, last (connection caps, the kiosks' guessing limits, ...).
     pub adjust: Option<fn(&mut Settings)>,
 }
@@ -352,6 +354,7 @@ impl TestApp {
         s.actor_threads = 2;
         s.demo = self.options.demo;
         s.data_key = self.options.data_key.clone().map(makrcave::config::Secret::new);
+        s.store_url = self.options.store_url.clone();
         if let Some(adjust) = self.options.adjust {
             adjust(&mut s);
         }

@@ -25,6 +25,7 @@ mod octoprint_server;
 mod ops;
 mod pages;
 mod plugs;
+mod reorders;
 mod reservations;
 mod reserved;
 mod roles;

@@ -195,6 +195,15 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/adjust", Rule::SpaceManage),
     // Who took what is for the space's admins and the platform's.
     ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/usage", Rule::MembersRead),
+    // That an item is low is no secret from the space's people (the item list shows it).
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/alerts", Rule::SpaceRead),
+    // Orders, with suppliers and money, are the admins'.
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/purchase-orders", Rule::MembersRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/order", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/cancel", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/receive", Rule::SpaceManage),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -225,6 +234,10 @@ struct Fixture {
     kiosk: String,
     /// An inventory item with stock to deduct.
     item: String,
+    /// A draft purchase order of that item.
+    purchase_order: String,
+    /// An ordered one, to receive.
+    ordered_purchase_order: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -301,8 +314,19 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         )
         .await;
     assert_eq!(status, 201, "{item}");
+    let orders = format!("/api/v1/makerspaces/{space}/purchase-orders");
+    let mut purchase_orders = Vec::new();
+    for _ in 0..2 {
+        let (status, order) = t.post(&orders, &root, json!({"lines": [{"item_id": item["id"], "quantity": 5}]})).await;
+        assert_eq!(status, 201, "{order}");
+        purchase_orders.push(order["id"].as_str().expect("purchase order id").to_string());
+    }
+    let (status, ordered) = t.post(&format!("{orders}/{}/order", purchase_orders[1]), &root, json!(null)).await;
+    assert_eq!(status, 200, "{ordered}");
     Fixture {
         item: item["id"].as_str().expect("item id").to_string(),
+        purchase_order: purchase_orders[0].clone(),
+        ordered_purchase_order: purchase_orders[1].clone(),
         equipment: format!("eq-{n}"),
         member: members[0].clone(),
         suspended_member: members[1].clone(),
@@ -391,6 +415,12 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/deduct") => json!({"quantity": 12.5}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/receive") => json!({"quantity": 1000}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/adjust") => json!({"counted": 990}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders") => {
+            json!({"lines": [{"item_id": f.item, "quantity": 10}]})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/receive") => {
+            json!({"idempotency_key": unique})
+        }
         _ => return None,
     })
 }
@@ -399,6 +429,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
     let member = if path.ends_with("/reactivate") { &f.suspended_member } else { &f.member };
     let reservation =
         if path.ends_with("/approve") || path.ends_with("/reject") { &f.pending_reservation } else { &f.reservation };
+    let purchase_order = if path.ends_with("/receive") { &f.ordered_purchase_order } else { &f.purchase_order };
     let _ = method;
     path.replace("{makerspace_id}", &f.space)
         .replace("{equipment_id}", &f.equipment)
@@ -414,6 +445,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{entry_id}", &f.waitlist_entry)
         .replace("{kiosk_id}", &f.kiosk)
         .replace("{item_id}", &f.item)
+        .replace("{po_id}", purchase_order)
 }
 
 #[actix_web::test]
