@@ -61,7 +61,7 @@ CREATE UNIQUE INDEX purchase_orders_by_key ON purchase_orders (makerspace_id, id
 CREATE TABLE purchase_order_lines (
     id                TEXT PRIMARY KEY,
     purchase_order_id TEXT NOT NULL REFERENCES purchase_orders(id) ON DELETE CASCADE,
-    position          INTEGER NOT NULL,
+    position          BIGINT NOT NULL,
     item_id           TEXT NOT NULL REFERENCES inventory_items(id) ON DELETE CASCADE,
     sku               TEXT,
     name              TEXT NOT NULL,
