@@ -49,7 +49,7 @@ pub enum ReorderError {
     InvalidStatus(#[from] InvalidTransition),
     #[error("line {line_id} has {} outstanding; {} cannot be received", outstanding.to_text(), requested.to_text())]
     OverReceipt { line_id: String, outstanding: Quantity, requested: Quantity },
-    #[error("a receipt of this purchase order is being written; try again in a moment")]
+    #[error("another receipt or cancel of this purchase order is being written; try again in a moment")]
     Busy,
     #[error(transparent)]
     Stock(#[from] StockError),

@@ -359,6 +359,52 @@ async fn cancelling_a_draft_or_an_ordered_order_opens_its_alerts_again() {
     t.stop().await;
 }
 
+#[actix_web::test]
+async fn concurrent_deliveries_of_one_order_take_in_what_was_ordered_once() {
+    let t = TestApp::spawn().await;
+    t.makerspace("s").await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
+    let (pla_alert, _) = stocked(&t, &admin).await;
+    let (_, order) = t.post(ORDERS, &admin, json!({"alert_ids": [pla_alert]})).await;
+    let id = order["id"].as_str().expect("id").to_string();
+    let (status, _) = t.post(&format!("{ORDERS}/{id}/order"), &admin, json!(null)).await;
+    assert_eq!(status, 200);
+    // Ten clerks book the same delivery at once, each under a key of their own.
+    let url = t.url(&format!("{ORDERS}/{id}/receive"));
+    let calls: Vec<_> = (0..10)
+        .map(|i| {
+            let (client, url, admin) = (t.http.clone(), url.clone(), admin.clone());
+            tokio::spawn(async move {
+                let response = client
+                    .post(&url)
+                    .bearer_auth(&admin)
+                    .json(&json!({"idempotency_key": format!("clerk-{i}")}))
+                    .send();
+                let response = response.await.expect("receive");
+                (response.status().as_u16(), response.json::<Value>().await.expect("json"))
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for call in calls {
+        answers.push(call.await.expect("task"));
+    }
+    let taken = answers.iter().filter(|(status, _)| *status == 200).count();
+    let refused = answers
+        .iter()
+        .filter(|(status, body)| {
+            *status == 409
+                && ["purchase_order_busy", "invalid_status"].contains(&body["error_type"].as_str().unwrap_or(""))
+        })
+        .count();
+    assert_eq!((taken, refused), (1, 9), "{answers:?}");
+    let store = &t.app().state().store;
+    assert_eq!(store.sum_of_usage("pla").await.expect("sum"), Quantity(2_004_000), "2000 g arrived once");
+    let (_, received) = t.get(&format!("{ORDERS}/{id}"), Some(&admin)).await;
+    assert_eq!(received["status"], "received", "{received}");
+    t.stop().await;
+}
+
 /// The MakrX Store, played by an HTTP server on a free port: it keeps each quick-reorder it
 /// gets (its Idempotency-Key header and body) and answers with the status it is told to.
 struct FakeStore {
