@@ -180,6 +180,9 @@ impl Application {
             kiosk_guards: Arc::new(services::kiosk_guard::KioskGuards::new(settings.kiosk_guard)),
             plug_routes,
         };
+        // The actors come up without their spools, which live in the store.
+        let with_spools = services::spools::feed_fleet(&services).await?;
+        tracing::info!(machines = with_spools, "loaded spools shown on their machines");
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.
         background.push(services::sweeper::spawn(services.clone(), shutdown.clone()));

@@ -8,7 +8,7 @@
 //! adapter, on its actor's arbiter: started with the actor, started anew when its connection
 //! is edited, stopped with it.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use actix::prelude::*;
@@ -17,6 +17,7 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::actors::machine::plug::Sense;
+use crate::actors::machine::spools::ShowSpools;
 use crate::actors::machine::{
     Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
     MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve, UseAdapter,
@@ -25,6 +26,7 @@ use crate::domain::equipment::{AdminStatus, Connection};
 use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, LiveState, ReservationHold, Session};
 use crate::domain::plug::PlugReading;
+use crate::domain::spools::LoadedSpool;
 use crate::protocols::adapter::{self, AdapterSender};
 use crate::protocols::{bambu, octoprint};
 use crate::store::equipment::EquipmentRecord;
@@ -64,6 +66,8 @@ pub struct Fleet {
     machines: DashMap<String, MachineHandle>,
     arbiters: Mutex<Vec<Arbiter>>,
     next_arbiter: AtomicUsize,
+    /// Orders the lists of loaded spools read from the store (see [`Fleet::spool_generation`]).
+    spool_generation: AtomicU64,
     deps: MachineDeps,
 }
 
@@ -71,7 +75,13 @@ impl Fleet {
     /// Must be called inside a running actix System (arbiters need one).
     pub fn new(threads: usize, deps: MachineDeps) -> Fleet {
         let arbiters = (0..threads.max(1)).map(|_| Arbiter::new()).collect();
-        Fleet { machines: DashMap::new(), arbiters: Mutex::new(arbiters), next_arbiter: AtomicUsize::new(0), deps }
+        Fleet {
+            machines: DashMap::new(),
+            arbiters: Mutex::new(arbiters),
+            next_arbiter: AtomicUsize::new(0),
+            spool_generation: AtomicU64::new(0),
+            deps,
+        }
     }
 
     /// Starts the actor of a machine, from its last persisted state if there is one.
@@ -275,6 +285,22 @@ impl Fleet {
     pub fn unreserve(&self, makerspace_id: &str, equipment_id: &str, reservation_id: &str, end: chrono::DateTime<Utc>) {
         if let Ok(addr) = self.address(makerspace_id, equipment_id) {
             addr.do_send(Unreserve { reservation_id: reservation_id.to_string(), end });
+        }
+    }
+
+    /// A number to take before reading a machine's loaded spools, and to send with them to
+    /// [`Fleet::show_spools`]: a list read after a later number saw every change committed
+    /// before it, so an actor keeps the list of the highest number it got.
+    pub fn spool_generation(&self) -> u64 {
+        self.spool_generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Shows a machine's loaded spools on its live view (see [`ShowSpools`]). Spools change a
+    /// few times a day per machine and a lost list would show stale grams until the next, so
+    /// like `reserve` this ignores the mailbox bound.
+    pub fn show_spools(&self, makerspace_id: &str, equipment_id: &str, generation: u64, spools: Vec<LoadedSpool>) {
+        if let Ok(addr) = self.address(makerspace_id, equipment_id) {
+            addr.do_send(ShowSpools { generation, spools });
         }
     }
 

@@ -11,6 +11,7 @@
 //! messages again.
 
 pub mod plug;
+pub mod spools;
 
 use crate::logging::escaped;
 use std::collections::VecDeque;
@@ -32,6 +33,7 @@ use crate::domain::machine::{
     Input, JobProgress, LiveState, Loadout, MachineState, ReservationHold, Session, Temperatures, Transition,
 };
 use crate::domain::secrets::DataKey;
+use crate::domain::spools::{LoadedSpool, TrayMatch};
 use crate::protocols::adapter::{AdapterCommand, AdapterSender};
 use crate::protocols::commands::{encode, supports, MachineCommand};
 use crate::protocols::mqtt::CommandPublisher;
@@ -114,6 +116,12 @@ pub struct MachineView {
     /// The booking in progress (confirmed or checked in, `start <= now < end`), if any. The
     /// state says `reserved` while nobody uses the machine during it.
     pub reservation: Option<ReservationHold>,
+    /// The filament spools loaded on the machine, by slot, with their remaining grams.
+    pub spools: Vec<LoadedSpool>,
+    /// For a printer that reports its trays (Bambu): each tray next to the spool registered in
+    /// its slot, matched, mismatched, unregistered or empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tray_matches: Vec<TrayMatch>,
 }
 
 impl MachineView {
@@ -138,6 +146,8 @@ impl MachineView {
             heartbeat_timeout_s: identity.heartbeat_timeout.as_secs(),
             session: live.session.clone(),
             reservation: live.reservation.clone(),
+            spools: Vec::new(),
+            tray_matches: Vec::new(),
         }
     }
 }
@@ -166,6 +176,23 @@ pub struct MachineDeps {
     /// Opens the secrets of machines' connections (an OctoPrint's API key) for the adapters
     /// the fleet starts.
     pub data_key: DataKey,
+}
+
+#[cfg(test)]
+impl MachineDeps {
+    /// What an actor under test needs without a network: an MQTT link that never connects,
+    /// and a state writer whose end is gone (changes are logged as not persisted).
+    pub fn offline() -> MachineDeps {
+        use crate::protocols::mqtt::{BrokerAddress, MqttLink};
+        let (state_writer, _) = tokio::sync::mpsc::channel(16);
+        let link = MqttLink::prepare(&BrokerAddress { host: "127.0.0.1".into(), port: 1, credentials: None });
+        MachineDeps {
+            hub: Arc::new(Hub::new()),
+            state_writer,
+            commands: link.publisher(),
+            data_key: DataKey::derive("test data key 0123456789"),
+        }
+    }
 }
 
 pub struct MachineActor {
@@ -198,6 +225,8 @@ pub struct MachineActor {
     /// The client task that follows the machine in its own protocol (OctoPrint), when it has
     /// one: job commands go there, and it tells reachability itself (no heartbeat here).
     adapter: Option<AdapterSender>,
+    /// The filament spools loaded on it.
+    spools: spools::Spools,
     deps: MachineDeps,
 }
 
@@ -218,6 +247,7 @@ impl MachineActor {
             hold_timer: None,
             plug: plug::PlugState::default(),
             adapter: None,
+            spools: spools::Spools::default(),
             deps,
         }
     }
@@ -229,7 +259,11 @@ impl MachineActor {
     }
 
     fn view(&self) -> MachineView {
-        MachineView::new(&self.identity, &self.live)
+        MachineView {
+            spools: self.spools.loaded().to_vec(),
+            tray_matches: self.tray_matches(),
+            ..MachineView::new(&self.identity, &self.live)
+        }
     }
 
     /// Runs a handler body; a panic becomes a stop, which the supervisor turns into a restart.

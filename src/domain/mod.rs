@@ -19,4 +19,5 @@ pub mod plug;
 pub mod purchasing;
 pub mod secrets;
 pub mod skills;
+pub mod spools;
 pub mod validate;

@@ -161,24 +161,14 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::actors::hub::Hub;
     use crate::actors::machine::{Control, GetView, MachineActor, MachineDeps, MachineIdentity};
     use crate::domain::equipment::{Connection, EquipmentType};
     use crate::domain::machine::{Input, LiveState, MachineState, TelemetryUpdate};
-    use crate::domain::secrets::DataKey;
-    use crate::protocols::mqtt::{BrokerAddress, MqttLink};
 
     /// A running OctoPrint machine's actor, with its adapter's end of the channel: no network.
     fn running_machine() -> (actix::Addr<MachineActor>, AdapterReceiver) {
-        let (state_writer, _) = tokio::sync::mpsc::channel(16);
         // The MQTT link is never connected: an adapter-driven machine publishes nothing.
-        let link = MqttLink::prepare(&BrokerAddress { host: "127.0.0.1".into(), port: 1, credentials: None });
-        let deps = MachineDeps {
-            hub: Arc::new(Hub::new()),
-            state_writer,
-            commands: link.publisher(),
-            data_key: DataKey::derive("test data key 0123456789"),
-        };
+        let deps = MachineDeps::offline();
         let identity = MachineIdentity {
             equipment_id: Arc::from("octo"),
             makerspace_id: "s".into(),

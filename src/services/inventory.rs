@@ -375,6 +375,7 @@ pub async fn create(
         note: Some("opening stock".into()),
         idempotency_key: None,
         at: now,
+        spool_id: None,
     });
     match svc.store.insert_item(&item, opening.as_ref()).await {
         Err(StoreError::Conflict) => return Err(InventoryError::Duplicate),

@@ -27,7 +27,8 @@
 //! - [`skills`]: certifications granted and revoked, requests and their decisions, and who
 //!   sees which skill data.
 //! - [`inventory`]: what a makerspace stocks; [`stock`]: its stock log (deducts, receipts,
-//!   counts), idempotent by key, the level always the sum of the log.
+//!   counts), idempotent by key, the level always the sum of the log; [`spools`]: filament
+//!   spools as sub-accounts of their item, loaded on printers, weighed, charged jobs' grams.
 //! - [`reorders`]: low-stock alerts (pushed and mailed); [`purchase_orders`] made from them
 //!   and [`purchase_receipts`] taking deliveries into the log; [`makrx_store`]: the Store's
 //!   quick-reorder payload and its optional send.
@@ -55,6 +56,7 @@ pub mod purchase_receipts;
 pub mod reorders;
 pub mod sessions;
 pub mod skills;
+pub mod spools;
 pub mod stock;
 pub mod sweeper;
 pub mod waitlist;

@@ -152,6 +152,7 @@ async fn take_in(
         let change = StockChange {
             makerspace_id: order.makerspace_id.clone(),
             item_id: line.item_id.clone(),
+            spool_id: None,
             movement: Movement::By(*quantity),
             reason: UsageReason::Received,
             cause_kind: CauseKind::PurchaseOrder,

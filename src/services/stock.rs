@@ -15,6 +15,10 @@ use crate::store::inventory::{Movement, StockChange, StockOutcome, UsageRecord};
 use super::inventory::{self as items, InventoryError};
 use super::Services;
 
+/// A finished job's grams charged to its printer's spool (the job router's entry point; it
+/// lives with the spools).
+pub use super::spools::charge_job;
+
 /// Why a stock move did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StockError {
@@ -22,6 +26,8 @@ pub enum StockError {
     Inventory(#[from] InventoryError),
     #[error("insufficient stock: {} in stock, {} asked", level.to_text(), requested.to_text())]
     Insufficient { level: Quantity, requested: Quantity },
+    #[error("spool not found")]
+    SpoolNotFound,
 }
 
 impl From<crate::store::StoreError> for StockError {
@@ -49,7 +55,7 @@ pub struct Moved {
 pub async fn apply(svc: &Services, change: StockChange) -> Result<Moved, StockError> {
     let requested = match change.movement {
         Movement::By(delta) => Quantity(-delta.0),
-        Movement::To(level) => level,
+        Movement::To(level) | Movement::SpoolTo(level) => level,
     };
     match svc.store.change_stock(&change).await? {
         StockOutcome::Applied { usage, alert, .. } => {
@@ -63,6 +69,7 @@ pub async fn apply(svc: &Services, change: StockChange) -> Result<Moved, StockEr
             Err(StockError::Insufficient { level, requested })
         }
         StockOutcome::NoItem => Err(InventoryError::NotFound.into()),
+        StockOutcome::NoSpool => Err(StockError::SpoolNotFound),
     }
 }
 
@@ -161,6 +168,8 @@ pub struct UsageResponse {
     pub note: Option<String>,
     pub idempotency_key: Option<String>,
     pub at: chrono::DateTime<Utc>,
+    /// The spool of the filament the row was drawn from or counted on.
+    pub spool_id: Option<String>,
 }
 
 impl From<UsageRecord> for UsageResponse {
@@ -177,6 +186,7 @@ impl From<UsageRecord> for UsageResponse {
             note: r.note,
             idempotency_key: r.idempotency_key,
             at: r.at,
+            spool_id: r.spool_id,
         }
     }
 }
@@ -206,7 +216,7 @@ fn check_quantity(field: &str, quantity: Quantity) -> Result<Quantity, Invalid> 
     Ok(quantity)
 }
 
-fn check_key(key: Option<String>) -> Result<Option<String>, Invalid> {
+pub(crate) fn check_key(key: Option<String>) -> Result<Option<String>, Invalid> {
     if let Some(key) = &key {
         check_len("idempotency_key", key, 200)?;
         if !key.bytes().all(|b| b.is_ascii_graphic()) {
@@ -236,6 +246,7 @@ async fn by_admin(
         note: None,
         idempotency_key: None,
         at: Utc::now(),
+        spool_id: None,
     })
 }
 

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
+use super::spools::{SpoolRecord, INSERT_SPOOL, SPOOL_LEVEL};
 use super::stock_alerts::{follow_minimum, AlertRecord};
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
 use crate::domain::inventory::{check_change, Category, CauseKind, Quantity, StockRefusal, Unit, UsageReason};
@@ -144,10 +145,12 @@ pub struct UsageRecord {
     pub note: Option<String>,
     pub idempotency_key: Option<String>,
     pub at: DateTime<Utc>,
+    /// The spool the row was drawn from or counted on (filament only).
+    pub spool_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
-struct UsageRow {
+pub(super) struct UsageRow {
     id: i64,
     item_id: String,
     makerspace_id: String,
@@ -160,6 +163,7 @@ struct UsageRow {
     note: Option<String>,
     idempotency_key: Option<String>,
     at: DateTime<Utc>,
+    spool_id: Option<String>,
 }
 
 impl TryFrom<UsageRow> for UsageRecord {
@@ -178,20 +182,25 @@ impl TryFrom<UsageRow> for UsageRecord {
             note: r.note,
             idempotency_key: r.idempotency_key,
             at: r.at,
+            spool_id: r.spool_id,
         })
     }
 }
 
-const SELECT_USAGE: &str = "SELECT id, item_id, makerspace_id, delta, level_after, reason, cause_kind, cause_id, \
-     actor, note, idempotency_key, at FROM inventory_usage";
+pub(super) const SELECT_USAGE: &str =
+    "SELECT id, item_id, makerspace_id, delta, level_after, reason, cause_kind, cause_id, \
+     actor, note, idempotency_key, at, spool_id FROM inventory_usage";
 
 /// How a change moves the level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Movement {
     /// By this much (a deduct, a receipt).
     By(Quantity),
-    /// To this level (a count, a weighed spool): the row's delta is the difference.
+    /// The item to this level (a count): the row's delta is the difference.
     To(Quantity),
+    /// The change's spool to this level (a weighed spool): the row's delta is the difference
+    /// from the spool's sum, and moves the item's level as much.
+    SpoolTo(Quantity),
 }
 
 /// A change of stock to write.
@@ -208,6 +217,9 @@ pub struct StockChange {
     /// A retried change with the same key (per item) is answered with the first one's row.
     pub idempotency_key: Option<String>,
     pub at: DateTime<Utc>,
+    /// The spool of the item the change draws from or counts (its level is checked as the
+    /// item's is), or `None` for the item as a whole.
+    pub spool_id: Option<String>,
 }
 
 /// What became of a change of stock.
@@ -226,6 +238,8 @@ pub enum StockOutcome {
     Refused(StockRefusal),
     /// No such live item in the makerspace.
     NoItem,
+    /// The change names a spool that is not a live spool of the item.
+    NoSpool,
 }
 
 /// Sort orders of an item listing.
@@ -322,7 +336,8 @@ macro_rules! insert_usage {
         let (delta, after): (Quantity, Quantity) = ($delta, $after);
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO inventory_usage (item_id, makerspace_id, delta, level_after, reason, cause_kind, cause_id,
-             actor, note, idempotency_key, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
+             actor, note, idempotency_key, at, spool_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
         )
         .bind(&change.item_id)
         .bind(&change.makerspace_id)
@@ -335,6 +350,7 @@ macro_rules! insert_usage {
         .bind(&change.note)
         .bind(&change.idempotency_key)
         .bind(change.at)
+        .bind(&change.spool_id)
         .fetch_one($executor)
         .await
         .map_err(StoreError::from_write)?;
@@ -351,6 +367,7 @@ macro_rules! insert_usage {
             note: change.note.clone(),
             idempotency_key: change.idempotency_key.clone(),
             at: change.at,
+            spool_id: change.spool_id.clone(),
         }
     }};
 }
@@ -461,11 +478,27 @@ impl Store {
     }
 
     /// Applies a change of stock: the item's row is locked, a retried key is answered with
-    /// its first row, the level is checked by the domain's rule, and the new row and the
-    /// cached level are written in one transaction.
+    /// its first row, the level (and the spool's, for a change of a spool) is checked by the
+    /// domain's rule, and the new row and the cached level are written in one transaction.
     pub async fn change_stock(&self, change: &StockChange) -> Result<StockOutcome, StoreError> {
+        self.write_change(change, None).await
+    }
+
+    /// Registers a spool of a filament and receives its net weight into the item, as one
+    /// change: `receipt` carries the spool's id. A retried key answers with the first row (and
+    /// registers nothing); an id already taken is `Conflict`.
+    pub async fn insert_spool(&self, spool: &SpoolRecord, receipt: &StockChange) -> Result<StockOutcome, StoreError> {
+        self.write_change(receipt, Some(spool)).await
+    }
+
+    async fn write_change(
+        &self,
+        change: &StockChange,
+        new_spool: Option<&SpoolRecord>,
+    ) -> Result<StockOutcome, StoreError> {
         // SQLite has one writer connection, so its transactions already run one at a time;
-        // PostgreSQL locks the item's row until the change commits.
+        // PostgreSQL locks the item's row until the change commits. Every change of a spool
+        // is a change of its item, so the item's lock serializes the spool's changes too.
         let lock = if self.kind() == "postgres" { " FOR UPDATE" } else { "" };
         let select_item = format!(
             "SELECT current_stock, min_stock_level, allow_negative FROM inventory_items
@@ -488,15 +521,39 @@ impl Store {
                     return Ok(StockOutcome::Replayed(row.try_into()?));
                 }
             }
-            let before = Quantity(level);
-            let delta = match change.movement {
-                Movement::By(delta) => delta,
-                Movement::To(target) => Quantity(target.0 - level),
+            if let Some(spool) = new_spool {
+                sqlx::query(INSERT_SPOOL)
+                    .bind(&spool.id).bind(&spool.makerspace_id).bind(&spool.item_id).bind(&spool.lot)
+                    .bind(spool.initial_net.0).bind(spool.tare.0).bind(spool.created_at)
+                    .execute(&mut *tx).await.map_err(StoreError::from_write)?;
+            }
+            let spool_level = match &change.spool_id {
+                None => None,
+                Some(spool_id) => {
+                    let spool: Option<(i64,)> = sqlx::query_as(SPOOL_LEVEL)
+                        .bind(spool_id).bind(&change.item_id)
+                        .fetch_optional(&mut *tx).await?;
+                    let Some((spool_level,)) = spool else { return Ok(StockOutcome::NoSpool) };
+                    Some(Quantity(spool_level))
+                }
             };
-            let after = match check_change(before, delta, allow_negative || matches!(change.movement, Movement::To(_))) {
+            let before = Quantity(level);
+            let delta = match (change.movement, spool_level) {
+                (Movement::By(delta), _) => delta,
+                (Movement::To(target), _) => Quantity(target.0 - level),
+                (Movement::SpoolTo(target), Some(spool_level)) => Quantity(target.0 - spool_level.0),
+                (Movement::SpoolTo(_), None) => return Ok(StockOutcome::NoSpool),
+            };
+            // A count sets what is there, whatever the log said; a move by a delta may not
+            // take the item, nor its spool, below nothing (unless the item allows it).
+            let allowed = allow_negative || !matches!(change.movement, Movement::By(_));
+            let after = match check_change(before, delta, allowed) {
                 Ok(after) => after,
                 Err(refusal) => return Ok(StockOutcome::Refused(refusal)),
             };
+            if let Some(Err(refusal)) = spool_level.map(|spool_level| check_change(spool_level, delta, allowed)) {
+                return Ok(StockOutcome::Refused(refusal));
+            }
             let usage = insert_usage!(&mut *tx, change, delta, after);
             sqlx::query("UPDATE inventory_items SET current_stock = $2 WHERE id = $1")
                 .bind(&change.item_id).bind(after.0)

@@ -17,6 +17,7 @@ pub mod plans;
 pub mod purchase_orders;
 pub mod reservations;
 pub mod skills;
+pub mod spools;
 pub mod stock_alerts;
 
 use std::str::FromStr;

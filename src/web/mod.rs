@@ -23,6 +23,7 @@ pub mod rate_limit;
 pub mod reservations;
 pub mod service_errors;
 pub mod skills;
+pub mod spools;
 pub mod validate;
 pub mod waitlist;
 pub mod ws;
@@ -106,6 +107,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(waitlist::routes)
                 .configure(purchase_orders::routes)
                 .configure(inventory::routes)
+                .configure(spools::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

@@ -17,6 +17,7 @@ use crate::services::members::MemberError;
 use crate::services::reorders::ReorderError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
+use crate::services::spools::SpoolError;
 use crate::services::stock::StockError;
 use crate::services::waitlist::{WaitlistError, WaitlistResponse};
 use crate::web::error::ApiError;
@@ -282,6 +283,34 @@ impl From<StockError> for ApiError {
                 "insufficient_stock",
                 json!({ "current_stock": level.as_units(), "requested": requested.as_units() }),
             ),
+            StockError::SpoolNotFound => ApiError::not_found("spool"),
+        }
+    }
+}
+
+impl From<SpoolError> for ApiError {
+    fn from(err: SpoolError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            SpoolError::Stock(e) => e.into(),
+            SpoolError::NotFound => ApiError::not_found("spool"),
+            SpoolError::UnknownEquipment => ApiError::not_found("equipment"),
+            SpoolError::Invalid(e) => e.into(),
+            SpoolError::Duplicate => ApiError::Conflict { detail, error_type: "duplicate_spool" },
+            SpoolError::NotAPrinter(_) => ApiError::Conflict { detail, error_type: "not_a_printer" },
+            SpoolError::LoadedElsewhere { equipment_id, slot } => ApiError::conflict_with(
+                detail,
+                "spool_loaded_elsewhere",
+                json!({ "equipment_id": equipment_id, "slot": slot }),
+            ),
+            SpoolError::SlotTaken { slot, spool_id } => {
+                ApiError::conflict_with(detail, "slot_taken", json!({ "slot": slot, "spool_id": spool_id }))
+            }
+            SpoolError::NotLoaded => ApiError::NotFound(detail),
+            SpoolError::NoSpoolLoaded { .. } => ApiError::Conflict { detail, error_type: "no_spool_loaded" },
+            SpoolError::AmbiguousSpool { slots } => {
+                ApiError::conflict_with(detail, "ambiguous_spool", json!({ "slots": slots }))
+            }
         }
     }
 }

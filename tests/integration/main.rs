@@ -32,5 +32,6 @@ mod roles;
 mod secrets;
 mod sessions;
 mod skills;
+mod spools;
 mod waitlist;
 mod websocket;
