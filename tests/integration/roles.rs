@@ -204,6 +204,13 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/order", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/cancel", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/receive", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/spools", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/spools", Rule::SpaceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/spools/{spool_id}", Rule::SpaceRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/spools/{spool_id}/weigh", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools", Rule::SpaceRead),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools/{spool_id}", Rule::SpaceManage),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -232,12 +239,16 @@ struct Fixture {
     skill_request: String,
     /// A registered kiosk of the space.
     kiosk: String,
-    /// An inventory item with stock to deduct.
+    /// An inventory item with stock to deduct (a filament).
     item: String,
     /// A draft purchase order of that item.
     purchase_order: String,
     /// An ordered one, to receive.
     ordered_purchase_order: String,
+    /// A spool of `item`, loaded on `equipment` in slot `main`.
+    spool: String,
+    /// Another spool of `item`, loaded nowhere.
+    free_spool: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -323,8 +334,31 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     }
     let (status, ordered) = t.post(&format!("{orders}/{}/order", purchase_orders[1]), &root, json!(null)).await;
     assert_eq!(status, 200, "{ordered}");
+    let item = item["id"].as_str().expect("item id").to_string();
+    let mut spools = Vec::new();
+    for _ in 0..2 {
+        let (status, spool) = t
+            .post(
+                &format!("/api/v1/makerspaces/{space}/inventory/{item}/spools"),
+                &root,
+                json!({"net_g": 1000, "tare_g": 200}),
+            )
+            .await;
+        assert_eq!(status, 201, "{spool}");
+        spools.push(spool["id"].as_str().expect("spool id").to_string());
+    }
+    let (status, loaded) = t
+        .post(
+            &format!("/api/v1/makerspaces/{space}/equipment/eq-{n}/spools"),
+            &root,
+            json!({"spool_id": spools[0], "slot": "main"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{loaded}");
     Fixture {
-        item: item["id"].as_str().expect("item id").to_string(),
+        item,
+        spool: spools[0].clone(),
+        free_spool: spools[1].clone(),
         purchase_order: purchase_orders[0].clone(),
         ordered_purchase_order: purchase_orders[1].clone(),
         equipment: format!("eq-{n}"),
@@ -421,6 +455,13 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/purchase-orders/{po_id}/receive") => {
             json!({"idempotency_key": unique})
         }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}/spools") => {
+            json!({"net_g": 1000, "tare_g": 200, "lot": "L1"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/spools/{spool_id}/weigh") => json!({"gross_g": 900}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools") => {
+            json!({"spool_id": f.free_spool, "slot": "external"})
+        }
         _ => return None,
     })
 }
@@ -446,6 +487,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{kiosk_id}", &f.kiosk)
         .replace("{item_id}", &f.item)
         .replace("{po_id}", purchase_order)
+        .replace("{spool_id}", &f.spool)
 }
 
 #[actix_web::test]

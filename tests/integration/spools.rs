@@ -142,6 +142,10 @@ async fn spools_are_registered_listed_and_weighed_as_rows_of_their_items_log() {
     assert_eq!(by_spool["pla-1"], Quantity(762_625));
     let (_, read) = t.get("/api/v1/makerspaces/s/spools/pla-1", Some(&member)).await;
     assert_eq!(read["remaining_g"], 762.625, "{read}");
+
+    // A makerspace deleted with its spools and their log goes at once.
+    let (status, body) = t.delete("/api/v1/makerspaces/s", &t.super_admin()).await;
+    assert_eq!(status, 204, "{body}");
     t.stop().await;
 }
 

@@ -275,8 +275,43 @@ function render(card, m) {
     const dd = document.createElement("dd"); dd.textContent = v;
     return [dt, dd];
   }));
+  renderSpools(card.querySelector(".spools"), m);
   card.querySelector(".heard").textContent = m.last_heard ? `Last heard ${timeAgo(m.last_heard)}` : "Never heard from";
   card.querySelector(".heard").dataset.lastHeard = m.last_heard || "";
+}
+
+// The loaded spools (slot, colour swatch, material, grams left), and the trays a printer
+// reports that disagree with them (another material or colour, or no spool registered).
+function renderSpools(list, m) {
+  const spools = m.spools || [];
+  const trays = new Map((m.tray_matches || []).map((t) => [t.slot, t]));
+  const item = (slot, color, text, warning) => {
+    const li = document.createElement("li");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    // Only a colour of the form the server sends becomes a style.
+    if (/^#[0-9A-Fa-f]{6}$/.test(color || "")) swatch.style.backgroundColor = color;
+    const label = document.createElement("span");
+    label.textContent = `${slot} · ${text}`;
+    li.append(swatch, label);
+    if (warning) {
+      const warn = document.createElement("span");
+      warn.className = "warn";
+      warn.textContent = warning;
+      li.append(warn);
+    }
+    return li;
+  };
+  const rows = spools.map((s) => {
+    const tray = trays.get(s.slot);
+    const warning = tray && tray.status === "mismatch" ? `printer reports ${tray.material || "empty"}` : "";
+    return item(s.slot, s.color, `${s.material || "filament"} · ${Math.round(s.remaining_g)} g`, warning);
+  });
+  for (const tray of trays.values()) {
+    if (tray.status === "unregistered") rows.push(item(tray.slot, tray.color, tray.material, "unregistered"));
+  }
+  list.hidden = rows.length === 0;
+  list.replaceChildren(...rows);
 }
 
 function degrees(value, target) {
