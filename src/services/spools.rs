@@ -22,6 +22,7 @@ use crate::domain::ids::{new_id, validate_id};
 use crate::domain::inventory::{Category, CauseKind, Quantity, Unit, UsageReason};
 use crate::domain::spools::{check_slot, pick_spool, remaining_after_weighing, LoadedSpool, NoSpool};
 use crate::domain::validate::{check_len, optional_multiline, optional_text, Invalid};
+use crate::store::equipment::EquipmentRecord;
 use crate::store::inventory::{Movement, StockChange, StockOutcome};
 use crate::store::spools::{LoadOutcome, SpoolLoad, SpoolRecord};
 use crate::store::StoreError;
@@ -219,14 +220,15 @@ async fn spool_of(
     svc.store.get_spool(space_id, spool_id).await?.ok_or(SpoolError::NotFound)
 }
 
-/// A 3D printer of the space (404 for another space's machine).
+/// A machine of the space (another space's machine is not found).
+async fn machine_of(svc: &Services, space_id: &str, equipment_id: &str) -> Result<EquipmentRecord, SpoolError> {
+    let machine = svc.store.get_equipment(equipment_id).await?;
+    machine.filter(|m| m.makerspace_id == space_id).ok_or(SpoolError::UnknownEquipment)
+}
+
+/// A 3D printer of the space: spools go on machines that print filament.
 async fn printer_of(svc: &Services, space_id: &str, equipment_id: &str) -> Result<(), SpoolError> {
-    let machine = svc
-        .store
-        .get_equipment(equipment_id)
-        .await?
-        .filter(|m| m.makerspace_id == space_id)
-        .ok_or(SpoolError::UnknownEquipment)?;
+    let machine = machine_of(svc, space_id, equipment_id).await?;
     if machine.kind != EquipmentType::Printer3d {
         return Err(SpoolError::NotAPrinter(machine.name));
     }
@@ -395,8 +397,8 @@ pub async fn unload(
 ) -> Result<(), SpoolError> {
     check_space(svc, caller, space_id, true).await?;
     if !svc.store.unload_spool(space_id, equipment_id, spool_id).await? {
-        // The machine's absence is told first: another space's machine is simply not found.
-        printer_of(svc, space_id, equipment_id).await?;
+        // Not loaded there: say whether the machine itself is missing.
+        machine_of(svc, space_id, equipment_id).await?;
         return Err(SpoolError::NotLoaded);
     }
     refresh_after_change(svc, space_id, equipment_id).await;
@@ -411,8 +413,7 @@ pub async fn loaded(
     equipment_id: &str,
 ) -> Result<Vec<LoadedSpool>, SpoolError> {
     check_space(svc, caller, space_id, false).await?;
-    let machine = svc.store.get_equipment(equipment_id).await?;
-    machine.filter(|m| m.makerspace_id == space_id).ok_or(SpoolError::UnknownEquipment)?;
+    machine_of(svc, space_id, equipment_id).await?;
     Ok(svc.store.loaded_spools(equipment_id).await?)
 }
 

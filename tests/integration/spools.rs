@@ -201,8 +201,10 @@ async fn a_spool_is_in_one_place_and_a_slot_holds_one_spool() {
     // Unloading frees the spool and the slot.
     let (status, _) = t.delete(&format!("{}/a", on("p1")), &admin).await;
     assert_eq!(status, 204);
-    let (status, body) = t.delete(&format!("{}/a", on("p1")), &admin).await;
-    assert_eq!((status, body["error_type"].as_str()), (404, Some("not_found")), "{body}");
+    for path in [format!("{}/a", on("p1")), format!("{}/a", on("laser")), format!("{}/a", on("theirs"))] {
+        let (status, body) = t.delete(&path, &admin).await;
+        assert_eq!((status, body["error_type"].as_str()), (404, Some("not_found")), "{path}: {body}");
+    }
     let (status, _) = t.post(&on("p2"), &admin, json!({"spool_id": "a", "slot": "main"})).await;
     assert_eq!(status, 201);
     let (status, _) = t.post(&on("p1"), &admin, json!({"spool_id": "b", "slot": "main"})).await;
