@@ -173,7 +173,8 @@ pub struct ItemCreate {
     pub reorder_quantity: Option<Quantity>,
     /// Whether stock may go below zero (an item counted after use) [default: false].
     pub allow_negative: Option<bool>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Where it is kept; blank: nowhere in particular (on an update, clears it).
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")]
     pub location: Option<String>,
     /// [default: an external supplier named "unknown"]
     pub supplier: Option<Supplier>,
@@ -199,7 +200,8 @@ pub struct ItemUpdate {
     #[schema(value_type = Option<f64>, minimum = 0, maximum = 100_000_000, multiple_of = 0.001)]
     pub reorder_quantity: Option<Quantity>,
     pub allow_negative: Option<bool>,
-    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
+    /// Where it is kept; blank: nowhere in particular (on an update, clears it).
+    #[schema(max_length = 200, pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")]
     pub location: Option<String>,
     pub supplier: Option<Supplier>,
     #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
