@@ -13,6 +13,7 @@ use crate::web::AppState;
 const DASHBOARD_HTML: &str = include_str!("static/dashboard.html");
 const DASHBOARD_JS: &str = include_str!("static/dashboard.js");
 const TODAY_JS: &str = include_str!("static/today.js");
+const STOCK_JS: &str = include_str!("static/stock.js");
 const STYLE_CSS: &str = include_str!("static/style.css");
 const KIOSK_HTML: &str = include_str!("static/kiosk.html");
 const KIOSK_JS: &str = include_str!("static/kiosk.js");
@@ -50,6 +51,7 @@ pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (body, content_type) = match path.as_str() {
         "dashboard.js" => (DASHBOARD_JS, "text/javascript; charset=utf-8"),
         "today.js" => (TODAY_JS, "text/javascript; charset=utf-8"),
+        "stock.js" => (STOCK_JS, "text/javascript; charset=utf-8"),
         "kiosk.js" => (KIOSK_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found("file")),

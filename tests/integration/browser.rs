@@ -512,3 +512,84 @@ async fn the_dashboard_and_the_kiosk_run_under_their_policy_without_a_violation(
     assert!(csp_violations(&console).iter().any(|m| m.contains("inline script")), "{console:#?}");
     t.stop().await;
 }
+
+/// What the Stock view shows of `item` and `order`.
+fn read_stock(item: &str, order: &str) -> String {
+    format!(
+        r#"
+    const row = document.querySelector('#items tr[data-item-id="{item}"]');
+    const order = document.querySelector('#orders li[data-order-id="{order}"]');
+    return {{ visible: !document.getElementById('stock').hidden,
+             level: row ? row.querySelector('.level').textContent : null,
+             low: row ? row.classList.contains('low') : null,
+             alerts: document.querySelectorAll('#alerts li').length,
+             order: order ? order.dataset.status : null,
+             receivable: !!(order && order.querySelector('button.receive')),
+             badge: document.getElementById('low-count').hidden ? null : document.getElementById('low-count').textContent,
+             problem: document.getElementById('stock-error').textContent }};
+"#
+    )
+}
+
+#[actix_web::test]
+async fn the_stock_view_takes_a_delivery_in_place() {
+    let t = TestApp::spawn().await;
+    t.makerspace("shop").await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["shop"]);
+    let base = "/api/v1/makerspaces/shop";
+    let (status, item) = t
+        .post(
+            &format!("{base}/inventory"),
+            &admin,
+            json!({"id": "pla", "name": "PLA Galaxy Black", "category": "filament", "unit": "g", "current_stock": 1000,
+                   "min_stock_level": 500, "reorder_quantity": 2000,
+                   "supplier": {"kind": "external", "name": "Filament Co"}, "filament": {"material": "PLA", "color": "#202020"}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{item}");
+    // A job's grams take it below its minimum: one alert, which becomes an order.
+    let (status, deducted) = t
+        .post(&format!("{base}/inventory/pla/deduct"), &admin, json!({"quantity": 600, "reason": "used_by_job"}))
+        .await;
+    assert_eq!(status, 200, "{deducted}");
+    let (_, alerts) = t.get(&format!("{base}/inventory/alerts"), Some(&admin)).await;
+    let alert = alerts["alerts"][0]["id"].as_str().expect("an alert").to_string();
+    let (status, order) = t.post(&format!("{base}/purchase-orders"), &admin, json!({"alert_ids": [alert]})).await;
+    assert_eq!(status, 201, "{order}");
+    let order = order["id"].as_str().expect("order id").to_string();
+    let (status, ordered) = t.post(&format!("{base}/purchase-orders/{order}/order"), &admin, json!(null)).await;
+    assert_eq!(status, 200, "{ordered}");
+
+    let driver = Driver::start().await;
+    driver.goto(&format!("{}/?makerspace=shop&view=stock#token={admin}", t.base)).await;
+    let page = eventually(Duration::from_secs(20), "the Stock view with the low item and its order", || async {
+        let page = driver.script(&read_stock("pla", &order)).await;
+        (page["visible"] == true && page["order"] == "ordered" && page["receivable"] == true).then_some(page)
+    })
+    .await;
+    assert_eq!((&page["level"], &page["low"], &page["alerts"]), (&json!("400 g"), &json!(true), &json!(1)), "{page}");
+    assert_eq!(page["badge"], "1", "the tab counts what runs low: {page}");
+
+    driver.click(&format!("#orders li[data-order-id=\"{order}\"] button.receive")).await;
+    let page = eventually(Duration::from_secs(10), "the delivery taken in", || async {
+        let page = driver.script(&read_stock("pla", &order)).await;
+        (page["order"].is_null() && page["level"] == "2400 g").then_some(page)
+    })
+    .await;
+    assert_eq!(
+        (&page["low"], &page["alerts"], &page["badge"], &page["problem"]),
+        (&json!(false), &json!(0), &json!(null), &json!("")),
+        "{page}"
+    );
+
+    // What the page did is what is stored: the order received, its row in the stock log.
+    let (_, stored) = t.get(&format!("{base}/purchase-orders/{order}"), Some(&admin)).await;
+    assert_eq!(stored["status"], "received", "{stored}");
+    let (_, log) = t.get(&format!("{base}/inventory/pla/usage"), Some(&admin)).await;
+    assert_eq!(
+        (&log["usage"][0]["reason"], &log["usage"][0]["cause_kind"], &log["usage"][0]["delta"]),
+        (&json!("received"), &json!("purchase_order"), &json!(2000.0)),
+        "{log}"
+    );
+    t.stop().await;
+}

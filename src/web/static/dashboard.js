@@ -7,7 +7,7 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "makrcave.token";
 const SPACE_KEY = "makrcave.space";
 const VIEW_KEY = "makrcave.view";
-const VIEWS = ["floor", "today"];
+const VIEWS = ["floor", "today", "stock"];
 const STATE_LABELS = {
   offline: "Offline", idle: "Idle", reserved: "Reserved", in_use: "In use", running: "Running",
   paused: "Paused", error: "Error", maintenance: "Maintenance",
