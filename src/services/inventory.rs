@@ -328,11 +328,28 @@ pub async fn create(
     body: ItemCreate,
 ) -> Result<(ItemRecord, String), InventoryError> {
     let currency = space_of(svc, caller, space_id, true).await?;
+    // Over the API an opening stock is never negative (its schema says so); only an import
+    // restores a negative level, of an item that allows one (see `new_item`).
+    check_quantity("current_stock", body.current_stock.unwrap_or_default())?;
+    let (item, opening) = new_item(space_id, &caller.user_id, body, Utc::now())?;
+    insert(svc, &item, opening.as_ref()).await?;
+    Ok((item, currency))
+}
+
+/// A new item of the space from a create request, checked, and its opening stock as the first
+/// row of its log (so that the level is the sum of the log from the start). The opening may be
+/// negative only for an item that allows negative stock.
+pub fn new_item(
+    space_id: &str,
+    actor: &str,
+    body: ItemCreate,
+    now: DateTime<Utc>,
+) -> Result<(ItemRecord, Option<StockChange>), Invalid> {
     let id = match body.id {
         Some(id) => {
             validate_id(&id).map_err(|e| Invalid(e.to_string()))?;
             if RESERVED_IDS.contains(&id.as_str()) {
-                return Err(Invalid(format!("{id:?} names a listing under /inventory: choose another id")).into());
+                return Err(Invalid(format!("{id:?} names a listing under /inventory: choose another id")));
             }
             id
         }
@@ -341,8 +358,12 @@ pub async fn create(
     check_len("name", &body.name, 200)?;
     let filament = body.filament.map(check_filament).transpose()?;
     check_kind(body.category, &filament)?;
-    let opening = check_quantity("current_stock", body.current_stock.unwrap_or_default())?;
-    let now = Utc::now();
+    let allow_negative = body.allow_negative.unwrap_or(false);
+    let opening = body.current_stock.unwrap_or_default();
+    let lowest = if allow_negative { -MAX_UNITS } else { 0 };
+    if opening < Quantity::from_units(lowest) || opening > Quantity::from_units(MAX_UNITS) {
+        return Err(Invalid(format!("current_stock must be from {lowest} to {MAX_UNITS}")));
+    }
     let item = ItemRecord {
         id,
         makerspace_id: space_id.to_string(),
@@ -352,7 +373,7 @@ pub async fn create(
         current_stock: opening,
         min_stock_level: check_quantity("min_stock_level", body.min_stock_level.unwrap_or_default())?,
         reorder_quantity: check_quantity("reorder_quantity", body.reorder_quantity.unwrap_or_default())?,
-        allow_negative: body.allow_negative.unwrap_or(false),
+        allow_negative,
         location: optional_text("location", body.location, 200)?,
         supplier: match body.supplier {
             Some(s) => check_supplier(s)?,
@@ -364,26 +385,28 @@ pub async fn create(
         created_at: now,
         updated_at: now,
     };
-    // The opening stock is the log's first row, so the level is the sum of the log from
-    // the start.
-    let opening = opening.is_positive().then(|| StockChange {
+    let opening = (opening != Quantity::ZERO).then(|| StockChange {
         makerspace_id: item.makerspace_id.clone(),
         item_id: item.id.clone(),
         movement: Movement::To(opening),
         reason: UsageReason::Adjusted,
         cause_kind: CauseKind::Admin,
         cause_id: None,
-        actor: caller.user_id.clone(),
+        actor: actor.to_string(),
         note: Some("opening stock".into()),
         idempotency_key: None,
         at: now,
         spool_id: None,
     });
-    match svc.store.insert_item(&item, opening.as_ref()).await {
-        Err(StoreError::Conflict) => return Err(InventoryError::Duplicate),
-        other => other?,
+    Ok((item, opening))
+}
+
+/// Stores a new item with its opening row; an id already taken is a duplicate.
+pub async fn insert(svc: &Services, item: &ItemRecord, opening: Option<&StockChange>) -> Result<(), InventoryError> {
+    match svc.store.insert_item(item, opening).await {
+        Err(StoreError::Conflict) => Err(InventoryError::Duplicate),
+        other => Ok(other?),
     }
-    Ok((item, currency))
 }
 
 pub async fn update(
@@ -394,6 +417,17 @@ pub async fn update(
     body: ItemUpdate,
 ) -> Result<(ItemRecord, String), InventoryError> {
     let (mut item, currency) = load(svc, caller, space_id, item_id, true).await?;
+    apply_update(&mut item, body, Utc::now())?;
+    if !svc.store.update_item(&item).await? {
+        return Err(InventoryError::NotFound);
+    }
+    // The level may have moved since it was read: answer with what is stored.
+    let item = svc.store.get_item(space_id, item_id).await?.ok_or(InventoryError::NotFound)?;
+    Ok((item, currency))
+}
+
+/// An item with the changes of an update request, checked (nothing is stored here).
+pub fn apply_update(item: &mut ItemRecord, body: ItemUpdate, now: DateTime<Utc>) -> Result<(), Invalid> {
     if let Some(name) = body.name {
         check_len("name", &name, 200)?;
         item.name = name.trim().to_string();
@@ -426,13 +460,8 @@ pub async fn update(
     if let Some(attributes) = body.attributes {
         item.attributes = check_attributes(attributes)?;
     }
-    item.updated_at = Utc::now();
-    if !svc.store.update_item(&item).await? {
-        return Err(InventoryError::NotFound);
-    }
-    // The level may have moved since it was read: answer with what is stored.
-    let item = svc.store.get_item(space_id, item_id).await?.ok_or(InventoryError::NotFound)?;
-    Ok((item, currency))
+    item.updated_at = now;
+    Ok(())
 }
 
 pub async fn delete(svc: &Services, caller: &Principal, space_id: &str, item_id: &str) -> Result<(), InventoryError> {

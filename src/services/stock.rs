@@ -53,17 +53,27 @@ pub struct Moved {
 /// Writes one move, whoever asks. A retried key answers with its first row; a move that
 /// would leave less than nothing (on an item that does not allow it) is refused.
 pub async fn apply(svc: &Services, change: StockChange) -> Result<Moved, StockError> {
+    let outcome = svc.store.change_stock(&change).await?;
+    announce(svc, &outcome).await;
+    settle(&change, outcome)
+}
+
+/// Tells the space's admins of the low-stock alert a committed move raised (one move, or each
+/// of a committed batch's).
+pub async fn announce(svc: &Services, outcome: &StockOutcome) {
+    if let StockOutcome::Applied { alert: Some(alert), .. } = outcome {
+        super::reorders::alert_raised(svc, alert.clone()).await;
+    }
+}
+
+/// What the store's outcome of a move means for whoever asked, one move or a batch's.
+pub fn settle(change: &StockChange, outcome: StockOutcome) -> Result<Moved, StockError> {
     let requested = match change.movement {
         Movement::By(delta) => Quantity(-delta.0),
         Movement::To(level) | Movement::SpoolTo(level) => level,
     };
-    match svc.store.change_stock(&change).await? {
-        StockOutcome::Applied { usage, alert, .. } => {
-            if let Some(alert) = alert {
-                super::reorders::alert_raised(svc, alert).await;
-            }
-            Ok(Moved { usage, replayed: false })
-        }
+    match outcome {
+        StockOutcome::Applied { usage, .. } => Ok(Moved { usage, replayed: false }),
         StockOutcome::Replayed(usage) => Ok(Moved { usage, replayed: true }),
         StockOutcome::Refused(StockRefusal::Insufficient { level }) => {
             Err(StockError::Insufficient { level, requested })
@@ -235,7 +245,12 @@ async fn by_admin(
 ) -> Result<StockChange, StockError> {
     // The item must be one of the space's (404 otherwise) and the caller one of its admins.
     items::load(svc, caller, space_id, item_id, true).await?;
-    Ok(StockChange {
+    Ok(admin_change(caller, space_id, item_id))
+}
+
+/// A change by one of the space's admins, before its movement and reason are set.
+fn admin_change(caller: &Principal, space_id: &str, item_id: &str) -> StockChange {
+    StockChange {
         makerspace_id: space_id.to_string(),
         item_id: item_id.to_string(),
         movement: Movement::By(Quantity::ZERO),
@@ -247,7 +262,7 @@ async fn by_admin(
         idempotency_key: None,
         at: Utc::now(),
         spool_id: None,
-    })
+    }
 }
 
 pub async fn deduct(
@@ -257,9 +272,22 @@ pub async fn deduct(
     item_id: &str,
     body: DeductRequest,
 ) -> Result<Moved, StockError> {
+    let change = deduct_change(caller, space_id, item_id, body)?;
+    items::load(svc, caller, space_id, item_id, true).await?;
+    apply(svc, change).await
+}
+
+/// A deduct by one of the space's admins as the change to write, checked; neither the item
+/// nor the caller's right is looked at here.
+pub fn deduct_change(
+    caller: &Principal,
+    space_id: &str,
+    item_id: &str,
+    body: DeductRequest,
+) -> Result<StockChange, Invalid> {
     let reason = UsageReason::from(body.reason.unwrap_or(DeductReason::Issued));
     let delta = delta_for(reason, check_quantity("quantity", body.quantity)?)?;
-    let mut change = by_admin(svc, caller, space_id, item_id).await?;
+    let mut change = admin_change(caller, space_id, item_id);
     if let Some(job) = body.job_id {
         check_len("job_id", &job, 200)?;
         change.cause_kind = CauseKind::Job;
@@ -269,7 +297,7 @@ pub async fn deduct(
     change.reason = reason;
     change.note = optional_multiline("note", body.note, 1000)?;
     change.idempotency_key = check_key(body.idempotency_key)?;
-    apply(svc, change).await
+    Ok(change)
 }
 
 pub async fn receive(

@@ -372,6 +372,160 @@ macro_rules! insert_usage {
     }};
 }
 
+/// Writes the editable fields of a live item (not its stock) on an executor: the pool for one
+/// item, a batch's transaction for several. Evaluates to the rows written (0: no such live
+/// item in the space).
+macro_rules! update_item_on {
+    ($executor:expr, $item:expr) => {{
+        let item: &ItemRecord = $item;
+        let (supplier, filament) = (&item.supplier, item.filament.as_ref());
+        sqlx::query(
+            "UPDATE inventory_items SET name = $3, category = $4, min_stock_level = $5, reorder_quantity = $6,
+             allow_negative = $7, location = $8, supplier_kind = $9, supplier_sku = $10, supplier_name = $11,
+             supplier_url = $12, unit_cost_minor = $13, material = $14, color_hex = $15, diameter_um = $16,
+             density_mg_cm3 = $17, attributes = $18, updated_at = $19
+             WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL",
+        )
+        .bind(&item.id)
+        .bind(&item.makerspace_id)
+        .bind(&item.name)
+        .bind(encode(item.category))
+        .bind(item.min_stock_level.0)
+        .bind(item.reorder_quantity.0)
+        .bind(item.allow_negative)
+        .bind(&item.location)
+        .bind(&supplier.kind)
+        .bind(&supplier.sku)
+        .bind(&supplier.name)
+        .bind(&supplier.url)
+        .bind(item.unit_cost_minor)
+        .bind(filament.map(|f| f.material.clone()))
+        .bind(filament.and_then(|f| f.color_hex.clone()))
+        .bind(filament.and_then(|f| f.diameter_um))
+        .bind(filament.and_then(|f| f.density_mg_cm3))
+        .bind(to_json_text(&item.attributes))
+        .bind(item.updated_at)
+        .execute($executor)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(StoreError::from_write)
+    }};
+}
+
+/// Retires a live item on an executor (its log stays). Evaluates to the rows written.
+macro_rules! retire_item_on {
+    ($executor:expr, $makerspace_id:expr, $id:expr, $at:expr) => {{
+        let at: DateTime<Utc> = $at;
+        sqlx::query(
+            "UPDATE inventory_items SET deleted_at = $3 WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL",
+        )
+        .bind($id)
+        .bind($makerspace_id)
+        .bind(at)
+        .execute($executor)
+        .await
+        .map(|done| done.rows_affected())
+        .map_err(StoreError::from)
+    }};
+}
+
+/// Moves one item's stock inside the transaction `$tx`: the item's row is locked (on
+/// PostgreSQL; SQLite has one writer connection, so its transactions already run one at a
+/// time; every change of a spool is a change of its item, so the item's lock serializes the
+/// spool's changes too), a retried key is answered with its first row, a new spool
+/// (`$new_spool`, whose net weight the change receives) is registered, the level (and the
+/// spool's, for a change of a spool) is checked by the domain's rule, and the row, the cached
+/// level and the item's low-stock alert are written. Evaluates to the outcome; the caller
+/// commits, or lets the transaction roll back.
+macro_rules! change_stock_in {
+    ($tx:ident, $change:expr, $new_spool:expr, $postgres:expr) => {
+        async {
+            let change: &StockChange = $change;
+            let new_spool: Option<&SpoolRecord> = $new_spool;
+            let lock = if $postgres { " FOR UPDATE" } else { "" };
+            let select_item = format!(
+                "SELECT current_stock, min_stock_level, allow_negative FROM inventory_items
+                 WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL{lock}"
+            );
+            let select_key = format!("{SELECT_USAGE} WHERE item_id = $1 AND idempotency_key = $2");
+            let item: Option<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(select_item))
+                .bind(&change.item_id)
+                .bind(&change.makerspace_id)
+                .fetch_optional(&mut *$tx)
+                .await?;
+            let Some((level, min_stock_level, allow_negative)) = item else {
+                return Ok(StockOutcome::NoItem);
+            };
+            if let Some(key) = &change.idempotency_key {
+                let earlier: Option<UsageRow> = sqlx::query_as(sqlx::AssertSqlSafe(select_key))
+                    .bind(&change.item_id)
+                    .bind(key)
+                    .fetch_optional(&mut *$tx)
+                    .await?;
+                if let Some(row) = earlier {
+                    return Ok(StockOutcome::Replayed(row.try_into()?));
+                }
+            }
+            if let Some(spool) = new_spool {
+                sqlx::query(INSERT_SPOOL)
+                    .bind(&spool.id)
+                    .bind(&spool.makerspace_id)
+                    .bind(&spool.item_id)
+                    .bind(&spool.lot)
+                    .bind(spool.initial_net.0)
+                    .bind(spool.tare.0)
+                    .bind(spool.created_at)
+                    .execute(&mut *$tx)
+                    .await
+                    .map_err(StoreError::from_write)?;
+            }
+            let spool_level = match &change.spool_id {
+                None => None,
+                Some(spool_id) => {
+                    let spool: Option<(i64,)> = sqlx::query_as(SPOOL_LEVEL)
+                        .bind(spool_id)
+                        .bind(&change.item_id)
+                        .fetch_optional(&mut *$tx)
+                        .await?;
+                    let Some((spool_level,)) = spool else { return Ok(StockOutcome::NoSpool) };
+                    Some(Quantity(spool_level))
+                }
+            };
+            let before = Quantity(level);
+            let delta = match (change.movement, spool_level) {
+                (Movement::By(delta), _) => delta,
+                (Movement::To(target), _) => Quantity(target.0 - level),
+                (Movement::SpoolTo(target), Some(spool_level)) => Quantity(target.0 - spool_level.0),
+                (Movement::SpoolTo(_), None) => return Ok(StockOutcome::NoSpool),
+            };
+            // A count sets what is there, whatever the log said; a move by a delta may not
+            // take the item, nor its spool, below nothing (unless the item allows it).
+            let allowed = allow_negative || !matches!(change.movement, Movement::By(_));
+            let after = match check_change(before, delta, allowed) {
+                Ok(after) => after,
+                Err(refusal) => return Ok(StockOutcome::Refused(refusal)),
+            };
+            if let Some(Err(refusal)) = spool_level.map(|spool_level| check_change(spool_level, delta, allowed)) {
+                return Ok(StockOutcome::Refused(refusal));
+            }
+            let usage = insert_usage!(&mut *$tx, change, delta, after);
+            sqlx::query("UPDATE inventory_items SET current_stock = $2 WHERE id = $1")
+                .bind(&change.item_id)
+                .bind(after.0)
+                .execute(&mut *$tx)
+                .await?;
+            let alert = follow_minimum!($tx, &usage, before, Quantity(min_stock_level));
+            Ok::<StockOutcome, StoreError>(StockOutcome::Applied {
+                usage,
+                before,
+                min_stock_level: Quantity(min_stock_level),
+                alert,
+            })
+        }
+        .await
+    };
+}
+
 impl Store {
     /// Stores a new item with its opening stock as the first row of its log, atomically.
     pub async fn insert_item(&self, item: &ItemRecord, opening: Option<&StockChange>) -> Result<(), StoreError> {
@@ -409,40 +563,13 @@ impl Store {
 
     /// Writes the editable fields of a live item (not its stock, which only its log moves).
     pub async fn update_item(&self, item: &ItemRecord) -> Result<bool, StoreError> {
-        let (supplier, filament) = (&item.supplier, item.filament.as_ref());
-        let affected = with_writer!(self, pool => {
-            sqlx::query(
-                "UPDATE inventory_items SET name = $3, category = $4, min_stock_level = $5, reorder_quantity = $6,
-                 allow_negative = $7, location = $8, supplier_kind = $9, supplier_sku = $10, supplier_name = $11,
-                 supplier_url = $12, unit_cost_minor = $13, material = $14, color_hex = $15, diameter_um = $16,
-                 density_mg_cm3 = $17, attributes = $18, updated_at = $19
-                 WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL",
-            )
-            .bind(&item.id).bind(&item.makerspace_id).bind(&item.name).bind(encode(item.category))
-            .bind(item.min_stock_level.0).bind(item.reorder_quantity.0).bind(item.allow_negative)
-            .bind(&item.location).bind(&supplier.kind).bind(&supplier.sku).bind(&supplier.name).bind(&supplier.url)
-            .bind(item.unit_cost_minor).bind(filament.map(|f| f.material.clone()))
-            .bind(filament.and_then(|f| f.color_hex.clone())).bind(filament.and_then(|f| f.diameter_um))
-            .bind(filament.and_then(|f| f.density_mg_cm3)).bind(to_json_text(&item.attributes)).bind(item.updated_at)
-            .execute(pool)
-            .await
-            .map_err(StoreError::from_write)?
-            .rows_affected()
-        });
+        let affected = with_writer!(self, pool => update_item_on!(pool, item)?);
         Ok(affected > 0)
     }
 
     /// Retires an item: it leaves listings, its log stays.
     pub async fn delete_item(&self, makerspace_id: &str, id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let affected = with_writer!(self, pool => {
-            sqlx::query(
-                "UPDATE inventory_items SET deleted_at = $3 WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL",
-            )
-            .bind(id).bind(makerspace_id).bind(at)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
+        let affected = with_writer!(self, pool => retire_item_on!(pool, makerspace_id, id, at)?);
         Ok(affected > 0)
     }
 
@@ -496,71 +623,16 @@ impl Store {
         change: &StockChange,
         new_spool: Option<&SpoolRecord>,
     ) -> Result<StockOutcome, StoreError> {
-        // SQLite has one writer connection, so its transactions already run one at a time;
-        // PostgreSQL locks the item's row until the change commits. Every change of a spool
-        // is a change of its item, so the item's lock serializes the spool's changes too.
-        let lock = if self.kind() == "postgres" { " FOR UPDATE" } else { "" };
-        let select_item = format!(
-            "SELECT current_stock, min_stock_level, allow_negative FROM inventory_items
-             WHERE id = $1 AND makerspace_id = $2 AND deleted_at IS NULL{lock}"
-        );
-        let select_key = format!("{SELECT_USAGE} WHERE item_id = $1 AND idempotency_key = $2");
+        let postgres = self.kind() == "postgres";
         with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
-            let item: Option<(i64, i64, bool)> = sqlx::query_as(sqlx::AssertSqlSafe(select_item))
-                .bind(&change.item_id).bind(&change.makerspace_id)
-                .fetch_optional(&mut *tx).await?;
-            let Some((level, min_stock_level, allow_negative)) = item else {
-                return Ok(StockOutcome::NoItem);
-            };
-            if let Some(key) = &change.idempotency_key {
-                let earlier: Option<UsageRow> = sqlx::query_as(sqlx::AssertSqlSafe(select_key))
-                    .bind(&change.item_id).bind(key)
-                    .fetch_optional(&mut *tx).await?;
-                if let Some(row) = earlier {
-                    return Ok(StockOutcome::Replayed(row.try_into()?));
-                }
+            let outcome = change_stock_in!(tx, change, new_spool, postgres)?;
+            // Nothing else was written when the change was not applied: the rollback on drop
+            // is all there is to undo.
+            if matches!(outcome, StockOutcome::Applied { .. }) {
+                tx.commit().await?;
             }
-            if let Some(spool) = new_spool {
-                sqlx::query(INSERT_SPOOL)
-                    .bind(&spool.id).bind(&spool.makerspace_id).bind(&spool.item_id).bind(&spool.lot)
-                    .bind(spool.initial_net.0).bind(spool.tare.0).bind(spool.created_at)
-                    .execute(&mut *tx).await.map_err(StoreError::from_write)?;
-            }
-            let spool_level = match &change.spool_id {
-                None => None,
-                Some(spool_id) => {
-                    let spool: Option<(i64,)> = sqlx::query_as(SPOOL_LEVEL)
-                        .bind(spool_id).bind(&change.item_id)
-                        .fetch_optional(&mut *tx).await?;
-                    let Some((spool_level,)) = spool else { return Ok(StockOutcome::NoSpool) };
-                    Some(Quantity(spool_level))
-                }
-            };
-            let before = Quantity(level);
-            let delta = match (change.movement, spool_level) {
-                (Movement::By(delta), _) => delta,
-                (Movement::To(target), _) => Quantity(target.0 - level),
-                (Movement::SpoolTo(target), Some(spool_level)) => Quantity(target.0 - spool_level.0),
-                (Movement::SpoolTo(_), None) => return Ok(StockOutcome::NoSpool),
-            };
-            // A count sets what is there, whatever the log said; a move by a delta may not
-            // take the item, nor its spool, below nothing (unless the item allows it).
-            let allowed = allow_negative || !matches!(change.movement, Movement::By(_));
-            let after = match check_change(before, delta, allowed) {
-                Ok(after) => after,
-                Err(refusal) => return Ok(StockOutcome::Refused(refusal)),
-            };
-            if let Some(Err(refusal)) = spool_level.map(|spool_level| check_change(spool_level, delta, allowed)) {
-                return Ok(StockOutcome::Refused(refusal));
-            }
-            let usage = insert_usage!(&mut *tx, change, delta, after);
-            sqlx::query("UPDATE inventory_items SET current_stock = $2 WHERE id = $1")
-                .bind(&change.item_id).bind(after.0)
-                .execute(&mut *tx).await?;
-            let alert = follow_minimum!(tx, &usage, before, Quantity(min_stock_level));
-            tx.commit().await?;
-            Ok(StockOutcome::Applied { usage, before, min_stock_level: Quantity(min_stock_level), alert })
+            Ok(outcome)
         })
     }
 
@@ -590,5 +662,126 @@ impl Store {
                 .bind(item_id).fetch_one(pool).await?
         });
         Ok(Quantity(sum.unwrap_or(0)))
+    }
+}
+
+/// One write of an all-or-nothing batch: the same statements and rules as the single-item
+/// paths ([`Store::update_item`], [`Store::change_stock`], [`Store::delete_item`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchWrite {
+    /// The editable fields of a live item.
+    Update(ItemRecord),
+    /// A move of stock.
+    Move(StockChange),
+    /// Retiring a live item.
+    Retire { item_id: String, at: DateTime<Utc> },
+}
+
+impl BatchWrite {
+    fn item_id(&self) -> &str {
+        match self {
+            Self::Update(item) => &item.id,
+            Self::Move(change) => &change.item_id,
+            Self::Retire { item_id, .. } => item_id,
+        }
+    }
+}
+
+/// What became of one write of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchOutcome {
+    Updated,
+    Retired,
+    /// Boxed: a move's outcome carries its row and alert, the others nothing.
+    Moved(Box<StockOutcome>),
+    /// No such live item in the makerspace (an update or a retirement).
+    NoItem,
+}
+
+impl BatchOutcome {
+    /// Whether this write stands: a batch commits only when every one of its writes does.
+    pub fn stands(&self) -> bool {
+        match self {
+            Self::Updated | Self::Retired => true,
+            Self::Moved(outcome) => matches!(**outcome, StockOutcome::Applied { .. } | StockOutcome::Replayed(_)),
+            Self::NoItem => false,
+        }
+    }
+}
+
+/// What became of a batch: every write's outcome in order, and whether the batch was
+/// committed (every write stood) or rolled back (nothing of it is stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchResult {
+    pub outcomes: Vec<BatchOutcome>,
+    pub committed: bool,
+}
+
+impl Store {
+    /// Writes a batch of a makerspace's items in one transaction, all or nothing. Every write
+    /// is tried, also after one that does not stand, so that the answer can name each one
+    /// that failed; then the batch commits only if all stood.
+    pub async fn write_batch(&self, makerspace_id: &str, writes: &[BatchWrite]) -> Result<BatchResult, StoreError> {
+        let postgres = self.kind() == "postgres";
+        // PostgreSQL: the batch's items are locked first, in one order (sorted ids), so that
+        // two batches (or a batch and single moves) over the same items wait for each other
+        // instead of deadlocking on locks taken in the order each request lists its items.
+        let mut ids: Vec<&str> = writes.iter().map(BatchWrite::item_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        with_writer!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if postgres {
+                for id in &ids {
+                    sqlx::query("SELECT 1 FROM inventory_items WHERE id = $1 AND makerspace_id = $2 FOR UPDATE")
+                        .bind(*id).bind(makerspace_id)
+                        .fetch_optional(&mut *tx).await?;
+                }
+            }
+            let mut outcomes = Vec::with_capacity(writes.len());
+            for write in writes {
+                let outcome = match write {
+                    BatchWrite::Update(item) => match update_item_on!(&mut *tx, item)? {
+                        0 => BatchOutcome::NoItem,
+                        _ => BatchOutcome::Updated,
+                    },
+                    BatchWrite::Retire { item_id, at } => match retire_item_on!(&mut *tx, makerspace_id, item_id, *at)? {
+                        0 => BatchOutcome::NoItem,
+                        _ => BatchOutcome::Retired,
+                    },
+                    BatchWrite::Move(change) => BatchOutcome::Moved(Box::new(change_stock_in!(tx, change, None, postgres)?)),
+                };
+                outcomes.push(outcome);
+            }
+            let committed = outcomes.iter().all(BatchOutcome::stands);
+            if committed {
+                tx.commit().await?;
+            }
+            Ok(BatchResult { outcomes, committed })
+        })
+    }
+
+    /// The live items of a makerspace bought from the MakrX Store under one of these SKUs.
+    pub async fn store_items_with_skus(
+        &self,
+        makerspace_id: &str,
+        skus: &[String],
+    ) -> Result<Vec<ItemRecord>, StoreError> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<ItemRow> = with_pool!(self, pool => {
+            let mut q = QueryBuilder::new(SELECT_ITEM);
+            q.push(" WHERE deleted_at IS NULL AND supplier_kind = 'makrx_store' AND makerspace_id = ")
+                .push_bind(makerspace_id.to_string())
+                .push(" AND supplier_sku IN (");
+            let mut list = q.separated(", ");
+            for sku in skus {
+                list.push_bind(sku.clone());
+            }
+            list.push_unseparated(") ORDER BY id");
+            q.build_query_as().fetch_all(pool).await?
+        });
+        rows.into_iter().map(ItemRecord::try_from).collect()
     }
 }

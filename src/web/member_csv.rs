@@ -9,7 +9,6 @@ use std::collections::{HashMap, HashSet};
 
 use actix_web::{web, HttpRequest, HttpResponse};
 use chrono::{NaiveDate, Utc};
-use futures_util::StreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -17,6 +16,7 @@ use crate::domain::members::{effective_status, MemberRole, MemberStatus};
 use crate::services::access::people_of;
 use crate::services::members::{insert, new_member, MemberCreate, MemberError};
 use crate::web::auth::Caller;
+use crate::web::csv_io::{attachment, inert_cell, ImportFile};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
@@ -35,9 +35,6 @@ const EXPORT_COLUMNS: [&str; 13] = [
     "notes",
     "created_at",
 ];
-/// Most rows one import may carry (with the byte limit, keeps one request bounded).
-const MAX_ROWS: usize = 10_000;
-
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RejectedRow {
     /// Line in the file (the header is line 1).
@@ -93,46 +90,7 @@ pub async fn export(
         out.write_record(cells.map(|cell| inert_cell(cell).into_owned())).map_err(fail)?;
     }
     let body = out.into_inner().map_err(|_| ApiError::Internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("text/csv; charset=utf-8")
-        .insert_header(("Content-Disposition", format!("attachment; filename=\"members-{space_id}.csv\"")))
-        .body(body))
-}
-
-/// The first characters that make a spreadsheet read a cell as a formula (`=`, `+`, `-`, `@`)
-/// or that some spreadsheets strip before doing so (a tab, a carriage return).
-const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
-
-/// A cell as the export writes it: text that a spreadsheet would take for a formula (CSV
-/// injection) gets a leading `'`, which spreadsheets show as text and do not display.
-fn inert_cell(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(FORMULA_STARTS) {
-        format!("'{cell}").into()
-    } else {
-        cell.into()
-    }
-}
-
-/// A cell as the import reads it: the `'` that the export put before a formula-like text is
-/// removed again, so that an exported file imports as what was exported.
-fn imported_cell(cell: &str) -> &str {
-    match cell.strip_prefix('\'') {
-        Some(rest) if rest.starts_with(FORMULA_STARTS) => rest,
-        _ => cell,
-    }
-}
-
-/// Reads the body up to `limit` bytes (413 beyond, before anything is parsed or stored).
-async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let mut body = Vec::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    Ok(attachment(body, &format!("members-{space_id}.csv")))
 }
 
 fn parse_date(column: &str, value: &str) -> Result<Option<NaiveDate>, String> {
@@ -158,23 +116,6 @@ pub async fn import(
 ) -> Result<HttpResponse, ApiError> {
     let space_id = path.into_inner();
     people_of(&state, &caller, &space_id, true).await?;
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.starts_with("text/csv") {
-        return Err(ApiError::UnsupportedMediaType("send the members as text/csv".into()));
-    }
-    let body = read_limited(payload, state.settings.csv_max_bytes).await?;
-    let mut reader = csv::ReaderBuilder::new().flexible(false).trim(csv::Trim::All).from_reader(body.as_slice());
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| ApiError::Validation(format!("the header row cannot be read: {e}")))?
-        .iter()
-        .map(|h| h.to_ascii_lowercase())
-        .collect();
-    for required in ["email", "first_name", "last_name"] {
-        if !headers.iter().any(|h| h == required) {
-            return Err(ApiError::Validation(format!("the header row must name the column {required:?}")));
-        }
-    }
     let known = [
         "email",
         "first_name",
@@ -188,9 +129,8 @@ pub async fn import(
         "status",
         "notes",
     ];
-    if let Some(unknown) = headers.iter().find(|h| !known.contains(&h.as_str())) {
-        return Err(ApiError::Validation(format!("unknown column {unknown:?}; columns are {}", known.join(", "))));
-    }
+    let required = ["email", "first_name", "last_name"];
+    let file = ImportFile::read(&req, payload, state.settings.csv_max_bytes, "members", &known, &required).await?;
     let plans = state.store.list_plans(&space_id).await?;
     let plan_by_name: HashMap<String, String> = plans
         .iter()
@@ -200,11 +140,8 @@ pub async fn import(
 
     let mut result = ImportResult { created: 0, created_ids: Vec::new(), rejected: Vec::new() };
     let mut emails_in_file = HashSet::new();
-    for (index, record) in reader.records().enumerate() {
-        let line = index as u64 + 2;
-        if index >= MAX_ROWS {
-            return Err(ApiError::Validation(format!("at most {MAX_ROWS} rows per import")));
-        }
+    for (line, record) in &file.rows {
+        let line = *line;
         let record = match record {
             Ok(r) => r,
             Err(e) => {
@@ -212,10 +149,7 @@ pub async fn import(
                 continue;
             }
         };
-        let field = |name: &str| {
-            let cell = headers.iter().position(|h| h == name).and_then(|i| record.get(i)).unwrap_or("");
-            imported_cell(cell).to_string()
-        };
+        let field = |name: &str| file.cell(record, name).to_string();
         let email = field("email");
         let reject =
             |reason: String| RejectedRow { line, email: Some(email.clone()).filter(|e| !e.is_empty()), reason };
@@ -278,22 +212,4 @@ pub async fn import(
         }
     }
     Ok(HttpResponse::Ok().json(result))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formula_like_cells_are_exported_as_text_and_imported_back() {
-        for cell in ["=HYPERLINK(\"http://x\")", "+1 555 0100", "-2+3", "@SUM(A1)", "\tx", "\r=1"] {
-            let exported = inert_cell(cell);
-            assert_eq!(exported, format!("'{cell}"));
-            assert_eq!(imported_cell(&exported), cell);
-        }
-        for cell in ["Ada", "", "'quoted'", "a=b", "ada@example.org"] {
-            assert_eq!(inert_cell(cell), cell);
-            assert_eq!(imported_cell(cell), cell);
-        }
-    }
 }

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod cards;
+pub mod csv_io;
 pub mod equipment;
 pub mod error;
 pub mod inventory;
