@@ -115,7 +115,7 @@ pub struct SettingsArgs {
     /// Days an invitation stays valid [default: 7].
     #[arg(long, env = "MAKRCAVE_INVITE_TTL_DAYS", global = true, value_name = "DAYS")]
     pub invite_ttl_days: Option<u32>,
-    /// Largest CSV file accepted by member import, in bytes [default: 1048576].
+    /// Largest CSV file accepted by an import (members, inventory items), in bytes [default: 1048576].
     #[arg(long, env = "MAKRCAVE_CSV_MAX_BYTES", global = true, value_name = "BYTES")]
     pub csv_max_bytes: Option<usize>,
     /// Attempts per minute and client address at invite accept and validate [default: 20].

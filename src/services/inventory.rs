@@ -20,9 +20,10 @@ use super::Services;
 pub const MAX_UNIT_COST_MINOR: i64 = 10_000_000_000;
 /// Largest free-attributes object, as JSON text.
 const MAX_ATTRIBUTES_BYTES: usize = 8 * 1024;
-/// Paths under `/inventory/` that are not items (`GET .../inventory/alerts`): an item may not
-/// take their names as ids, or it could not be reached.
-const RESERVED_IDS: &[&str] = &["alerts"];
+/// Paths under `/inventory/` that are not items (`GET .../inventory/alerts`, `.../export`,
+/// `POST .../bulk`, `.../import`): an item may not take their names as ids, or it could not be
+/// reached.
+const RESERVED_IDS: &[&str] = &["alerts", "bulk", "export", "import"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum InventoryError {

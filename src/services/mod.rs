@@ -28,7 +28,10 @@
 //!   sees which skill data.
 //! - [`inventory`]: what a makerspace stocks; [`stock`]: its stock log (deducts, receipts,
 //!   counts), idempotent by key, the level always the sum of the log; [`spools`]: filament
-//!   spools as sub-accounts of their item, loaded on printers, weighed, charged jobs' grams.
+//!   spools as sub-accounts of their item, loaded on printers, weighed, charged jobs' grams;
+//!   [`inventory_bulk`]: many items at once (bulk update, issue, retirement, all or nothing),
+//!   imports and exports; [`bom`]: what a space has and lacks of a MakrX Store bill of
+//!   materials.
 //! - [`reorders`]: low-stock alerts (pushed and mailed); [`purchase_orders`] made from them
 //!   and [`purchase_receipts`] taking deliveries into the log; [`makrx_store`]: the Store's
 //!   quick-reorder payload and its optional send.
@@ -37,12 +40,14 @@
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
+pub mod bom;
 pub mod bookings;
 pub mod broker_access;
 pub mod cards;
 pub mod events;
 pub mod gate;
 pub mod inventory;
+pub mod inventory_bulk;
 pub mod invites;
 pub mod job_control;
 pub mod kiosk;

@@ -1,11 +1,14 @@
 //! The HTTP side: REST under `/api/v1`, the WebSocket, operations endpoints and the pages.
 
 pub mod auth;
+pub mod bom;
 pub mod cards;
 pub mod csv_io;
 pub mod equipment;
 pub mod error;
 pub mod inventory;
+pub mod inventory_bulk;
+pub mod inventory_csv;
 pub mod invites;
 pub mod jobs;
 pub mod jwks;
@@ -106,9 +109,14 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .configure(reservations::routes)
                 .configure(waitlist::routes)
+                // Before `inventory/{item_id}`, which would take `bulk`, `export`, `import` and
+                // `alerts` for items' ids.
+                .configure(inventory_bulk::routes)
+                .configure(inventory_csv::routes)
                 .configure(purchase_orders::routes)
                 .configure(inventory::routes)
                 .configure(spools::routes)
+                .configure(bom::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

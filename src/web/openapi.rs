@@ -78,6 +78,9 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::inventory::InventoryApi::openapi());
     doc.merge(crate::web::purchase_orders::PurchaseOrdersApi::openapi());
     doc.merge(crate::web::spools::SpoolsApi::openapi());
+    doc.merge(crate::web::inventory_bulk::InventoryBulkApi::openapi());
+    doc.merge(crate::web::inventory_csv::InventoryCsvApi::openapi());
+    doc.merge(crate::web::bom::BomApi::openapi());
     doc
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod demo;
 mod input;
 mod inventory;
+mod inventory_bulk;
 mod invites;
 mod jobs;
 mod jwks;

@@ -211,6 +211,12 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools", Rule::SpaceRead),
     ("DELETE", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools/{spool_id}", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/bulk", Rule::SpaceManage),
+    // A file of every item with its suppliers and costs is an administrator's tool, as the
+    // member export: members read the same items page by page.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/export", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/import", Rule::SpaceManage),
+    ("POST", "/api/v1/bom/sync-inventory", Rule::SpaceManage),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -462,6 +468,12 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/spools") => {
             json!({"spool_id": f.free_spool, "slot": "external"})
         }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/bulk") => {
+            json!({"operation": "issue", "items": [{"item_id": f.item, "quantity": 1}]})
+        }
+        ("POST", "/api/v1/bom/sync-inventory") => {
+            json!({"makerspace_id": f.space, "product_codes": ["FIL-PLA-BLK"], "quantities": [250]})
+        }
         _ => return None,
     })
 }
@@ -536,6 +548,10 @@ async fn every_endpoint_answers_every_role_as_the_matrix_says() {
                 req = req
                     .header("content-type", "text/csv")
                     .body(format!("email,first_name,last_name\nimp{n}@example.org,I,M\n"));
+            } else if *path == "/api/v1/makerspaces/{makerspace_id}/inventory/import" {
+                req = req
+                    .header("content-type", "text/csv")
+                    .body(format!("name,category,unit\nImported {n},tool,piece\n"));
             } else if let Some(b) = body(method, path, f, n) {
                 req = req.json(&b);
             }
