@@ -523,6 +523,7 @@ const BODY_LINKS: &[(&str, &str, &str)] = &[
     ),
     ("/api/v1/skills", "/api/v1/skills/requests", "skill_id"),
     ("/api/v1/skills", "/api/v1/skills/user-skills", "skill_id"),
+    ("/api/v1/makerspaces", "/api/v1/bom/sync-inventory", "makerspace_id"),
 ];
 
 /// Links from each create operation (`POST P` answering 201) to every operation on
