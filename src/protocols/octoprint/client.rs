@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -33,6 +34,22 @@ const SILENCE: Duration = Duration::from_secs(30);
 /// How often a printer OctoPrint has not connected is connected again (with `auto_connect`):
 /// often enough to notice a printer switched on, rarely enough not to hammer a port.
 const PRINTER_RETRY: Duration = Duration::from_secs(60);
+/// The push socket's read buffer. tungstenite's default, 128 KiB, is zeroed to its full size
+/// before every read, so each followed printer kept 128 KiB resident and every frame cost a
+/// 128 KiB memset. OctoPrint's `current` frames are 1–3 KiB; a larger frame (a `history` with
+/// a long temperature history) still arrives whole: the buffer grows to a frame's length.
+const SOCKET_READ_BUFFER: usize = 8 * 1024;
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens OctoPrint's push socket.
+async fn open_socket(url: &url::Url) -> Result<Socket, CallError> {
+    let config = WebSocketConfig::default().read_buffer_size(SOCKET_READ_BUFFER);
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+        .await
+        .map_err(|e| CallError::Unreachable(format!("push socket: {e}")))?;
+    Ok(socket)
+}
 
 /// One OctoPrint machine's client task.
 pub struct Client {
@@ -79,10 +96,7 @@ impl Client {
                     tracing::warn!(?equipment_id, error = %escaped(&e), "OctoPrint did not connect its printer");
                 }
             }
-            let url = rest::socket_url(api.base());
-            let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
-                .await
-                .map_err(|e| CallError::Unreachable(format!("push socket: {e}")))?;
+            let socket = open_socket(&rest::socket_url(api.base())).await?;
             Ok::<_, CallError>((auth, socket, printer.is_none()))
         };
         let (auth, mut socket, mut printer_closed) = tokio::select! {
@@ -203,5 +217,36 @@ impl Client {
                 api.job_command(body).await.map_err(|e| e.refusal())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame far larger than the read buffer arrives whole, and the frames after it too.
+    #[tokio::test]
+    async fn frames_larger_than_the_read_buffer_arrive_whole() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url =
+            url::Url::parse(&format!("ws://{}/sockjs/websocket", listener.local_addr().expect("addr"))).expect("url");
+        let history = format!(r#"{{"history": {{"logs": ["{}"]}}}}"#, "x".repeat(20 * SOCKET_READ_BUFFER));
+        let sent = [history, r#"{"current": {}}"#.to_string()];
+        let frames = sent.clone();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.expect("accept");
+            let mut socket = tokio_tungstenite::accept_async(stream).await.expect("handshake");
+            for frame in frames {
+                socket.send(Message::text(frame)).await.expect("send");
+            }
+        });
+        let mut socket = open_socket(&url).await.expect("connects");
+        for expected in sent {
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), expected),
+                other => panic!("not the frame sent: {other:?}"),
+            }
+        }
+        server.await.expect("server");
     }
 }

@@ -159,6 +159,16 @@ struct CurrentFrame {
     temps: Vec<Heaters>,
 }
 
+/// One frame of the push socket. Only what makrcave reads is built: the rest of a `current`
+/// frame (logs, markings, busy files, offsets, ...) is skipped as it is parsed, not built into
+/// a tree of values first (twice a second for every printer followed).
+#[derive(Debug, Deserialize)]
+struct Frame {
+    current: Option<CurrentFrame>,
+    history: Option<CurrentFrame>,
+    event: Option<EventFrame>,
+}
+
 #[derive(Debug, Deserialize)]
 struct EventFrame {
     #[serde(rename = "type")]
@@ -169,23 +179,16 @@ struct EventFrame {
 
 /// Parses one frame of the push socket.
 pub fn parse(text: &str) -> Push {
-    let Ok(Value::Object(mut frame)) = serde_json::from_str::<Value>(text) else {
+    // Not JSON, not an object, or a `current`, `history` or `event` of the wrong shape.
+    let Ok(frame) = serde_json::from_str::<Frame>(text) else {
         return Push::Malformed;
     };
-    if let Some(current) = frame.remove("current").or_else(|| frame.remove("history")) {
-        return match serde_json::from_value::<CurrentFrame>(current) {
-            Ok(c) => {
-                let temps = c.temps.last().map(Heaters::temperatures);
-                Push::Current(telemetry(&c.state, &c.job, &c.progress, temps))
-            }
-            Err(_) => Push::Malformed,
-        };
+    if let Some(c) = frame.current.or(frame.history) {
+        let temps = c.temps.last().map(Heaters::temperatures);
+        return Push::Current(telemetry(&c.state, &c.job, &c.progress, temps));
     }
-    if let Some(event) = frame.remove("event") {
-        return match serde_json::from_value::<EventFrame>(event) {
-            Ok(e) => job_event(&e.kind, &e.payload).map_or(Push::Other, Push::Job),
-            Err(_) => Push::Malformed,
-        };
+    if let Some(e) = frame.event {
+        return job_event(&e.kind, &e.payload).map_or(Push::Other, Push::Job);
     }
     Push::Other
 }
@@ -344,6 +347,8 @@ mod tests {
         assert_eq!(ev(r#"{"connected": {"version": "1.11.8"}}"#), Push::Other);
         assert_eq!(ev("not json"), Push::Malformed);
         assert_eq!(ev(r#"{"current": {"state": 3}}"#), Push::Malformed);
+        assert_eq!(ev(r#"{"event": {"payload": {}}}"#), Push::Malformed, "an event without its type");
+        assert_eq!(ev(r#"["current"]"#), Push::Malformed);
     }
 
     #[test]
