@@ -14,7 +14,7 @@ use std::time::Duration;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::{json, Value};
 
-use crate::common::{free_port, wait_listening, Mosquitto};
+use crate::spawn::{free_port, mosquitto, wait_listening};
 
 pub const SERIAL: &str = "01P00A123456789";
 /// The printer's access code. The storage's login is set up once by scripts/lib.sh
@@ -40,12 +40,20 @@ fn openssl(dir: &Path, args: &[&str]) -> String {
 }
 
 impl PrinterBroker {
+    /// The broker of the one printer `SERIAL`.
     pub fn start() -> PrinterBroker {
         Self::start_with_code(ACCESS_CODE)
     }
 
     /// A broker whose `bblp` logs in with `access_code` (the storage's stays [`ACCESS_CODE`]).
     pub fn start_with_code(access_code: &str) -> PrinterBroker {
+        Self::start_for(&[SERIAL], access_code)
+    }
+
+    /// One broker for the printers `serials` (a bench's farm), `bblp` logging in with
+    /// `access_code`: its certificate names every serial (the first as its CN, all as subject
+    /// alternative names).
+    pub fn start_for(serials: &[&str], access_code: &str) -> PrinterBroker {
         let dir = tempfile::tempdir().expect("temp dir");
         let d = dir.path();
         // A CA of our own, and the printer's certificate from it with the serial as its name,
@@ -55,12 +63,13 @@ impl PrinterBroker {
         ca.extend(ec);
         ca.extend(["-keyout", "ca.key", "-out", "ca.crt", "-days", "30", "-subj", "/CN=Test Bambu CA"]);
         openssl(d, &ca);
-        let subject = format!("/CN={SERIAL}");
+        let subject = format!("/CN={}", serials[0]);
         let mut csr = vec!["req"];
         csr.extend(ec);
         csr.extend(["-keyout", "server.key", "-out", "server.csr", "-subj", &subject]);
         openssl(d, &csr);
-        std::fs::write(d.join("ext"), format!("subjectAltName=DNS:{SERIAL}\n")).expect("write ext");
+        let names: Vec<String> = serials.iter().map(|s| format!("DNS:{s}")).collect();
+        std::fs::write(d.join("ext"), format!("subjectAltName={}\n", names.join(","))).expect("write ext");
         openssl(
             d,
             &[
@@ -115,7 +124,7 @@ impl PrinterBroker {
 
     fn launch(&mut self) {
         let config = self.dir.path().join("mosquitto.conf");
-        self.child = Some(Mosquitto::spawn(&config, &[self.tls_port, self.plain_port]));
+        self.child = Some(mosquitto(&config, &[self.tls_port, self.plain_port]));
     }
 
     /// The printer switched off: every client is disconnected at once.
@@ -252,6 +261,7 @@ fn x1_full(print: &Value) -> String {
 #[derive(Clone)]
 pub struct ScriptedPrinter {
     client: AsyncClient,
+    serial: Arc<str>,
     state: Arc<Mutex<Value>>,
     /// `Some(reason)`: job commands are refused with this reason.
     refuse: Arc<Mutex<Option<String>>>,
@@ -259,15 +269,21 @@ pub struct ScriptedPrinter {
 }
 
 impl ScriptedPrinter {
-    /// Connects to the broker's plain listener and starts answering requests; the printer
-    /// reports `RUNNING` at 37 % until told otherwise.
+    /// The printer `SERIAL`: see [`ScriptedPrinter::start_as`].
     pub async fn start(broker: &PrinterBroker) -> ScriptedPrinter {
-        let mut options = MqttOptions::new("scripted-printer", "127.0.0.1", broker.plain_port);
+        Self::start_as(broker, SERIAL).await
+    }
+
+    /// Connects to the broker's plain listener as the printer `serial` and starts answering
+    /// requests; the printer reports `RUNNING` at 37 % until told otherwise.
+    pub async fn start_as(broker: &PrinterBroker, serial: &str) -> ScriptedPrinter {
+        let mut options = MqttOptions::new(format!("scripted-printer-{serial}"), "127.0.0.1", broker.plain_port);
         options.set_credentials(PRINTER_USER, PRINTER_PASSWORD);
         options.set_max_packet_size(1 << 20, 1 << 20);
         let (client, mut eventloop) = AsyncClient::new(options, 64);
         let printer = ScriptedPrinter {
             client: client.clone(),
+            serial: Arc::from(serial),
             state: Arc::new(Mutex::new(json!({
                 "command": "push_status", "sequence_id": "2021", "gcode_state": "RUNNING",
                 "mc_percent": 37, "mc_remaining_time": 42, "subtask_name": "benchy",
@@ -290,7 +306,7 @@ impl ScriptedPrinter {
                     // (Re)connected: listen for requests again (a clean session keeps none),
                     // and say where things stand, as a printer coming back does.
                     Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                        if me.client.try_subscribe(format!("device/{SERIAL}/request"), QoS::AtMostOnce).is_err() {
+                        if me.client.try_subscribe(format!("device/{}/request", me.serial), QoS::AtMostOnce).is_err() {
                             return;
                         }
                     }
@@ -318,7 +334,7 @@ impl ScriptedPrinter {
 
     fn report(&self, body: String) {
         self.client
-            .try_publish(format!("device/{SERIAL}/report"), QoS::AtMostOnce, false, body)
+            .try_publish(format!("device/{}/report", self.serial), QoS::AtMostOnce, false, body)
             .expect("publish a report");
     }
 

@@ -12,9 +12,9 @@
 #![allow(dead_code)]
 
 use std::future::Future;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use makrcave::config::MosquittoFiles;
@@ -65,9 +65,7 @@ pub fn invite_token_in(message: &str) -> String {
 }
 
 /// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
-}
+pub use crate::spawn::free_port;
 
 /// Polls `check` until it yields a value or `timeout` passes (then panics with `what`).
 pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
@@ -87,21 +85,6 @@ where
     }
 }
 
-/// Waits until a server we started accepts connections on every one of its `ports` on
-/// 127.0.0.1; panics when it exits first or takes more than 10 s.
-pub fn wait_listening(name: &str, child: &mut Child, ports: &[u16]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for &port in ports {
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("{name} exited ({status}) before listening on {port}");
-            }
-            assert!(Instant::now() < deadline, "{name} did not start listening on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
 /// A Mosquitto broker of our own, on a free port, stopped on drop.
 pub struct Mosquitto {
     pub port: u16,
@@ -110,18 +93,6 @@ pub struct Mosquitto {
 }
 
 impl Mosquitto {
-    pub fn binary() -> PathBuf {
-        if let Ok(bin) = std::env::var("MOSQUITTO_BIN") {
-            return PathBuf::from(bin);
-        }
-        for candidate in ["/usr/sbin/mosquitto", "/usr/bin/mosquitto", "/usr/local/sbin/mosquitto"] {
-            if std::path::Path::new(candidate).exists() {
-                return PathBuf::from(candidate);
-            }
-        }
-        panic!("Mosquitto is required by this test and was not found: install it (apt-get install mosquitto) or set MOSQUITTO_BIN");
-    }
-
     pub fn start() -> Mosquitto {
         let dir = tempfile::tempdir().expect("temp dir");
         let mut broker = Mosquitto { port: free_port(), child: None, dir };
@@ -159,24 +130,10 @@ impl Mosquitto {
             ),
         )
         .expect("write mosquitto.conf");
-        let child = Self::spawn(&config, &[self.port]);
+        let child = crate::spawn::mosquitto(&config, &[self.port]);
         // What Debian's service does with `pid_file`: makrcave signals this process to reload.
         std::fs::write(files.pid_file.as_ref().expect("pid file"), child.id().to_string()).expect("write pid file");
         self.child = Some(child);
-    }
-
-    /// Starts Mosquitto with `config` and waits until every one of its `ports` accepts
-    /// connections.
-    pub fn spawn(config: &std::path::Path, ports: &[u16]) -> Child {
-        let mut child = Command::new(Self::binary())
-            .arg("-c")
-            .arg(config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mosquitto");
-        wait_listening("mosquitto", &mut child, ports);
-        child
     }
 
     /// Kills the broker (every client is disconnected at once).

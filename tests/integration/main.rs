@@ -33,6 +33,7 @@ mod roles;
 mod secrets;
 mod sessions;
 mod skills;
+mod spawn;
 mod spools;
 mod waitlist;
 mod websocket;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::free_port;
+use crate::spawn::free_port;
 
 /// The version the tests are written against (scripts/lib.sh installs it).
 pub const VERSION: &str = "1.11.8";
