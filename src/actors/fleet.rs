@@ -68,6 +68,8 @@ pub struct Fleet {
     next_arbiter: AtomicUsize,
     /// Orders the lists of loaded spools read from the store (see [`Fleet::spool_generation`]).
     spool_generation: AtomicU64,
+    /// The HTTP client of the fleet's OctoPrint machines, built when the first one starts.
+    octoprint_http: std::sync::OnceLock<Result<reqwest::Client, String>>,
     deps: MachineDeps,
 }
 
@@ -80,6 +82,7 @@ impl Fleet {
             arbiters: Mutex::new(arbiters),
             next_arbiter: AtomicUsize::new(0),
             spool_generation: AtomicU64::new(0),
+            octoprint_http: std::sync::OnceLock::new(),
             deps,
         }
     }
@@ -142,7 +145,8 @@ impl Fleet {
         let actor = addr.clone().recipient();
         match connection {
             Connection::Octoprint { .. } => {
-                arbiter.spawn(octoprint::follow(id, connection, key, actor, commands, cancel.clone())?);
+                let http = self.octoprint_http.get_or_init(octoprint::http_client).clone();
+                arbiter.spawn(octoprint::follow(id, connection, key, http, actor, commands, cancel.clone())?);
             }
             Connection::Bambu { .. } => {
                 arbiter.spawn(bambu::follow(id, connection, key, actor, commands, cancel.clone())?);

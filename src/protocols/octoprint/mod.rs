@@ -29,6 +29,7 @@ pub fn follow(
     equipment_id: &str,
     connection: &Connection,
     key: &DataKey,
+    http: Result<reqwest::Client, String>,
     actor: Recipient<Report>,
     commands: AdapterReceiver,
     cancel: CancellationToken,
@@ -41,15 +42,7 @@ pub fn follow(
         Ok(_) => Err("no API key is configured for this OctoPrint".to_string()),
         Err(e) => Err(e.to_string()),
     };
-    let api = api_key.and_then(|k| {
-        let base = rest::base_url(url)?;
-        let http = reqwest::Client::builder()
-            // One printer is one host: a single kept-alive connection is all the calls need.
-            .pool_max_idle_per_host(1)
-            .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
-        Ok(rest::Api::new(http, base, k))
-    });
+    let api = api_key.and_then(|k| Ok(rest::Api::new(http?, rest::base_url(url)?, k)));
     let client = client::Client {
         equipment_id: Arc::from(equipment_id),
         api,
@@ -59,4 +52,15 @@ pub fn follow(
         cancel,
     };
     Some(client.run())
+}
+
+/// The HTTP client the OctoPrint machines of one fleet share. A client holds the system's root
+/// certificates (parsed when it is built, a few hundred KiB) and a connection pool keyed by
+/// host, so one per printer would cost each printer a copy of the roots for nothing.
+pub fn http_client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        // One printer is one host: a single kept-alive connection per host is all the calls need.
+        .pool_max_idle_per_host(1)
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
