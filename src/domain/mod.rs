@@ -11,6 +11,8 @@ pub mod guessing;
 pub mod holds;
 pub mod ids;
 pub mod inventory;
+/// Uploaded job files: their kind sniffed from the content, and streamed STL and G-code analysis.
+pub mod job_files;
 pub mod jobs;
 pub mod machine;
 pub mod members;
