@@ -242,19 +242,27 @@ async fn by_admin(
     caller: &Principal,
     space_id: &str,
     item_id: &str,
+    movement: Movement,
+    reason: UsageReason,
 ) -> Result<StockChange, StockError> {
     // The item must be one of the space's (404 otherwise) and the caller one of its admins.
     items::load(svc, caller, space_id, item_id, true).await?;
-    Ok(admin_change(caller, space_id, item_id))
+    Ok(admin_change(caller, space_id, item_id, movement, reason))
 }
 
-/// A change by one of the space's admins, before its movement and reason are set.
-fn admin_change(caller: &Principal, space_id: &str, item_id: &str) -> StockChange {
+/// A change by one of the space's admins, caused by them.
+fn admin_change(
+    caller: &Principal,
+    space_id: &str,
+    item_id: &str,
+    movement: Movement,
+    reason: UsageReason,
+) -> StockChange {
     StockChange {
         makerspace_id: space_id.to_string(),
         item_id: item_id.to_string(),
-        movement: Movement::By(Quantity::ZERO),
-        reason: UsageReason::Adjusted,
+        movement,
+        reason,
         cause_kind: CauseKind::Admin,
         cause_id: Some(caller.user_id.clone()),
         actor: caller.user_id.clone(),
@@ -287,14 +295,12 @@ pub fn deduct_change(
 ) -> Result<StockChange, Invalid> {
     let reason = UsageReason::from(body.reason.unwrap_or(DeductReason::Issued));
     let delta = delta_for(reason, check_quantity("quantity", body.quantity)?)?;
-    let mut change = admin_change(caller, space_id, item_id);
+    let mut change = admin_change(caller, space_id, item_id, Movement::By(delta), reason);
     if let Some(job) = body.job_id {
         check_len("job_id", &job, 200)?;
         change.cause_kind = CauseKind::Job;
         change.cause_id = Some(job);
     }
-    change.movement = Movement::By(delta);
-    change.reason = reason;
     change.note = optional_multiline("note", body.note, 1000)?;
     change.idempotency_key = check_key(body.idempotency_key)?;
     Ok(change)
@@ -312,9 +318,7 @@ pub async fn receive(
         ReceiveReason::Returned => UsageReason::Returned,
     };
     let delta = delta_for(reason, check_quantity("quantity", body.quantity)?)?;
-    let mut change = by_admin(svc, caller, space_id, item_id).await?;
-    change.movement = Movement::By(delta);
-    change.reason = reason;
+    let mut change = by_admin(svc, caller, space_id, item_id, Movement::By(delta), reason).await?;
     change.note = optional_multiline("note", body.note, 1000)?;
     change.idempotency_key = check_key(body.idempotency_key)?;
     apply(svc, change).await
@@ -331,8 +335,7 @@ pub async fn adjust(
         return Err(Invalid::new("counted must be 0 or more").into());
     }
     let counted = check_quantity("counted", body.counted)?;
-    let mut change = by_admin(svc, caller, space_id, item_id).await?;
-    change.movement = Movement::To(counted);
+    let mut change = by_admin(svc, caller, space_id, item_id, Movement::To(counted), UsageReason::Adjusted).await?;
     change.note = optional_multiline("note", body.note, 1000)?;
     change.idempotency_key = check_key(body.idempotency_key)?;
     apply(svc, change).await

@@ -225,11 +225,9 @@ pub struct StockChange {
 /// What became of a change of stock.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StockOutcome {
-    /// Written: the new row, and the level and minimum before it (to tell a crossing).
+    /// Written: the new row (its `level_after` is the new level).
     Applied {
         usage: UsageRecord,
-        before: Quantity,
-        min_stock_level: Quantity,
         /// The low-stock alert this row raised, in its transaction.
         alert: Option<AlertRecord>,
     },
@@ -515,12 +513,7 @@ macro_rules! change_stock_in {
                 .execute(&mut *$tx)
                 .await?;
             let alert = follow_minimum!($tx, &usage, before, Quantity(min_stock_level));
-            Ok::<StockOutcome, StoreError>(StockOutcome::Applied {
-                usage,
-                before,
-                min_stock_level: Quantity(min_stock_level),
-                alert,
-            })
+            Ok::<StockOutcome, StoreError>(StockOutcome::Applied { usage, alert })
         }
         .await
     };
