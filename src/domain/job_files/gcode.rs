@@ -33,7 +33,8 @@ pub enum Slicer {
 }
 
 impl Slicer {
-    fn from_name(name: &str) -> Option<Slicer> {
+    /// The slicer a producer name means, as slicers sign G-code and 3MF packages.
+    pub(super) fn from_name(name: &str) -> Option<Slicer> {
         match name {
             "PrusaSlicer" => Some(Slicer::PrusaSlicer),
             "SuperSlicer" => Some(Slicer::SuperSlicer),
@@ -237,7 +238,7 @@ fn seconds(text: &str) -> Option<u64> {
 
 /// A non-negative decimal to the thousandth; further decimals are dropped (a slicer's
 /// `12.34567` g is an estimate, not a measure).
-fn decimal(text: &str) -> Option<Quantity> {
+pub(super) fn decimal(text: &str) -> Option<Quantity> {
     let text = text.trim();
     let quantity = match text.split_once('.') {
         // `get` is `None` inside a multi-byte character: not a number then anyway.

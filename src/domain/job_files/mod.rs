@@ -1,16 +1,29 @@
 //! What an uploaded job file is and what it holds, read from its bytes alone (issue 12,
-//! "Intake"): the type sniffed from the content (never the name), then a streaming analysis
-//! (STL geometry, G-code slicer headers) fed chunk by chunk, so a 100 MB upload is never held
-//! whole in memory. Pure: no I/O; the upload handler feeds the chunks it streams to storage.
+//! "Intake"): the type sniffed from the content (never the name), then its analysis. Pure: no
+//! I/O of its own, and never a panic on bad input (every parser is fuzzed with proptest).
 //!
-//! 3MF and SVG are only recognised here; their analysis (plates, page size) comes later.
+//! - STL (`StlAnalyzer`): triangle count, bounding box, volume; binary and ASCII.
+//! - G-code (`GcodeAnalyzer`): the slicer's header (time, filament grams and length, material,
+//!   nozzle) as PrusaSlicer, OrcaSlicer, Bambu Studio and Cura write it.
+//! - SVG (`SvgAnalyzer`): page size and the length of everything drawn, for lasers.
+//! - 3MF (`threemf::analyze`): bounding box and triangles over the build, the slicer, Bambu
+//!   Studio / OrcaSlicer plates with their estimates, whether it was sliced.
+//!
+//! STL, G-code and SVG are streamed: the upload handler feeds each analyzer the chunks it
+//! streams to storage (`feed`, then `finish`), so a 100 MB upload is never held whole in
+//! memory. A 3MF is a ZIP, whose directory is at its end, so it is analysed from a reader
+//! that seeks (the stored upload's temporary file), with bounded unpacking.
 
 pub mod gcode;
 mod lines;
 pub mod stl;
+pub mod svg;
+pub mod threemf;
 
 pub use gcode::{GcodeAnalysis, GcodeAnalyzer, Slicer};
 pub use stl::{BoundingBox, StlAnalysis, StlAnalyzer};
+pub use svg::{ElementCounts, SvgAnalysis, SvgAnalyzer};
+pub use threemf::{Application, Plate, PlateFilament, PrintSettings, ThreeMfAnalysis};
 
 /// The kinds of files a job may be made from. Anything else is refused (415).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,6 +48,19 @@ pub enum AnalysisError {
     Malformed { line: u64, reason: &'static str },
     #[error("line {line} is longer than {max} bytes")]
     LineTooLong { line: u64, max: usize },
+    #[error("the file is not a readable ZIP package: {0}")]
+    NotAnArchive(String),
+    #[error("the package has {entries} entries, more than the {max} accepted")]
+    TooManyEntries { entries: usize, max: usize },
+    #[error("{entry} cannot be read: {reason}")]
+    UnsupportedEntry { entry: String, reason: &'static str },
+    #[error("{what} unpacks to more than {limit} bytes")]
+    TooLarge { what: String, limit: u64 },
+    #[error("the package has no {0}")]
+    MissingEntry(String),
+    /// Something wrong inside one entry of a package: its XML, or what it refers to.
+    #[error("{entry}: {reason}")]
+    InPackage { entry: String, reason: String },
 }
 
 /// How many bytes of the start of a file `sniff` wants to see: enough for a binary STL's
