@@ -19,6 +19,8 @@ pub mod members;
 pub mod mqtt_access;
 pub mod plug;
 pub mod purchasing;
+/// The job router's decisions: which queued job goes to which machine, and why a job waits.
+pub mod routing;
 pub mod secrets;
 pub mod skills;
 pub mod spools;
