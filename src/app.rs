@@ -40,6 +40,8 @@ pub enum StartError {
     Mail(#[from] crate::notify::email::MailError),
     #[error("cannot keep Mosquitto's files: {0}")]
     Mosquitto(#[from] MosquittoError),
+    #[error("job files: {0}")]
+    Files(#[from] crate::store::files::FilesError),
     #[error("cannot listen for HTTP on {0}: {1}")]
     Http(SocketAddr, std::io::Error),
 }
@@ -123,6 +125,7 @@ impl Application {
         // The link's client exists before the actors (they publish commands through it); it
         // connects and routes telemetry to them once they are running.
         let link = MqttLink::prepare(&broker);
+        let (router, router_mailbox) = crate::actors::router::RouterHandle::channel();
         let fleet = Arc::new(Fleet::new(
             settings.actor_threads,
             MachineDeps {
@@ -130,6 +133,7 @@ impl Application {
                 state_writer: state_sender.clone(),
                 commands: link.publisher(),
                 data_key: data_key.clone(),
+                router: router.clone(),
             },
         ));
 
@@ -179,6 +183,8 @@ impl Application {
             data_key,
             kiosk_guards: Arc::new(services::kiosk_guard::KioskGuards::new(settings.kiosk_guard)),
             plug_routes,
+            files: crate::store::files::FileStore::open(&settings.files_location())?,
+            router,
         };
         // The actors come up without their spools, which live in the store.
         let with_spools = services::spools::feed_fleet(&services).await?;
@@ -186,6 +192,8 @@ impl Application {
         background.push(services::events::spawn(services.clone(), reported_events, shutdown.clone()));
         // Releases no-shows, completes finished bookings and expires waitlist offers.
         background.push(services::sweeper::spawn(services.clone(), shutdown.clone()));
+        // Sends queued jobs to capable, free, cleared machines, and follows what they report.
+        background.push(crate::actors::router::spawn(services.clone(), router_mailbox, shutdown.clone()));
         let state = web::Data::new(AppState {
             services: Arc::new(services),
             auth,

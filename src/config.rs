@@ -162,6 +162,13 @@ pub struct SettingsArgs {
     /// Bearer token for the MakrX Store's API, if it wants one.
     #[arg(long, env = "MAKRCAVE_STORE_TOKEN", global = true, value_name = "TOKEN", hide_env_values = true)]
     pub store_token: Option<String>,
+    /// Where job files are stored: a folder, or s3://bucket[/prefix] with the AWS_* variables
+    /// (AWS_ENDPOINT for MinIO) [default: the data folder's files/].
+    #[arg(long, env = "MAKRCAVE_FILES_URL", global = true, value_name = "URL")]
+    pub files_url: Option<String>,
+    /// Largest job file accepted, in megabytes (10^6 bytes) [default: 200].
+    #[arg(long, env = "MAKRCAVE_UPLOAD_MAX_MB", global = true, value_name = "MB")]
+    pub upload_max_mb: Option<u64>,
 }
 
 /// The same settings as they may appear in the TOML file.
@@ -202,6 +209,8 @@ struct FileSettings {
     log: Option<String>,
     store_url: Option<String>,
     store_token: Option<String>,
+    files_url: Option<String>,
+    upload_max_mb: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +289,10 @@ pub struct Settings {
     /// Store are not sent, only given as their payload.
     pub store_url: Option<String>,
     pub store_token: Option<Secret>,
+    /// Where job files are stored (see `store::files`); `None`: the data folder's `files/`.
+    pub files_url: Option<String>,
+    /// Largest job file accepted, in bytes.
+    pub upload_max_bytes: u64,
 }
 
 /// An external Mosquitto's password and ACL files, which makrcave writes whenever a machine's
@@ -402,6 +415,11 @@ impl Settings {
                 _ => return Err(ConfigError::Invalid("the MakrX Store URL must be an http(s) URL".into())),
             }
         }
+        let files_url = args.files_url.clone().or(file.files_url);
+        let upload_max_mb = args.upload_max_mb.or(file.upload_max_mb).unwrap_or(200);
+        if upload_max_mb == 0 || upload_max_mb > 100_000 {
+            return Err(ConfigError::Invalid("the largest upload must be 1 to 100000 MB".into()));
+        }
         let invite_ttl_days = args.invite_ttl_days.or(file.invite_ttl_days).unwrap_or(7);
         if invite_ttl_days == 0 {
             return Err(ConfigError::Invalid("invitations must stay valid at least 1 day".into()));
@@ -444,6 +462,8 @@ impl Settings {
             demo: false,
             store_url,
             store_token: args.store_token.clone().or(file.store_token).map(Secret::new),
+            files_url,
+            upload_max_bytes: upload_max_mb * 1_000_000,
         })
     }
 
@@ -453,6 +473,11 @@ impl Settings {
             return Ok(secret.clone());
         }
         load_or_create_secret(&self.data_dir.join(JWT_SECRET_FILE))
+    }
+
+    /// Where job files are stored: the configured URL, or the data folder's `files/`.
+    pub fn files_location(&self) -> String {
+        self.files_url.clone().unwrap_or_else(|| self.data_dir.join("files").display().to_string())
     }
 
     /// The key for card UID hashes: configured, or read from (and on first use written to) the

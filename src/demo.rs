@@ -145,6 +145,7 @@ pub async fn seed(
                     connection: Connection::Mqtt,
                     heartbeat_timeout_s: 10,
                     requires_approval: m.requires_approval,
+                    auto_clear: false,
                     created_at: now,
                     updated_at: now,
                 })

@@ -19,6 +19,11 @@ pub const MQTT_CONNECTS: &str = "makrcave_mqtt_connects_total";
 pub const MQTT_REFUSED: &str = "makrcave_mqtt_refused_total";
 /// Whether the MQTT link is connected (1) or not (0).
 pub const MQTT_CONNECTED: &str = "makrcave_mqtt_connected";
+/// Messages to the job router dropped because its mailbox was full (its periodic pass
+/// catches up).
+pub const ROUTER_DROPPED: &str = "makrcave_router_dropped_total";
+/// Jobs the router sent to machines.
+pub const JOBS_STARTED: &str = "makrcave_jobs_started_total";
 /// Open WebSocket connections.
 pub const WS_CLIENTS: &str = "makrcave_ws_clients";
 /// Active WebSocket subscriptions.

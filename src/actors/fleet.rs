@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actors::machine::plug::Sense;
 use crate::actors::machine::spools::ShowSpools;
 use crate::actors::machine::{
-    Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
+    ClearBed, Configure, Control, GetView, InjectFault, Lock, LockRefusal, MachineActor, MachineDeps, MachineIdentity,
     MachineView, Report, Reserve, Retire, Unlock, UnlockRefusal, Unreserve, UseAdapter,
 };
 use crate::domain::equipment::{AdminStatus, Connection};
@@ -260,6 +260,13 @@ impl Fleet {
     ) -> Result<Result<(), JobRefusal>, DeliveryError> {
         let addr = self.address(makerspace_id, equipment_id)?;
         addr.send(Control(command)).await.map_err(|_| DeliveryError::ActorGone)
+    }
+
+    /// Tells a machine a person confirmed its bed is clear; answers whether it was waiting
+    /// for that.
+    pub async fn clear_bed(&self, makerspace_id: &str, equipment_id: &str) -> Result<bool, DeliveryError> {
+        let addr = self.address(makerspace_id, equipment_id)?;
+        addr.send(ClearBed).await.map_err(|_| DeliveryError::ActorGone)
     }
 
     /// Ends a machine's session (the named one, if given).

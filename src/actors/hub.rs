@@ -267,6 +267,21 @@ impl Hub {
         }
     }
 
+    /// Queues a message about something of one person's (their job): it reaches the
+    /// subscribers who administer the space, those who read every space, and the person's own
+    /// clients; other members do not learn of it.
+    pub fn publish_owned_event(&self, makerspace_id: &str, owner_id: &str, message: &Arc<str>) {
+        let by_space = self.read();
+        if let Some(list) = by_space.get(makerspace_id) {
+            let concerned = |s: &&Arc<Subscriber>| {
+                s.administers(makerspace_id) || s.sees_every_space || s.user_id.as_ref() == owner_id
+            };
+            for subscriber in list.iter().filter(concerned) {
+                subscriber.offer_event(message, None);
+            }
+        }
+    }
+
     /// Tells subscribers a machine is gone; an update of it not yet sent is dropped, so the
     /// removal is the last they hear of it.
     pub fn publish_removal(&self, makerspace_id: &str, equipment_id: &str, message: &Arc<str>) {

@@ -64,6 +64,8 @@ pub struct MachineIdentity {
     pub connection: Connection,
     /// What an hour of use costs, for the usage record.
     pub hourly_rate: Option<f64>,
+    /// It clears its own bed after a job (no `awaiting_clear`).
+    pub auto_clear: bool,
 }
 
 impl MachineIdentity {
@@ -76,6 +78,7 @@ impl MachineIdentity {
             heartbeat_timeout: Duration::from_secs(record.heartbeat_timeout_s.max(1) as u64),
             connection: record.connection.clone(),
             hourly_rate: record.hourly_rate,
+            auto_clear: record.auto_clear,
         }
     }
 }
@@ -176,6 +179,9 @@ pub struct MachineDeps {
     /// Opens the secrets of machines' connections (an OctoPrint's API key) for the adapters
     /// the fleet starts.
     pub data_key: DataKey,
+    /// The job router, told when a machine's state changes (it may free or take a machine)
+    /// and of every job event.
+    pub router: crate::actors::router::RouterHandle,
 }
 
 #[cfg(test)]
@@ -191,6 +197,7 @@ impl MachineDeps {
             state_writer,
             commands: link.publisher(),
             data_key: DataKey::derive("test data key 0123456789"),
+            router: crate::actors::router::RouterHandle::channel().0,
         }
     }
 }
@@ -231,7 +238,8 @@ pub struct MachineActor {
 }
 
 impl MachineActor {
-    pub fn new(identity: MachineIdentity, live: LiveState, deps: MachineDeps) -> Self {
+    pub fn new(identity: MachineIdentity, mut live: LiveState, deps: MachineDeps) -> Self {
+        live.auto_clear = identity.auto_clear;
         MachineActor {
             identity,
             last_persisted: live.clone(),
@@ -301,8 +309,12 @@ impl MachineActor {
             // Every job event is stored and shown, whether or not it changed the state.
             self.persist_with(transition, None, Some(event.clone()), ctx);
             self.publish_job_event(event, now);
+            self.deps.router.machine_job(&self.identity.makerspace_id, &self.identity.equipment_id, event.clone());
         } else if transition.is_some() {
             self.persist(transition, ctx);
+        }
+        if transition.is_some() {
+            self.deps.router.machine_changed(&self.identity.makerspace_id, &self.identity.equipment_id);
         }
         if self.live.online {
             self.arm_heartbeat(ctx);
@@ -652,12 +664,36 @@ impl Handler<Configure> for MachineActor {
     fn handle(&mut self, msg: Configure, ctx: &mut Context<Self>) {
         self.guarded(ctx, |act, ctx| {
             act.identity = MachineIdentity::from_record(&msg.0);
+            act.live.auto_clear = act.identity.auto_clear;
+            // What it can make may have changed (type, build volume, tags).
+            act.deps.router.machine_changed(&act.identity.makerspace_id, &act.identity.equipment_id);
             let maintenance = msg.0.admin_status == AdminStatus::Maintenance;
             if maintenance != act.live.maintenance {
                 act.apply(&Input::Maintenance(maintenance), ctx);
             } else {
                 act.publish();
             }
+        })
+    }
+}
+
+/// A person confirmed the machine's bed is clear. Answers whether it was waiting for that.
+#[derive(Message)]
+#[rtype(result = "bool")]
+pub struct ClearBed;
+
+impl Handler<ClearBed> for MachineActor {
+    type Result = bool;
+    fn handle(&mut self, _: ClearBed, ctx: &mut Context<Self>) -> bool {
+        self.guarded(ctx, |act, ctx| {
+            let waiting = act.live.awaiting_clear && !act.retired;
+            if waiting {
+                act.apply(&Input::BedCleared, ctx);
+                // A clear may not change the state (the machine is in error): the router
+                // hears of it all the same.
+                act.deps.router.machine_changed(&act.identity.makerspace_id, &act.identity.equipment_id);
+            }
+            waiting
         })
     }
 }

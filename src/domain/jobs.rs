@@ -52,6 +52,8 @@ pub enum JobRefusal {
     NotPaused,
     #[error("the machine is busy with a job")]
     Busy,
+    #[error("the machine's bed is not cleared since its last job: a person must confirm it first")]
+    BedNotClear,
     /// The machine (or its controller, e.g. OctoPrint) answered and refused, saying why.
     #[error("the machine refused: {0}")]
     Rejected(String),
@@ -67,6 +69,7 @@ impl JobRefusal {
             Self::NotRunning => "not_running",
             Self::NotPaused => "not_paused",
             Self::Busy => "machine_busy",
+            Self::BedNotClear => "bed_not_clear",
             Self::Rejected(_) => "machine_refused",
         }
     }
@@ -87,6 +90,7 @@ pub fn check(command: &JobCommand, state: MachineState) -> Result<(), JobRefusal
         (JobCommand::Start { .. }, MachineState::Running | MachineState::Paused | MachineState::Error) => {
             Err(JobRefusal::Busy)
         }
+        (JobCommand::Start { .. }, MachineState::AwaitingClear) => Err(JobRefusal::BedNotClear),
         (JobCommand::Start { .. }, _) => Ok(()),
     }
 }
@@ -154,6 +158,11 @@ mod tests {
         assert_eq!(check(&start, MachineState::Idle), Ok(()));
         assert_eq!(check(&start, MachineState::InUse), Ok(()), "the member's own session");
         assert_eq!(check(&start, MachineState::Running), Err(JobRefusal::Busy));
+        assert_eq!(
+            check(&start, MachineState::AwaitingClear),
+            Err(JobRefusal::BedNotClear),
+            "no print onto a full bed"
+        );
         assert_eq!(check(&start, MachineState::Maintenance), Err(JobRefusal::Maintenance));
         for command in [JobCommand::Pause, JobCommand::Refresh, start] {
             assert_eq!(check(&command, MachineState::Offline), Err(JobRefusal::Offline));

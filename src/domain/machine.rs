@@ -25,18 +25,21 @@ pub enum MachineState {
     /// A job is printing or cutting.
     Running,
     Paused,
+    /// A job ended on it: nothing starts until a person confirms the bed or plate is clear.
+    AwaitingClear,
     Error,
     Maintenance,
 }
 
 impl MachineState {
-    pub const ALL: [MachineState; 8] = [
+    pub const ALL: [MachineState; 9] = [
         Self::Offline,
         Self::Idle,
         Self::Reserved,
         Self::InUse,
         Self::Running,
         Self::Paused,
+        Self::AwaitingClear,
         Self::Error,
         Self::Maintenance,
     ];
@@ -49,6 +52,7 @@ impl MachineState {
             Self::InUse => "in_use",
             Self::Running => "running",
             Self::Paused => "paused",
+            Self::AwaitingClear => "awaiting_clear",
             Self::Error => "error",
             Self::Maintenance => "maintenance",
         }
@@ -76,7 +80,7 @@ impl MachineState {
     pub fn document_status(self) -> &'static str {
         match self {
             Self::Idle => "available",
-            Self::Reserved | Self::InUse | Self::Running | Self::Paused => "in_use",
+            Self::Reserved | Self::InUse | Self::Running | Self::Paused | Self::AwaitingClear => "in_use",
             Self::Maintenance => "maintenance",
             Self::Offline | Self::Error => "offline",
         }
@@ -228,6 +232,8 @@ pub enum Input {
     Reservation(Option<ReservationHold>),
     /// A job lifecycle event the machine reported.
     Job(super::jobs::JobEvent),
+    /// A person (at the dashboard, a kiosk or the bridge's button) confirmed the bed is clear.
+    BedCleared,
     /// A plug's power draw, held past its threshold (see [`super::busy::PowerHold`]), says
     /// the machine runs or no longer does. Not hearing from the machine: a timer decides it.
     PowerSensed {
@@ -265,6 +271,13 @@ pub struct LiveState {
     /// The member session in progress, if any.
     #[serde(default)]
     pub session: Option<Session>,
+    /// A job ended and no person has confirmed the bed is clear yet: no job starts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub awaiting_clear: bool,
+    /// The machine clears itself (a belt printer, a plate changer): a job's end does not
+    /// wait for a person. From the equipment's settings, not persisted here.
+    #[serde(skip)]
+    pub auto_clear: bool,
     /// The booking in progress, if any. Not persisted: it is derived again from the
     /// reservation book when makrcave starts.
     #[serde(skip)]
@@ -300,6 +313,8 @@ impl LiveState {
             error: None,
             loadout: None,
             session: None,
+            awaiting_clear: false,
+            auto_clear: false,
             reservation: None,
             busy: BusyClock::default(),
         };
@@ -308,7 +323,7 @@ impl LiveState {
     }
 
     /// Maintenance wins, then reachability, then what the machine is busy with (a job, a
-    /// pause, an error), then a member's session, then a booking in progress (`reserved`, or
+    /// pause, an error), then a bed to clear after a job, then a member's session, then a booking in progress (`reserved`, or
     /// `maintenance` for a maintenance window) on an idle machine, then the machine's own word.
     pub fn effective_state(&self) -> MachineState {
         if self.maintenance {
@@ -317,6 +332,8 @@ impl LiveState {
             MachineState::Offline
         } else if matches!(self.reported, MachineState::Running | MachineState::Paused | MachineState::Error) {
             self.reported
+        } else if self.awaiting_clear {
+            MachineState::AwaitingClear
         } else if self.session.is_some() {
             MachineState::InUse
         } else if let (Some(hold), MachineState::Idle) = (&self.reservation, self.reported) {
@@ -349,7 +366,12 @@ impl LiveState {
             JobEvent::JobProgress { progress } => {
                 self.job.get_or_insert_with(JobProgress::default).progress = Some(progress.clamp(0.0, 100.0))
             }
-            JobEvent::JobFinished | JobEvent::JobFailed { .. } | JobEvent::JobCancelled => self.job = None,
+            JobEvent::JobFinished | JobEvent::JobFailed { .. } | JobEvent::JobCancelled => {
+                self.job = None;
+                // Whatever the end, something may be left on the bed (a part, a failed
+                // tangle); only a machine that clears itself goes on without a person.
+                self.awaiting_clear = !self.auto_clear;
+            }
             JobEvent::JobPaused | JobEvent::JobResumed => {}
         }
     }
@@ -407,6 +429,7 @@ impl LiveState {
                 self.error = None;
             }
             Input::Heard => self.last_heard = Some(now),
+            Input::BedCleared => self.awaiting_clear = false,
             Input::Maintenance(on) => self.maintenance = *on,
             Input::SessionStarted(session) => {
                 self.session = Some(session.clone());

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod inventory;
 /// Uploaded job files: their kind sniffed from the content, and streamed STL and G-code analysis.
 pub mod job_files;
+pub mod job_lifecycle;
 pub mod jobs;
 pub mod machine;
 pub mod members;

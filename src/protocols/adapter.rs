@@ -177,6 +177,7 @@ mod tests {
             heartbeat_timeout: Duration::from_secs(30),
             connection: Connection::Octoprint { url: "http://p:5000".into(), api_key: None, auto_connect: true },
             hourly_rate: None,
+            auto_clear: false,
         };
         let mut live = LiveState::new(false, Utc::now());
         let running = TelemetryUpdate { state: Some(MachineState::Running), ..TelemetryUpdate::default() };

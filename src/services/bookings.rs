@@ -199,6 +199,8 @@ fn announce(svc: &Services, r: &ReservationRecord) {
     let message = json!({ "type": "reservation", "reservation": ReservationResponse::from(r.clone()) });
     svc.hub.publish_event(&r.makerspace_id, &Arc::from(message.to_string()));
     tell_machine(svc, r);
+    // A booking may close a machine to jobs whose window it overlaps, or open it again.
+    svc.router.machine_changed(&r.makerspace_id, &r.equipment_id);
 }
 
 /// What the machine's actor knows of a holding booking.

@@ -132,6 +132,7 @@ pub async fn add(svc: &Services, record: &EquipmentRecord) -> Result<Option<Mach
     }
     svc.fleet.start(record, None);
     svc.plug_routes.follow(&record.id, &record.makerspace_id, &record.connection);
+    svc.router.machine_changed(&record.makerspace_id, &record.id);
     Ok(svc.fleet.view(&record.makerspace_id, &record.id).await.ok())
 }
 
@@ -162,6 +163,7 @@ pub async fn remove(
     }
     sessions::machines_removed(svc, [equipment_id]);
     svc.plug_routes.forget(equipment_id);
+    svc.router.machine_changed(space_id, equipment_id);
     super::broker_access::machine_changed(svc, equipment_id).await;
     Ok(())
 }
@@ -178,6 +180,7 @@ pub async fn remove_space(svc: &Services, decision: Decision, space_id: &str) ->
     sessions::machines_removed(svc, machines.iter().map(|m| m.id.as_str()));
     for machine in &machines {
         svc.plug_routes.forget(&machine.id);
+        svc.router.machine_changed(space_id, &machine.id);
         super::broker_access::machine_changed(svc, &machine.id).await;
     }
     Ok(())

@@ -20,6 +20,11 @@
 //!   is gone.
 //! - [`job_control`]: pause, resume and cancel a machine's job, for its admins and the member
 //!   using it.
+//! - [`job_intake`]: a job file from upload to storage, analysed on the way; [`jobs`]: the job
+//!   queue (submissions, lists, cancels, every transition pushed and logged);
+//!   [`bed_clear`]: a person confirms a machine's bed is clear after a job; [`production`]: an
+//!   assigned job sent through its machine's command interface, and the machine's reports
+//!   moving it (a finished job's grams charged to its spool).
 //! - [`bookings`]: book, approve, reject, cancel, check in, no-shows, the space's rules.
 //! - [`waitlist`]: queueing for a taken slot, and offers when it frees up.
 //! - [`members`]: members' lifecycle (create, update, suspend, reactivate, remove, bulk) and
@@ -40,6 +45,7 @@
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
+pub mod bed_clear;
 pub mod bom;
 pub mod bookings;
 pub mod broker_access;
@@ -50,12 +56,15 @@ pub mod inventory;
 pub mod inventory_bulk;
 pub mod invites;
 pub mod job_control;
+pub mod job_intake;
+pub mod jobs;
 pub mod kiosk;
 pub mod kiosk_guard;
 pub mod live;
 pub mod machines;
 pub mod makrx_store;
 pub mod members;
+pub mod production;
 pub mod purchase_orders;
 pub mod purchase_receipts;
 pub mod reorders;
@@ -100,4 +109,8 @@ pub struct Services {
     /// The smart plugs the MQTT link follows: told of every added, changed and removed
     /// machine, so that makrcave subscribes to exactly its plugs' topics.
     pub plug_routes: Arc<crate::protocols::plug_routes::PlugRoutes>,
+    /// Where job files are stored (a folder, or S3).
+    pub files: crate::store::files::FileStore,
+    /// The job router's mailbox.
+    pub router: crate::actors::router::RouterHandle,
 }

@@ -22,6 +22,9 @@ pub struct EquipmentRecord {
     pub heartbeat_timeout_s: i64,
     /// Bookings stay pending until a makerspace_admin approves them.
     pub requires_approval: bool,
+    /// The machine clears its own bed (a belt printer, a plate changer): a finished job does
+    /// not wait for a person's confirmation.
+    pub auto_clear: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -41,6 +44,7 @@ struct EquipmentRow {
     connection: String,
     heartbeat_timeout_s: i64,
     requires_approval: bool,
+    auto_clear: bool,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -64,6 +68,7 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
             maintenance_schedule: r.maintenance_schedule,
             heartbeat_timeout_s: r.heartbeat_timeout_s,
             requires_approval: r.requires_approval,
+            auto_clear: r.auto_clear,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })
@@ -72,7 +77,7 @@ impl TryFrom<EquipmentRow> for EquipmentRecord {
 
 const SELECT: &str = "SELECT id, makerspace_id, name, type, admin_status, location, specifications, \
      skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s, \
-     requires_approval, created_at, updated_at FROM equipment";
+     requires_approval, auto_clear, created_at, updated_at FROM equipment";
 
 /// Filters of an equipment listing.
 #[derive(Debug, Default, Clone)]
@@ -89,8 +94,8 @@ impl Store {
             sqlx::query(
                 "INSERT INTO equipment (id, makerspace_id, name, type, admin_status, location, specifications,
                  skill_requirements, hourly_rate, maintenance_schedule, connection, heartbeat_timeout_s,
-                 created_at, updated_at, requires_approval)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+                 created_at, updated_at, requires_approval, auto_clear)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
             )
             .bind(&e.id)
             .bind(&e.makerspace_id)
@@ -107,6 +112,7 @@ impl Store {
             .bind(e.created_at)
             .bind(e.updated_at)
             .bind(e.requires_approval)
+            .bind(e.auto_clear)
             .execute(pool)
             .await
             .map_err(StoreError::from_write)?;
@@ -154,7 +160,7 @@ impl Store {
                 "UPDATE equipment SET name = $2, type = $3, admin_status = $4, location = $5,
                  specifications = $6, skill_requirements = $7, hourly_rate = $8,
                  maintenance_schedule = $9, connection = $10, heartbeat_timeout_s = $11, updated_at = $12,
-                 requires_approval = $13 WHERE id = $1",
+                 requires_approval = $13, auto_clear = $14 WHERE id = $1",
             )
             .bind(&e.id)
             .bind(&e.name)
@@ -169,6 +175,7 @@ impl Store {
             .bind(e.heartbeat_timeout_s)
             .bind(e.updated_at)
             .bind(e.requires_approval)
+            .bind(e.auto_clear)
             .execute(pool)
             .await?
             .rows_affected()

@@ -2,12 +2,15 @@
 //! (production): a small enum over the two pools, and a macro that expands the same query
 //! text for each. sqlx's `Any` driver cannot bind chrono types, hence the enum.
 
+pub mod bed_clears;
 mod booking_writer;
 pub mod cache;
 pub mod cards;
 pub mod equipment;
+pub mod files;
 pub mod inventory;
 pub mod invites;
+pub mod jobs;
 pub mod kiosks;
 pub mod machine_states;
 pub mod makerspaces;

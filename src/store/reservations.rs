@@ -748,4 +748,27 @@ impl Store {
         });
         rows.into_iter().map(ReservationRecord::try_from).collect()
     }
+
+    /// One machine's holding bookings that overlap `[from, to)`, by start: what the job
+    /// router checks a job's estimated window against.
+    pub async fn holding_of(
+        &self,
+        equipment_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>)> = super::with_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT start_at, end_at FROM reservations WHERE equipment_id = $1
+                 AND status IN ('confirmed', 'checked_in') AND start_at < $3 AND end_at > $2
+                 ORDER BY start_at, id LIMIT 200",
+            )
+            .bind(equipment_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
 }

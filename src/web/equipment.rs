@@ -56,6 +56,9 @@ pub struct EquipmentCreate {
     pub heartbeat_timeout_s: Option<i64>,
     /// Bookings stay pending until a makerspace_admin approves them [default: false].
     pub requires_approval: Option<bool>,
+    /// The machine clears its own bed (belt printer, plate changer): a finished job does not
+    /// wait for a person to confirm it [default: false].
+    pub auto_clear: Option<bool>,
 }
 
 /// Fields to change; absent fields stay as they are.
@@ -85,6 +88,7 @@ pub struct EquipmentUpdate {
     #[serde(default, deserialize_with = "crate::web::validate::whole_number")]
     pub heartbeat_timeout_s: Option<i64>,
     pub requires_approval: Option<bool>,
+    pub auto_clear: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -109,6 +113,8 @@ pub struct EquipmentResponse {
     pub heartbeat_timeout_s: i64,
     /// Bookings stay pending until a makerspace_admin approves them.
     pub requires_approval: bool,
+    /// The machine clears its own bed: no `awaiting_clear` after a job.
+    pub auto_clear: bool,
     pub last_heard: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -137,6 +143,7 @@ impl EquipmentResponse {
             maintenance_schedule: record.maintenance_schedule,
             heartbeat_timeout_s: record.heartbeat_timeout_s,
             requires_approval: record.requires_approval,
+            auto_clear: record.auto_clear,
             created_at: record.created_at,
             updated_at: record.updated_at,
         }
@@ -246,6 +253,7 @@ pub async fn create(
         connection,
         heartbeat_timeout_s,
         requires_approval: body.requires_approval.unwrap_or(false),
+        auto_clear: body.auto_clear.unwrap_or(false),
         created_at: now,
         updated_at: now,
     };
@@ -364,6 +372,9 @@ pub async fn update(
     }
     if let Some(approval) = body.requires_approval {
         record.requires_approval = approval;
+    }
+    if let Some(auto_clear) = body.auto_clear {
+        record.auto_clear = auto_clear;
     }
     record.updated_at = Utc::now();
     let view = machines::reconfigure(&state, &record).await?;

@@ -10,6 +10,7 @@ pub mod inventory;
 pub mod inventory_bulk;
 pub mod inventory_csv;
 pub mod invites;
+pub mod job_control;
 pub mod jobs;
 pub mod jwks;
 pub mod kiosk;
@@ -134,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 )
                 .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", web::post().to(equipment::lock))
                 .configure(mqtt_credentials::routes)
+                .configure(job_control::routes)
                 .configure(jobs::routes)
                 .configure(member_routes)
                 .configure(skills::routes)

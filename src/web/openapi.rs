@@ -16,7 +16,9 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use crate::web::validate::{LINE, MULTI_LINE, NOT_BLANK, NOT_BLANK_LINE, REFUSED_IN_LINE};
-use crate::web::{cards, equipment, invites, jobs, makerspaces, member_csv, members, mqtt_credentials, ops, plans, ws};
+use crate::web::{
+    cards, equipment, invites, job_control, makerspaces, member_csv, members, mqtt_credentials, ops, plans, ws,
+};
 
 /// The pattern of ids (client-chosen ones and the UUIDs the server mints).
 pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
@@ -28,7 +30,7 @@ pub const ID_PATTERN: &str = "^[a-z0-9][a-z0-9-]{0,63}$";
         makerspaces::create, makerspaces::list, makerspaces::get, makerspaces::update, makerspaces::delete,
         equipment::create, equipment::list, equipment::get, equipment::update, equipment::delete,
         equipment::live_state, equipment::lock, mqtt_credentials::issue_mqtt_credentials, mqtt_credentials::revoke_mqtt_credentials,
-        jobs::pause, jobs::resume, jobs::cancel,
+        job_control::pause, job_control::resume, job_control::cancel, job_control::clear,
         members::create, members::list, members::get, members::update, members::delete, members::suspend,
         members::reactivate, members::activities, members::statistics, members::bulk,
         member_csv::export, member_csv::import,
@@ -78,6 +80,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::inventory::InventoryApi::openapi());
     doc.merge(crate::web::purchase_orders::PurchaseOrdersApi::openapi());
     doc.merge(crate::web::spools::SpoolsApi::openapi());
+    doc.merge(crate::web::jobs::JobsApi::openapi());
     doc.merge(crate::web::inventory_bulk::InventoryBulkApi::openapi());
     doc.merge(crate::web::inventory_csv::InventoryCsvApi::openapi());
     doc.merge(crate::web::bom::BomApi::openapi());

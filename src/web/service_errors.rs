@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::services::access::AccessError;
+use crate::services::bed_clear::BedClearError;
 use crate::services::bookings::BookingError;
 use crate::services::broker_access::BrokerAccessError;
 use crate::services::cards::CardError;
@@ -11,6 +12,8 @@ use crate::services::gate::GateError;
 use crate::services::inventory::InventoryError;
 use crate::services::invites::{InviteError, Unusable};
 use crate::services::job_control::JobControlError;
+use crate::services::job_intake::IntakeError;
+use crate::services::jobs::JobError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
@@ -339,6 +342,59 @@ impl From<ReorderError> for ApiError {
             ReorderError::Busy => ApiError::Conflict { detail, error_type: "purchase_order_busy" },
             ReorderError::Stock(e) => e.into(),
             ReorderError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(err: IntakeError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            IntakeError::TooLarge { limit } => {
+                ApiError::refused_with(413, detail, "file_too_large", json!({ "max_bytes": limit }))
+            }
+            IntakeError::Empty => ApiError::refused_with(422, detail, "invalid_file", json!({})),
+            IntakeError::UnsupportedType => ApiError::refused_with(415, detail, "unsupported_file_type", json!({})),
+            IntakeError::Malformed { kind, .. } => {
+                ApiError::refused_with(422, detail, "invalid_file", json!({ "file_kind": kind }))
+            }
+            IntakeError::Store(e) => e.into(),
+            IntakeError::Io(e) => {
+                tracing::error!(error = %e, "cannot keep an upload");
+                ApiError::Internal
+            }
+            IntakeError::Files(e) => {
+                tracing::error!(error = %e, "cannot store a job file");
+                ApiError::Unavailable("the file storage is unavailable; try again".into())
+            }
+        }
+    }
+}
+
+impl From<JobError> for ApiError {
+    fn from(err: JobError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            JobError::Access(e) => e.into(),
+            JobError::Intake(e) => e.into(),
+            JobError::NotFound => ApiError::not_found("job"),
+            JobError::InvalidSpec(_) => ApiError::Validation(detail),
+            JobError::UnknownEquipment => ApiError::refused_with(422, detail, "unknown_equipment", json!({})),
+            JobError::Finished(status) => ApiError::conflict_with(detail, "job_finished", json!({ "status": status })),
+            JobError::Machine(refusal) => ApiError::Conflict { detail, error_type: refusal.code() },
+            JobError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<BedClearError> for ApiError {
+    fn from(err: BedClearError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            BedClearError::Access(e) => e.into(),
+            BedClearError::UnknownEquipment => ApiError::not_found("equipment"),
+            BedClearError::NotWaiting => ApiError::Conflict { detail, error_type: "not_awaiting_clear" },
+            BedClearError::Store(e) => e.into(),
         }
     }
 }

@@ -67,6 +67,14 @@ enum Rule {
     /// space's members, service providers and makerspace_admins, and super_admin; `admin`
     /// only reads (403).
     SpaceMember,
+    /// As `SpaceMember` to get past the door, then the request itself answers 409 (a bed
+    /// confirmed clear on a machine that is not waiting for it).
+    SpaceMemberThenConflict,
+    /// One person's thing (the fixture's job, the member's): its owner, the space's admins
+    /// and the platform's read it; another person of the space does not see it (404).
+    OwnerRead,
+    /// As `OwnerRead`, to change it: the platform's `admin` only reads (403).
+    OwnerManage,
 }
 
 impl Rule {
@@ -81,7 +89,10 @@ impl Rule {
             (Rule::WebSocket, _) => 400,
             (Rule::Platform, SuperAdmin) => 2,
             (Rule::Platform, _) => 403,
-            (Rule::SpaceReadThenConflict | Rule::SpaceManageThenConflict, SuperAdmin) => 409,
+            (
+                Rule::SpaceReadThenConflict | Rule::SpaceManageThenConflict | Rule::SpaceMemberThenConflict,
+                SuperAdmin,
+            ) => 409,
             (_, SuperAdmin) => 2,
             (_, StoreCustomer | OtherSpaceAdmin) => 404,
             (Rule::SpaceRead, _) => 2,
@@ -95,6 +106,11 @@ impl Rule {
             (Rule::PlatformOnSpace, _) => 403,
             (Rule::SpaceMember, Member | ServiceProvider | SpaceAdmin) => 2,
             (Rule::SpaceMember, _) => 403,
+            (Rule::SpaceMemberThenConflict, Member | ServiceProvider | SpaceAdmin) => 409,
+            (Rule::SpaceMemberThenConflict, _) => 403,
+            (Rule::OwnerRead | Rule::OwnerManage, ServiceProvider) => 404,
+            (Rule::OwnerManage, Admin) => 403,
+            (Rule::OwnerRead | Rule::OwnerManage, _) => 2,
         }
     }
 }
@@ -217,6 +233,13 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/export", Rule::MembersRead),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory/import", Rule::SpaceManage),
     ("POST", "/api/v1/bom/sync-inventory", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs", Rule::SpaceMember),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/jobs", Rule::SpaceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}", Rule::OwnerRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/cancel", Rule::OwnerManage),
+    // Any person at the machine confirms its bed (a fact seen there); the fixture's machine
+    // is not waiting for it.
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/clear", Rule::SpaceMemberThenConflict),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -255,6 +278,8 @@ struct Fixture {
     spool: String,
     /// Another spool of `item`, loaded nowhere.
     free_spool: String,
+    /// A queued job of the space's member ("member").
+    job: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -361,7 +386,12 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
         )
         .await;
     assert_eq!(status, 201, "{loaded}");
+    let member = t.token("member", Role::Member, &[&space]);
+    let (status, submitted) =
+        crate::job_queue::submit(t, &member, &space, "part.gcode", &crate::job_queue::sliced_gcode("1"), None).await;
+    assert_eq!(status, 201, "{submitted}");
     Fixture {
+        job: submitted["jobs"][0]["id"].as_str().expect("job id").to_string(),
         item,
         spool: spools[0].clone(),
         free_spool: spools[1].clone(),
@@ -500,6 +530,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{item_id}", &f.item)
         .replace("{po_id}", purchase_order)
         .replace("{spool_id}", &f.spool)
+        .replace("{job_id}", &f.job)
 }
 
 #[actix_web::test]
@@ -552,6 +583,10 @@ async fn every_endpoint_answers_every_role_as_the_matrix_says() {
                 req = req
                     .header("content-type", "text/csv")
                     .body(format!("name,category,unit\nImported {n},tool,piece\n"));
+            } else if *path == "/api/v1/makerspaces/{makerspace_id}/jobs" && *method == "POST" {
+                let (content_type, body) =
+                    crate::job_queue::form("part.gcode", &crate::job_queue::sliced_gcode("1"), None);
+                req = req.header("content-type", content_type).body(body);
             } else if let Some(b) = body(method, path, f, n) {
                 req = req.json(&b);
             }

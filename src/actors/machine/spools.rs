@@ -89,6 +89,7 @@ mod tests {
             heartbeat_timeout: Duration::from_secs(30),
             connection: Connection::Mqtt,
             hourly_rate: None,
+            auto_clear: false,
         };
         let live = LiveState::new(false, Utc::now());
         Supervisor::start(move |_| MachineActor::new(identity, live, deps))

@@ -14,6 +14,7 @@
 //! memory. A 3MF is a ZIP, whose directory is at its end, so it is analysed from a reader
 //! that seeks (the stored upload's temporary file), with bounded unpacking.
 
+pub mod facts;
 pub mod gcode;
 mod lines;
 pub mod stl;

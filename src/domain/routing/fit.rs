@@ -304,7 +304,8 @@ fn availability_misfit(machine: &MachineProfile, claimed: bool) -> Option<Misfit
         MachineState::Running | MachineState::Paused | MachineState::InUse | MachineState::Reserved => {
             Some(Misfit::Busy)
         }
-        MachineState::Idle if claimed => Some(Misfit::Busy),
+        MachineState::Idle | MachineState::AwaitingClear if claimed => Some(Misfit::Busy),
+        MachineState::AwaitingClear => Some(Misfit::BedNotClear),
         MachineState::Idle if !machine.bed_clear => Some(Misfit::BedNotClear),
         MachineState::Idle => None,
     }

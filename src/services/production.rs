@@ -1,0 +1,178 @@
+//! Production: a job the router assigned goes to its machine through the machine's command
+//! interface (`JobCommand::Start`, whatever the protocol), and what the machine then reports
+//! (started, progress, paused, finished, failed, cancelled) moves the job. Every move is a
+//! compare-and-set on the job's status in the store, so a retried or late report never moves
+//! a job twice, and a job is sent at most once per assignment: the send happens only after
+//! the job moved from `assigned` to `sending`, which only one writer can do.
+
+use std::path::PathBuf;
+
+use chrono::Utc;
+
+use crate::domain::job_lifecycle::JobStatus;
+use crate::domain::jobs::{JobCommand, JobEvent, JobRefusal};
+use crate::store::jobs::{JobMove, JobRecord};
+use crate::store::StoreError;
+
+use super::jobs::announce;
+use super::Services;
+
+/// A failed print goes back to the queue once, for another machine.
+const MAX_ATTEMPTS: i32 = 2;
+
+/// Who moves a job when the router or a machine does.
+const ROUTER: &str = "router";
+const MACHINE: &str = "machine";
+
+/// Where a job's file is put for the machine's adapter to send: the data folder's `outbox/`.
+fn outbox_path(svc: &Services, job: &JobRecord) -> PathBuf {
+    svc.settings.data_dir.join("outbox").join(&job.id).join(&job.file_name)
+}
+
+/// Sends an assigned job to its machine. Answers the job as it ends up (`None`: it was not
+/// queued any more, nothing done); a job that could not be sent is back in the queue.
+pub async fn start(svc: &Services, job_id: &str, equipment_id: &str) -> Result<Option<JobRecord>, StoreError> {
+    let mut assign = JobMove::new(job_id, &[JobStatus::Queued], JobStatus::Assigned, ROUTER, Utc::now());
+    assign.equipment_id = Some(Some(equipment_id.to_string()));
+    let Some(job) = svc.store.move_job(&assign).await? else { return Ok(None) };
+    announce(svc, &job);
+    let mut send = JobMove::new(job_id, &[JobStatus::Assigned], JobStatus::Sending, ROUTER, Utc::now());
+    send.count_attempt = true;
+    let Some(job) = svc.store.move_job(&send).await? else { return Ok(None) };
+    announce(svc, &job);
+    let path = outbox_path(svc, &job);
+    let sent = match svc.files.copy_to(&job.file_sha256, &path).await {
+        Ok(()) => match svc
+            .fleet
+            .control(&job.makerspace_id, equipment_id, JobCommand::Start { file: path.display().to_string() })
+            .await
+        {
+            Ok(answer) => answer,
+            Err(_) => Err(JobRefusal::Offline),
+        },
+        Err(e) => {
+            tracing::error!(job_id = %job.id, error = %e, "cannot take a job's file out of storage");
+            Err(JobRefusal::Rejected(format!("makrcave could not read the job's file: {e}")))
+        }
+    };
+    // The adapter read the file (OctoPrint, Bambu) or never will: the copy is not needed.
+    let _ = tokio::fs::remove_dir_all(path.parent().unwrap_or(&path)).await;
+    match sent {
+        Ok(()) => {
+            metrics::counter!(crate::metrics::JOBS_STARTED).increment(1);
+            Ok(Some(job))
+        }
+        Err(refusal) => {
+            // Back to the queue. A machine that answered and said no is not asked again for
+            // this job; one that was offline or busy is simply not free for now.
+            let mut back =
+                JobMove::new(job_id, &[JobStatus::Sending, JobStatus::Assigned], JobStatus::Queued, ROUTER, Utc::now());
+            back.equipment_id = Some(None);
+            back.reason = Some(format!("{equipment_id} did not take it: {refusal}"));
+            if matches!(refusal, JobRefusal::Rejected(_) | JobRefusal::Unsupported(_)) {
+                back.avoid = Some(equipment_id.to_string());
+            }
+            let job = svc.store.move_job(&back).await?;
+            if let Some(job) = &job {
+                announce(svc, job);
+                svc.router.job_queued(job.clone());
+            }
+            svc.router.release(equipment_id);
+            Ok(job)
+        }
+    }
+}
+
+/// A job event a machine reported moves the job it holds, if makrcave sent it one.
+pub async fn on_machine_event(
+    svc: &Services,
+    makerspace_id: &str,
+    equipment_id: &str,
+    event: &JobEvent,
+) -> Result<(), StoreError> {
+    let job = svc.store.job_on_machine(equipment_id).await?.filter(|j| j.makerspace_id == makerspace_id);
+    let now = Utc::now();
+    let ends = matches!(event, JobEvent::JobFinished | JobEvent::JobFailed { .. } | JobEvent::JobCancelled);
+    let Some(job) = job else {
+        // A print started by hand, or a job already cancelled from makrcave: nothing of ours
+        // to move, but the machine is free of it.
+        if ends {
+            svc.router.release(equipment_id);
+        }
+        return Ok(());
+    };
+    let step = |from: &[JobStatus], to: JobStatus| JobMove::new(&job.id, from, to, MACHINE, now);
+    let running = [JobStatus::Assigned, JobStatus::Sending, JobStatus::Printing, JobStatus::Paused];
+    let moved = match event {
+        JobEvent::JobStarted { .. } => {
+            svc.store.move_job(&step(&[JobStatus::Assigned, JobStatus::Sending], JobStatus::Printing)).await?
+        }
+        JobEvent::JobProgress { progress } => {
+            svc.store.set_job_progress(&job.id, progress.clamp(0.0, 100.0), now).await?;
+            None
+        }
+        JobEvent::JobPaused => svc.store.move_job(&step(&[JobStatus::Printing], JobStatus::Paused)).await?,
+        JobEvent::JobResumed => svc.store.move_job(&step(&[JobStatus::Paused], JobStatus::Printing)).await?,
+        JobEvent::JobFinished => {
+            let done = svc.store.move_job(&step(&running, JobStatus::Done)).await?;
+            if let Some(done) = &done {
+                charge_material(svc, done, equipment_id).await;
+            }
+            done
+        }
+        JobEvent::JobCancelled => {
+            let mut cancel = step(&running, JobStatus::Cancelled);
+            cancel.reason = Some("cancelled on the machine".into());
+            svc.store.move_job(&cancel).await?
+        }
+        JobEvent::JobFailed { reason } => fail(svc, &job, equipment_id, reason).await?,
+    };
+    if let Some(moved) = &moved {
+        announce(svc, moved);
+    }
+    if ends {
+        svc.router.release(equipment_id);
+    }
+    Ok(())
+}
+
+/// A failed print is logged against the machine, then goes back to the queue once for another
+/// machine; a second failure is final.
+async fn fail(
+    svc: &Services,
+    job: &JobRecord,
+    equipment_id: &str,
+    reason: &str,
+) -> Result<Option<JobRecord>, StoreError> {
+    let running = [JobStatus::Assigned, JobStatus::Sending, JobStatus::Printing, JobStatus::Paused];
+    let mut failed = JobMove::new(&job.id, &running, JobStatus::Failed, MACHINE, Utc::now());
+    failed.reason = Some(reason.to_string());
+    failed.failure_reason = Some(reason.to_string());
+    failed.avoid = Some(equipment_id.to_string());
+    let Some(failed) = svc.store.move_job(&failed).await? else { return Ok(None) };
+    if failed.attempts >= MAX_ATTEMPTS {
+        return Ok(Some(failed));
+    }
+    announce(svc, &failed);
+    let mut retry = JobMove::new(&job.id, &[JobStatus::Failed], JobStatus::Queued, ROUTER, Utc::now());
+    retry.equipment_id = Some(None);
+    retry.reason = Some(format!("failed on {equipment_id}; trying another machine once"));
+    let retried = svc.store.move_job(&retry).await?;
+    if let Some(retried) = &retried {
+        svc.router.job_queued(retried.clone());
+    }
+    Ok(retried)
+}
+
+/// Charges a finished job's grams to the spool loaded on its machine, once per job (the job
+/// id is the idempotency key). A machine without a registered spool, or a job without known
+/// grams, charges nothing: that is logged, the job is done all the same.
+async fn charge_material(svc: &Services, job: &JobRecord, equipment_id: &str) {
+    let Some(grams) = job.grams.filter(|g| g.0 > 0) else { return };
+    match super::spools::charge_job(svc, &job.makerspace_id, equipment_id, &job.id, grams, None).await {
+        Ok(_) => {}
+        Err(e) => {
+            tracing::warn!(job_id = %job.id, equipment_id, error = %e, "a finished job's grams were not charged to a spool")
+        }
+    }
+}
