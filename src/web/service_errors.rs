@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::domain::pricing::QuoteError;
 use crate::services::access::AccessError;
 use crate::services::bookings::BookingError;
 use crate::services::broker_access::BrokerAccessError;
@@ -14,6 +15,7 @@ use crate::services::job_control::JobControlError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
+use crate::services::pricing::PricingError;
 use crate::services::reorders::ReorderError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
@@ -339,6 +341,26 @@ impl From<ReorderError> for ApiError {
             ReorderError::Busy => ApiError::Conflict { detail, error_type: "purchase_order_busy" },
             ReorderError::Stock(e) => e.into(),
             ReorderError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PricingError> for ApiError {
+    fn from(err: PricingError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            PricingError::Access(e) => e.into(),
+            PricingError::Invalid(e) => e.into(),
+            PricingError::Unpriceable(why) => {
+                let error_type = match why {
+                    QuoteError::NotPriced(_) => "not_priced",
+                    QuoteError::NoMaterial(_) => "no_material",
+                    QuoteError::Missing(_) => "missing_figures",
+                    QuoteError::Invalid(_) | QuoteError::TooLarge => "validation_error",
+                };
+                ApiError::Refused { status: 422, detail, error_type }
+            }
+            PricingError::Store(e) => e.into(),
         }
     }
 }

@@ -26,6 +26,7 @@ mod octoprint_server;
 mod ops;
 mod pages;
 mod plugs;
+mod pricing;
 mod reorders;
 mod reservations;
 mod reserved;
