@@ -2,6 +2,8 @@
 //! ([`crate::services::pricing`]).
 
 use actix_web::{web, HttpResponse};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
 use utoipa::OpenApi;
 
 use crate::domain::pricing::{
@@ -33,6 +35,12 @@ use crate::web::AppState;
     ))
 )]
 pub struct PricingApi;
+
+/// A body read as a JSON object first: serde also reads a struct from an array of its fields
+/// in order, which the document does not allow (the nested parts of a table guard themselves).
+fn from_object<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, ApiError> {
+    serde_json::from_value(Value::Object(body)).map_err(|e| ApiError::Validation(e.to_string()))
+}
 
 /// Registers the routes (inside `/api/v1`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -68,9 +76,10 @@ pub async fn put_table(
     state: web::Data<AppState>,
     Caller(caller): Caller,
     path: web::Path<String>,
-    body: web::Json<PriceTableSpec>,
+    body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let view = pricing::replace(&state, &caller, &path.into_inner(), body.into_inner()).await?;
+    let spec: PriceTableSpec = from_object(body.into_inner())?;
+    let view = pricing::replace(&state, &caller, &path.into_inner(), spec).await?;
     Ok(HttpResponse::Ok().json(view))
 }
 
@@ -84,8 +93,9 @@ pub async fn preview(
     state: web::Data<AppState>,
     Caller(caller): Caller,
     path: web::Path<String>,
-    body: web::Json<QuoteInput>,
+    body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let quotes = pricing::preview(&state, &caller, &path.into_inner(), &body.into_inner()).await?;
+    let input: QuoteInput = from_object(body.into_inner())?;
+    let quotes = pricing::preview(&state, &caller, &path.into_inner(), &input).await?;
     Ok(HttpResponse::Ok().json(quotes))
 }

@@ -10,7 +10,9 @@
 
 use std::collections::HashSet;
 
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use super::rate::Rate;
@@ -22,6 +24,26 @@ use crate::domain::validate::{check_len, Invalid};
 pub const MAX_MATERIALS: usize = 100;
 /// Longest material name, in characters.
 pub const MAX_MATERIAL_LEN: usize = 40;
+
+// serde reads a struct from an array of its fields in order as well as from an object. A
+// table is written as objects only (the document says so, and an array of bare numbers is
+// no price list anyone can read), so its parts are read from objects only.
+
+fn from_object<T: DeserializeOwned, E: serde::de::Error>(object: Map<String, Value>) -> Result<T, E> {
+    T::deserialize(Value::Object(object)).map_err(E::custom)
+}
+
+fn object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<T, D::Error> {
+    from_object(Map::deserialize(deserializer)?)
+}
+
+fn optional_object<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Option<T>, D::Error> {
+    Option::<Map<String, Value>>::deserialize(deserializer)?.map(from_object).transpose()
+}
+
+fn objects<'de, D: Deserializer<'de>, T: DeserializeOwned>(deserializer: D) -> Result<Vec<T>, D::Error> {
+    Vec::<Map<String, Value>>::deserialize(deserializer)?.into_iter().map(from_object).collect()
+}
 
 /// The kinds of printers that use up a material.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, ToSchema)]
@@ -109,13 +131,18 @@ pub struct TimeRate {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MachineRates {
-    #[serde(rename = "3d_printer", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "3d_printer",
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "optional_object"
+    )]
     pub printer_3d: Option<PrinterRates>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_object")]
     pub sla_printer: Option<PrinterRates>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_object")]
     pub laser_cutter: Option<LaserRates>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "optional_object")]
     pub cnc_machine: Option<TimeRate>,
 }
 
@@ -139,11 +166,14 @@ pub struct QualityFactors {
 pub struct PriceTableSpec {
     /// Each material's price and density; names unique whatever their case.
     #[schema(max_items = 100)]
+    #[serde(deserialize_with = "objects")]
     pub materials: Vec<MaterialPrice>,
+    #[serde(deserialize_with = "object")]
     pub machines: MachineRates,
     /// Charged once per job, in the currency's major unit.
     #[schema(value_type = f64, minimum = 0, maximum = 100000, multiple_of = 0.000001)]
     pub setup_fee: Rate,
+    #[serde(deserialize_with = "object")]
     pub qualities: QualityFactors,
 }
 
@@ -427,6 +457,21 @@ mod tests {
         assert_eq!(table, PriceTable::default_for("EUR"));
         json["qualities"]["draft"] = serde_json::json!(0);
         assert!(serde_json::from_value::<PriceTable>(json).is_err());
+    }
+
+    #[test]
+    fn its_parts_are_objects_not_arrays_of_their_fields() {
+        let json = serde_json::to_value(PriceTable::default_for("EUR")).unwrap();
+        for (pointer, array) in [
+            ("/machines", serde_json::json!([null, null])),
+            ("/machines/3d_printer", serde_json::json!([1, 0.5, 10])),
+            ("/qualities", serde_json::json!([0.5, 1, 2])),
+            ("/materials/0", serde_json::json!(["PLA", "3d_printer", 0.05, null, 1.24])),
+        ] {
+            let mut bad = json.clone();
+            *bad.pointer_mut(pointer).unwrap() = array;
+            assert!(serde_json::from_value::<PriceTableSpec>(bad).is_err(), "{pointer}");
+        }
     }
 
     #[test]
