@@ -5,6 +5,7 @@ pub mod access;
 pub mod booking;
 pub mod busy;
 pub mod cards;
+pub mod currency;
 pub mod devices;
 pub mod equipment;
 pub mod guessing;
@@ -19,6 +20,7 @@ pub mod machine;
 pub mod members;
 pub mod mqtt_access;
 pub mod plug;
+pub mod pricing;
 pub mod purchasing;
 /// The job router's decisions: which queued job goes to which machine, and why a job waits.
 pub mod routing;

@@ -40,6 +40,8 @@
 //! - [`reorders`]: low-stock alerts (pushed and mailed); [`purchase_orders`] made from them
 //!   and [`purchase_receipts`] taking deliveries into the log; [`makrx_store`]: the Store's
 //!   quick-reorder payload and its optional send.
+//! - [`pricing`]: a makerspace's price table and the quotes made with it (previews, and the
+//!   quotes stored with each job at intake).
 //! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
 //!   an external Mosquitto's password and ACL files.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
@@ -65,6 +67,7 @@ pub mod machines;
 pub mod makrx_store;
 pub mod members;
 pub mod production;
+pub mod pricing;
 pub mod purchase_orders;
 pub mod purchase_receipts;
 pub mod reorders;

@@ -17,6 +17,7 @@ pub mod makerspaces;
 pub mod members;
 pub mod mqtt_credentials;
 pub mod plans;
+pub mod price_tables;
 pub mod purchase_orders;
 pub mod reservations;
 pub mod skills;

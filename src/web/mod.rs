@@ -23,6 +23,7 @@ pub mod ops;
 pub mod pages;
 pub mod paging;
 pub mod plans;
+pub mod pricing;
 pub mod purchase_orders;
 pub mod rate_limit;
 pub mod reservations;
@@ -118,6 +119,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(inventory::routes)
                 .configure(spools::routes)
                 .configure(bom::routes)
+                .configure(pricing::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+use crate::domain::pricing::QuoteError;
 use crate::services::access::AccessError;
 use crate::services::bed_clear::BedClearError;
 use crate::services::bookings::BookingError;
@@ -17,6 +18,7 @@ use crate::services::jobs::JobError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
+use crate::services::pricing::PricingError;
 use crate::services::reorders::ReorderError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
@@ -395,6 +397,26 @@ impl From<BedClearError> for ApiError {
             BedClearError::UnknownEquipment => ApiError::not_found("equipment"),
             BedClearError::NotWaiting => ApiError::Conflict { detail, error_type: "not_awaiting_clear" },
             BedClearError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PricingError> for ApiError {
+    fn from(err: PricingError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            PricingError::Access(e) => e.into(),
+            PricingError::Invalid(e) => e.into(),
+            PricingError::Unpriceable(why) => {
+                let error_type = match why {
+                    QuoteError::NotPriced(_) => "not_priced",
+                    QuoteError::NoMaterial(_) => "no_material",
+                    QuoteError::Missing(_) => "missing_figures",
+                    QuoteError::Invalid(_) | QuoteError::TooLarge => "validation_error",
+                };
+                ApiError::Refused { status: 422, detail, error_type }
+            }
+            PricingError::Store(e) => e.into(),
         }
     }
 }

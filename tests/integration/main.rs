@@ -27,6 +27,7 @@ mod octoprint_server;
 mod ops;
 mod pages;
 mod plugs;
+mod pricing;
 mod reorders;
 mod reservations;
 mod reserved;

@@ -240,6 +240,11 @@ const RULES: &[(&str, &str, Rule)] = &[
     // Any person at the machine confirms its bed (a fact seen there); the fixture's machine
     // is not waiting for it.
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/clear", Rule::SpaceMemberThenConflict),
+    // Prices are no secret from the space's people (they see them on every quote); its
+    // admins set them.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -503,6 +508,15 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         }
         ("POST", "/api/v1/bom/sync-inventory") => {
             json!({"makerspace_id": f.space, "product_codes": ["FIL-PLA-BLK"], "quantities": [250]})
+        }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table") => json!({
+            "materials": [{"material": "PLA", "price_per_gram": 0.04, "density_g_cm3": 1.24}],
+            "machines": {"3d_printer": {"rate_per_hour": 2, "fill_fraction": 0.3, "deposition_cm3_per_hour": 10}},
+            "setup_fee": 1,
+            "qualities": {"draft": 0.8, "standard": 1, "fine": 1.5}
+        }),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
+            json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }
         _ => return None,
     })
