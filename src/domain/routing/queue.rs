@@ -131,6 +131,11 @@ pub struct RoutingState {
     start_logs: HashMap<String, StartLog>,
     /// Machines that may take a job since the last decision.
     dirty: BTreeSet<MachineKey>,
+    /// Makerspaces whose staggered starts were found holding starts, until when. Their
+    /// machines are not marked dirty meanwhile: when the hold ends, the `StartAllowed` wake-up
+    /// marks all their free machines at once (a farm on one circuit may have hundreds idle
+    /// while it waits, and every job that arrives fits many of them).
+    held: HashMap<String, DateTime<Utc>>,
     wakeups: BTreeSet<(DateTime<Utc>, Wakeup)>,
 }
 
@@ -169,7 +174,7 @@ impl RoutingState {
             if fits_statically(&queued.profile, &machine.profile) {
                 machine.index.insert(entry);
                 queued.candidates.push(*machine_key);
-                if machine.is_free() {
+                if machine.is_free() && !self.held.contains_key(machine.profile.makerspace_id()) {
                     self.dirty.insert(*machine_key);
                 }
             }
@@ -252,6 +257,7 @@ impl RoutingState {
             None => self.stagger_rules.remove(makerspace_id),
         };
         self.start_logs.remove(makerspace_id);
+        self.held.remove(makerspace_id);
         if let Some(free) = self.free_by_space.get(makerspace_id) {
             self.dirty.extend(free.iter().copied());
         }
@@ -342,9 +348,13 @@ impl RoutingState {
             Hold::Open => {}
             Hold::Until(at) => {
                 self.wakeups.insert((at, Wakeup::StartAllowed(space.to_string())));
+                self.held.insert(space.to_string(), at);
                 return None;
             }
-            Hold::Closed => return None,
+            Hold::Closed => {
+                self.held.insert(space.to_string(), DateTime::<Utc>::MAX_UTC);
+                return None;
+            }
         }
         let unbooked = machine.profile.bookings().is_empty();
         let entry = machine.index.first_served(&self.rotation, |entry| {
@@ -413,11 +423,13 @@ impl RoutingState {
             let Some((_, wakeup)) = self.wakeups.pop_first() else { break };
             match wakeup {
                 Wakeup::BookingEnds(key) => {
-                    if self.machines.get(&key).is_some_and(MachineEntry::is_free) {
+                    let free = self.machines.get(&key).filter(|machine| machine.is_free());
+                    if free.is_some_and(|machine| !self.held.contains_key(machine.profile.makerspace_id())) {
                         self.dirty.insert(key);
                     }
                 }
                 Wakeup::StartAllowed(space) => {
+                    self.held.remove(&space);
                     if let Some(free) = self.free_by_space.get(&space) {
                         self.dirty.extend(free.iter().copied());
                     }
@@ -437,10 +449,13 @@ impl RoutingState {
     /// Keeps the free sets in step with the machine's facts and claim; a free machine is dirty.
     fn refresh_free(&mut self, key: MachineKey) {
         let Some(machine) = self.machines.get(&key) else { return };
-        let free = self.free_by_space.entry(machine.profile.makerspace_id().to_string()).or_default();
+        let space = machine.profile.makerspace_id();
+        let free = self.free_by_space.entry(space.to_string()).or_default();
         if machine.is_free() {
             free.insert(key);
-            self.dirty.insert(key);
+            if !self.held.contains_key(space) {
+                self.dirty.insert(key);
+            }
         } else {
             free.remove(&key);
             self.dirty.remove(&key);

@@ -72,13 +72,13 @@ impl StartLog {
         if max == 0 {
             return None;
         }
-        let counting: Vec<DateTime<Utc>> =
-            self.starts.iter().copied().filter(|start| saturating_add(*start, rule.window()) > now).collect();
-        if counting.len() < max {
+        let counting = || self.starts.iter().copied().filter(|start| saturating_add(*start, rule.window()) > now);
+        let count = counting().count();
+        if count < max {
             return Some(now);
         }
-        // Once the oldest `len - max + 1` of them stop counting, fewer than `max` are left.
-        Some(saturating_add(counting[counting.len() - max], rule.window()))
+        // Once the oldest `count - max + 1` of them stop counting, fewer than `max` are left.
+        counting().nth(count - max).map(|start| saturating_add(start, rule.window()))
     }
 
     pub fn allows(&self, rule: Option<StaggerRule>, now: DateTime<Utc>) -> bool {
