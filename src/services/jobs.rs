@@ -20,6 +20,7 @@ use crate::domain::job_lifecycle::{
     default_equipment_type, file_fits_type, JobStatus, Requirements, MAX_COPIES, MAX_PRIORITY,
 };
 use crate::domain::jobs::{JobCommand, JobRefusal};
+use crate::domain::pricing::{Quality, QuoteInput, Quotes};
 use crate::store::jobs::{JobMove, JobQuery, JobRecord, JobTransitionRecord};
 use crate::store::StoreError;
 
@@ -68,6 +69,20 @@ pub struct JobSpec {
     /// Only this machine may make it.
     #[serde(default)]
     pub equipment_id: Option<String>,
+    /// The quote chosen among the options the file's analysis gives (material and quality);
+    /// it is kept with the job.
+    #[serde(default)]
+    pub quote: Option<QuoteChoice>,
+}
+
+/// A choice among a job's quote options.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteChoice {
+    /// `None` for an option without material (a laser's).
+    #[serde(default)]
+    pub material: Option<String>,
+    pub quality: Quality,
 }
 
 /// A job as the API shows it.
@@ -238,6 +253,19 @@ pub async fn submit(
         }
     }
     let facts = stored.facts;
+    let quotes = quotes_for(svc, space_id, equipment_type, &facts).await;
+    let chosen_quote = match (&spec.quote, &quotes) {
+        (None, _) => None,
+        (Some(choice), Some(quotes)) => Some(
+            quotes
+                .option(choice.material.as_deref(), choice.quality)
+                .ok_or_else(|| JobError::InvalidSpec("the chosen quote is not one of this file's options".into()))?
+                .clone(),
+        ),
+        (Some(_), None) => return Err(JobError::InvalidSpec("this file has no quote to choose".into())),
+    };
+    let quotes = quotes.and_then(|q| serde_json::to_value(q).ok());
+    let chosen_quote = chosen_quote.and_then(|q| serde_json::to_value(q).ok());
     let now = Utc::now();
     let batch_id = new_id();
     let jobs: Vec<JobRecord> = (1..=copies as i32)
@@ -261,8 +289,8 @@ pub async fn submit(
             estimated_s: facts.print_seconds.map(|s| s as i64),
             grams: facts.filament_grams,
             progress: None,
-            quotes: None,
-            chosen_quote: None,
+            quotes: quotes.clone(),
+            chosen_quote: chosen_quote.clone(),
             wait_reasons: None,
             failure_reason: None,
             created_at: now,
@@ -285,6 +313,31 @@ pub async fn submit(
         size_bytes: stored.record.size_bytes,
         jobs: jobs.into_iter().map(JobView::from).collect(),
     })
+}
+
+/// The makerspace's price options for a file. A file the table cannot price (no rate for the
+/// machine type, no material, a size past the table's bounds) is still queued, without quotes.
+async fn quotes_for(
+    svc: &Services,
+    space_id: &str,
+    equipment_type: EquipmentType,
+    facts: &FileFacts,
+) -> Option<Quotes> {
+    let input = QuoteInput {
+        equipment_type,
+        volume_cm3: facts.volume_cm3,
+        grams: facts.filament_grams,
+        time_s: facts.print_seconds.map(|s| s.min(i64::MAX as u64) as i64),
+        material: facts.material.clone(),
+        cut_length_mm: facts.cut_length_mm,
+    };
+    match super::pricing::quote(svc, space_id, &input).await {
+        Ok(quotes) => Some(quotes),
+        Err(e) => {
+            tracing::info!(makerspace_id = %space_id, reason = %e, "a job file has no quote");
+            None
+        }
+    }
 }
 
 /// Filters of a job list.

@@ -18,7 +18,12 @@ use super::jobs::announce;
 use super::Services;
 
 /// A failed print goes back to the queue once, for another machine.
-const MAX_ATTEMPTS: i32 = 2;
+const MAX_FAILURES: usize = 2;
+/// After this many sends of a job (refused or not), a machine that refuses it is not asked
+/// again for it.
+const MAX_REFUSED_SENDS: i32 = 3;
+/// How long a machine that refused a job is left alone before it is offered one again.
+const REFUSAL_PAUSE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Who moves a job when the router or a machine does.
 const ROUTER: &str = "router";
@@ -63,13 +68,20 @@ pub async fn start(svc: &Services, job_id: &str, equipment_id: &str) -> Result<O
             Ok(Some(job))
         }
         Err(refusal) => {
-            // Back to the queue. A machine that answered and said no is not asked again for
-            // this job; one that was offline or busy is simply not free for now.
+            // Back to the queue. A machine whose connection cannot print files, or that said
+            // no to this job several times, is not asked again for it. One that was offline,
+            // busy, or refused once (OctoPrint still finishing the last print, say) is left
+            // alone for a moment and may be offered the job again.
             let mut back =
                 JobMove::new(job_id, &[JobStatus::Sending, JobStatus::Assigned], JobStatus::Queued, ROUTER, Utc::now());
             back.equipment_id = Some(None);
             back.reason = Some(format!("{equipment_id} did not take it: {refusal}"));
-            if matches!(refusal, JobRefusal::Rejected(_) | JobRefusal::Unsupported(_)) {
+            let given_up = match &refusal {
+                JobRefusal::Unsupported(_) => true,
+                JobRefusal::Rejected(_) => job.attempts >= MAX_REFUSED_SENDS,
+                _ => false,
+            };
+            if given_up {
                 back.avoid = Some(equipment_id.to_string());
             }
             let job = svc.store.move_job(&back).await?;
@@ -77,7 +89,12 @@ pub async fn start(svc: &Services, job_id: &str, equipment_id: &str) -> Result<O
                 announce(svc, job);
                 svc.router.job_queued(job.clone());
             }
-            svc.router.release(equipment_id);
+            let router = svc.router.clone();
+            let equipment_id = equipment_id.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(REFUSAL_PAUSE).await;
+                router.release(&equipment_id);
+            });
             Ok(job)
         }
     }
@@ -150,7 +167,10 @@ async fn fail(
     failed.failure_reason = Some(reason.to_string());
     failed.avoid = Some(equipment_id.to_string());
     let Some(failed) = svc.store.move_job(&failed).await? else { return Ok(None) };
-    if failed.attempts >= MAX_ATTEMPTS {
+    // Sends a machine refused are attempts too; only prints that failed count here.
+    let failures =
+        svc.store.job_transitions(&job.id).await?.iter().filter(|t| t.to_status == JobStatus::Failed).count();
+    if failures >= MAX_FAILURES {
         return Ok(Some(failed));
     }
     announce(svc, &failed);

@@ -11,7 +11,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::domain::job_files::facts::FileFacts;
 use crate::domain::job_lifecycle::{JobStatus, Requirements};
 use crate::services::job_intake::Upload;
-use crate::services::jobs::{self, JobDetail, JobFilter, JobSpec, JobTransitionView, JobView, Submission};
+use crate::services::jobs::{self, JobDetail, JobFilter, JobSpec, JobTransitionView, JobView, QuoteChoice, Submission};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::paging::{Page, PageInfo};
@@ -23,6 +23,7 @@ use crate::web::AppState;
     components(schemas(
         JobUpload,
         JobSpec,
+        QuoteChoice,
         Requirements,
         Submission,
         FileFacts,
@@ -54,8 +55,9 @@ pub struct JobUpload {
     /// The file to make: G-code, STL (binary or ASCII), 3MF or SVG, recognised by its content.
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
-    /// A JSON text: `{"equipment_type", "requirements": {"material", "color", "nozzle_mm",
-    /// "tags"}, "copies", "priority", "equipment_id"}`, every field optional.
+    /// A JSON text (see `JobSpec`): `{"equipment_type", "requirements": {"material", "color",
+    /// "nozzle_mm", "tags"}, "copies", "priority", "equipment_id", "quote": {"material",
+    /// "quality"}}`, every field optional.
     #[schema(value_type = Option<String>)]
     spec: Option<String>,
 }

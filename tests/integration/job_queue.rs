@@ -157,6 +157,22 @@ async fn intake_reads_the_type_from_the_content_and_refuses_what_it_cannot_take(
     assert_eq!(std::fs::read(&stored).expect("stored file"), binary_stl());
     let (status, again) = submit(&t, &ada, "s", "same.stl", &binary_stl(), None).await;
     assert_eq!((status, again["file_sha256"].as_str()), (201, Some(sha.as_str())));
+    // Priced from the space's table (its default here): an option per material and quality,
+    // in the space's currency; a chosen one is kept with the job.
+    let quotes = &jobs[0]["quotes"];
+    let options = quotes["options"].as_array().expect("quote options");
+    assert!(options.iter().any(|o| o["material"] == "PLA" && o["quality"] == "standard"), "{quotes}");
+    assert!(options
+        .iter()
+        .all(|o| o["total_minor"].as_i64().is_some_and(|t| t > 0) && o["currency"] == quotes["currency"]));
+    let choice = json!({"quote": {"material": "pla", "quality": "fine"}});
+    let (status, chosen) = submit(&t, &ada, "s", "same.stl", &binary_stl(), Some(choice)).await;
+    assert_eq!(status, 201, "{chosen}");
+    let kept = &chosen["jobs"][0]["chosen_quote"];
+    assert_eq!((kept["material"].as_str(), kept["quality"].as_str()), (Some("PLA"), Some("fine")), "{chosen}");
+    let choice = json!({"quote": {"material": "unobtainium", "quality": "fine"}});
+    let (status, _) = submit(&t, &ada, "s", "same.stl", &binary_stl(), Some(choice)).await;
+    assert_eq!(status, 422);
 
     // Sliced G-code: the slicer's time, grams and material.
     let (status, made) = submit(&t, &ada, "s", "cube.gcode", &sliced_gcode("1.23"), None).await;
@@ -195,7 +211,7 @@ async fn intake_reads_the_type_from_the_content_and_refuses_what_it_cannot_take(
     assert_eq!(status, 404);
     let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
     let (_, list) = t.get("/api/v1/makerspaces/s/jobs?status=queued&owner_id=ada", Some(&admin)).await;
-    assert_eq!(list["total"], 6, "{list}");
+    assert_eq!(list["total"], 7, "{list}");
     let (status, _) = t.get("/api/v1/makerspaces/s/jobs?status=melting", Some(&admin)).await;
     assert_eq!(status, 422);
 

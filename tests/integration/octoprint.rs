@@ -222,3 +222,64 @@ async fn a_wrong_api_key_is_an_error_with_its_reason_and_no_storm() {
     assert!(live["error"].is_null(), "{live}");
     t.stop().await;
 }
+
+/// The job router end to end on a real OctoPrint: two copies of a sliced file are submitted,
+/// one prints to the end, the printer then waits for its bed to be cleared (the other copy
+/// waits with it, saying why), a person clears it, the second copy prints; each finished
+/// job's grams come off the loaded spool once.
+#[actix_web::test]
+async fn queued_jobs_print_one_after_the_other_with_the_bed_cleared_between() {
+    use crate::job_queue::{sliced_gcode, submit};
+    let octoprint = OctoPrint::start().await;
+    let t = TestApp::spawn().await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
+    let ada = t.token("ada", Role::Member, &["s"]);
+    octoprint_machine(&t, &octoprint, &octoprint.api_key).await;
+    let item = json!({"id": "pla", "name": "PLA", "category": "filament", "unit": "g",
+                      "filament": {"material": "PLA", "color": "#1a1a1a"}});
+    let (status, body) = t.post("/api/v1/makerspaces/s/inventory", &admin, item).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = t
+        .post("/api/v1/makerspaces/s/inventory/pla/spools", &admin, json!({"id": "sp", "net_g": 1000, "tare_g": 200}))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) =
+        t.post("/api/v1/makerspaces/s/equipment/m/spools", &admin, json!({"spool_id": "sp", "slot": "main"})).await;
+    assert_eq!(status, 201, "{body}");
+    let mut ws = open_space_ws(&t, &admin, "s").await;
+    state_is(&t, "idle").await;
+
+    let (status, made) = submit(&t, &ada, "s", "cube.gcode", &sliced_gcode("1.5"), Some(json!({"copies": 2}))).await;
+    assert_eq!(status, 201, "{made}");
+    let job = |m: &Value, status: &str| m["type"] == "job" && m["job"]["status"] == status;
+    let first = ws_until(&mut ws, |m| job(m, "printing")).await["job"]["id"].as_str().expect("id").to_string();
+    let done = ws_until(&mut ws, |m| job(m, "done")).await;
+    assert_eq!((done["job"]["id"].as_str(), done["job"]["equipment_id"].as_str()), (Some(first.as_str()), Some("m")));
+
+    // The bed holds the first cube: nothing starts, and the other copy says why.
+    state_is(&t, "awaiting_clear").await;
+    let second = made["jobs"].as_array().expect("jobs").iter().filter_map(|j| j["id"].as_str()).find(|id| *id != first);
+    let second = second.expect("the other copy").to_string();
+    let (_, waiting) = t.get(&format!("/api/v1/makerspaces/s/jobs/{second}"), Some(&ada)).await;
+    assert_eq!(
+        (waiting["status"].as_str(), waiting["waiting"]["machines"][0]["reason"].as_str()),
+        (Some("queued"), Some("bed_not_clear")),
+        "{waiting}"
+    );
+
+    let (status, cleared) = t.post("/api/v1/makerspaces/s/equipment/m/clear", &ada, json!(null)).await;
+    assert_eq!(status, 200, "{cleared}");
+    let printing = ws_until(&mut ws, |m| job(m, "printing")).await;
+    assert_eq!(printing["job"]["id"], second.as_str());
+    ws_until(&mut ws, |m| job(m, "done") && m["job"]["id"] == second.as_str()).await;
+    state_is(&t, "awaiting_clear").await;
+
+    // 1.5 g per finished job, charged once each.
+    let spool = eventually(Duration::from_secs(10), "both jobs charged to the spool", || async {
+        let (_, spool) = t.get("/api/v1/makerspaces/s/spools/sp", Some(&admin)).await;
+        (spool["remaining_g"] == 997.0).then_some(spool)
+    })
+    .await;
+    assert_eq!(spool["remaining_g"], 997.0);
+    t.stop().await;
+}
