@@ -566,16 +566,20 @@ pub async fn open_space_ws(t: &TestApp, token: &str, space: &str) -> Socket {
     ws
 }
 
-/// Reads messages until one satisfies `check` (each within 10 s).
+/// Reads messages until one satisfies `check`, within 60 s in all: a machine that keeps
+/// reporting (OctoPrint's telemetry) must not keep a failing wait alive forever.
 pub async fn ws_until(ws: &mut Socket, check: impl Fn(&Value) -> bool) -> Value {
     use futures_util::StreamExt;
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message in time");
-        if let tokio_tungstenite::tungstenite::Message::Text(text) = msg.expect("stream open").expect("no error") {
-            let v: Value = serde_json::from_str(&text).expect("json");
-            if check(&v) {
-                return v;
+    let wait = async {
+        loop {
+            let msg = ws.next().await.expect("stream open").expect("no error");
+            if let tokio_tungstenite::tungstenite::Message::Text(text) = msg {
+                let v: Value = serde_json::from_str(&text).expect("json");
+                if check(&v) {
+                    return v;
+                }
             }
         }
-    }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("the awaited message within 60 s")
 }
