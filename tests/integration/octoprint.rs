@@ -111,8 +111,9 @@ async fn a_file_is_sent_and_printed_to_the_end_with_its_job_events_stored() {
     // Progress updates keep coming while it prints (each within ws_until's 10 s).
     let finished = ws_until(&mut ws, |m| m["type"] == "machine_event" && m["event"] != "job_progress").await;
     assert_eq!(finished["event"], "job_finished", "{finished}");
-    assert_eq!(finished["state"], "idle");
-    let live = state_is(&t, "idle").await;
+    // The part is on the bed: a person confirms it is taken off before anything else starts.
+    assert_eq!(finished["state"], "awaiting_clear");
+    let live = state_is(&t, "awaiting_clear").await;
     assert!(live["job"].is_null(), "{live}");
 
     let store = t.app().state().store.clone();
@@ -129,7 +130,11 @@ async fn a_file_is_sent_and_printed_to_the_end_with_its_job_events_stored() {
 
     // A full report, asked for, comes back from OctoPrint's REST API.
     fleet.control("s", "m", JobCommand::Refresh).await.expect("the machine is there").expect("refreshed");
-    // (It may catch OctoPrint still finishing, which shows as running, for a moment.)
+    // (It may catch OctoPrint still finishing, which shows as running, for a moment.) A report
+    // of an idle printer does not clear the bed: only a person does.
+    state_is(&t, "awaiting_clear").await;
+    let (status, body) = t.post("/api/v1/makerspaces/s/equipment/m/clear", &admin, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
     state_is(&t, "idle").await;
     // A file that is not there is refused with the reason.
     let missing = t.data_dir.path().join("missing.gcode").to_string_lossy().into_owned();
@@ -170,6 +175,10 @@ async fn pause_resume_and_cancel_go_through_octoprint() {
     assert_eq!(status, 202, "{body}");
     let cancelled = next_event(&mut ws).await;
     assert_eq!(cancelled["event"], "job_cancelled", "{cancelled}");
+    // A cancelled print may leave a part or a tangle on the bed: it waits for a person too.
+    state_is(&t, "awaiting_clear").await;
+    let (status, body) = t.post("/api/v1/makerspaces/s/equipment/m/clear", &admin, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
     state_is(&t, "idle").await;
     t.stop().await;
 }

@@ -197,10 +197,7 @@ impl Client {
                     .file_name()
                     .and_then(|n| n.to_str())
                     .ok_or_else(|| JobRefusal::Rejected(format!("{file:?} does not name a file")))?;
-                let contents = tokio::fs::read(path)
-                    .await
-                    .map_err(|e| JobRefusal::Rejected(format!("cannot read the file to print {file:?}: {e}")))?;
-                api.upload_and_print(name, &contents).await
+                api.upload_and_print(name, path).await
             }
             JobCommand::Refresh => {
                 let printer = api.printer().await.map_err(|e| e.refusal())?;

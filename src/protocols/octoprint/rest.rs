@@ -2,7 +2,11 @@
 //! mean. The key is sent only in that header, to the machine's own URL; it never appears in a
 //! URL, a log line or an error.
 
+use std::path::Path;
 use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
 
 use reqwest::{Method, StatusCode};
 use serde::Deserialize;
@@ -140,21 +144,18 @@ pub fn job_command_body(command: &JobCommand) -> Option<Value> {
     }
 }
 
-/// A `multipart/form-data` body with one file and `print=true`.
-pub fn print_upload(boundary: &str, file_name: &str, contents: &[u8]) -> Vec<u8> {
+/// The multipart body of `POST /api/files/local` around the file: the part head before it
+/// and the `print=true` part after it. The file itself is streamed between the two.
+pub fn print_upload(boundary: &str, file_name: &str) -> (String, String) {
     // Quotes and line breaks cannot be escaped in a part header: they are replaced.
     let name: String = file_name.chars().map(|c| if matches!(c, '"' | '\r' | '\n' | '\\') { '_' } else { c }).collect();
-    let mut body = format!(
+    let head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n\
          Content-Type: application/octet-stream\r\n\r\n"
-    )
-    .into_bytes();
-    body.extend_from_slice(contents);
-    body.extend_from_slice(
-        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"print\"\r\n\r\ntrue\r\n--{boundary}--\r\n")
-            .as_bytes(),
     );
-    body
+    let tail =
+        format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"print\"\r\n\r\ntrue\r\n--{boundary}--\r\n");
+    (head, tail)
 }
 
 /// OctoPrint's reason in an error answer (`{"error": "..."}`), shortened.
@@ -184,14 +185,20 @@ impl Api {
         &self,
         method: Method,
         path: &str,
-        body: Option<(String, Vec<u8>)>,
+        body: Option<Payload>,
         timeout: Duration,
         expect: &[StatusCode],
     ) -> Result<String, CallError> {
         let url = self.base.join(path).expect("a relative API path joins the base URL");
         let mut request = self.http.request(method, url).header("X-Api-Key", &self.api_key).timeout(timeout);
-        if let Some((content_type, bytes)) = body {
-            request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
+        if let Some(payload) = body {
+            request = request.header(reqwest::header::CONTENT_TYPE, payload.content_type);
+            if let Some(length) = payload.length {
+                // A streamed body would otherwise go chunked; OctoPrint's upload handler wants
+                // its length.
+                request = request.header(reqwest::header::CONTENT_LENGTH, length);
+            }
+            request = request.body(payload.body);
         }
         // reqwest's errors name the URL, never the headers: the key stays out of them.
         let response = request.send().await.map_err(|e| CallError::Unreachable(e.without_url().to_string()))?;
@@ -213,7 +220,11 @@ impl Api {
         body: Option<Value>,
         expect: &[StatusCode],
     ) -> Result<Value, CallError> {
-        let body = body.map(|b| ("application/json".to_string(), b.to_string().into_bytes()));
+        let body = body.map(|b| Payload {
+            content_type: "application/json".to_string(),
+            body: b.to_string().into(),
+            length: None,
+        });
         let text = self.call(method, path, body, CALL_TIMEOUT, expect).await?;
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
@@ -262,16 +273,28 @@ impl Api {
         self.json_call(Method::POST, "api/job", Some(body), &[StatusCode::NO_CONTENT, StatusCode::OK]).await.map(|_| ())
     }
 
-    /// `POST /api/files/local` with `print=true`; checks that the print started.
-    pub async fn upload_and_print(&self, file_name: &str, contents: &[u8]) -> Result<(), JobRefusal> {
+    /// `POST /api/files/local` with `print=true`, the file streamed from `path` (a G-code file
+    /// may be hundreds of MB: it is never held whole); checks that the print started.
+    pub async fn upload_and_print(&self, file_name: &str, path: &Path) -> Result<(), JobRefusal> {
+        let unreadable = |e: std::io::Error| JobRefusal::Rejected(format!("cannot read the file to print: {e}"));
+        let file = tokio::fs::File::open(path).await.map_err(unreadable)?;
+        let size = file.metadata().await.map_err(unreadable)?.len();
         let boundary = format!("makrcave-{}", uuid::Uuid::new_v4().simple());
-        let body = print_upload(&boundary, file_name, contents);
-        let content_type = format!("multipart/form-data; boundary={boundary}");
+        let (head, tail) = print_upload(&boundary, file_name);
+        let length = head.len() as u64 + size + tail.len() as u64;
+        let parts = futures_util::stream::once(async move { Ok(Bytes::from(head)) })
+            .chain(tokio_util::io::ReaderStream::new(file))
+            .chain(futures_util::stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(tail)) }));
+        let payload = Payload {
+            content_type: format!("multipart/form-data; boundary={boundary}"),
+            body: reqwest::Body::wrap_stream(parts),
+            length: Some(length),
+        };
         let text = self
             .call(
                 Method::POST,
                 "api/files/local",
-                Some((content_type, body)),
+                Some(payload),
                 UPLOAD_TIMEOUT,
                 &[StatusCode::CREATED, StatusCode::OK],
             )
@@ -279,6 +302,13 @@ impl Api {
             .map_err(|e| e.refusal())?;
         upload_started(&serde_json::from_str(&text).unwrap_or(Value::Null))
     }
+}
+
+/// A request body: its content type, the bytes or a stream, and its length when streamed.
+struct Payload {
+    content_type: String,
+    body: reqwest::Body,
+    length: Option<u64>,
 }
 
 #[cfg(test)]
@@ -331,7 +361,8 @@ mod tests {
 
     #[test]
     fn the_upload_is_one_file_and_print_true() {
-        let body = String::from_utf8(print_upload("B", "a\"b.gcode", b"G28\n")).expect("text");
+        let (head, tail) = print_upload("B", "a\"b.gcode");
+        let body = format!("{head}G28\n{tail}");
         assert_eq!(
             body,
             "--B\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a_b.gcode\"\r\nContent-Type: application/octet-stream\r\n\r\nG28\n\r\n--B\r\nContent-Disposition: form-data; name=\"print\"\r\n\r\ntrue\r\n--B--\r\n"
