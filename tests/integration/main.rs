@@ -12,6 +12,7 @@ mod input;
 mod inventory;
 mod inventory_bulk;
 mod invites;
+mod job_priority;
 mod job_queue;
 mod jobs;
 mod jwks;
