@@ -6,6 +6,7 @@ mod architecture;
 mod bambu;
 mod bambu_printer;
 mod browser;
+mod browser_queue;
 mod common;
 mod demo;
 mod input;
