@@ -35,8 +35,11 @@ pub enum PriorityError {
 #[serde(deny_unknown_fields)]
 pub struct PriorityRequest {
     /// Higher goes first, from -10 to 10 (the bounds of a submission).
-    #[schema(minimum = -10, maximum = 10)]
-    pub priority: i32,
+    // Read as a whole number (`5.0` too, as JSON Schema's `integer` allows). Required: with no
+    // `default`, a missing field is refused; `null` is refused as out of range.
+    #[serde(deserialize_with = "crate::domain::validate::whole_number")]
+    #[schema(value_type = i32, required = true, minimum = -10, maximum = 10)]
+    pub priority: Option<i64>,
 }
 
 /// Gives a queued job another priority. The same priority again changes nothing.
@@ -45,15 +48,18 @@ pub async fn reprioritise(
     caller: &Principal,
     space_id: &str,
     job_id: &str,
-    priority: i32,
+    priority: Option<i64>,
 ) -> Result<JobView, PriorityError> {
     let (_, standing) = standing(svc, caller, space_id).await?;
     if standing != Standing::Manager {
         return Err(forbidden_to("change a job's priority").into());
     }
-    if !(-MAX_PRIORITY..=MAX_PRIORITY).contains(&priority) {
-        return Err(PriorityError::OutOfRange);
-    }
+    let bounds = i64::from(-MAX_PRIORITY)..=i64::from(MAX_PRIORITY);
+    let priority = match priority {
+        // Within the bounds, so it fits an i32.
+        Some(p) if bounds.contains(&p) => p as i32,
+        _ => return Err(PriorityError::OutOfRange),
+    };
     let job = svc.store.get_job(space_id, job_id).await?.ok_or(PriorityError::NotFound)?;
     if job.status != JobStatus::Queued {
         return Err(PriorityError::NotQueued(job.status.as_str()));

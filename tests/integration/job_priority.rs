@@ -51,14 +51,19 @@ async fn the_spaces_admins_move_a_queued_job_up_and_the_router_follows() {
     assert_eq!((status, body["error_type"].as_str()), (403, Some("forbidden")), "{body}");
     let (status, body) = t.post(&priority_of(&c), &admin, json!({"priority": 11})).await;
     assert_eq!((status, body["error_type"].as_str()), (422, Some("validation_error")), "{body}");
-    let (status, body) = t.post(&priority_of(&c), &admin, json!({"priority": 1, "why": "rush"})).await;
-    assert_eq!(status, 422, "{body}");
+    for refused in
+        [json!({"priority": 1, "why": "rush"}), json!({"priority": 1.5}), json!({}), json!({"priority": null})]
+    {
+        let (status, body) = t.post(&priority_of(&c), &admin, refused.clone()).await;
+        assert_eq!(status, 422, "{refused}: {body}");
+    }
     let (status, body) = t.post(&priority_of("no-such-job"), &admin, json!({"priority": 1})).await;
     assert_eq!((status, body["error_type"].as_str()), (404, Some("not_found")), "{body}");
     assert_eq!(history(&t, &admin, &c).await.len(), 1, "only its queueing");
 
-    // The admin moves it up: stored with who and from what, and pushed.
-    let (status, moved) = t.post(&priority_of(&c), &admin, json!({"priority": 5})).await;
+    // The admin moves it up: stored with who and from what, and pushed. (`5.0` is the whole
+    // number 5, as JSON Schema's `integer` allows.)
+    let (status, moved) = t.post(&priority_of(&c), &admin, json!({"priority": 5.0})).await;
     assert_eq!((status, moved["priority"].as_i64()), (200, Some(5)), "{moved}");
     let pushed =
         ws_until(&mut ws, |m| m["type"] == "job" && m["job"]["id"] == c.as_str() && m["job"]["priority"] == 5).await;
