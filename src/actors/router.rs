@@ -44,6 +44,12 @@ const REFRESH: Duration = Duration::from_secs(60);
 pub enum RouterEvent {
     JobQueued(Box<JobRecord>),
     JobGone(String),
+    /// A person gave a queued job another priority. Not a `JobQueued` again: a job the router
+    /// has just handed to a machine must not be queued a second time.
+    Reprioritised {
+        job_id: String,
+        priority: i32,
+    },
     /// The job a machine held is over (or could not be sent): it may take another once free.
     Release(String),
     MachineChanged {
@@ -89,6 +95,10 @@ impl RouterHandle {
 
     pub fn job_gone(&self, job_id: &str) {
         self.tell(RouterEvent::JobGone(job_id.to_string()));
+    }
+
+    pub fn reprioritised(&self, job_id: &str, priority: i32) {
+        self.tell(RouterEvent::Reprioritised { job_id: job_id.to_string(), priority });
     }
 
     pub fn release(&self, equipment_id: &str) {
@@ -271,6 +281,9 @@ impl Router {
             RouterEvent::JobQueued(job) => self.queue(&job).await,
             RouterEvent::JobGone(job_id) => {
                 self.state.job_removed(&job_id);
+            }
+            RouterEvent::Reprioritised { job_id, priority } => {
+                self.state.reprioritise(&job_id, priority);
             }
             RouterEvent::Release(equipment_id) => {
                 self.state.release_machine(&equipment_id);

@@ -17,6 +17,7 @@ pub mod job_files;
 pub mod job_lifecycle;
 pub mod jobs;
 pub mod machine;
+pub mod machine_health;
 pub mod members;
 pub mod mqtt_access;
 pub mod plug;

@@ -371,7 +371,12 @@ pub async fn list(
         offset: filter.offset,
     };
     let (jobs, total) = svc.store.list_jobs(space_id, &query).await?;
-    Ok((jobs.into_iter().map(JobView::from).collect(), total))
+    let mut views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
+    // Why each queued job waits, as the router sees it now (the dashboard's Queue view).
+    for view in views.iter_mut().filter(|v| v.status == JobStatus::Queued) {
+        view.waiting = svc.router.why_waiting(&view.id).await.or(view.waiting.take());
+    }
+    Ok((views, total))
 }
 
 /// Loads a job the caller may see (a member's own; everyone's for admins and readers).

@@ -113,13 +113,14 @@ pub struct JobQuery {
     pub offset: i64,
 }
 
-const JOB_COLUMNS: &str = "id, makerspace_id, owner_id, batch_id, copy_number, copies, file_sha256, file_name, \
+pub(super) const JOB_COLUMNS: &str =
+    "id, makerspace_id, owner_id, batch_id, copy_number, copies, file_sha256, file_name, \
      equipment_type, requirements, pinned_equipment_id, priority, status, equipment_id, avoid_equipment, attempts, \
      estimated_s, grams, progress, quotes, chosen_quote, wait_reasons, failure_reason, created_at, updated_at, \
      started_at, finished_at";
 
 #[derive(sqlx::FromRow)]
-struct JobRow {
+pub(super) struct JobRow {
     id: String,
     makerspace_id: String,
     owner_id: String,
@@ -232,7 +233,7 @@ where
     }
 }
 
-const INSERT_TRANSITION: &str =
+pub(super) const INSERT_TRANSITION: &str =
     "INSERT INTO job_transitions (job_id, makerspace_id, from_status, to_status, equipment_id, actor, reason, at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 

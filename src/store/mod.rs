@@ -10,6 +10,7 @@ pub mod equipment;
 pub mod files;
 pub mod inventory;
 pub mod invites;
+pub mod job_priority;
 pub mod jobs;
 pub mod kiosks;
 pub mod machine_states;

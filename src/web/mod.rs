@@ -11,9 +11,11 @@ pub mod inventory_bulk;
 pub mod inventory_csv;
 pub mod invites;
 pub mod job_control;
+pub mod job_priority;
 pub mod jobs;
 pub mod jwks;
 pub mod kiosk;
+pub mod machine_health;
 pub mod makerspaces;
 pub mod member_csv;
 pub mod members;
@@ -138,6 +140,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/makerspaces/{makerspace_id}/equipment/{equipment_id}/lock", web::post().to(equipment::lock))
                 .configure(mqtt_credentials::routes)
                 .configure(job_control::routes)
+                .configure(machine_health::routes)
+                .configure(job_priority::routes)
                 .configure(jobs::routes)
                 .configure(member_routes)
                 .configure(skills::routes)

@@ -81,6 +81,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::purchase_orders::PurchaseOrdersApi::openapi());
     doc.merge(crate::web::spools::SpoolsApi::openapi());
     doc.merge(crate::web::jobs::JobsApi::openapi());
+    doc.merge(crate::web::job_priority::JobPriorityApi::openapi());
+    doc.merge(crate::web::machine_health::MachineHealthApi::openapi());
     doc.merge(crate::web::inventory_bulk::InventoryBulkApi::openapi());
     doc.merge(crate::web::inventory_csv::InventoryCsvApi::openapi());
     doc.merge(crate::web::bom::BomApi::openapi());

@@ -14,6 +14,7 @@ use crate::services::inventory::InventoryError;
 use crate::services::invites::{InviteError, Unusable};
 use crate::services::job_control::JobControlError;
 use crate::services::job_intake::IntakeError;
+use crate::services::job_priority::PriorityError;
 use crate::services::jobs::JobError;
 use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
@@ -385,6 +386,21 @@ impl From<JobError> for ApiError {
             JobError::Finished(status) => ApiError::conflict_with(detail, "job_finished", json!({ "status": status })),
             JobError::Machine(refusal) => ApiError::Conflict { detail, error_type: refusal.code() },
             JobError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<PriorityError> for ApiError {
+    fn from(err: PriorityError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            PriorityError::Access(e) => e.into(),
+            PriorityError::NotFound => ApiError::not_found("job"),
+            PriorityError::OutOfRange => ApiError::Validation(detail),
+            PriorityError::NotQueued(status) => {
+                ApiError::conflict_with(detail, "job_not_queued", json!({ "status": status }))
+            }
+            PriorityError::Store(e) => e.into(),
         }
     }
 }

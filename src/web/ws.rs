@@ -62,9 +62,20 @@ enum ClientMessage {
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 enum ServerMessage<'a> {
-    Snapshot { makerspace_id: &'a str, machines: Vec<MachineView> },
-    Unsubscribed { makerspace_id: &'a str },
-    Error { error_type: &'a str, detail: String },
+    /// `admin`: the subscriber administers the space (the dashboard shows admin-only
+    /// buttons, such as a queued job's priority, to them).
+    Snapshot {
+        makerspace_id: &'a str,
+        admin: bool,
+        machines: Vec<MachineView>,
+    },
+    Unsubscribed {
+        makerspace_id: &'a str,
+    },
+    Error {
+        error_type: &'a str,
+        detail: String,
+    },
     Pong,
 }
 
@@ -288,7 +299,7 @@ async fn handle_client_message(
             // snapshot (at worst a duplicate), never lost.
             state.hub.subscribe(subscriber, &makerspace_id, filter.clone(), admin);
             let machines = state.fleet.views(&makerspace_id, filter.as_ref()).await;
-            Some(ServerMessage::Snapshot { makerspace_id: &makerspace_id, machines }.to_text())
+            Some(ServerMessage::Snapshot { makerspace_id: &makerspace_id, admin, machines }.to_text())
         }
         ClientMessage::Unsubscribe { makerspace_id } => {
             state.hub.unsubscribe(subscriber, &makerspace_id);

@@ -20,8 +20,8 @@ fn find(env: &str, candidates: &[&str], install_hint: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("the browser test needs {install_hint} (or set {env})"))
 }
 
-/// chromedriver on a free port, killed on drop.
-struct Driver {
+/// chromedriver on a free port, killed on drop (the other browser modules drive it too).
+pub struct Driver {
     child: Child,
     base: String,
     http: reqwest::Client,
@@ -29,7 +29,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn start() -> Driver {
+    pub async fn start() -> Driver {
         let binary = find("CHROMEDRIVER", &["/usr/bin/chromedriver"], "chromedriver (apt-get install chromium-driver)");
         let port = free_port();
         let child = Command::new(binary)
@@ -70,7 +70,7 @@ impl Driver {
         driver
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
         let value = self.call_raw(method, path, body).await;
         assert!(value["value"]["error"].is_null(), "WebDriver error: {value}");
         value["value"].clone()
@@ -86,15 +86,15 @@ impl Driver {
         res.json().await.expect("WebDriver answer")
     }
 
-    fn session_path(&self, rest: &str) -> String {
+    pub fn session_path(&self, rest: &str) -> String {
         format!("/session/{}{}", self.session.as_deref().expect("session"), rest)
     }
 
-    async fn goto(&self, url: &str) {
+    pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, &self.session_path("/url"), Some(json!({"url": url}))).await;
     }
 
-    async fn script(&self, script: &str) -> Value {
+    pub async fn script(&self, script: &str) -> Value {
         self.call(
             reqwest::Method::POST,
             &self.session_path("/execute/sync"),
@@ -287,16 +287,9 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
 impl Driver {
     /// Clicks the element `css` selects, as a person would (it must be visible and enabled).
     /// An element drawn again between finding and clicking it is found again.
-    async fn click(&self, css: &str) {
+    pub async fn click(&self, css: &str) {
         for _ in 0..3 {
-            let found = self
-                .call(
-                    reqwest::Method::POST,
-                    &self.session_path("/element"),
-                    Some(json!({"using": "css selector", "value": css})),
-                )
-                .await;
-            let id = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str()).expect("the element");
+            let id = self.find(css).await;
             let path = self.session_path(&format!("/element/{id}/click"));
             let answer = self.call_raw(reqwest::Method::POST, &path, Some(json!({}))).await;
             match answer["value"]["error"].as_str() {
@@ -306,6 +299,19 @@ impl Driver {
             }
         }
         panic!("{css} kept being drawn again");
+    }
+
+    /// The WebDriver id of the element `css` selects (it must exist).
+    pub async fn find(&self, css: &str) -> String {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                &self.session_path("/element"),
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        let id = found.as_object().and_then(|o| o.values().next()).and_then(|v| v.as_str());
+        id.unwrap_or_else(|| panic!("no element {css}: {found}")).to_string()
     }
 }
 
@@ -407,7 +413,7 @@ async fn the_today_view_approves_a_pending_booking_in_place() {
 impl Driver {
     /// The browser console's messages since the last call (chromedriver's log endpoint; the
     /// session asked for them with `goog:loggingPrefs`).
-    async fn console(&self) -> Vec<String> {
+    pub async fn console(&self) -> Vec<String> {
         let log =
             self.call(reqwest::Method::POST, &self.session_path("/se/log"), Some(json!({"type": "browser"}))).await;
         let entries = log.as_array().cloned().unwrap_or_default();
@@ -419,7 +425,7 @@ impl Driver {
 }
 
 /// The console messages that report a Content-Security-Policy violation.
-fn csp_violations(console: &[String]) -> Vec<&String> {
+pub fn csp_violations(console: &[String]) -> Vec<&String> {
     console.iter().filter(|m| m.contains("Content Security Policy") || m.contains("Content-Security-Policy")).collect()
 }
 

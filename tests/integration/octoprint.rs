@@ -14,7 +14,7 @@ use crate::common::{eventually, open_space_ws, ws_until, Socket, TestApp};
 use crate::octoprint_server::OctoPrint;
 
 /// Adds an OctoPrint machine `m` to space `s`.
-async fn octoprint_machine(t: &TestApp, octoprint: &OctoPrint, api_key: &str) {
+pub async fn octoprint_machine(t: &TestApp, octoprint: &OctoPrint, api_key: &str) {
     t.makerspace("s").await;
     let connection = json!({"kind": "octoprint", "url": octoprint.url(), "api_key": api_key});
     t.machine("s", "m", json!({"connection": connection})).await;

@@ -237,6 +237,9 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/makerspaces/{makerspace_id}/jobs", Rule::SpaceRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}", Rule::OwnerRead),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/cancel", Rule::OwnerManage),
+    // Moving a job ahead of others' is the space's admins' call.
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/priority", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/jobs/machine-health", Rule::SpaceRead),
     // Any person at the machine confirms its bed (a fact seen there); the fixture's machine
     // is not waiting for it.
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/clear", Rule::SpaceMemberThenConflict),
@@ -515,6 +518,7 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
             "setup_fee": 1,
             "qualities": {"draft": 0.8, "standard": 1, "fine": 1.5}
         }),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/priority") => json!({"priority": 5}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
             json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }

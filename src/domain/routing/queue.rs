@@ -184,6 +184,18 @@ impl RoutingState {
         self.jobs.insert(key, queued);
     }
 
+    /// Gives a queued job another priority; it keeps its place among the jobs of its new
+    /// level (its sequence) and everything the router learnt of it (machines that refused it).
+    /// False if it is not queued here: the router handed it out already, and a job on its way
+    /// to a machine is not put back.
+    pub fn reprioritise(&mut self, job_id: &str, priority: i32) -> bool {
+        let Some(queued) = self.job_keys.get(job_id).and_then(|key| self.jobs.get(key)) else { return false };
+        let mut job = queued.job.clone();
+        job.priority = priority;
+        self.job_queued(job);
+        true
+    }
+
     /// Takes a job out of the queue (cancelled, or assigned by other means). False if it was
     /// not queued.
     pub fn job_removed(&mut self, job_id: &str) -> bool {
@@ -582,6 +594,22 @@ mod tests {
         assert_eq!(state.decide(at(0)), []);
         state.release_machine("m1");
         assert_eq!(pairs(state.decide(at(0))), [pair("a", "m1")]);
+    }
+
+    #[test]
+    fn a_reprioritised_job_goes_first_and_a_job_handed_out_is_not_put_back() {
+        let mut state = RoutingState::new();
+        for (i, id) in ["a", "b", "c"].into_iter().enumerate() {
+            state.job_queued(copy(id, i as u64));
+        }
+        assert!(state.reprioritise("c", 5));
+        state.machine_changed(machine("m1"));
+        assert_eq!(pairs(state.decide(at(0))), [pair("c", "m1")]);
+        assert!(!state.reprioritise("c", 9), "c is on its machine");
+        assert!(!state.reprioritise("nope", 1));
+        state.release_machine("m1");
+        assert_eq!(pairs(state.decide(at(1))), [pair("a", "m1")], "a, b keep their order");
+        assert_eq!(state.queued_jobs(), 1);
     }
 
     #[test]

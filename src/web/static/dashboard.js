@@ -1,5 +1,7 @@
-// makrcave dashboard: one card per machine, updated live over the WebSocket (the Floor view);
-// the Today view is in today.js. Plain JavaScript, no dependencies: it ships inside the binary.
+// makrcave dashboard: one card per machine, updated live over the WebSocket (the Floor view):
+// its state, its job, a "Bed cleared" button once a job ended on it, and a flag when its prints
+// keep failing. The Today, Stock and Queue views are in today.js, stock.js and queue.js. Plain
+// JavaScript, no dependencies: it ships inside the binary.
 // Every WebSocket message is also dispatched on `document` as a "floor" event, for the views.
 "use strict";
 
@@ -7,10 +9,10 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "makrcave.token";
 const SPACE_KEY = "makrcave.space";
 const VIEW_KEY = "makrcave.view";
-const VIEWS = ["floor", "today", "stock"];
+const VIEWS = ["floor", "today", "stock", "queue"];
 const STATE_LABELS = {
   offline: "Offline", idle: "Idle", reserved: "Reserved", in_use: "In use", running: "Running",
-  paused: "Paused", error: "Error", maintenance: "Maintenance",
+  paused: "Paused", awaiting_clear: "Bed to clear", error: "Error", maintenance: "Maintenance",
 };
 const TYPE_LABELS = {
   "3d_printer": "3D printer", sla_printer: "SLA printer", laser_cutter: "Laser cutter",
@@ -22,6 +24,10 @@ let reconnectDelay = 500;
 const machines = new Map(); // equipment_id -> latest view
 const cards = new Map();    // equipment_id -> card element
 const people = new Map();   // user_id -> name, for those the token may see
+const health = new Map();   // equipment_id -> its failed prints of the week (GET .../jobs/machine-health)
+let healthWindowDays = 7;
+// The snapshot says whether the signed-in person administers the space (admin-only buttons).
+let spaceAdmin = false;
 
 function personName(userId) { return people.get(userId) || userId; }
 
@@ -35,6 +41,23 @@ async function loadPeople() {
 }
 
 function token() { return localStorage.getItem(TOKEN_KEY); }
+
+// A view's loader: runs `fetchOnce` one call at a time; a call made while it runs (a change
+// arrived meanwhile) runs it once more afterwards.
+function oneAtATime(fetchOnce) {
+  let running = null;
+  let again = false;
+  return async function load() {
+    if (running) { again = true; return running; }
+    running = (async () => {
+      do {
+        again = false;
+        await fetchOnce();
+      } while (again);
+    })();
+    try { await running; } finally { running = null; }
+  };
+}
 
 async function api(path, method = "GET", payload) {
   const headers = { Authorization: `Bearer ${token()}` };
@@ -165,11 +188,15 @@ function connect() {
     const msg = JSON.parse(event.data);
     dispatch(msg);
     if (msg.type === "snapshot") {
+      spaceAdmin = msg.admin === true;
       machines.clear();
       cards.clear();
       $("machines").replaceChildren();
       msg.machines.forEach(upsert);
       summarize();
+      loadHealth();
+    } else if (msg.type === "job" && msg.job.status === "failed") {
+      loadHealth();
     } else if (msg.type === "machine") {
       upsert(msg.machine);
       summarize();
@@ -228,6 +255,7 @@ function upsert(m) {
     card = $("card").content.firstElementChild.cloneNode(true);
     card.id = `machine-${m.equipment_id}`;
     card.dataset.equipmentId = m.equipment_id;
+    card.querySelector(".clear-bed").addEventListener("click", () => clearBed(card));
     cards.set(m.equipment_id, card);
     const list = $("machines");
     const after = [...list.children].find((c) => machines.get(c.dataset.equipmentId).name.localeCompare(m.name) > 0);
@@ -262,6 +290,9 @@ function render(card, m) {
   const fault = card.querySelector(".fault");
   fault.hidden = !m.error;
   fault.textContent = m.error || "";
+  // A job ended: nothing starts on it until a person says its bed is clear.
+  card.querySelector(".bed").hidden = m.state !== "awaiting_clear";
+  renderHealth(card, m.equipment_id);
   const temps = card.querySelector(".temps");
   const rows = [];
   const t = m.temps || {};
@@ -278,6 +309,43 @@ function render(card, m) {
   renderSpools(card.querySelector(".spools"), m);
   card.querySelector(".heard").textContent = m.last_heard ? `Last heard ${timeAgo(m.last_heard)}` : "Never heard from";
   card.querySelector(".heard").dataset.lastHeard = m.last_heard || "";
+}
+
+// Any person of the space may confirm the bed is clear (it is a fact seen at the machine); the
+// card follows the machine's next state over the WebSocket.
+async function clearBed(card) {
+  const button = card.querySelector(".clear-bed");
+  const error = card.querySelector(".bed-error");
+  button.disabled = true;
+  error.textContent = "";
+  const path = `/api/v1/makerspaces/${encodeURIComponent(currentSpace())}/equipment/${encodeURIComponent(card.dataset.equipmentId)}/clear`;
+  try {
+    await api(path, "POST");
+  } catch (e) {
+    error.textContent = e.message;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// The machines' failed prints of the week, fetched on connecting and after each failure.
+async function loadHealth() {
+  const space = currentSpace();
+  const report = await api(`/api/v1/makerspaces/${encodeURIComponent(space)}/jobs/machine-health`).catch(() => null);
+  if (!report || space !== currentSpace()) return;
+  health.clear();
+  for (const h of report.machines) health.set(h.equipment_id, h);
+  healthWindowDays = report.window_days;
+  for (const [id, card] of cards) renderHealth(card, id);
+}
+
+function renderHealth(card, equipmentId) {
+  const h = health.get(equipmentId);
+  const flagged = Boolean(h && h.flagged);
+  const line = card.querySelector(".health");
+  line.hidden = !flagged;
+  line.textContent = flagged ? `${h.failures} failed prints in ${healthWindowDays} days: check the machine` : "";
+  card.classList.toggle("flagged", flagged);
 }
 
 // The loaded spools (slot, colour swatch, material, grams left), and the trays a printer
