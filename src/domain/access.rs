@@ -185,6 +185,15 @@ impl Principal {
         }
     }
 
+    /// See the service orders offered to a makerspace: those who answer them, and the
+    /// platform's admins.
+    pub fn can_read_offers(&self, makerspace_id: &str) -> Decision {
+        if self.reads_everything() {
+            return Decision::Allow;
+        }
+        self.can_answer_offers(makerspace_id)
+    }
+
     /// Whether listings should include this makerspace.
     pub fn lists_space(&self, makerspace_id: &str) -> bool {
         self.can_read_space(makerspace_id) == Decision::Allow
@@ -270,22 +279,23 @@ mod tests {
     #[test]
     fn the_service_endpoints() {
         use Decision::*;
-        // (role, call services, read services, answer offers of A, answer offers of B)
+        // (role, call services, read services, answer offers of A, answer offers of B, read offers of A)
         let table = [
-            (Role::SuperAdmin, Allow, Allow, Allow, Allow),
-            (Role::Admin, Forbidden, Allow, Forbidden, Forbidden),
-            (Role::MakerspaceAdmin, Forbidden, Forbidden, Allow, NotFound),
-            (Role::ServiceProvider, Forbidden, Forbidden, Allow, NotFound),
-            (Role::Member, Forbidden, Forbidden, Forbidden, NotFound),
-            (Role::StoreCustomer, Forbidden, Forbidden, NotFound, NotFound),
-            (Role::Service, Allow, Allow, NotFound, NotFound),
+            (Role::SuperAdmin, Allow, Allow, Allow, Allow, Allow),
+            (Role::Admin, Forbidden, Allow, Forbidden, Forbidden, Allow),
+            (Role::MakerspaceAdmin, Forbidden, Forbidden, Allow, NotFound, Allow),
+            (Role::ServiceProvider, Forbidden, Forbidden, Allow, NotFound, Allow),
+            (Role::Member, Forbidden, Forbidden, Forbidden, NotFound, Forbidden),
+            (Role::StoreCustomer, Forbidden, Forbidden, NotFound, NotFound, NotFound),
+            (Role::Service, Allow, Allow, NotFound, NotFound, NotFound),
         ];
-        for (role, call, read, answer_a, answer_b) in table {
+        for (role, call, read, answer_a, answer_b, read_offers) in table {
             let p = who(role, &["a"]);
             assert_eq!(p.can_call_services(), call, "{role:?} call services");
             assert_eq!(p.can_read_services(), read, "{role:?} read services");
             assert_eq!(p.can_answer_offers("a"), answer_a, "{role:?} answer offers of a");
             assert_eq!(p.can_answer_offers("b"), answer_b, "{role:?} answer offers of b");
+            assert_eq!(p.can_read_offers("a"), read_offers, "{role:?} read offers of a");
         }
         assert_eq!(Role::parse("service"), Some(Role::Service));
     }

@@ -212,6 +212,19 @@ pub struct OfferAnswerView {
     pub jobs: Vec<JobView>,
 }
 
+/// An order offered to a provider, as the provider sees it: what it is asked to make.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OfferView {
+    pub service_order_id: String,
+    pub service_type: ServiceType,
+    pub copies: u32,
+    /// Its jobs in the provider's queue, `offered`: accept or reject any one of them.
+    pub jobs: Vec<JobView>,
+    pub offered_at: Option<DateTime<Utc>>,
+    /// When the offer counts as refused if not answered.
+    pub offer_expires_at: Option<DateTime<Utc>>,
+}
+
 /// The order's file, read once.
 struct OrderFile {
     kind: FileKind,
@@ -437,6 +450,30 @@ pub async fn get(svc: &Services, caller: &Principal, id: &str) -> Result<Service
         return Err(ServiceOrderError::NotFound);
     }
     Ok(view(svc, order).await?)
+}
+
+/// The orders offered to a makerspace now, for those who answer its offers and the
+/// platform's admins.
+pub async fn offers(svc: &Services, caller: &Principal, space_id: &str) -> Result<Vec<OfferView>, ServiceOrderError> {
+    space_for(svc, caller.can_read_offers(space_id), space_id).await?;
+    let mut offers = Vec::new();
+    for order in svc.store.offers_to(space_id).await? {
+        let request: ServiceOrderRequest = serde_json::from_value(order.request.clone())
+            .map_err(|e| StoreError::Corrupt(format!("service_orders.request: {e}")))?;
+        let mut jobs = Vec::with_capacity(order.job_ids.len());
+        for id in &order.job_ids {
+            jobs.extend(svc.store.get_job(space_id, id).await?.map(JobView::from));
+        }
+        offers.push(OfferView {
+            service_order_id: order.id,
+            service_type: request.service_type,
+            copies: request.copies(),
+            jobs,
+            offered_at: order.offered_at,
+            offer_expires_at: order.offer_expires_at,
+        });
+    }
+    Ok(offers)
 }
 
 /// The open offer a provider's job belongs to, for a caller who may answer the space's offers.

@@ -278,6 +278,20 @@ impl Store {
             .collect()
     }
 
+    /// The orders offered to a makerspace now, oldest offer first.
+    pub async fn offers_to(&self, makerspace_id: &str) -> Result<Vec<ServiceOrderRecord>, StoreError> {
+        let rows: Vec<OrderRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {ORDER_COLUMNS} FROM service_orders WHERE status = 'offered' AND makerspace_id = $1
+                 ORDER BY offered_at, id"
+            )))
+            .bind(makerspace_id)
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter().map(ServiceOrderRecord::try_from).collect()
+    }
+
     /// Orders whose current offer was not answered by `now`, oldest deadline first.
     pub async fn lapsed_offers(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<ServiceOrderRecord>, StoreError> {
         let rows: Vec<OrderRow> = with_pool!(self, pool => {
@@ -311,7 +325,7 @@ impl Store {
     /// moves the offered jobs (accepted: `queued`; otherwise `refused`), makes the next offer
     /// or marks the order unroutable, and appends the history, in one transaction. `None`: the
     /// offer was decided meanwhile (or the order does not exist), nothing written. Otherwise
-    /// the order as it is now, the jobs moved, and the jobs of the new offer.
+    /// the order as it is now and the jobs moved (those of the next offer are the decision's).
     pub async fn decide_offer(
         &self,
         decision: &OfferDecision,

@@ -18,7 +18,8 @@ use crate::domain::service_orders::{OrderEvent, ServiceOrderStatus};
 use crate::services::job_intake::Upload;
 use crate::services::providers::{self, AvailableQuery, ProviderList, ProviderView, ServiceCapacity, MAX_CAPACITY};
 use crate::services::service_orders::{
-    self, OfferAnswerView, OrderEventView, OrderJobView, OrderPreferences, ServiceOrderRequest, ServiceOrderView,
+    self, OfferAnswerView, OfferView, OrderEventView, OrderJobView, OrderPreferences, ServiceOrderRequest,
+    ServiceOrderView,
 };
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -28,7 +29,7 @@ use crate::web::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
-    paths(upload, route, get_order, available, accept, reject),
+    paths(upload, route, get_order, available, offers, accept, reject),
     components(schemas(
         FileUpload,
         UploadedFile,
@@ -46,6 +47,7 @@ use crate::web::AppState;
         NoProviderBody,
         OfferAnswer,
         OfferAnswerView,
+        OfferView,
         ProviderList,
         ProviderView,
         ServiceCapacity,
@@ -60,6 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/jobs/route-service-order", web::post().to(route))
         .route("/service-orders/{service_order_id}", web::get().to(get_order))
         .route("/providers/available", web::get().to(available))
+        .route("/makerspaces/{makerspace_id}/offers", web::get().to(offers))
         .route("/makerspaces/{makerspace_id}/jobs/{job_id}/accept", web::post().to(accept))
         .route("/makerspaces/{makerspace_id}/jobs/{job_id}/reject", web::post().to(reject));
 }
@@ -91,8 +94,8 @@ pub struct NoProviderBody {
     pub detail: String,
     pub status_code: u16,
     pub error_type: String,
-    /// Each provider, and why it is not offered the order.
-    pub providers: Vec<ProviderRefusal>,
+    /// With `no_provider`: each provider, and why it is not offered the order.
+    pub providers: Option<Vec<ProviderRefusal>>,
 }
 
 /// A provider's answer to an offer.
@@ -212,6 +215,19 @@ pub async fn available(
         capacity: params.capacity,
     };
     Ok(HttpResponse::Ok().json(providers::available(&state, &caller, &query).await?))
+}
+
+#[utoipa::path(get, path = "/api/v1/makerspaces/{makerspace_id}/offers", tag = "service orders",
+    params(("makerspace_id" = String, Path)),
+    responses((status = 200, description = "the service orders offered to the space now, oldest first", body = [OfferView]),
+              (status = 403, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn offers(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(service_orders::offers(&state, &caller, &path.into_inner()).await?))
 }
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/accept", tag = "service orders",

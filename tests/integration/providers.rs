@@ -244,9 +244,17 @@ async fn a_service_order_is_offered_refused_passed_on_accepted_and_printed() {
     assert_eq!(passed["history"][1]["reason"], "our printers are booked");
     ws_until(&mut ws_a, |m| m["type"] == "job" && m["job"]["status"] == "offered").await;
 
-    // prov-a's service provider accepts: both copies join its queue, and a1 prints one.
-    let offered_a: Vec<String> =
-        passed["job_ids"].as_array().expect("job ids").iter().map(|j| j.as_str().unwrap().to_string()).collect();
+    // prov-a's service provider finds the offer, accepts it: both copies join its queue, and
+    // a1 prints one.
+    let (status, offers) = t.get("/api/v1/makerspaces/prov-a/offers", Some(&provider_a)).await;
+    assert_eq!((status, offers.as_array().map(Vec::len)), (200, Some(1)), "{offers}");
+    assert_eq!((offers[0]["service_order_id"].as_str(), offers[0]["copies"].as_i64()), (Some("so-1"), Some(2)));
+    let offered_a = ids(&offers[0]["jobs"]);
+    assert_eq!(json!(offered_a), passed["job_ids"]);
+    let (status, _) = t.get("/api/v1/makerspaces/prov-b/offers", Some(&member_b)).await;
+    assert_eq!(status, 403);
+    let (_, none) = t.get("/api/v1/makerspaces/prov-b/offers", Some(&admin_b)).await;
+    assert_eq!(none, json!([]), "prov-b refused it");
     let (status, accepted) =
         t.post(&format!("/api/v1/makerspaces/prov-a/jobs/{}/accept", offered_a[0]), &provider_a, json!(null)).await;
     assert_eq!(status, 200, "{accepted}");

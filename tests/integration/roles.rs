@@ -83,6 +83,9 @@ enum Rule {
     ServiceCall,
     /// Reading providers and service orders: services, admin and super_admin.
     ServiceRead,
+    /// The offers to a space: those who answer them (the space's makerspace_admins and service
+    /// providers), admin and super_admin; the space's members 403.
+    OfferRead,
     /// Answering an offer: the space's makerspace_admins and service providers and
     /// super_admin get past the door, then 409 (the fixture's job is queued, not offered);
     /// others who see the space 403.
@@ -115,6 +118,8 @@ impl Rule {
             (_, SuperAdmin) => 2,
             // A service is no person of any makerspace.
             (_, StoreCustomer | OtherSpaceAdmin | Service) => 404,
+            (Rule::OfferRead, SpaceAdmin | ServiceProvider | Admin) => 2,
+            (Rule::OfferRead, _) => 403,
             (Rule::OfferAnswerThenConflict, SpaceAdmin | ServiceProvider) => 409,
             (Rule::OfferAnswerThenConflict, _) => 403,
             (Rule::SpaceRead, _) => 2,
@@ -272,6 +277,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/jobs/route-service-order", Rule::ServiceCall),
     ("GET", "/api/v1/service-orders/{service_order_id}", Rule::ServiceRead),
     ("GET", "/api/v1/providers/available", Rule::ServiceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/offers", Rule::OfferRead),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/accept", Rule::OfferAnswerThenConflict),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/reject", Rule::OfferAnswerThenConflict),
 ];
