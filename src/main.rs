@@ -29,7 +29,8 @@ enum Command {
         /// The user id (`sub`).
         #[arg(long)]
         sub: String,
-        /// A role: super_admin, admin, makerspace_admin, service_provider, member, store_customer.
+        /// A role: super_admin, admin, makerspace_admin, service_provider, member, store_customer,
+        /// service (another service, such as the MakrX Store).
         #[arg(long, value_parser = parse_role)]
         role: Vec<Role>,
         /// A makerspace the user belongs to (repeatable).

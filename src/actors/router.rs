@@ -17,6 +17,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::actors::machine::MachineView;
 use crate::domain::job_files::facts::FileFacts;
 use crate::domain::job_lifecycle::JobStatus;
 use crate::domain::machine::MachineState;
@@ -175,13 +176,19 @@ async fn machine_facts(svc: &Services, equipment_id: &str, now: DateTime<Utc>) -
     let record = svc.store.get_equipment(equipment_id).await.ok()??;
     let view = svc.fleet.view(&record.makerspace_id, equipment_id).await.ok()?;
     let bookings = svc.store.holding_of(equipment_id, now, now + BOOKINGS_AHEAD).await.ok()?;
-    let (build_volume_mm, nozzle_mm, tags) = capabilities(&record);
+    Some(facts_of(&record, &view, bookings.into_iter().map(|(start, end)| Booking { start, end }).collect()))
+}
+
+/// A machine's facts for routing, from its record, its live view and its bookings near now
+/// (also what the provider choice judges a service order's makerspaces by).
+pub fn facts_of(record: &EquipmentRecord, view: &MachineView, bookings: Vec<Booking>) -> MachineFacts {
+    let (build_volume_mm, nozzle_mm, tags) = capabilities(record);
     let trays = view.loadout.as_ref().map(|l| l.trays.as_slice()).unwrap_or(&[]);
     // A machine waiting for its bed to be cleared is idle otherwise: the reason it waits is
     // the bed, and that is what the job's wait reasons say.
     let bed_clear = view.state != MachineState::AwaitingClear;
     let state = if bed_clear { view.state } else { MachineState::Idle };
-    Some(MachineFacts {
+    MachineFacts {
         machine_id: record.id.clone(),
         makerspace_id: record.makerspace_id.clone(),
         provider: false,
@@ -192,8 +199,8 @@ async fn machine_facts(svc: &Services, equipment_id: &str, now: DateTime<Utc>) -
         nozzle_mm: view.loadout.as_ref().and_then(|l| l.nozzle_diameter_mm).or(nozzle_mm),
         build_volume_mm,
         tags,
-        bookings: bookings.into_iter().map(|(start, end)| Booking { start, end }).collect(),
-    })
+        bookings,
+    }
 }
 
 /// A makerspace's staggered starts, from its settings: `{"jobs": {"stagger_max_starts": N,
@@ -232,6 +239,10 @@ impl Router {
     }
 
     async fn queue(&mut self, job: &JobRecord) {
+        if job.status != JobStatus::Queued {
+            // An offered job waits for its provider's answer; anything else is not queued.
+            return;
+        }
         let file = self.file(&job.file_sha256).await;
         self.state.job_queued(queued(job, file.as_ref()));
     }

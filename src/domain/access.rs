@@ -18,6 +18,9 @@ pub enum Role {
     ServiceProvider,
     Member,
     StoreCustomer,
+    /// Another service calling makrcave (the MakrX Store): only the service endpoints (service
+    /// orders, file uploads, providers); everywhere else it is refused as a store customer is.
+    Service,
 }
 
 impl Role {
@@ -29,6 +32,7 @@ impl Role {
             "service_provider" => Some(Self::ServiceProvider),
             "member" | "user" | "maker" => Some(Self::Member),
             "store_customer" => Some(Self::StoreCustomer),
+            "service" => Some(Self::Service),
             _ => None,
         }
     }
@@ -41,6 +45,7 @@ impl Role {
             Self::ServiceProvider => "service_provider",
             Self::Member => "member",
             Self::StoreCustomer => "store_customer",
+            Self::Service => "service",
         }
     }
 }
@@ -145,6 +150,50 @@ impl Principal {
         self.can_manage_space(makerspace_id)
     }
 
+    /// Call the service-to-service endpoints (route a service order, upload its file): a
+    /// service, and super_admin.
+    pub fn can_call_services(&self) -> Decision {
+        if self.has(Role::Service) || self.has(Role::SuperAdmin) {
+            Decision::Allow
+        } else {
+            Decision::Forbidden
+        }
+    }
+
+    /// Read the providers and the service orders: the services, and the platform's admins
+    /// (`admin` reads across, as everywhere).
+    pub fn can_read_services(&self) -> Decision {
+        if self.has(Role::Service) || self.reads_everything() {
+            Decision::Allow
+        } else {
+            Decision::Forbidden
+        }
+    }
+
+    /// Accept or refuse the service orders offered to a makerspace: its makerspace_admins and
+    /// service providers, and super_admin.
+    pub fn can_answer_offers(&self, makerspace_id: &str) -> Decision {
+        if self.has(Role::SuperAdmin)
+            || self.has_in_space(makerspace_id, Role::MakerspaceAdmin)
+            || self.has_in_space(makerspace_id, Role::ServiceProvider)
+        {
+            return Decision::Allow;
+        }
+        match self.can_read_space(makerspace_id) {
+            Decision::Allow => Decision::Forbidden,
+            other => other,
+        }
+    }
+
+    /// See the service orders offered to a makerspace: those who answer them, and the
+    /// platform's admins.
+    pub fn can_read_offers(&self, makerspace_id: &str) -> Decision {
+        if self.reads_everything() {
+            return Decision::Allow;
+        }
+        self.can_answer_offers(makerspace_id)
+    }
+
     /// Whether listings should include this makerspace.
     pub fn lists_space(&self, makerspace_id: &str) -> bool {
         self.can_read_space(makerspace_id) == Decision::Allow
@@ -201,6 +250,7 @@ mod tests {
             (Role::ServiceProvider, Allow, Forbidden, NotFound, NotFound, Forbidden),
             (Role::Member, Allow, Forbidden, NotFound, NotFound, Forbidden),
             (Role::StoreCustomer, NotFound, NotFound, NotFound, NotFound, Forbidden),
+            (Role::Service, NotFound, NotFound, NotFound, NotFound, Forbidden),
         ];
         for (role, read_a, manage_a, read_b, manage_b, admin) in table {
             let p = who(role, &["a"]);
@@ -219,10 +269,35 @@ mod tests {
             (Role::ServiceProvider, Decision::Forbidden),
             (Role::Member, Decision::Forbidden),
             (Role::StoreCustomer, Decision::NotFound),
+            (Role::Service, Decision::NotFound),
         ];
         for (role, read_members) in table {
             assert_eq!(who(role, &["a"]).can_read_members("a"), read_members, "{role:?} read members");
         }
+    }
+
+    #[test]
+    fn the_service_endpoints() {
+        use Decision::*;
+        // (role, call services, read services, answer offers of A, answer offers of B, read offers of A)
+        let table = [
+            (Role::SuperAdmin, Allow, Allow, Allow, Allow, Allow),
+            (Role::Admin, Forbidden, Allow, Forbidden, Forbidden, Allow),
+            (Role::MakerspaceAdmin, Forbidden, Forbidden, Allow, NotFound, Allow),
+            (Role::ServiceProvider, Forbidden, Forbidden, Allow, NotFound, Allow),
+            (Role::Member, Forbidden, Forbidden, Forbidden, NotFound, Forbidden),
+            (Role::StoreCustomer, Forbidden, Forbidden, NotFound, NotFound, NotFound),
+            (Role::Service, Allow, Allow, NotFound, NotFound, NotFound),
+        ];
+        for (role, call, read, answer_a, answer_b, read_offers) in table {
+            let p = who(role, &["a"]);
+            assert_eq!(p.can_call_services(), call, "{role:?} call services");
+            assert_eq!(p.can_read_services(), read, "{role:?} read services");
+            assert_eq!(p.can_answer_offers("a"), answer_a, "{role:?} answer offers of a");
+            assert_eq!(p.can_answer_offers("b"), answer_b, "{role:?} answer offers of b");
+            assert_eq!(p.can_read_offers("a"), read_offers, "{role:?} read offers of a");
+        }
+        assert_eq!(Role::parse("service"), Some(Role::Service));
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! A job in makrcave's queue (issue 12): what it needs of a machine, and the statuses it moves
 //! through. `queued -> assigned -> sending -> printing (<-> paused) -> done | failed |
-//! cancelled`; a failed job goes back to `queued` once, for another machine.
+//! cancelled`; a failed job goes back to `queued` once, for another machine. A service order's
+//! job starts `offered` to a provider makerspace, which accepts it (`queued`) or refuses it
+//! (`refused`, also when it lets the time to answer pass).
 //!
 //! (The commands a machine takes and the events it reports are `super::jobs`: that is one
 //! machine's job; this is the queue's.)
@@ -16,6 +18,9 @@ use super::validate::{check_chars, Lines};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
+    /// A service order's job, offered to a provider makerspace that has not answered yet: the
+    /// router leaves it alone until the provider accepts it.
+    Offered,
     /// Waiting for a capable, free, cleared machine.
     Queued,
     /// The router chose a machine; the file is about to be sent (or a provider is asked).
@@ -28,10 +33,14 @@ pub enum JobStatus {
     Done,
     Failed,
     Cancelled,
+    /// The provider it was offered to refused it, or did not answer in time; the service
+    /// order goes on to the next provider with new jobs.
+    Refused,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 8] = [
+    pub const ALL: [JobStatus; 10] = [
+        Self::Offered,
         Self::Queued,
         Self::Assigned,
         Self::Sending,
@@ -40,10 +49,12 @@ impl JobStatus {
         Self::Done,
         Self::Failed,
         Self::Cancelled,
+        Self::Refused,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Offered => "offered",
             Self::Queued => "queued",
             Self::Assigned => "assigned",
             Self::Sending => "sending",
@@ -52,6 +63,7 @@ impl JobStatus {
             Self::Done => "done",
             Self::Failed => "failed",
             Self::Cancelled => "cancelled",
+            Self::Refused => "refused",
         }
     }
 
@@ -61,7 +73,7 @@ impl JobStatus {
 
     /// The job ended (a failed job may still be queued once more for another machine).
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Done | Self::Failed | Self::Cancelled)
+        matches!(self, Self::Done | Self::Failed | Self::Cancelled | Self::Refused)
     }
 
     /// A machine holds the job: it must not take another.
@@ -75,6 +87,8 @@ pub fn may_move(from: JobStatus, to: JobStatus) -> bool {
     use JobStatus::*;
     match (from, to) {
         (_, Cancelled) => !from.is_final(),
+        // A provider accepts an offer (it joins the queue) or refuses it.
+        (Offered, Queued | Refused) => true,
         (Queued, Assigned) => true,
         // Back to the queue: a refused assignment, a machine that went away, a failed send,
         // or the one retry of a failed print (its failure is logged first, against the machine).
@@ -209,6 +223,13 @@ mod tests {
             assert!(!may_move(Done, status));
             assert_eq!(may_move(Failed, status), status == Queued, "a failure is retried, nothing else");
             assert!(!may_move(Cancelled, status));
+        }
+        assert!(may_move(Offered, Queued), "an accepted offer");
+        assert!(may_move(Offered, Refused), "a refused offer");
+        assert!(!may_move(Offered, Assigned), "nothing is routed before its provider accepts it");
+        for status in JobStatus::ALL {
+            assert_eq!(may_move(status, Refused), status == Offered, "only an offer is refused");
+            assert!(!may_move(status, Offered), "nothing goes back to being offered");
         }
         assert!(!may_move(Queued, Printing), "nothing prints that was not sent");
         assert!(!may_move(Queued, Done));

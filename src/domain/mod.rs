@@ -22,10 +22,14 @@ pub mod members;
 pub mod mqtt_access;
 pub mod plug;
 pub mod pricing;
+/// Makerspaces in service-provider mode, and which of them a service order is offered to.
+pub mod providers;
 pub mod purchasing;
 /// The job router's decisions: which queued job goes to which machine, and why a job waits.
 pub mod routing;
 pub mod secrets;
+/// A service order's statuses and history.
+pub mod service_orders;
 pub mod skills;
 pub mod spools;
 pub mod validate;

@@ -42,6 +42,8 @@ pub enum JobError {
     UnknownEquipment,
     #[error("the job is {0} already: it cannot be cancelled")]
     Finished(&'static str),
+    #[error("the job is offered to this makerspace by a service order: accept or reject it instead")]
+    Offered,
     #[error(transparent)]
     Machine(#[from] JobRefusal),
     #[error(transparent)]
@@ -214,6 +216,63 @@ pub async fn may_submit(svc: &Services, caller: &Principal, space_id: &str) -> R
     Ok(())
 }
 
+/// The copies of one submission (or of one service order's offer), before they are stored:
+/// what they share. Each copy is a job of its own.
+pub struct NewBatch<'a> {
+    pub makerspace_id: String,
+    pub owner_id: String,
+    pub file_sha256: String,
+    pub file_name: String,
+    pub equipment_type: EquipmentType,
+    pub requirements: Requirements,
+    pub pinned_equipment_id: Option<String>,
+    pub priority: i32,
+    /// `queued`, or `offered` for a service order's.
+    pub status: JobStatus,
+    pub copies: u32,
+    /// The file's analysis: the estimate and the grams.
+    pub facts: &'a FileFacts,
+    pub quotes: Option<serde_json::Value>,
+    pub chosen_quote: Option<serde_json::Value>,
+}
+
+impl NewBatch<'_> {
+    /// One job per copy, in the batch `batch_id`.
+    pub fn jobs(&self, batch_id: &str, now: DateTime<Utc>) -> Vec<JobRecord> {
+        (1..=self.copies as i32)
+            .map(|copy_number| JobRecord {
+                id: new_id(),
+                makerspace_id: self.makerspace_id.clone(),
+                owner_id: self.owner_id.clone(),
+                batch_id: batch_id.to_string(),
+                copy_number,
+                copies: self.copies as i32,
+                file_sha256: self.file_sha256.clone(),
+                file_name: self.file_name.clone(),
+                equipment_type: self.equipment_type,
+                requirements: self.requirements.clone(),
+                pinned_equipment_id: self.pinned_equipment_id.clone(),
+                priority: self.priority,
+                status: self.status,
+                equipment_id: None,
+                avoid_equipment: Vec::new(),
+                attempts: 0,
+                estimated_s: self.facts.print_seconds.map(|s| s as i64),
+                grams: self.facts.filament_grams,
+                progress: None,
+                quotes: self.quotes.clone(),
+                chosen_quote: self.chosen_quote.clone(),
+                wait_reasons: None,
+                failure_reason: None,
+                created_at: now,
+                updated_at: now,
+                started_at: None,
+                finished_at: None,
+            })
+            .collect()
+    }
+}
+
 /// Queues the copies of a received file.
 pub async fn submit(
     svc: &Services,
@@ -266,39 +325,23 @@ pub async fn submit(
     };
     let quotes = quotes.and_then(|q| serde_json::to_value(q).ok());
     let chosen_quote = chosen_quote.and_then(|q| serde_json::to_value(q).ok());
-    let now = Utc::now();
+    let batch = NewBatch {
+        makerspace_id: space_id.to_string(),
+        owner_id: caller.user_id.clone(),
+        file_sha256: stored.record.sha256.clone(),
+        file_name,
+        equipment_type,
+        requirements,
+        pinned_equipment_id: spec.equipment_id.clone(),
+        priority,
+        status: JobStatus::Queued,
+        copies,
+        facts: &facts,
+        quotes,
+        chosen_quote,
+    };
     let batch_id = new_id();
-    let jobs: Vec<JobRecord> = (1..=copies as i32)
-        .map(|copy_number| JobRecord {
-            id: new_id(),
-            makerspace_id: space_id.to_string(),
-            owner_id: caller.user_id.clone(),
-            batch_id: batch_id.clone(),
-            copy_number,
-            copies: copies as i32,
-            file_sha256: stored.record.sha256.clone(),
-            file_name: file_name.clone(),
-            equipment_type,
-            requirements: requirements.clone(),
-            pinned_equipment_id: spec.equipment_id.clone(),
-            priority,
-            status: JobStatus::Queued,
-            equipment_id: None,
-            avoid_equipment: Vec::new(),
-            attempts: 0,
-            estimated_s: facts.print_seconds.map(|s| s as i64),
-            grams: facts.filament_grams,
-            progress: None,
-            quotes: quotes.clone(),
-            chosen_quote: chosen_quote.clone(),
-            wait_reasons: None,
-            failure_reason: None,
-            created_at: now,
-            updated_at: now,
-            started_at: None,
-            finished_at: None,
-        })
-        .collect();
+    let jobs = batch.jobs(&batch_id, Utc::now());
     svc.store.insert_jobs(&jobs, &caller.user_id).await?;
     tracing::info!(makerspace_id = %space_id, batch_id = %batch_id, copies, owner = %caller.user_id,
         file = %stored.record.sha256, "job submitted");
@@ -317,7 +360,7 @@ pub async fn submit(
 
 /// The makerspace's price options for a file. A file the table cannot price (no rate for the
 /// machine type, no material, a size past the table's bounds) is still queued, without quotes.
-async fn quotes_for(
+pub async fn quotes_for(
     svc: &Services,
     space_id: &str,
     equipment_type: EquipmentType,
@@ -421,6 +464,9 @@ pub async fn cancel(svc: &Services, caller: &Principal, space_id: &str, job_id: 
     }
     if job.status.is_final() {
         return Err(JobError::Finished(job.status.as_str()));
+    }
+    if job.status == JobStatus::Offered {
+        return Err(JobError::Offered);
     }
     if matches!(job.status, JobStatus::Printing | JobStatus::Paused) {
         if let Some(machine) = &job.equipment_id {

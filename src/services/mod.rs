@@ -42,6 +42,8 @@
 //!   quick-reorder payload and its optional send.
 //! - [`pricing`]: a makerspace's price table and the quotes made with it (previews, and the
 //!   quotes stored with each job at intake).
+//! - [`providers`]: makerspaces in service-provider mode and what they can make now;
+//!   [`service_orders`]: the MakrX Store's orders offered to them, accepted, refused or lapsed.
 //! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
 //!   an external Mosquitto's password and ACL files.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
@@ -70,9 +72,11 @@ pub mod makrx_store;
 pub mod members;
 pub mod pricing;
 pub mod production;
+pub mod providers;
 pub mod purchase_orders;
 pub mod purchase_receipts;
 pub mod reorders;
+pub mod service_orders;
 pub mod sessions;
 pub mod skills;
 pub mod spools;

@@ -1,6 +1,7 @@
 //! The timers that drive the booking workflows: the machines are told about the bookings
 //! starting soon, no-shows are released, finished bookings completed, and waitlist offers
-//! not taken in time expire.
+//! not taken in time expire; service orders whose provider did not answer in time go on to
+//! the next provider.
 
 use crate::logging::escaped;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{bookings, waitlist, Services};
+use super::{bookings, service_orders, waitlist, Services};
 
 /// How often the no-show and offer sweeps run.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -38,6 +39,9 @@ pub fn spawn(svc: Services, stop: CancellationToken) -> tokio::task::JoinHandle<
                     }
                     if let Err(e) = waitlist::expire_offers(&svc, Utc::now()).await {
                         tracing::warn!(error = %escaped(&e), "waitlist offer sweep failed");
+                    }
+                    if let Err(e) = service_orders::lapse_offers(&svc, Utc::now()).await {
+                        tracing::warn!(error = %escaped(&e), "service order offer sweep failed");
                     }
                 }
             }

@@ -113,14 +113,14 @@ pub struct JobQuery {
     pub offset: i64,
 }
 
-pub(super) const JOB_COLUMNS: &str =
+pub(crate) const JOB_COLUMNS: &str =
     "id, makerspace_id, owner_id, batch_id, copy_number, copies, file_sha256, file_name, \
      equipment_type, requirements, pinned_equipment_id, priority, status, equipment_id, avoid_equipment, attempts, \
      estimated_s, grams, progress, quotes, chosen_quote, wait_reasons, failure_reason, created_at, updated_at, \
      started_at, finished_at";
 
 #[derive(sqlx::FromRow)]
-pub(super) struct JobRow {
+pub(crate) struct JobRow {
     id: String,
     makerspace_id: String,
     owner_id: String,
@@ -233,9 +233,64 @@ where
     }
 }
 
-pub(super) const INSERT_TRANSITION: &str =
+pub(crate) const INSERT_TRANSITION: &str =
     "INSERT INTO job_transitions (job_id, makerspace_id, from_status, to_status, equipment_id, actor, reason, at)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+
+/// Inserts one job and its first transition (its status, by `actor`) in the transaction `$tx`.
+macro_rules! insert_job {
+    ($tx:expr, $job:expr, $actor:expr) => {{
+        let job: &$crate::store::jobs::JobRecord = $job;
+        let actor: &str = $actor;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO jobs ({}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+             $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
+            $crate::store::jobs::JOB_COLUMNS
+        )))
+        .bind(&job.id)
+        .bind(&job.makerspace_id)
+        .bind(&job.owner_id)
+        .bind(&job.batch_id)
+        .bind(job.copy_number)
+        .bind(job.copies)
+        .bind(&job.file_sha256)
+        .bind(&job.file_name)
+        .bind(job.equipment_type.as_str())
+        .bind($crate::store::to_json_text(&job.requirements))
+        .bind(&job.pinned_equipment_id)
+        .bind(job.priority)
+        .bind(job.status.as_str())
+        .bind(&job.equipment_id)
+        .bind($crate::store::to_json_text(&job.avoid_equipment))
+        .bind(job.attempts)
+        .bind(job.estimated_s)
+        .bind(job.grams.map(|g| g.0))
+        .bind(job.progress)
+        .bind(job.quotes.as_ref().map(to_json_text))
+        .bind(job.chosen_quote.as_ref().map(to_json_text))
+        .bind(job.wait_reasons.as_ref().map(to_json_text))
+        .bind(&job.failure_reason)
+        .bind(job.created_at)
+        .bind(job.updated_at)
+        .bind(job.started_at)
+        .bind(job.finished_at)
+        .execute(&mut *$tx)
+        .await
+        .map_err($crate::store::StoreError::from_write)?;
+        sqlx::query($crate::store::jobs::INSERT_TRANSITION)
+            .bind(&job.id)
+            .bind(&job.makerspace_id)
+            .bind(None::<String>)
+            .bind(job.status.as_str())
+            .bind(&job.equipment_id)
+            .bind(actor)
+            .bind(None::<String>)
+            .bind(job.created_at)
+            .execute(&mut *$tx)
+            .await?;
+    }};
+}
+pub(crate) use insert_job;
 
 impl Store {
     /// Stores a file's record; a file already stored (the same bytes) keeps its first record.
@@ -281,51 +336,7 @@ impl Store {
         with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             for job in jobs {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-                     $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)"
-                )))
-                .bind(&job.id)
-                .bind(&job.makerspace_id)
-                .bind(&job.owner_id)
-                .bind(&job.batch_id)
-                .bind(job.copy_number)
-                .bind(job.copies)
-                .bind(&job.file_sha256)
-                .bind(&job.file_name)
-                .bind(job.equipment_type.as_str())
-                .bind(to_json_text(&job.requirements))
-                .bind(&job.pinned_equipment_id)
-                .bind(job.priority)
-                .bind(job.status.as_str())
-                .bind(&job.equipment_id)
-                .bind(to_json_text(&job.avoid_equipment))
-                .bind(job.attempts)
-                .bind(job.estimated_s)
-                .bind(job.grams.map(|g| g.0))
-                .bind(job.progress)
-                .bind(job.quotes.as_ref().map(to_json_text))
-                .bind(job.chosen_quote.as_ref().map(to_json_text))
-                .bind(job.wait_reasons.as_ref().map(to_json_text))
-                .bind(&job.failure_reason)
-                .bind(job.created_at)
-                .bind(job.updated_at)
-                .bind(job.started_at)
-                .bind(job.finished_at)
-                .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from_write)?;
-                sqlx::query(INSERT_TRANSITION)
-                    .bind(&job.id)
-                    .bind(&job.makerspace_id)
-                    .bind(None::<String>)
-                    .bind(job.status.as_str())
-                    .bind(&job.equipment_id)
-                    .bind(actor)
-                    .bind(None::<String>)
-                    .bind(job.created_at)
-                    .execute(&mut *tx)
-                    .await?;
+                insert_job!(tx, job, actor);
             }
             tx.commit().await?;
         });

@@ -21,6 +21,7 @@ pub mod plans;
 pub mod price_tables;
 pub mod purchase_orders;
 pub mod reservations;
+pub mod service_orders;
 pub mod skills;
 pub mod spools;
 pub mod stock_alerts;

@@ -2,7 +2,7 @@
 //! arrives, the `spec` a small JSON text), then lists, one job with its analysis, history and
 //! why it waits, and cancels. The workflows are [`crate::services::jobs`]'.
 
-use actix_multipart::{Multipart, MultipartError};
+use actix_multipart::Multipart;
 use actix_web::{web, HttpResponse};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,7 @@ use crate::services::job_intake::Upload;
 use crate::services::jobs::{self, JobDetail, JobFilter, JobSpec, JobTransitionView, JobView, QuoteChoice, Submission};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
+use crate::web::multipart::multipart_error;
 use crate::web::paging::{Page, PageInfo};
 use crate::web::AppState;
 
@@ -82,18 +83,6 @@ pub struct JobListQuery {
     pub page: Option<i64>,
     #[param(minimum = 1, maximum = 200)]
     pub page_size: Option<i64>,
-}
-
-fn multipart_error(err: MultipartError) -> ApiError {
-    match err {
-        MultipartError::ContentTypeMissing
-        | MultipartError::ContentTypeParse
-        | MultipartError::ContentTypeIncompatible
-        | MultipartError::BoundaryMissing => {
-            ApiError::UnsupportedMediaType("send the job as multipart/form-data with the parts file and spec".into())
-        }
-        other => ApiError::BadRequest(format!("the multipart body cannot be read: {other}")),
-    }
 }
 
 /// Keeps a file name readable and harmless: no path, no control characters, at most

@@ -103,6 +103,16 @@ fn check_timezone(tz: &str) -> Result<(), ApiError> {
     }
 }
 
+/// Checks the settings sections makrcave reads: the booking rules and the provider mode.
+fn check_settings(settings: &mut serde_json::Value) -> Result<(), ApiError> {
+    settings_section(settings, "booking")?;
+    settings_section(settings, "provider")?;
+    check_object("settings", settings)?;
+    crate::domain::booking::BookingRules::from_settings(settings).map_err(ApiError::Validation)?;
+    crate::domain::providers::ProviderSettings::from_settings(settings).map_err(ApiError::Validation)?;
+    Ok(())
+}
+
 #[utoipa::path(post, path = "/api/v1/makerspaces", tag = "makerspaces", request_body = MakerspaceCreate,
     responses((status = 201, body = MakerspaceResponse), (status = 403, body = crate::web::ErrorBody),
               (status = 409, body = crate::web::ErrorBody), (status = 422, body = crate::web::ErrorBody)),
@@ -129,9 +139,7 @@ pub async fn create(
     let currency = body.currency.unwrap_or_else(|| "USD".into());
     check_currency(&currency)?;
     let mut settings = body.settings.unwrap_or_else(|| serde_json::json!({}));
-    settings_section(&mut settings, "booking")?;
-    check_object("settings", &settings)?;
-    crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
+    check_settings(&mut settings)?;
     let now = Utc::now();
     let record = MakerspaceRecord {
         id,
@@ -214,9 +222,7 @@ pub async fn update(
         record.currency = currency;
     }
     if let Some(mut settings) = body.settings {
-        settings_section(&mut settings, "booking")?;
-        check_object("settings", &settings)?;
-        crate::domain::booking::BookingRules::from_settings(&settings).map_err(ApiError::Validation)?;
+        check_settings(&mut settings)?;
         record.settings = settings;
     }
     record.updated_at = Utc::now();

@@ -20,12 +20,14 @@ pub mod makerspaces;
 pub mod member_csv;
 pub mod members;
 pub mod mqtt_credentials;
+pub mod multipart;
 pub mod openapi;
 pub mod ops;
 pub mod pages;
 pub mod paging;
 pub mod plans;
 pub mod pricing;
+pub mod providers;
 pub mod purchase_orders;
 pub mod rate_limit;
 pub mod reservations;
@@ -143,6 +145,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(machine_health::routes)
                 .configure(job_priority::routes)
                 .configure(jobs::routes)
+                .configure(providers::routes)
                 .configure(member_routes)
                 .configure(skills::routes)
                 .configure(kiosk::routes)

@@ -87,6 +87,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::inventory_csv::InventoryCsvApi::openapi());
     doc.merge(crate::web::bom::BomApi::openapi());
     doc.merge(crate::web::pricing::PricingApi::openapi());
+    doc.merge(crate::web::providers::ProvidersApi::openapi());
     doc
 }
 

@@ -20,7 +20,9 @@ use crate::services::kiosk::KioskError;
 use crate::services::machines::MachineError;
 use crate::services::members::MemberError;
 use crate::services::pricing::PricingError;
+use crate::services::providers::ProviderError;
 use crate::services::reorders::ReorderError;
+use crate::services::service_orders::ServiceOrderError;
 use crate::services::sessions::SessionError;
 use crate::services::skills::SkillError;
 use crate::services::spools::SpoolError;
@@ -384,6 +386,7 @@ impl From<JobError> for ApiError {
             JobError::InvalidSpec(_) => ApiError::Validation(detail),
             JobError::UnknownEquipment => ApiError::refused_with(422, detail, "unknown_equipment", json!({})),
             JobError::Finished(status) => ApiError::conflict_with(detail, "job_finished", json!({ "status": status })),
+            JobError::Offered => ApiError::Conflict { detail, error_type: "job_offered" },
             JobError::Machine(refusal) => ApiError::Conflict { detail, error_type: refusal.code() },
             JobError::Store(e) => e.into(),
         }
@@ -433,6 +436,37 @@ impl From<PricingError> for ApiError {
                 ApiError::Refused { status: 422, detail, error_type }
             }
             PricingError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ProviderError> for ApiError {
+    fn from(err: ProviderError) -> ApiError {
+        match err {
+            ProviderError::Forbidden(why) => ApiError::Forbidden(why.into()),
+            ProviderError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ServiceOrderError> for ApiError {
+    fn from(err: ServiceOrderError) -> ApiError {
+        let detail = err.to_string();
+        match err {
+            ServiceOrderError::Access(e) => e.into(),
+            ServiceOrderError::Forbidden(why) => ApiError::Forbidden(why.into()),
+            ServiceOrderError::NotFound => ApiError::not_found("service order"),
+            ServiceOrderError::JobNotFound => ApiError::not_found("job"),
+            ServiceOrderError::Invalid(_) => ApiError::Validation(detail),
+            ServiceOrderError::UnknownFile(_) => ApiError::refused_with(422, detail, "unknown_file", json!({})),
+            ServiceOrderError::Conflict(_) => ApiError::Conflict { detail, error_type: "conflict" },
+            ServiceOrderError::NoProvider(providers) => {
+                ApiError::refused_with(422, detail, "no_provider", json!({ "providers": providers }))
+            }
+            ServiceOrderError::NotOffered(status) => {
+                ApiError::conflict_with(detail, "not_offered", json!({ "status": status }))
+            }
+            ServiceOrderError::Store(e) => e.into(),
         }
     }
 }

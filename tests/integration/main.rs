@@ -30,6 +30,7 @@ mod ops;
 mod pages;
 mod plugs;
 mod pricing;
+mod providers;
 mod reorders;
 mod reservations;
 mod reserved;

@@ -22,9 +22,11 @@ enum Who {
     OtherSpaceAdmin,
     Admin,
     SuperAdmin,
+    /// Another service (the MakrX Store), with the `service` role.
+    Service,
 }
 
-const EVERYONE: [Who; 8] = [
+const EVERYONE: [Who; 9] = [
     Who::Guest,
     Who::StoreCustomer,
     Who::Member,
@@ -33,6 +35,7 @@ const EVERYONE: [Who; 8] = [
     Who::OtherSpaceAdmin,
     Who::Admin,
     Who::SuperAdmin,
+    Who::Service,
 ];
 
 /// The access rules of the documents.
@@ -75,6 +78,18 @@ enum Rule {
     OwnerRead,
     /// As `OwnerRead`, to change it: the platform's `admin` only reads (403).
     OwnerManage,
+    /// The service-to-service calls (route a service order, upload its file): services and
+    /// super_admin; every person else 403.
+    ServiceCall,
+    /// Reading providers and service orders: services, admin and super_admin.
+    ServiceRead,
+    /// The offers to a space: those who answer them (the space's makerspace_admins and service
+    /// providers), admin and super_admin; the space's members 403.
+    OfferRead,
+    /// Answering an offer: the space's makerspace_admins and service providers and
+    /// super_admin get past the door, then 409 (the fixture's job is queued, not offered);
+    /// others who see the space 403.
+    OfferAnswerThenConflict,
 }
 
 impl Rule {
@@ -87,14 +102,26 @@ impl Rule {
             (_, Guest) => 401,
             (Rule::SignedIn, _) => 2,
             (Rule::WebSocket, _) => 400,
+            (Rule::ServiceCall, Service | SuperAdmin) => 2,
+            (Rule::ServiceCall, _) => 403,
+            (Rule::ServiceRead, Service | Admin | SuperAdmin) => 2,
+            (Rule::ServiceRead, _) => 403,
             (Rule::Platform, SuperAdmin) => 2,
             (Rule::Platform, _) => 403,
             (
-                Rule::SpaceReadThenConflict | Rule::SpaceManageThenConflict | Rule::SpaceMemberThenConflict,
+                Rule::SpaceReadThenConflict
+                | Rule::SpaceManageThenConflict
+                | Rule::SpaceMemberThenConflict
+                | Rule::OfferAnswerThenConflict,
                 SuperAdmin,
             ) => 409,
             (_, SuperAdmin) => 2,
-            (_, StoreCustomer | OtherSpaceAdmin) => 404,
+            // A service is no person of any makerspace.
+            (_, StoreCustomer | OtherSpaceAdmin | Service) => 404,
+            (Rule::OfferRead, SpaceAdmin | ServiceProvider | Admin) => 2,
+            (Rule::OfferRead, _) => 403,
+            (Rule::OfferAnswerThenConflict, SpaceAdmin | ServiceProvider) => 409,
+            (Rule::OfferAnswerThenConflict, _) => 403,
             (Rule::SpaceRead, _) => 2,
             (Rule::SpaceReadThenConflict, _) => 409,
             (Rule::SpaceManageThenConflict, SpaceAdmin) => 409,
@@ -248,6 +275,14 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
     ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),
+    // Service orders (the MakrX Store's) and the providers they go to.
+    ("POST", "/api/v1/jobs/upload", Rule::ServiceCall),
+    ("POST", "/api/v1/jobs/route-service-order", Rule::ServiceCall),
+    ("GET", "/api/v1/service-orders/{service_order_id}", Rule::ServiceRead),
+    ("GET", "/api/v1/providers/available", Rule::ServiceRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/offers", Rule::OfferRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/accept", Rule::OfferAnswerThenConflict),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/reject", Rule::OfferAnswerThenConflict),
 ];
 
 /// A makerspace with one of everything, for one call.
@@ -288,12 +323,20 @@ struct Fixture {
     free_spool: String,
     /// A queued job of the space's member ("member").
     job: String,
+    /// The SHA-256 of that job's file.
+    file_sha256: String,
+    /// A service order of the service ("service"), offered to a provider (every fixture's
+    /// space is one).
+    service_order: String,
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let root = t.super_admin();
     let space = format!("space-{n}");
     t.makerspace(&space).await;
+    let provider = json!({"provider": {"enabled": true, "service_types": ["3d_printing"]}});
+    let (status, updated) = t.put(&format!("/api/v1/makerspaces/{space}"), &root, json!({"settings": provider})).await;
+    assert_eq!(status, 200, "{updated}");
     t.machine(&space, &format!("eq-{n}"), json!({})).await;
     let base = format!("/api/v1/makerspaces/{space}/members");
     let mut members = Vec::new();
@@ -398,8 +441,15 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let (status, submitted) =
         crate::job_queue::submit(t, &member, &space, "part.gcode", &crate::job_queue::sliced_gcode("1"), None).await;
     assert_eq!(status, 201, "{submitted}");
+    let file_sha256 = submitted["file_sha256"].as_str().expect("file sha256").to_string();
+    let service = t.token("service", Role::Service, &[]);
+    let order = json!({"service_order_id": format!("so-fixture-{n}"), "file_sha256": file_sha256, "service_type": "3d_printing"});
+    let (status, routed) = t.post("/api/v1/jobs/route-service-order", &service, order).await;
+    assert_eq!(status, 201, "{routed}");
     Fixture {
         job: submitted["jobs"][0]["id"].as_str().expect("job id").to_string(),
+        file_sha256,
+        service_order: routed["service_order_id"].as_str().expect("service order id").to_string(),
         item,
         spool: spools[0].clone(),
         free_spool: spools[1].clone(),
@@ -435,6 +485,7 @@ fn token(t: &TestApp, who: Who, space: &str) -> Option<String> {
         Who::OtherSpaceAdmin => (Role::MakerspaceAdmin, vec!["elsewhere"]),
         Who::Admin => (Role::Admin, vec![]),
         Who::SuperAdmin => (Role::SuperAdmin, vec![]),
+        Who::Service => (Role::Service, vec![]),
     };
     Some(t.token(&format!("{who:?}").to_lowercase(), role, &spaces))
 }
@@ -522,6 +573,9 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
             json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }
+        ("POST", "/api/v1/jobs/route-service-order") => {
+            json!({"service_order_id": format!("so-{unique}"), "file_sha256": f.file_sha256, "service_type": "3d_printing"})
+        }
         _ => return None,
     })
 }
@@ -549,6 +603,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{po_id}", purchase_order)
         .replace("{spool_id}", &f.spool)
         .replace("{job_id}", &f.job)
+        .replace("{service_order_id}", &f.service_order)
 }
 
 #[actix_web::test]
@@ -601,7 +656,9 @@ async fn every_endpoint_answers_every_role_as_the_matrix_says() {
                 req = req
                     .header("content-type", "text/csv")
                     .body(format!("name,category,unit\nImported {n},tool,piece\n"));
-            } else if *path == "/api/v1/makerspaces/{makerspace_id}/jobs" && *method == "POST" {
+            } else if (*path == "/api/v1/makerspaces/{makerspace_id}/jobs" && *method == "POST")
+                || *path == "/api/v1/jobs/upload"
+            {
                 let (content_type, body) =
                     crate::job_queue::form("part.gcode", &crate::job_queue::sliced_gcode("1"), None);
                 req = req.header("content-type", content_type).body(body);
