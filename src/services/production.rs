@@ -111,6 +111,9 @@ pub async fn on_machine_event(
     let now = Utc::now();
     let ends = matches!(event, JobEvent::JobFinished | JobEvent::JobFailed { .. } | JobEvent::JobCancelled);
     let Some(job) = job else {
+        if let JobEvent::JobStarted { file } = event {
+            cancel_if_cancelled_while_sent(svc, makerspace_id, equipment_id, file.as_deref()).await?;
+        }
         // A print started by hand, or a job already cancelled from makrcave: nothing of ours
         // to move, but the machine is free of it.
         if ends {
@@ -149,6 +152,33 @@ pub async fn on_machine_event(
     }
     if ends {
         svc.router.release(equipment_id);
+    }
+    Ok(())
+}
+
+/// A job cancelled while its file was on its way starts all the same once the machine has it;
+/// the machine's report of that start is when makrcave can stop it. A start of the file last
+/// sent to the machine, for a job cancelled in the last ten minutes, is cancelled on the
+/// machine (a print someone started by hand names another file, or comes later).
+async fn cancel_if_cancelled_while_sent(
+    svc: &Services,
+    makerspace_id: &str,
+    equipment_id: &str,
+    file: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(last) = svc.store.last_job_on_machine(equipment_id).await? else { return Ok(()) };
+    let recent = Utc::now() - last.updated_at < chrono::Duration::minutes(10);
+    let same_file = file.is_none_or(|f| f.rsplit(['/', '\\']).next() == Some(last.file_name.as_str()));
+    if last.status != JobStatus::Cancelled || !recent || !same_file || last.makerspace_id != makerspace_id {
+        return Ok(());
+    }
+    tracing::info!(job_id = %last.id, equipment_id, "a job cancelled while it was sent started: cancelling it on the machine");
+    match svc.fleet.control(makerspace_id, equipment_id, JobCommand::Cancel).await {
+        Ok(Ok(())) => {}
+        Ok(Err(refusal)) => {
+            tracing::warn!(job_id = %last.id, equipment_id, %refusal, "the machine did not take the cancel of a cancelled job")
+        }
+        Err(_) => tracing::warn!(job_id = %last.id, equipment_id, "the machine of a cancelled job is gone"),
     }
     Ok(())
 }

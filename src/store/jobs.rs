@@ -384,6 +384,19 @@ impl Store {
         rows.into_iter().map(JobRecord::try_from).collect()
     }
 
+    /// The job last sent to a machine, whatever its status now.
+    pub async fn last_job_on_machine(&self, equipment_id: &str) -> Result<Option<JobRecord>, StoreError> {
+        let row: Option<JobRow> = with_pool!(self, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE equipment_id = $1 ORDER BY updated_at DESC LIMIT 1"
+            )))
+            .bind(equipment_id)
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(JobRecord::try_from).transpose()
+    }
+
     /// The job a machine holds now (assigned, being sent, printing or paused), if any.
     pub async fn job_on_machine(&self, equipment_id: &str) -> Result<Option<JobRecord>, StoreError> {
         let row: Option<JobRow> = with_pool!(self, pool => {

@@ -74,6 +74,9 @@ pub struct JobList {
 #[into_params(parameter_in = Query)]
 pub struct JobListQuery {
     /// Only jobs in these statuses (comma-separated: `queued,printing`).
+    #[param(
+        pattern = "^(offered|queued|assigned|sending|printing|paused|done|failed|cancelled|refused)(,(offered|queued|assigned|sending|printing|paused|done|failed|cancelled|refused))*$"
+    )]
     pub status: Option<String>,
     /// Only this person's jobs (a member always sees only their own).
     pub owner_id: Option<String>,
@@ -170,13 +173,12 @@ pub async fn list(
 ) -> Result<HttpResponse, ApiError> {
     let q = query.into_inner();
     let page = Page::of(q.page, q.page_size)?;
-    let statuses = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    // Exactly the documented form: statuses and commas, nothing around them.
+    let statuses = match q.status.as_deref() {
         None => Vec::new(),
         Some(list) => list
             .split(',')
-            .map(|s| {
-                JobStatus::parse(s.trim()).ok_or_else(|| ApiError::Validation(format!("unknown job status {s:?}")))
-            })
+            .map(|s| JobStatus::parse(s).ok_or_else(|| ApiError::Validation(format!("unknown job status {s:?}"))))
             .collect::<Result<_, _>>()?,
     };
     let filter = JobFilter {
@@ -231,5 +233,15 @@ mod tests {
         assert_eq!(clean_file_name(Some("...")), "job");
         assert_eq!(clean_file_name(None), "job");
         assert_eq!(clean_file_name(Some(&"x".repeat(500))).len(), MAX_FILE_NAME);
+    }
+
+    #[test]
+    fn the_documented_status_filter_names_every_status() {
+        let params = JobListQuery::into_params(|| None);
+        let status = params.iter().find(|p| p.name == "status").expect("a status parameter");
+        let schema = serde_json::to_value(&status.schema).expect("a schema");
+        let pattern = schema["pattern"].as_str().expect("a pattern");
+        let names: Vec<&str> = JobStatus::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(pattern, format!("^({0})(,({0}))*$", names.join("|")));
     }
 }

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use crate::common::{eventually, open_space_ws, ws_until, TestApp};
 
 /// A machine's firmware: publishes its reports and receives its commands.
-struct Firmware {
+pub struct Firmware {
     client: AsyncClient,
     commands: mpsc::UnboundedReceiver<Value>,
     driver: tokio::task::JoinHandle<()>,
@@ -23,7 +23,7 @@ struct Firmware {
 }
 
 impl Firmware {
-    async fn connect(t: &TestApp, space: &str, machine: &str) -> Firmware {
+    pub async fn connect(t: &TestApp, space: &str, machine: &str) -> Firmware {
         let (username, password) = t.device_login(space, machine).await;
         let mut options = MqttOptions::new(format!("fw-{machine}"), t.mqtt.ip().to_string(), t.mqtt.port());
         options.set_keep_alive(Duration::from_secs(5));
@@ -59,16 +59,16 @@ impl Firmware {
         Firmware { client, commands, driver, space: space.into(), machine: machine.into() }
     }
 
-    async fn report(&self, leaf: &str, payload: Value) {
+    pub async fn report(&self, leaf: &str, payload: Value) {
         let topic = format!("makrcave/{}/{}/{leaf}", self.space, self.machine);
         self.client.publish(topic, QoS::AtLeastOnce, false, payload.to_string()).await.expect("publish");
     }
 
-    async fn event(&self, payload: Value) {
+    pub async fn event(&self, payload: Value) {
         self.report("event", payload).await;
     }
 
-    async fn next_command(&mut self) -> Value {
+    pub async fn next_command(&mut self) -> Value {
         tokio::time::timeout(Duration::from_secs(10), self.commands.recv())
             .await
             .expect("a command in time")
