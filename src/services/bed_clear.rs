@@ -48,6 +48,17 @@ pub async fn clear(
     if standing == Standing::Reader {
         return Err(forbidden_to("confirm a bed is clear").into());
     }
+    confirm(svc, space_id, equipment_id, &caller.user_id).await
+}
+
+/// Confirms the machine's bed is clear for `cleared_by` (a person's user id, or a kiosk's
+/// card holder), who is kept with the time.
+pub async fn confirm(
+    svc: &Services,
+    space_id: &str,
+    equipment_id: &str,
+    cleared_by: &str,
+) -> Result<BedCleared, BedClearError> {
     let waiting = svc.fleet.clear_bed(space_id, equipment_id).await.map_err(|_| BedClearError::UnknownEquipment)?;
     if !waiting {
         return Err(BedClearError::NotWaiting);
@@ -56,11 +67,11 @@ pub async fn clear(
         equipment_id: equipment_id.to_string(),
         makerspace_id: space_id.to_string(),
         job_id: svc.store.last_job_on(equipment_id).await?,
-        cleared_by: caller.user_id.clone(),
+        cleared_by: cleared_by.to_string(),
         cleared_at: Utc::now(),
     };
     svc.store.insert_bed_clear(&record).await?;
-    tracing::info!(equipment_id = %equipment_id, cleared_by = %caller.user_id, "bed cleared");
+    tracing::info!(equipment_id = %equipment_id, cleared_by, "bed cleared");
     Ok(BedCleared {
         equipment_id: record.equipment_id,
         job_id: record.job_id,

@@ -340,6 +340,18 @@ pub struct LockAnswer {
     pub session: Option<EndedSession>,
 }
 
+/// The answer to a bed confirmation at the kiosk.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClearAnswer {
+    pub cleared: bool,
+    /// `cleared`, or why not: `unknown_card`, `not_awaiting_clear` (the machine does not wait
+    /// for its bed).
+    pub reason: String,
+    /// Who confirmed it (the card holder's user id, or `member:{id}` for a member without an
+    /// account) and when, the job whose end left the bed to clear.
+    pub confirmation: Option<super::bed_clear::BedCleared>,
+}
+
 /// Whether the card's holder may end this session: it is theirs, or they are an active
 /// admin of the space.
 fn may_end(holder: &MemberRecord, session: &crate::domain::machine::Session) -> bool {
@@ -401,6 +413,56 @@ pub async fn lock(
             granted: answer.locked,
             reason: answer.reason.clone(),
             session_id: target.map(|s| s.id.clone()),
+            at: Utc::now(),
+            presenter_member_id: holder.as_ref().map(|h| h.id.clone()),
+            presenter_user_id: holder.as_ref().and_then(|h| h.user_id.clone()),
+        },
+    )
+    .await?;
+    Ok(answer)
+}
+
+/// A person at the machine confirms at the kiosk, with their card, that its bed is clear (the
+/// card says who: any known card of the space may, as on the dashboard). Written to the
+/// floor's audit log (`action` `clear`) before it is answered.
+pub async fn clear_bed(
+    svc: &Services,
+    kiosk: &KioskRecord,
+    equipment_id: &str,
+    card_uid: &str,
+) -> Result<ClearAnswer, KioskError> {
+    let equipment = served_equipment(svc, kiosk, equipment_id).await?;
+    let uid = normalize_uid(card_uid).map_err(Invalid)?;
+    not_slowed(svc, kiosk)?;
+    let holder = card_holder(svc, kiosk, &equipment.id, &uid).await?;
+    let answer = match &holder {
+        None => ClearAnswer { cleared: false, reason: "unknown_card".into(), confirmation: None },
+        Some(member) => {
+            let by = member.user_id.clone().unwrap_or_else(|| format!("member:{}", member.id));
+            match super::bed_clear::confirm(svc, &kiosk.makerspace_id, &equipment.id, &by).await {
+                Ok(done) => ClearAnswer { cleared: true, reason: "cleared".into(), confirmation: Some(done) },
+                Err(super::bed_clear::BedClearError::NotWaiting) => {
+                    ClearAnswer { cleared: false, reason: "not_awaiting_clear".into(), confirmation: None }
+                }
+                Err(super::bed_clear::BedClearError::UnknownEquipment) => return Err(KioskError::UnknownEquipment),
+                Err(super::bed_clear::BedClearError::Store(e)) => return Err(e.into()),
+                Err(super::bed_clear::BedClearError::Access(e)) => return Err(e.into()),
+            }
+        }
+    };
+    record(
+        svc,
+        KioskAttempt {
+            makerspace_id: kiosk.makerspace_id.clone(),
+            kiosk_id: kiosk.id.clone(),
+            equipment_id: equipment.id.clone(),
+            card_hint: Some(uid_hint(&uid)),
+            member_id: holder.as_ref().map(|h| h.id.clone()),
+            user_id: holder.as_ref().and_then(|h| h.user_id.clone()),
+            action: "clear".into(),
+            granted: answer.cleared,
+            reason: answer.reason.clone(),
+            session_id: None,
             at: Utc::now(),
             presenter_member_id: holder.as_ref().map(|h| h.id.clone()),
             presenter_user_id: holder.as_ref().and_then(|h| h.user_id.clone()),

@@ -8,14 +8,14 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 
 use crate::services::access::people_of;
-use crate::services::kiosk::{self, LockAnswer, UnlockAnswer};
+use crate::services::kiosk::{self, ClearAnswer, LockAnswer, UnlockAnswer};
 use crate::store::kiosks::{KioskAttempt, KioskRecord};
 use crate::web::auth::{bearer_token, Caller};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
 #[derive(OpenApi)]
-#[openapi(paths(register, list, update, revoke, unlock, lock, attempts, machines))]
+#[openapi(paths(register, list, update, revoke, unlock, lock, clear_bed, attempts, machines))]
 pub struct KioskApi;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -30,7 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     .route("/makerspaces/{makerspace_id}/kiosk-attempts", web::get().to(attempts))
     .route("/kiosk/machines", web::get().to(machines))
     .route("/kiosk/unlock", web::post().to(unlock))
-    .route("/kiosk/lock", web::post().to(lock));
+    .route("/kiosk/lock", web::post().to(lock))
+    .route("/kiosk/clear", web::post().to(clear_bed));
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -277,4 +278,31 @@ pub async fn lock(
     body: web::Json<LockRequest>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(kiosk::lock(&state, &kiosk, &body.equipment_id, body.card_uid.as_deref()).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    pub equipment_id: String,
+    /// The card of whoever confirms the bed is clear (any known card of the space), as the
+    /// reader typed it.
+    pub card_uid: String,
+}
+
+/// A person confirms at the kiosk, with their card, that the machine's bed is clear: the
+/// machine may take its next job.
+#[utoipa::path(post, path = "/api/v1/kiosk/clear", tag = "kiosk", request_body = ClearRequest,
+    responses((status = 200, body = ClearAnswer, description = "Cleared, or the reason why not"),
+              (status = 401, body = crate::web::ErrorBody),
+              (status = 403, body = crate::web::ErrorBody, description = "The kiosk does not serve this machine"),
+              (status = 404, body = crate::web::ErrorBody),
+              (status = 422, body = crate::web::ErrorBody),
+              (status = 429, body = crate::web::ErrorBody, description = "The kiosk saw too many unknown cards and is slowed down (`kiosk_slowed_down`)")),
+    security(("device" = [])))]
+pub async fn clear_bed(
+    state: web::Data<AppState>,
+    Kiosk(kiosk): Kiosk,
+    body: web::Json<ClearRequest>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(kiosk::clear_bed(&state, &kiosk, &body.equipment_id, &body.card_uid).await?))
 }

@@ -75,7 +75,8 @@ async fn reports_are_followed_and_pause_reaches_the_printer() {
     let (status, body) = t.post(&job("cancel"), &admin, json!(null)).await;
     assert_eq!(status, 202, "{body}");
     assert!(printer.requests.lock().expect("lock").iter().any(|r| r["print"]["command"] == "stop"));
-    let live = t.wait_state("s", "m", "idle after the stop", |s| s["state"] == "idle").await;
+    // The stopped print is still on the plate: the machine waits for a person to clear it.
+    let live = t.wait_state("s", "m", "awaiting_clear after the stop", |s| s["state"] == "awaiting_clear").await;
     assert!(live["error"].is_null() && live["job"].is_null(), "{live}");
 
     // A serious HMS entry is an error with its readable code.

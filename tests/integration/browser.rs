@@ -281,6 +281,26 @@ async fn the_kiosk_page_unlocks_for_a_tapped_card_and_names_missing_skills() {
     .await;
     assert!(page["text"].as_str().unwrap_or_default().contains("certification"), "plain words: {page}");
     assert_eq!(page["missing"], json!(["Laser safety"]));
+
+    // A job ends on the laser: the page asks for the bed to be cleared, and a card confirms it.
+    p.publish("makrcave/shop/laser/event", json!({"event": "job_started", "file": "sign.svg"}).to_string()).await;
+    p.publish("makrcave/shop/laser/event", json!({"event": "job_finished"}).to_string()).await;
+    t.wait_state("shop", "laser", "the laser waiting for its bed", |s| s["state"] == "awaiting_clear").await;
+    eventually(Duration::from_secs(10), "the page to ask for the bed to be cleared", || async {
+        let hint = driver.script("return document.getElementById('tap-hint').textContent;").await;
+        hint.as_str().is_some_and(|h| h.contains("confirm it is clear")).then_some(())
+    })
+    .await;
+    driver.type_into_focus("04B0B0B0\u{E007}").await;
+    let page = eventually(Duration::from_secs(5), "the confirmation on screen", || async {
+        let page = driver.script(READ_KIOSK).await;
+        (page["reason"] == "cleared").then_some(page)
+    })
+    .await;
+    assert!(page["text"].as_str().unwrap_or_default().starts_with("Bed cleared"), "{page}");
+    t.wait_state("shop", "laser", "the laser free after Bob cleared it", |s| s["state"] == "idle").await;
+    let (_, attempts) = t.get("/api/v1/makerspaces/shop/kiosk-attempts", Some(&root)).await;
+    assert_eq!((attempts[0]["action"].as_str(), attempts[0]["user_id"].as_str()), (Some("clear"), Some("bob")));
     t.stop().await;
 }
 

@@ -427,3 +427,52 @@ async fn a_lock_takes_the_sessions_own_card_or_an_admins_unless_any_card_locks()
     assert_eq!(status, 404);
     t.stop().await;
 }
+
+/// A machine whose job ended waits for its bed: a person confirms it at the kiosk with their
+/// card (who and when is kept, as on the dashboard), an unknown card does not, and every tap
+/// is in the floor's audit log.
+#[actix_web::test]
+async fn a_card_at_the_kiosk_confirms_a_machines_bed_is_clear() {
+    let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    let (kiosk, _) = floor_with_kiosk(&t, "mk4", json!({"name": "Print room"})).await;
+    add_member(&t, "ada", "04A1B2C3D4").await;
+    let p = t.publisher().await;
+    let (status, _, answer) =
+        kiosk_call(&t, &kiosk, "clear", json!({"equipment_id": "mk4", "card_uid": "04A1B2C3D4"})).await;
+    assert_eq!(
+        (status, answer["cleared"].as_bool(), answer["reason"].as_str()),
+        (200, Some(false), Some("not_awaiting_clear"))
+    );
+
+    p.publish(&format!("makrcave/{S}/mk4/event"), json!({"event": "job_started", "file": "gear.gcode"}).to_string())
+        .await;
+    p.publish(&format!("makrcave/{S}/mk4/event"), json!({"event": "job_finished"}).to_string()).await;
+    t.wait_state(S, "mk4", "awaiting_clear", |m| m["state"] == "awaiting_clear").await;
+
+    let (status, _, answer) =
+        kiosk_call(&t, &kiosk, "clear", json!({"equipment_id": "mk4", "card_uid": "FFFF0000"})).await;
+    assert_eq!(
+        (status, answer["cleared"].as_bool(), answer["reason"].as_str()),
+        (200, Some(false), Some("unknown_card"))
+    );
+    let refused = last_attempt(&t).await;
+    assert_eq!((refused["action"].as_str(), refused["granted"].as_bool()), (Some("clear"), Some(false)), "{refused}");
+    t.wait_state(S, "mk4", "still awaiting_clear", |m| m["state"] == "awaiting_clear").await;
+
+    let (status, _, answer) =
+        kiosk_call(&t, &kiosk, "clear", json!({"equipment_id": "mk4", "card_uid": "04a1b2c3d4"})).await;
+    assert_eq!(
+        (status, answer["cleared"].as_bool(), answer["reason"].as_str()),
+        (200, Some(true), Some("cleared")),
+        "{answer}"
+    );
+    assert_eq!(answer["confirmation"]["cleared_by"], "ada", "{answer}");
+    t.wait_state(S, "mk4", "idle", |m| m["state"] == "idle").await;
+    let cleared = last_attempt(&t).await;
+    assert_eq!(
+        (cleared["action"].as_str(), cleared["granted"].as_bool(), cleared["user_id"].as_str()),
+        (Some("clear"), Some(true), Some("ada")),
+        "{cleared}"
+    );
+    t.stop().await;
+}

@@ -228,6 +228,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/kiosk/unlock", Rule::Device),
     ("GET", "/api/v1/kiosk/machines", Rule::Device),
     ("POST", "/api/v1/kiosk/lock", Rule::Device),
+    ("POST", "/api/v1/kiosk/clear", Rule::Device),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/inventory", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory", Rule::SpaceRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/inventory/{item_id}", Rule::SpaceRead),
@@ -522,6 +523,7 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("PUT", "/api/v1/makerspaces/{makerspace_id}/kiosks/{kiosk_id}") => json!({"any_card_locks": true}),
         ("POST", "/api/v1/kiosk/unlock") => json!({"equipment_id": f.equipment, "card_uid": "CAFE0000"}),
         ("POST", "/api/v1/kiosk/lock") => json!({"equipment_id": f.equipment}),
+        ("POST", "/api/v1/kiosk/clear") => json!({"equipment_id": f.equipment, "card_uid": "CAFE0000"}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/reservations") => {
             let start = chrono::Utc::now() + chrono::Duration::hours(2);
             let end = start + chrono::Duration::hours(1);

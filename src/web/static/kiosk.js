@@ -25,6 +25,9 @@ const REASONS = {
 };
 // How long the page waits for a card after "lock" was pressed.
 const LOCK_WAIT_MS = 15000;
+// How often the page reads the machine's state again (to know whether it waits for its bed).
+const REFRESH_MS = 3000;
+const CLEAR_HINT = "Take what the last job left off the bed, then tap your card to confirm it is clear";
 
 // A device token in the URL fragment (#device=...) sets the kiosk up, then leaves the address bar.
 const fragment = new URLSearchParams(location.hash.slice(1));
@@ -100,7 +103,48 @@ function ready() {
   $("result").hidden = true;
   $("tap-hint").hidden = false;
   $("lock").hidden = machine.state !== "in_use";
+  showHint();
   focusCard();
+}
+
+// A machine whose job ended waits for a person to confirm its bed is clear: then a tap
+// confirms it instead of unlocking.
+function awaitingClear() { return machine && machine.state === "awaiting_clear"; }
+
+function showHint() {
+  if (!lockWait) $("tap-hint").textContent = awaitingClear() ? CLEAR_HINT : TAP_HINT;
+}
+
+// Reads the machine's state again (a job may end, a bed be cleared on the dashboard).
+async function refreshMachine() {
+  if (!machine || $("ready").hidden) return;
+  try {
+    const machines = await call("GET", "/api/v1/kiosk/machines");
+    const fresh = machines.find((m) => m.equipment_id === machine.equipment_id);
+    if (fresh) machine = fresh;
+    showHint();
+  } catch {
+    // The next refresh tries again; a tap still goes to the server, which decides.
+  }
+}
+setInterval(refreshMachine, REFRESH_MS);
+
+async function clearBed(uid) {
+  try {
+    const answer = await call("POST", "/api/v1/kiosk/clear", { equipment_id: machine.equipment_id, card_uid: uid });
+    if (answer.cleared) {
+      machine.state = "idle";
+      showResult({ granted: false, reason: "Bed cleared. Thank you!" });
+      $("result").className = "result granted";
+      $("result").dataset.reason = "cleared";
+    } else {
+      showResult({ granted: false, reason: answer.reason === "not_awaiting_clear" ? "The bed was already cleared." : answer.reason });
+      machine.state = answer.reason === "not_awaiting_clear" ? "idle" : machine.state;
+    }
+  } catch (err) {
+    showResult(failure(err));
+  }
+  showHint();
 }
 
 function focusCard() {
@@ -160,7 +204,7 @@ async function lock(uid) {
       lockWait = setTimeout(() => { lockWait = null; $("tap-hint").textContent = TAP_HINT; }, LOCK_WAIT_MS);
       return;
     }
-    $("tap-hint").textContent = TAP_HINT;
+    showHint();
     if (answer.locked || answer.reason === "not_in_use") {
       showResult({ granted: false, reason: answer.locked ? "Locked. Thank you!" : "Nothing to lock." });
       $("result").className = "result granted";
@@ -183,6 +227,7 @@ $("card").addEventListener("keydown", async (e) => {
   e.target.value = "";
   if (!uid || !machine) return;
   if (lockWait) return lock(uid);
+  if (awaitingClear()) return clearBed(uid);
   try {
     showResult(await call("POST", "/api/v1/kiosk/unlock", { equipment_id: machine.equipment_id, card_uid: uid }));
   } catch (err) {
