@@ -333,3 +333,63 @@ async fn a_job_cancelled_while_it_is_sent_is_cancelled_on_the_machine_when_it_st
     assert_eq!(cancel["action"], "cancel", "{cancel}");
     t.stop().await;
 }
+
+#[actix_web::test]
+async fn a_restart_resumes_the_queue_and_sends_nothing_twice() {
+    let mut t = TestApp::spawn().await;
+    t.makerspace("s").await;
+    t.machine("s", "p1", json!({"heartbeat_timeout_s": 3600})).await;
+    let ada = t.token("ada", Role::Member, &["s"]);
+    let mut firmware = crate::jobs::Firmware::connect(&t, "s", "p1").await;
+    firmware.report("telemetry", json!({"state": "idle"})).await;
+    t.wait_state("s", "p1", "idle", |m| m["state"] == "idle").await;
+
+    // The first job prints on the machine; the second waits for it.
+    let (status, made) = submit(&t, &ada, "s", "first.gcode", &sliced_gcode("2"), None).await;
+    assert_eq!(status, 201, "{made}");
+    let first = made["jobs"][0]["id"].as_str().expect("id").to_string();
+    let start = firmware.next_command().await;
+    assert!(start["file"].as_str().is_some_and(|f| f.ends_with("/first.gcode")), "{start}");
+    firmware.event(json!({"event": "job_started", "file": "first.gcode"})).await;
+    eventually(Duration::from_secs(10), "the first job printing", || async {
+        let (_, job) = t.get(&format!("/api/v1/makerspaces/s/jobs/{first}"), Some(&ada)).await;
+        (job["status"] == "printing").then_some(())
+    })
+    .await;
+    let (status, made) = submit(&t, &ada, "s", "second.gcode", &sliced_gcode("2"), None).await;
+    assert_eq!(status, 201, "{made}");
+    let second = made["jobs"][0]["id"].as_str().expect("id").to_string();
+    eventually(Duration::from_secs(10), "the second job waiting for the busy machine", || async {
+        let (_, job) = t.get(&format!("/api/v1/makerspaces/s/jobs/{second}"), Some(&ada)).await;
+        (job["waiting"]["machines"][0]["reason"] == "busy").then_some(())
+    })
+    .await;
+
+    // makrcave restarts while the machine prints.
+    drop(firmware);
+    t.restart().await;
+    let ada = t.token("ada", Role::Member, &["s"]);
+    let mut firmware = crate::jobs::Firmware::connect(&t, "s", "p1").await;
+    firmware.report("telemetry", json!({"state": "running"})).await;
+    let (_, job) = t.get(&format!("/api/v1/makerspaces/s/jobs/{first}"), Some(&ada)).await;
+    assert_eq!(job["status"], "printing", "the first job is still on its machine: {job}");
+
+    // The machine finishes it: the job is done, and after the bed is cleared the next command
+    // the machine gets is the second job, not the first again.
+    firmware.event(json!({"event": "job_finished"})).await;
+    eventually(Duration::from_secs(10), "the first job done", || async {
+        let (_, job) = t.get(&format!("/api/v1/makerspaces/s/jobs/{first}"), Some(&ada)).await;
+        (job["status"] == "done").then_some(())
+    })
+    .await;
+    t.wait_state("s", "p1", "awaiting_clear", |m| m["state"] == "awaiting_clear").await;
+    let (status, body) = t.post("/api/v1/makerspaces/s/equipment/p1/clear", &ada, json!(null)).await;
+    assert_eq!(status, 200, "{body}");
+    let start = firmware.next_command().await;
+    assert_eq!(start["action"], "start", "{start}");
+    assert!(start["file"].as_str().is_some_and(|f| f.ends_with("/second.gcode")), "{start}");
+    let (_, job) = t.get(&format!("/api/v1/makerspaces/s/jobs/{first}"), Some(&ada)).await;
+    let sends = job["history"].as_array().expect("history").iter().filter(|h| h["to_status"] == "sending").count();
+    assert_eq!(sends, 1, "the first job was sent once: {job}");
+    t.stop().await;
+}
