@@ -64,9 +64,11 @@ pub enum RouterEvent {
         event: crate::domain::jobs::JobEvent,
     },
     /// "Why does this job wait?", answered from the live routing state.
+    /// Why each of these jobs waits, in their order (`None` for a job the router does not
+    /// hold): one message for a whole page of the queue.
     WhyWaiting {
-        job_id: String,
-        answer: tokio::sync::oneshot::Sender<Option<serde_json::Value>>,
+        job_ids: Vec<String>,
+        answer: tokio::sync::oneshot::Sender<Vec<Option<serde_json::Value>>>,
     },
 }
 
@@ -124,9 +126,17 @@ impl RouterHandle {
     /// The router's current answer to "why does this job wait" (`None`: it does not know the
     /// job, or it is not running).
     pub async fn why_waiting(&self, job_id: &str) -> Option<serde_json::Value> {
+        self.why_waiting_each(&[job_id.to_string()]).await.pop().flatten()
+    }
+
+    /// The same for several jobs in one round trip, in their order.
+    pub async fn why_waiting_each(&self, job_ids: &[String]) -> Vec<Option<serde_json::Value>> {
         let (answer, reply) = tokio::sync::oneshot::channel();
-        self.sender.send(RouterEvent::WhyWaiting { job_id: job_id.to_string(), answer }).await.ok()?;
-        reply.await.ok().flatten()
+        let asked = RouterEvent::WhyWaiting { job_ids: job_ids.to_vec(), answer };
+        if self.sender.send(asked).await.is_err() {
+            return vec![None; job_ids.len()];
+        }
+        reply.await.unwrap_or_else(|_| vec![None; job_ids.len()])
     }
 }
 
@@ -304,9 +314,13 @@ impl Router {
             RouterEvent::MachineJob { makerspace_id, equipment_id, event } => {
                 let _ = self.events.send((makerspace_id, equipment_id, event));
             }
-            RouterEvent::WhyWaiting { job_id, answer } => {
-                let reasons = self.state.why_waiting(&job_id, Utc::now());
-                let _ = answer.send(reasons.and_then(|r| serde_json::to_value(r).ok()));
+            RouterEvent::WhyWaiting { job_ids, answer } => {
+                let now = Utc::now();
+                let reasons = job_ids
+                    .iter()
+                    .map(|id| self.state.why_waiting(id, now).and_then(|r| serde_json::to_value(r).ok()))
+                    .collect();
+                let _ = answer.send(reasons);
             }
         }
     }

@@ -415,9 +415,12 @@ pub async fn list(
     };
     let (jobs, total) = svc.store.list_jobs(space_id, &query).await?;
     let mut views: Vec<JobView> = jobs.into_iter().map(JobView::from).collect();
-    // Why each queued job waits, as the router sees it now (the dashboard's Queue view).
+    // Why each queued job waits, as the router sees it now (the dashboard's Queue view), in
+    // one round trip to the router for the page.
+    let queued: Vec<String> = views.iter().filter(|v| v.status == JobStatus::Queued).map(|v| v.id.clone()).collect();
+    let mut answers = svc.router.why_waiting_each(&queued).await.into_iter();
     for view in views.iter_mut().filter(|v| v.status == JobStatus::Queued) {
-        view.waiting = svc.router.why_waiting(&view.id).await.or(view.waiting.take());
+        view.waiting = answers.next().flatten().or(view.waiting.take());
     }
     Ok((views, total))
 }
