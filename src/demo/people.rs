@@ -179,6 +179,7 @@ async fn seed_member(store: &Store, card_key: &Secret, m: &DemoMember, now: Date
             uid_hint: uid_hint(&uid),
             label: Some("Demo card".into()),
             created_at: now,
+            offline_hash: None,
         };
         let details = json!({"card_id": card.id, "uid_hint": card.uid_hint});
         existing_is_fine(store.insert_card(&card, &line("card_added", details)).await)?;

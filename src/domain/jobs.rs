@@ -14,9 +14,12 @@ use super::machine::MachineState;
 /// A job command, protocol-neutral.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JobCommand {
-    /// Send a file to the machine and start it.
+    /// Send a file to the machine and start it. `file` is a local copy the adapter sends
+    /// (OctoPrint, Bambu); a machine on the generic topics (makrcave-bridge) fetches it itself,
+    /// as `fetch` says.
     Start {
         file: String,
+        fetch: Option<FileFetch>,
     },
     Pause,
     Resume,
@@ -34,6 +37,24 @@ impl JobCommand {
             Self::Cancel => "cancel",
             Self::Refresh => "refresh",
         }
+    }
+}
+
+/// Where a machine that fetches its own files (a bridge) finds a job's file: the job's file
+/// endpoint, with the device token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileFetch {
+    pub job_id: String,
+    /// The file's name as uploaded.
+    pub name: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl FileFetch {
+    /// The path of the file on makrcave's API (`GET`, device token).
+    pub fn url(&self) -> String {
+        format!("/api/v1/kiosk/jobs/{}/file", self.job_id)
     }
 }
 
@@ -154,7 +175,7 @@ mod tests {
         assert_eq!(check(&JobCommand::Resume, MachineState::Running), Err(JobRefusal::NotPaused));
         assert_eq!(check(&JobCommand::Cancel, MachineState::Paused), Ok(()));
         assert_eq!(check(&JobCommand::Cancel, MachineState::InUse), Err(JobRefusal::NotRunning));
-        let start = JobCommand::Start { file: "benchy.gcode".into() };
+        let start = JobCommand::Start { file: "benchy.gcode".into(), fetch: None };
         assert_eq!(check(&start, MachineState::Idle), Ok(()));
         assert_eq!(check(&start, MachineState::InUse), Ok(()), "the member's own session");
         assert_eq!(check(&start, MachineState::Running), Err(JobRefusal::Busy));

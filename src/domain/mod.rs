@@ -2,6 +2,8 @@
 //! plain types and functions, tested with unit and property tests.
 
 pub mod access;
+/// The signed offline allowlist bridges keep for when makrcave cannot be reached.
+pub mod allowlist;
 pub mod booking;
 pub mod busy;
 pub mod cards;

@@ -90,7 +90,17 @@ pub fn encode(
                     }
                 }
                 MachineCommand::Lock { session_id } => body["session_id"] = json!(session_id),
-                MachineCommand::Job(JobCommand::Start { file }) => body["file"] = json!(file),
+                MachineCommand::Job(JobCommand::Start { file, fetch }) => match fetch {
+                    // A bridge fetches the file from makrcave with its device token.
+                    Some(f) => {
+                        body["job_id"] = json!(f.job_id);
+                        body["file"] = json!(f.name);
+                        body["url"] = json!(f.url());
+                        body["sha256"] = json!(f.sha256);
+                        body["size"] = json!(f.size);
+                    }
+                    None => body["file"] = json!(file),
+                },
                 MachineCommand::Job(_) => {}
             }
             vec![message(command_topic(makerspace_id, equipment_id), body.to_string())]
@@ -130,13 +140,31 @@ mod tests {
         let pause = MachineCommand::Job(JobCommand::Pause);
         let out = encode("space", "eq-1", &Connection::Mqtt, &pause, 1);
         assert_eq!(text(&out[0]), ("makrcave/space/eq-1/cmd", r#"{"action":"pause"}"#.to_string()));
-        let start = MachineCommand::Job(JobCommand::Start { file: "benchy.gcode".into() });
+        let start = MachineCommand::Job(JobCommand::Start { file: "benchy.gcode".into(), fetch: None });
         let out = encode("space", "eq-1", &Connection::Mqtt, &start, 1);
         assert_eq!(text(&out[0]).1, r#"{"action":"start","file":"benchy.gcode"}"#);
         let plug = Connection::Tasmota { topic: "laser1".into(), running_above_w: None, running_after_s: None };
         assert!(!supports(&plug, &pause));
         assert!(encode("space", "eq-1", &plug, &pause, 1).is_empty(), "a plug is never switched off by a pause");
         assert!(supports(&plug, &lock()));
+    }
+
+    #[test]
+    fn a_bridge_gets_where_to_fetch_the_file() {
+        let fetch = crate::domain::jobs::FileFetch {
+            job_id: "j1".into(),
+            name: "part.gcode".into(),
+            sha256: "ab".repeat(32),
+            size: 1234,
+        };
+        let start = MachineCommand::Job(JobCommand::Start { file: "part.gcode".into(), fetch: Some(fetch) });
+        let out = encode("s", "m", &Connection::Mqtt, &start, 1);
+        let body: serde_json::Value = serde_json::from_str(&text(&out[0]).1).expect("json");
+        assert_eq!(
+            body,
+            json!({"action": "start", "job_id": "j1", "file": "part.gcode", "url": "/api/v1/kiosk/jobs/j1/file",
+                   "sha256": "ab".repeat(32), "size": 1234})
+        );
     }
 
     #[test]
@@ -188,7 +216,7 @@ mod tests {
         assert!(supports(&octo, &MachineCommand::Job(JobCommand::Pause)), "its adapter carries job commands");
         assert!(encode("s", "e", &octo, &MachineCommand::Job(JobCommand::Pause), 1).is_empty(), "not over MQTT");
         assert!(encode("s", "e", &Connection::bambu_example(), &lock(), 1).is_empty());
-        let start = MachineCommand::Job(JobCommand::Start { file: "/files/benchy.3mf".into() });
+        let start = MachineCommand::Job(JobCommand::Start { file: "/files/benchy.3mf".into(), fetch: None });
         assert!(supports(&Connection::bambu_example(), &start), "uploaded over FTPS, then printed");
         assert!(encode("s", "e", &Connection::bambu_example(), &start, 1).is_empty(), "not over makrcave's MQTT");
     }

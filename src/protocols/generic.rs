@@ -95,6 +95,9 @@ struct TelemetryPayload {
     temps: Option<Temperatures>,
     #[serde(default)]
     power_w: Option<f64>,
+    /// The bridge's relay (or enable line), as it last set it.
+    #[serde(default)]
+    relay: Option<bool>,
     #[serde(default)]
     ts: Option<DateTime<Utc>>,
 }
@@ -143,7 +146,7 @@ pub fn parse_telemetry(payload: &[u8]) -> Result<TelemetryUpdate, ParseError> {
         job: parsed.job,
         temps: parsed.temps,
         power_w: parsed.power_w,
-        relay_on: None,
+        relay_on: parsed.relay,
         reported_at: parsed.ts,
         error: None,
         loadout: None,
@@ -159,8 +162,23 @@ pub enum MachineEvent {
     /// `progress` (0-100), `job_paused`, `job_resumed`, `job_finished`, `job_failed` with
     /// `reason`, `job_cancelled`.
     Job(JobEvent),
+    /// A card tap the machine's bridge decided while makrcave was away.
+    OfflineTap(OfflineTap),
     /// Anything else (alarms, ...): handled by later features, counted for now.
     Other(String),
+}
+
+/// A tap a bridge decided while makrcave was away (`{"event":"offline_tap",...}` on its
+/// machine's event topic, replayed from its disk queue).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct OfflineTap {
+    /// Made by the bridge: the same tap replayed twice is recorded once.
+    pub id: String,
+    pub card_uid: String,
+    pub action: String,
+    pub granted: bool,
+    pub reason: String,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Deserialize)]
@@ -179,6 +197,9 @@ pub fn parse_event(payload: &[u8]) -> Result<MachineEvent, ParseError> {
     })?;
     Ok(match parsed.event.as_str() {
         "lock" => MachineEvent::Lock,
+        "offline_tap" => MachineEvent::OfflineTap(
+            serde_json::from_slice(payload).map_err(|e| ParseError::InvalidValue(e.to_string()))?,
+        ),
         name if name.starts_with("job_") => {
             let event: JobEvent =
                 serde_json::from_slice(payload).map_err(|e| ParseError::InvalidValue(e.to_string()))?;

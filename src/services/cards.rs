@@ -54,6 +54,7 @@ pub async fn enroll(
         uid_hint: uid_hint(&normalized),
         label: optional_text("label", label, 100)?,
         created_at: Utc::now(),
+        offline_hash: Some(super::bridges::offline_name(svc, space_id, &normalized)),
     };
     let line =
         activity(&member, "card_added", &caller.user_id, json!({ "card_id": card.id, "uid_hint": card.uid_hint }));

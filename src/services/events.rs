@@ -35,7 +35,7 @@ pub fn spawn(svc: Services, mut events: mpsc::Receiver<ReportedEvent>, stop: Can
     })
 }
 
-/// One event: a `lock` ends the machine's session.
+/// One event: a `lock` ends the machine's session; an offline tap joins the audit log.
 pub async fn handle(svc: &Services, event: ReportedEvent) {
     match event.event {
         MachineEvent::Lock => {
@@ -46,6 +46,13 @@ pub async fn handle(svc: &Services, event: ReportedEvent) {
         // The link hands job events to the machine's actor itself; none arrive here.
         MachineEvent::Job(job) => {
             tracing::debug!(equipment_id = ?event.equipment_id, event = job.name(), "job event reached the workflows");
+        }
+        MachineEvent::OfflineTap(tap) => {
+            match super::bridges::record_offline_tap(svc, &event.makerspace_id, &event.equipment_id, &tap).await {
+                Ok(true) => tracing::info!(equipment_id = ?event.equipment_id, tap = ?tap.id, "offline tap recorded"),
+                Ok(false) => tracing::debug!(tap = ?tap.id, "offline tap already recorded, or not one to record"),
+                Err(err) => tracing::warn!(error = %escaped(&err), "offline tap not recorded"),
+            }
         }
         MachineEvent::Other(name) => {
             tracing::debug!(equipment_id = ?event.equipment_id, event = ?name, "machine event not handled yet");

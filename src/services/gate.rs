@@ -185,6 +185,26 @@ pub async fn require_access_as(
     }
 }
 
+/// Until when a member (whose effective status the caller read) may use a machine, as far as
+/// the gate knows at `at`: `None` when not now, else the earliest expiry of the certifications
+/// the machine needs (`Some(None)`: none of them expires). For bridges' offline allowlists.
+pub async fn allowed_until(
+    svc: &Services,
+    rules: &SpaceRules,
+    equipment: &EquipmentRecord,
+    user_id: &str,
+    member: MemberStatus,
+    at: DateTime<Utc>,
+) -> Result<Option<Option<DateTime<Utc>>>, StoreError> {
+    let (decision, _) = evaluate_with(svc, rules, equipment, user_id, Some(member), at).await?;
+    if !decision.allowed() {
+        return Ok(None);
+    }
+    let certs = svc.store.certifications_of(&equipment.makerspace_id, user_id).await?;
+    let ends = certs.iter().filter(|c| decision.held.contains(&c.skill_id)).filter_map(|c| c.expires_at);
+    Ok(Some(ends.min()))
+}
+
 /// The machines of `machines` a person may use at `at` (for availability listings).
 pub async fn usable_by(
     svc: &Services,

@@ -49,6 +49,9 @@ pub enum KioskError {
     UnknownEquipment,
     #[error("kiosk not found")]
     UnknownKiosk,
+    /// No job of one of this kiosk's machines, in flight, has this id.
+    #[error("job not found")]
+    UnknownJob,
     #[error("this kiosk does not serve that machine")]
     NotServed,
     #[error(transparent)]
@@ -125,8 +128,9 @@ async fn card_holder(
 ) -> Result<Option<MemberRecord>, KioskError> {
     let hash = hash_uid(svc.card_key.expose().as_bytes(), uid);
     let member = svc.store.member_by_card(&kiosk.makerspace_id, &hash).await?;
-    if member.is_none() {
-        kiosk_guard::unknown_card(svc, kiosk, equipment_id);
+    match member {
+        None => kiosk_guard::unknown_card(svc, kiosk, equipment_id),
+        Some(_) => super::bridges::learn_card(svc, &kiosk.makerspace_id, uid).await,
     }
     Ok(member)
 }

@@ -52,6 +52,8 @@ pub mod access;
 pub mod bed_clear;
 pub mod bom;
 pub mod bookings;
+/// What makrcave-bridge needs: the signed offline allowlist, job files, offline taps.
+pub mod bridges;
 pub mod broker_access;
 pub mod cards;
 pub mod events;

@@ -9,8 +9,11 @@ use std::path::PathBuf;
 
 use chrono::Utc;
 
+use crate::domain::equipment::Connection;
 use crate::domain::job_lifecycle::JobStatus;
-use crate::domain::jobs::{JobCommand, JobEvent, JobRefusal};
+use crate::domain::jobs::{FileFetch, JobCommand, JobEvent, JobRefusal};
+use crate::store::equipment::EquipmentRecord;
+use crate::store::files::FilesError;
 use crate::store::jobs::{JobMove, JobRecord};
 use crate::store::StoreError;
 
@@ -34,6 +37,39 @@ fn outbox_path(svc: &Services, job: &JobRecord) -> PathBuf {
     svc.settings.data_dir.join("outbox").join(&job.id).join(&job.file_name)
 }
 
+/// Gives the machine the job's file and tells it to start. A machine on the generic topics
+/// (makrcave-bridge) is told where to fetch the file; for the others (OctoPrint, Bambu) the
+/// adapter sends a local copy, taken out of storage for the send and removed after it.
+async fn send_file(svc: &Services, job: &JobRecord, equipment_id: &str) -> Result<(), JobRefusal> {
+    let fetches_itself = matches!(
+        svc.store.get_equipment(equipment_id).await,
+        Ok(Some(EquipmentRecord { connection: Connection::Mqtt, .. }))
+    );
+    let unreadable = |e: FilesError| {
+        tracing::error!(job_id = %job.id, error = %e, "cannot take a job's file out of storage");
+        JobRefusal::Rejected(format!("makrcave could not read the job's file: {e}"))
+    };
+    let (command, local_copy) = if fetches_itself {
+        let size = svc.files.size(&job.file_sha256).await.map_err(unreadable)?;
+        let fetch =
+            FileFetch { job_id: job.id.clone(), name: job.file_name.clone(), sha256: job.file_sha256.clone(), size };
+        (JobCommand::Start { file: job.file_name.clone(), fetch: Some(fetch) }, None)
+    } else {
+        let path = outbox_path(svc, job);
+        svc.files.copy_to(&job.file_sha256, &path).await.map_err(unreadable)?;
+        (JobCommand::Start { file: path.display().to_string(), fetch: None }, Some(path))
+    };
+    let sent = match svc.fleet.control(&job.makerspace_id, equipment_id, command).await {
+        Ok(answer) => answer,
+        Err(_) => Err(JobRefusal::Offline),
+    };
+    // The adapter read the file (OctoPrint, Bambu) or never will: the copy is not needed.
+    if let Some(path) = local_copy {
+        let _ = tokio::fs::remove_dir_all(path.parent().unwrap_or(&path)).await;
+    }
+    sent
+}
+
 /// Sends an assigned job to its machine. Answers the job as it ends up (`None`: it was not
 /// queued any more, nothing done); a job that could not be sent is back in the queue.
 pub async fn start(svc: &Services, job_id: &str, equipment_id: &str) -> Result<Option<JobRecord>, StoreError> {
@@ -45,23 +81,7 @@ pub async fn start(svc: &Services, job_id: &str, equipment_id: &str) -> Result<O
     send.count_attempt = true;
     let Some(job) = svc.store.move_job(&send).await? else { return Ok(None) };
     announce(svc, &job);
-    let path = outbox_path(svc, &job);
-    let sent = match svc.files.copy_to(&job.file_sha256, &path).await {
-        Ok(()) => match svc
-            .fleet
-            .control(&job.makerspace_id, equipment_id, JobCommand::Start { file: path.display().to_string() })
-            .await
-        {
-            Ok(answer) => answer,
-            Err(_) => Err(JobRefusal::Offline),
-        },
-        Err(e) => {
-            tracing::error!(job_id = %job.id, error = %e, "cannot take a job's file out of storage");
-            Err(JobRefusal::Rejected(format!("makrcave could not read the job's file: {e}")))
-        }
-    };
-    // The adapter read the file (OctoPrint, Bambu) or never will: the copy is not needed.
-    let _ = tokio::fs::remove_dir_all(path.parent().unwrap_or(&path)).await;
+    let sent = send_file(svc, &job, equipment_id).await;
     match sent {
         Ok(()) => {
             metrics::counter!(crate::metrics::JOBS_STARTED).increment(1);

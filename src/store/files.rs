@@ -97,6 +97,21 @@ impl FileStore {
         Ok(())
     }
 
+    /// The size in bytes of a stored file.
+    pub async fn size(&self, sha256: &str) -> Result<u64, FilesError> {
+        Ok(self.objects.head(&Self::key(sha256)).await?.size)
+    }
+
+    /// A stored file's size and its bytes as a stream of chunks (to send it over HTTP).
+    pub async fn read(
+        &self,
+        sha256: &str,
+    ) -> Result<(u64, futures_util::stream::BoxStream<'static, Result<bytes::Bytes, FilesError>>), FilesError> {
+        let found = self.objects.get(&Self::key(sha256)).await?;
+        let size = found.meta.size;
+        Ok((size, found.into_stream().map(|chunk| chunk.map_err(FilesError::from)).boxed()))
+    }
+
     /// Copies the stored file to `destination` on the local disk (the machine adapters send
     /// files from there), chunk by chunk.
     pub async fn copy_to(&self, sha256: &str, destination: &Path) -> Result<(), FilesError> {

@@ -207,4 +207,26 @@ impl Store {
         });
         Ok(rows)
     }
+
+    /// Writes a tap a bridge decided offline to the floor's audit log, once per tap id
+    /// (the bridge replays its queue after a reconnect: a tap may arrive twice). Answers
+    /// whether it was new.
+    pub async fn record_offline_tap(&self, attempt: &KioskAttempt, tap_id: &str) -> Result<bool, StoreError> {
+        let a = attempt;
+        let affected = with_writer!(self, pool => {
+            sqlx::query(
+                "INSERT INTO kiosk_attempts (makerspace_id, kiosk_id, equipment_id, card_hint, member_id, user_id, action,
+                 granted, reason, session_id, at, presenter_member_id, presenter_user_id, offline_tap_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (offline_tap_id) WHERE offline_tap_id IS NOT NULL DO NOTHING",
+            )
+            .bind(&a.makerspace_id).bind(&a.kiosk_id).bind(&a.equipment_id).bind(&a.card_hint).bind(&a.member_id)
+            .bind(&a.user_id).bind(&a.action).bind(a.granted).bind(&a.reason).bind(&a.session_id).bind(a.at)
+            .bind(&a.presenter_member_id).bind(&a.presenter_user_id).bind(tap_id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(affected > 0)
+    }
 }

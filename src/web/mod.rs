@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod bom;
+pub mod bridges;
 pub mod cards;
 pub mod csv_io;
 pub mod equipment;
@@ -149,6 +150,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(member_routes)
                 .configure(skills::routes)
                 .configure(kiosk::routes)
+                .configure(bridges::routes)
                 .route("/members/invites/{token}/accept", web::post().to(invites::accept))
                 .route("/invites/validate", web::post().to(invites::validate))
                 .route("/user/makerspaces", web::get().to(invites::my_makerspaces))

@@ -77,6 +77,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::reservations::ReservationsApi::openapi());
     doc.merge(crate::web::waitlist::WaitlistApi::openapi());
     doc.merge(crate::web::kiosk::KioskApi::openapi());
+    doc.merge(crate::web::bridges::BridgesApi::openapi());
     doc.merge(crate::web::inventory::InventoryApi::openapi());
     doc.merge(crate::web::purchase_orders::PurchaseOrdersApi::openapi());
     doc.merge(crate::web::spools::SpoolsApi::openapi());

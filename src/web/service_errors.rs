@@ -74,6 +74,7 @@ impl From<KioskError> for ApiError {
             KioskError::Unauthenticated(why) => ApiError::Unauthorized(why.into()),
             KioskError::UnknownEquipment => ApiError::not_found("equipment"),
             KioskError::UnknownKiosk => ApiError::not_found("kiosk"),
+            KioskError::UnknownJob => ApiError::not_found("job"),
             KioskError::NotServed => ApiError::Forbidden(detail),
             KioskError::Invalid(e) => e.into(),
             KioskError::AuditUnavailable => ApiError::Unavailable(detail),

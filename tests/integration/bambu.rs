@@ -194,7 +194,7 @@ async fn a_3mf_is_uploaded_over_ftps_and_printed_while_the_printer_is_followed()
     let fleet = t.app().state().fleet.clone();
     let start = {
         let fleet = fleet.clone();
-        tokio::spawn(async move { fleet.control("s", "m", JobCommand::Start { file: path }).await })
+        tokio::spawn(async move { fleet.control("s", "m", JobCommand::Start { file: path, fetch: None }).await })
     };
     // The printer's session is followed during the upload: a refresh is answered by the
     // printer's next state at once.
@@ -237,13 +237,16 @@ async fn a_gcode_file_is_printed_by_its_path_on_the_card_and_a_refusal_is_the_an
     // The printer refuses (as current firmware does outside Developer Mode): the reason comes
     // back, and the machine stays idle.
     printer.refuse_with("print start is not allowed in this mode");
-    let refused =
-        fleet.control("s", "m", JobCommand::Start { file: path.clone() }).await.expect("the machine is there");
+    let refused = fleet
+        .control("s", "m", JobCommand::Start { file: path.clone(), fetch: None })
+        .await
+        .expect("the machine is there");
     assert_eq!(refused, Err(JobRefusal::Rejected("print start is not allowed in this mode".into())));
     assert_eq!(t.state("s", "m").await["state"], "idle");
 
     printer.comply();
-    let started = fleet.control("s", "m", JobCommand::Start { file: path }).await.expect("the machine is there");
+    let started =
+        fleet.control("s", "m", JobCommand::Start { file: path, fetch: None }).await.expect("the machine is there");
     assert_eq!(started, Ok(()), "{}", storage.log());
     assert!(std::fs::read(storage.card().join("cube.gcode")).expect("the file on the card") == contents);
     let request = print_request(&printer, "gcode_file").expect("the printer was asked to print the G-code");
@@ -252,7 +255,7 @@ async fn a_gcode_file_is_printed_by_its_path_on_the_card_and_a_refusal_is_the_an
     assert_eq!(live["job"]["file"], "cube", "{live}");
 
     // Busy now; and a file the printer cannot print is refused before any upload.
-    let busy = fleet.control("s", "m", JobCommand::Start { file: "/files/other.gcode".into() }).await;
+    let busy = fleet.control("s", "m", JobCommand::Start { file: "/files/other.gcode".into(), fetch: None }).await;
     assert_eq!(busy.expect("the machine is there"), Err(JobRefusal::Busy));
     t.stop().await;
 }
@@ -269,14 +272,16 @@ async fn a_storage_that_refuses_the_access_code_or_a_file_of_another_kind_is_the
     let (path, _) = file_to_print(&t, "benchy.3mf", 10_000);
     let fleet = t.app().state().fleet.clone();
 
-    let refused = fleet.control("s", "m", JobCommand::Start { file: path }).await.expect("the machine is there");
+    let refused =
+        fleet.control("s", "m", JobCommand::Start { file: path, fetch: None }).await.expect("the machine is there");
     let Err(JobRefusal::Rejected(reason)) = &refused else { panic!("refused: {refused:?}") };
     assert!(reason.contains("refused the access code") && reason.contains("530"), "{reason}");
     assert!(print_request(&printer, "project_file").is_none(), "no print without the file");
     assert!(std::fs::read_dir(storage.card()).expect("the card").next().is_none(), "nothing stored");
 
     let (stl, _) = file_to_print(&t, "bracket.stl", 100);
-    let refused = fleet.control("s", "m", JobCommand::Start { file: stl }).await.expect("the machine is there");
+    let refused =
+        fleet.control("s", "m", JobCommand::Start { file: stl, fetch: None }).await.expect("the machine is there");
     let Err(JobRefusal::Rejected(reason)) = &refused else { panic!("refused: {refused:?}") };
     assert!(reason.contains(".3mf or a .gcode"), "{reason}");
     // The machine is still followed and idle.

@@ -103,7 +103,11 @@ async fn a_file_is_sent_and_printed_to_the_end_with_its_job_events_stored() {
 
     let file = gcode(t.data_dir.path(), "cube.gcode", true);
     let fleet = t.app().state().fleet.clone();
-    fleet.control("s", "m", JobCommand::Start { file }).await.expect("the machine is there").expect("printing");
+    fleet
+        .control("s", "m", JobCommand::Start { file, fetch: None })
+        .await
+        .expect("the machine is there")
+        .expect("printing");
     let started = next_event(&mut ws).await;
     assert_eq!((started["event"].as_str(), started["file"].as_str()), (Some("job_started"), Some("cube.gcode")));
     let running = state_is(&t, "running").await;
@@ -138,7 +142,8 @@ async fn a_file_is_sent_and_printed_to_the_end_with_its_job_events_stored() {
     state_is(&t, "idle").await;
     // A file that is not there is refused with the reason.
     let missing = t.data_dir.path().join("missing.gcode").to_string_lossy().into_owned();
-    let refused = fleet.control("s", "m", JobCommand::Start { file: missing }).await.expect("the machine is there");
+    let refused =
+        fleet.control("s", "m", JobCommand::Start { file: missing, fetch: None }).await.expect("the machine is there");
     assert!(matches!(refused, Err(makrcave::domain::jobs::JobRefusal::Rejected(_))), "{refused:?}");
     t.stop().await;
 }
@@ -156,7 +161,13 @@ async fn pause_resume_and_cancel_go_through_octoprint() {
     assert_eq!((status, body["error_type"].as_str()), (409, Some("not_running")), "{body}");
 
     let file = gcode(t.data_dir.path(), "slow.gcode", false);
-    t.app().state().fleet.control("s", "m", JobCommand::Start { file }).await.expect("there").expect("printing");
+    t.app()
+        .state()
+        .fleet
+        .control("s", "m", JobCommand::Start { file, fetch: None })
+        .await
+        .expect("there")
+        .expect("printing");
     assert_eq!(next_event(&mut ws).await["event"], "job_started");
     state_is(&t, "running").await;
 

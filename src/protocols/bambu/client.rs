@@ -164,7 +164,7 @@ impl Client {
                 },
                 command = self.commands.recv() => match command {
                     Some(AdapterCommand { command, reply }) => {
-                        if let JobCommand::Start { file } = &command {
+                        if let JobCommand::Start { file, .. } = &command {
                             tracing::info!(equipment_id = ?self.equipment_id, file = %escaped(file), "sending a file to the Bambu printer");
                         }
                         session.execute(command, reply);
@@ -291,7 +291,7 @@ impl<'a> Session<'a> {
     /// uploads the file first (see [`Session::print`]).
     fn execute(&mut self, command: JobCommand, reply: oneshot::Sender<Result<(), JobRefusal>>) {
         let name = match command {
-            JobCommand::Start { file } => return self.start(file, reply),
+            JobCommand::Start { file, .. } => return self.start(file, reply),
             JobCommand::Refresh => {
                 // Asked for by a person: not held to the silence's rate limit.
                 match self.pushall() {
@@ -447,7 +447,7 @@ mod tests {
     }
 
     fn start(file: &str) -> JobCommand {
-        JobCommand::Start { file: file.into() }
+        JobCommand::Start { file: file.into(), fetch: None }
     }
 
     /// A request waits for its reply, and a refresh for the printer's next state, that long

@@ -154,7 +154,11 @@ mod tests {
         );
         assert_eq!(job(&JobCommand::Pause, 9).expect("pause")["print"]["command"], "pause");
         assert_eq!(job(&JobCommand::Refresh, 10).expect("refresh")["pushing"]["command"], "pushall");
-        assert_eq!(job(&JobCommand::Start { file: "x.3mf".into() }, 11), None, "a start is an upload first");
+        assert_eq!(
+            job(&JobCommand::Start { file: "x.3mf".into(), fetch: None }, 11),
+            None,
+            "a start is an upload first"
+        );
         let project = print(&PrintFile::Project { name: "benchy.3mf".into(), plate: 1 }, 12);
         assert_eq!(project["print"]["command"], "project_file");
         assert_eq!(project["print"]["param"], "Metadata/plate_1.gcode");

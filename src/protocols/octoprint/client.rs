@@ -191,7 +191,7 @@ impl Client {
     /// Carries out a job command over REST.
     async fn execute(&self, api: &Api, command: JobCommand, tracker: &mut Tracker) -> Result<(), JobRefusal> {
         match command {
-            JobCommand::Start { file } => {
+            JobCommand::Start { file, .. } => {
                 let path = Path::new(&file);
                 let name = path
                     .file_name()
