@@ -1,0 +1,1 @@
+//! Simulated controllers on pseudo-terminals, for tests.
