@@ -234,21 +234,15 @@ impl Driver {
 
     async fn command(&mut self, command: Command) {
         let now = Instant::now();
-        match command {
-            Command::Start { job_id, file, reply } => {
-                let result = self.start(job_id, &file, now).await;
-                let _ = reply.send(result);
-            }
-            Command::Pause { reply } => {
-                let _ = reply.send(self.session.pause(&mut self.out));
-            }
-            Command::Resume { reply } => {
-                let _ = reply.send(self.session.resume(&mut self.out));
-            }
-            Command::Cancel { reply } => {
-                let _ = reply.send(self.session.cancel(now, &mut self.out));
-            }
-        }
+        let (result, reply) = match command {
+            Command::Start { job_id, file, reply } => (self.start(job_id, &file, now).await, reply),
+            Command::Pause { reply } => (self.session.pause(&mut self.out), reply),
+            Command::Resume { reply } => (self.session.resume(&mut self.out), reply),
+            Command::Cancel { reply } => (self.session.cancel(now, &mut self.out), reply),
+        };
+        // Before the answer: whoever started a job sees `job_running` true at once.
+        self.publish_running();
+        let _ = reply.send(result);
     }
 
     async fn start(&mut self, job_id: String, path: &Path, now: Instant) -> Result<(), ControllerError> {
@@ -275,10 +269,14 @@ impl Driver {
         let _ = self.events.send(event).await;
     }
 
-    /// Publishes the telemetry when it changed, and the job-running flag.
-    async fn publish(&mut self) {
+    fn publish_running(&mut self) {
         let running = self.session.job_running();
         self.running.send_if_modified(|old| std::mem::replace(old, running) != running);
+    }
+
+    /// Publishes the telemetry when it changed, and the job-running flag.
+    async fn publish(&mut self) {
+        self.publish_running();
         let mut telemetry = self.session.telemetry();
         if telemetry.differs_from(&self.telemetry.borrow()) {
             telemetry.ts = Some(chrono::Utc::now());

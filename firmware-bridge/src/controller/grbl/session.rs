@@ -344,7 +344,8 @@ impl Session for GrblSession {
             Some(GrblState::Hold(_) | GrblState::Door(_)) => MachineState::Paused,
             _ => MachineState::Idle,
         };
-        session::telemetry(self.connected, fault, self.job.as_ref(), idle, Temps::default())
+        // Until GRBL answers a status query makrcave cannot know what the machine does: offline.
+        session::telemetry(self.connected && self.status.is_some(), fault, self.job.as_ref(), idle, Temps::default())
     }
 
     fn job_running(&self) -> bool {

@@ -418,7 +418,14 @@ impl Session for MarlinSession {
 
     fn telemetry(&self) -> Telemetry {
         let idle = if self.sd_printing { MachineState::Running } else { MachineState::Idle };
-        session::telemetry(self.connected, self.fault.is_some(), self.job.as_ref(), idle, self.temps.clone())
+        // Until numbering is set up (`M110` answered) the printer takes no job: offline.
+        session::telemetry(
+            self.connected && self.ready,
+            self.fault.is_some(),
+            self.job.as_ref(),
+            idle,
+            self.temps.clone(),
+        )
     }
 
     fn job_running(&self) -> bool {
@@ -587,8 +594,11 @@ mod tests {
         assert_eq!(s.telemetry().state, MachineState::Error);
         assert!(matches!(s.can_start(), Err(ControllerError::Alarm(_))));
         s.received(b"start", now, &mut out);
+        assert_eq!(s.telemetry().state, MachineState::Offline, "not ready before numbering starts over");
+        assert_eq!(s.can_start(), Err(ControllerError::NotReady));
+        s.received(b"ok", now, &mut out);
         assert_eq!(s.telemetry().state, MachineState::Idle);
-        assert_eq!(s.can_start(), Err(ControllerError::NotReady), "numbering starts over first");
+        assert_eq!(s.can_start(), Ok(()));
     }
 
     #[test]
