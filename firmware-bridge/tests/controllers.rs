@@ -135,6 +135,17 @@ fn grbl_config(sim: &grbl_sim::GrblSim) -> ControllerConfig {
     config
 }
 
+/// A simulated GRBL taking 5 ms a line, a controller on it, and a laser job started.
+async fn grbl_job_running(moves: usize, id: &str) -> (grbl_sim::GrblSim, Bridge, JobFile) {
+    let sim =
+        grbl_sim::spawn(GrblSimConfig { line_delay: Duration::from_millis(5), ..GrblSimConfig::default() }).unwrap();
+    let bridge = Bridge::start(grbl_config(&sim));
+    ready(&bridge).await;
+    let job = laser_job(moves);
+    bridge.handle.start_job(id.into(), job.path.clone()).await.unwrap();
+    (sim, bridge, job)
+}
+
 async fn ready(bridge: &Bridge) {
     bridge.telemetry_until("idle", |t| t.state == MachineState::Idle).await;
 }
@@ -170,13 +181,8 @@ async fn grbl_job_streams_every_line_once_in_order_without_overflowing_the_buffe
 
 #[tokio::test]
 async fn grbl_pause_holds_the_machine_and_resume_finishes_the_job() {
-    let sim =
-        grbl_sim::spawn(GrblSimConfig { line_delay: Duration::from_millis(5), ..GrblSimConfig::default() }).unwrap();
-    let mut bridge = Bridge::start(grbl_config(&sim));
-    ready(&bridge).await;
-    let job = laser_job(200);
-    bridge.handle.start_job("j2".into(), job.path.clone()).await.unwrap();
-    until("some lines executed", || sim.executed().len() > 20).await;
+    let (sim, mut bridge, job) = grbl_job_running(200, "j2").await;
+    until("the job under way", || sim.executed().len() > 20).await;
 
     bridge.handle.pause().await.unwrap();
     bridge.job_event("paused", |e| *e == JobEvent::Paused).await;
@@ -201,13 +207,8 @@ async fn grbl_pause_holds_the_machine_and_resume_finishes_the_job() {
 
 #[tokio::test]
 async fn grbl_cancel_turns_the_laser_off_before_the_reset() {
-    let sim =
-        grbl_sim::spawn(GrblSimConfig { line_delay: Duration::from_millis(5), ..GrblSimConfig::default() }).unwrap();
-    let mut bridge = Bridge::start(grbl_config(&sim));
-    ready(&bridge).await;
-    let job = laser_job(300);
-    bridge.handle.start_job("j3".into(), job.path.clone()).await.unwrap();
-    until("the laser is on and cutting", || sim.spindle_on() && sim.executed().len() > 10).await;
+    let (sim, mut bridge, job) = grbl_job_running(300, "j3").await;
+    until("the job under way", || sim.spindle_on() && sim.executed().len() > 10).await;
 
     bridge.handle.cancel().await.unwrap();
     bridge.job_event("cancelled", |e| *e == JobEvent::Cancelled).await;
@@ -228,13 +229,8 @@ async fn grbl_cancel_turns_the_laser_off_before_the_reset() {
 
 #[tokio::test]
 async fn grbl_reset_mid_job_fails_the_job() {
-    let sim =
-        grbl_sim::spawn(GrblSimConfig { line_delay: Duration::from_millis(5), ..GrblSimConfig::default() }).unwrap();
-    let mut bridge = Bridge::start(grbl_config(&sim));
-    ready(&bridge).await;
-    let job = laser_job(300);
-    bridge.handle.start_job("j5".into(), job.path.clone()).await.unwrap();
-    until("some lines executed", || sim.executed().len() > 10).await;
+    let (sim, mut bridge, _job) = grbl_job_running(300, "j5").await;
+    until("the job under way", || sim.executed().len() > 10).await;
     sim.power_cycle();
     let failed = bridge.job_event("failed", |e| matches!(e, JobEvent::Failed { .. })).await;
     assert!(matches!(&failed, JobEvent::Failed { reason } if reason.contains("reset")), "{failed:?}");
@@ -243,13 +239,8 @@ async fn grbl_reset_mid_job_fails_the_job() {
 
 #[tokio::test]
 async fn grbl_alarm_is_reported_and_blocks_the_next_job() {
-    let sim =
-        grbl_sim::spawn(GrblSimConfig { line_delay: Duration::from_millis(5), ..GrblSimConfig::default() }).unwrap();
-    let mut bridge = Bridge::start(grbl_config(&sim));
-    ready(&bridge).await;
-    let job = laser_job(300);
-    bridge.handle.start_job("j6".into(), job.path.clone()).await.unwrap();
-    until("some lines executed", || sim.executed().len() > 10).await;
+    let (sim, mut bridge, job) = grbl_job_running(300, "j6").await;
+    until("the job under way", || sim.executed().len() > 10).await;
     sim.inject_alarm(1);
     let alarm = bridge.until("an alarm", |e| matches!(e, ControllerEvent::Alarm { .. })).await;
     assert_eq!(alarm, ControllerEvent::Alarm { code: "ALARM:1".into(), text: "Hard limit triggered".into() });
