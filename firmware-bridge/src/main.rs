@@ -45,8 +45,6 @@ async fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    // reqwest is built without a default TLS provider: ring is the project's one.
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let Some(path) = cli.config else {
         eprintln!("makrcave-bridge: --config FILE is required (see --help)");

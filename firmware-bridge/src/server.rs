@@ -98,6 +98,9 @@ fn check_status(status: reqwest::StatusCode) -> Result<(), ServerError> {
 
 impl ServerClient {
     pub fn new(base_url: &str, device_token: &str, equipment_id: &str, timeout: Duration) -> Result<Self, ServerError> {
+        // reqwest is built without a TLS provider (it would pull aws-lc) and panics without
+        // one: ring, the project's provider. An error only means one is installed already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .connect_timeout(timeout)
             .timeout(timeout)

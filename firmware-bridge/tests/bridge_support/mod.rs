@@ -222,3 +222,95 @@ impl Signer {
         .unwrap()
     }
 }
+
+/// A whole bridge (the run loop with its link) on a real broker, with a relay made of `sh`
+/// commands that append `on`/`off` to a file, and makrcave unreachable (a closed port).
+pub struct BridgeUnderTest {
+    pub dir: tempfile::TempDir,
+    pub relay_file: PathBuf,
+    pub controller: makrcave_bridge::jobs::ControllerSide,
+    pub link: makrcave_bridge::link::LinkHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl BridgeUnderTest {
+    /// `extra` is appended to the config file (card, offline sections).
+    pub async fn start(broker: &Mosquitto, equipment: &str, lock_grace_s: u64, extra: &str) -> BridgeUnderTest {
+        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(dir, broker, equipment, lock_grace_s, extra).await
+    }
+
+    /// As `start`, in a state folder the test prepared (a stored allowlist, say).
+    pub async fn start_in(
+        dir: tempfile::TempDir,
+        broker: &Mosquitto,
+        equipment: &str,
+        lock_grace_s: u64,
+        extra: &str,
+    ) -> BridgeUnderTest {
+        let relay_file = dir.path().join("relay.log");
+        let switch = |word: &str| format!(r#"["sh", "-c", "echo {word} >> '{}'"]"#, relay_file.display());
+        let config = format!(
+            r#"
+            [server]
+            url = "http://127.0.0.1:{closed}"
+            device_token = "token"
+            timeout_s = 2
+            [machine]
+            makerspace_id = "ms-1"
+            equipment_id = "{equipment}"
+            [mqtt]
+            url = "{mqtt}"
+            keep_alive = 5
+            [relay]
+            kind = "command"
+            on = {on}
+            off = {off}
+            lock_grace_s = {lock_grace_s}
+            [queue]
+            dir = "{dir}"
+            [telemetry]
+            heartbeat_s = 1
+            {extra}
+            "#,
+            closed = free_port(),
+            mqtt = broker.url(),
+            on = switch("on"),
+            off = switch("off"),
+            dir = dir.path().display(),
+        );
+        let config = makrcave_bridge::config::Config::parse(&config).unwrap();
+        let (seam, controller) = makrcave_bridge::jobs::seam();
+        let app = makrcave_bridge::app::App::build(config, seam).await.unwrap();
+        let link = app.link();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(app.run(async move {
+            let _ = stopped.await;
+        }));
+        BridgeUnderTest { dir, relay_file, controller, link, stop: Some(stop), task }
+    }
+
+    /// The relay as the last switch command left it.
+    pub fn relay(&self) -> Option<String> {
+        let text = std::fs::read_to_string(&self.relay_file).ok()?;
+        text.lines().last().map(str::to_string)
+    }
+
+    pub async fn wait_relay(&self, state: &str, within: Duration) {
+        wait_for(&format!("relay {state}"), within, || (self.relay().as_deref() == Some(state)).then_some(())).await;
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+    }
+}
+
+impl Drop for BridgeUnderTest {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
