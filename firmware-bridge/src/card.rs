@@ -132,38 +132,49 @@ impl KeyAssembler {
 }
 
 /// Starts the configured reader; taps (UIDs as read) arrive on the channel. `None` for no reader.
+/// The device is opened before this returns (when it can be), so nothing typed after the
+/// bridge started is lost to the flush a serial port gets when it is opened.
 pub fn spawn_reader(config: &CardConfig) -> Option<mpsc::Receiver<String>> {
-    let (tx, rx) = mpsc::channel(16);
     match config.clone() {
-        CardConfig::None => return None,
-        CardConfig::Serial { port, baud } => {
-            tokio::spawn(keep_reading(tx, move |tx| read_serial(port.clone(), baud, tx)));
-        }
-        CardConfig::Evdev { device } => {
-            tokio::spawn(keep_reading(tx, move |tx| read_evdev(device.clone(), tx)));
-        }
+        CardConfig::None => None,
+        CardConfig::Serial { port, baud } => Some(spawn_with(move || open_serial(&port, baud), read_serial)),
+        CardConfig::Evdev { device } => Some(spawn_with(move || open_evdev(&device), read_evdev)),
     }
-    Some(rx)
 }
 
-/// Runs a reader until the channel closes, reopening it after a failure.
-async fn keep_reading<F, Fut>(tx: mpsc::Sender<String>, mut read: F)
+/// Opens now, then reads in a task until the channel closes, reopening after a failure.
+fn spawn_with<S, O, R, Fut>(mut open: O, read: R) -> mpsc::Receiver<String>
 where
-    F: FnMut(mpsc::Sender<String>) -> Fut,
-    Fut: std::future::Future<Output = std::io::Result<()>>,
+    S: Send + 'static,
+    O: FnMut() -> std::io::Result<S> + Send + 'static,
+    R: Fn(S, mpsc::Sender<String>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::io::Result<()>> + Send,
 {
-    while !tx.is_closed() {
-        match read(tx.clone()).await {
-            Ok(()) => return,
-            Err(err) => tracing::warn!(error = %err, "card reader failed; reopening"),
+    let (tx, rx) = mpsc::channel(16);
+    let mut first = Some(open());
+    tokio::spawn(async move {
+        while !tx.is_closed() {
+            let result = match first.take().unwrap_or_else(&mut open) {
+                Ok(source) => read(source, tx.clone()).await,
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => return,
+                Err(err) => tracing::warn!(error = %err, "card reader failed; reopening"),
+            }
+            tokio::time::sleep(REOPEN_DELAY).await;
         }
-        tokio::time::sleep(REOPEN_DELAY).await;
-    }
+    });
+    rx
 }
 
-async fn read_serial(port: String, baud: u32, tx: mpsc::Sender<String>) -> std::io::Result<()> {
-    let mut stream = tokio_serial::SerialStream::open(&tokio_serial::new(&port, baud)).map_err(std::io::Error::from)?;
+fn open_serial(port: &str, baud: u32) -> std::io::Result<tokio_serial::SerialStream> {
+    let stream = tokio_serial::SerialStream::open(&tokio_serial::new(port, baud)).map_err(std::io::Error::from)?;
     tracing::info!(port, "serial card reader open");
+    Ok(stream)
+}
+
+async fn read_serial(mut stream: tokio_serial::SerialStream, tx: mpsc::Sender<String>) -> std::io::Result<()> {
     let mut assembler = LineAssembler::default();
     let mut buf = [0u8; 256];
     loop {
@@ -179,9 +190,13 @@ async fn read_serial(port: String, baud: u32, tx: mpsc::Sender<String>) -> std::
     }
 }
 
-async fn read_evdev(device: PathBuf, tx: mpsc::Sender<String>) -> std::io::Result<()> {
-    let mut file = tokio::fs::File::open(&device).await?;
+fn open_evdev(device: &PathBuf) -> std::io::Result<tokio::fs::File> {
+    let file = std::fs::File::open(device)?;
     tracing::info!(device = %device.display(), "keyboard-wedge card reader open");
+    Ok(tokio::fs::File::from_std(file))
+}
+
+async fn read_evdev(mut file: tokio::fs::File, tx: mpsc::Sender<String>) -> std::io::Result<()> {
     let mut assembler = KeyAssembler::default();
     let mut event = [0u8; INPUT_EVENT_SIZE];
     loop {

@@ -259,12 +259,10 @@ impl Link {
                     flight.by_pkid.insert(pkid, sent);
                 }
             }
-            Event::Incoming(Packet::PubAck(ack)) => {
-                if flight.by_pkid.remove(&ack.pkid) == Some(Sent::QueueHead) {
-                    flight.head_in_flight = false;
-                    self.pop_head().await.map_err(|e| format!("queue: {e}"))?;
-                    self.send_head(client, flight);
-                }
+            Event::Incoming(Packet::PubAck(ack)) if flight.by_pkid.remove(&ack.pkid) == Some(Sent::QueueHead) => {
+                flight.head_in_flight = false;
+                self.pop_head().await.map_err(|e| format!("queue: {e}"))?;
+                self.send_head(client, flight);
             }
             Event::Incoming(Packet::Publish(publish)) if publish.topic == self.config.topics.cmd => {
                 match Command::parse(&publish.payload) {

@@ -137,7 +137,11 @@ async fn commands_arrive_and_garbage_is_ignored() {
     while let Ok(Some(extra)) = tokio::time::timeout(Duration::from_millis(200), commands.recv()).await {
         assert_eq!(extra, Command::Pause, "only the repeated pauses may still arrive");
     }
-    for payload in ["not json", r#"{"action":"self_destruct"}"#, r#"{"action":"unlock","session_id":"s1","until":"2026-11-21T18:00:00Z"}"#] {
+    for payload in [
+        "not json",
+        r#"{"action":"self_destruct"}"#,
+        r#"{"action":"unlock","session_id":"s1","until":"2026-11-21T18:00:00Z"}"#,
+    ] {
         observer.client.publish(cmd, QoS::AtLeastOnce, false, payload).await.unwrap();
     }
     let next = tokio::time::timeout(WITHIN, commands.recv()).await.unwrap().unwrap();

@@ -141,12 +141,7 @@ impl Observer {
     }
 
     /// The next message on a topic ending with `suffix` that satisfies `matches`.
-    pub async fn next_matching(
-        &mut self,
-        suffix: &str,
-        within: Duration,
-        matches: impl Fn(&str) -> bool,
-    ) -> String {
+    pub async fn next_matching(&mut self, suffix: &str, within: Duration, matches: impl Fn(&str) -> bool) -> String {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let next = tokio::time::timeout_at(deadline, self.messages.recv()).await;
