@@ -269,6 +269,11 @@ impl App {
     async fn on_command(&mut self, command: Command) {
         match command {
             Command::Unlock { session_id, until } => {
+                if until.is_some_and(|until| until <= Utc::now()) {
+                    // A late delivery (say, replayed after a broker outage): the session is over.
+                    tracing::warn!(?session_id, ?until, "ignoring an unlock whose session already ended");
+                    return;
+                }
                 let session = Session { session_id, until, ..Session::default() };
                 if self.unlock(session).await {
                     self.enforce().await;

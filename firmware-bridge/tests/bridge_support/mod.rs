@@ -40,15 +40,26 @@ pub struct Mosquitto {
     pub port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
+    /// Anonymous logins allowed (no user is configured, so a closed broker refuses everyone).
+    open: bool,
 }
 
 impl Mosquitto {
     pub async fn start() -> Mosquitto {
+        Self::start_with(true).await
+    }
+
+    /// A broker that refuses every login (as with wrong credentials).
+    pub async fn start_closed() -> Mosquitto {
+        Self::start_with(false).await
+    }
+
+    async fn start_with(open: bool) -> Mosquitto {
         assert!(
             Path::new(MOSQUITTO).exists(),
             "{MOSQUITTO} is missing: install Debian's mosquitto package to run the bridge's tests"
         );
-        let mut broker = Mosquitto { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None };
+        let mut broker = Mosquitto { port: free_port(), dir: tempfile::tempdir().unwrap(), child: None, open };
         broker.start_again().await;
         broker
     }
@@ -61,9 +72,10 @@ impl Mosquitto {
     pub async fn start_again(&mut self) {
         assert!(self.child.is_none(), "already running");
         let config = format!(
-            "listener {port} 127.0.0.1\nallow_anonymous true\npersistence true\npersistence_location {dir}/\n\
+            "listener {port} 127.0.0.1\nallow_anonymous {open}\npersistence true\npersistence_location {dir}/\n\
              user root\nlog_dest stderr\n",
             port = self.port,
+            open = self.open,
             dir = self.dir.path().display()
         );
         std::fs::write(self.config_path(), config).unwrap();
@@ -244,12 +256,25 @@ impl BridgeUnderTest {
         lock_grace_s: u64,
         extra: &str,
     ) -> BridgeUnderTest {
+        let unreachable = format!("http://127.0.0.1:{}", free_port());
+        Self::start_full(dir, &unreachable, broker, equipment, lock_grace_s, extra).await
+    }
+
+    /// As `start_in`, with makrcave at `server_url`.
+    pub async fn start_full(
+        dir: tempfile::TempDir,
+        server_url: &str,
+        broker: &Mosquitto,
+        equipment: &str,
+        lock_grace_s: u64,
+        extra: &str,
+    ) -> BridgeUnderTest {
         let relay_file = dir.path().join("relay.log");
         let switch = |word: &str| format!(r#"["sh", "-c", "echo {word} >> '{}'"]"#, relay_file.display());
         let config = format!(
             r#"
             [server]
-            url = "http://127.0.0.1:{closed}"
+            url = "{server_url}"
             device_token = "token"
             timeout_s = 2
             [machine]
@@ -269,7 +294,6 @@ impl BridgeUnderTest {
             heartbeat_s = 1
             {extra}
             "#,
-            closed = free_port(),
             mqtt = broker.url(),
             on = switch("on"),
             off = switch("off"),
@@ -305,6 +329,92 @@ impl BridgeUnderTest {
 }
 
 impl Drop for BridgeUnderTest {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A request the fake makrcave received.
+#[derive(Debug, Clone)]
+pub struct SeenRequest {
+    pub method: String,
+    pub path: String,
+    pub authorization: Option<String>,
+    pub body: String,
+}
+
+/// The answer a handler gives: status and body (JSON or bytes).
+pub type Reply = (u16, Vec<u8>);
+
+/// A tiny real HTTP/1.1 server on a free port standing in for makrcave (one request per
+/// connection). It records every request for the test to check.
+pub struct FakeServer {
+    pub url: String,
+    pub seen: std::sync::Arc<std::sync::Mutex<Vec<SeenRequest>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeServer {
+    pub async fn start(handler: impl Fn(&SeenRequest) -> Reply + Send + Sync + 'static) -> FakeServer {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let handler = std::sync::Arc::new(handler);
+        let seen_by_task = seen.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { return };
+                let handler = handler.clone();
+                let seen = seen_by_task.clone();
+                tokio::spawn(async move {
+                    let mut reader = BufReader::new(stream);
+                    let mut first = String::new();
+                    reader.read_line(&mut first).await.unwrap();
+                    let mut parts = first.split_whitespace();
+                    let method = parts.next().unwrap_or_default().to_string();
+                    let path = parts.next().unwrap_or_default().to_string();
+                    let (mut length, mut authorization) = (0usize, None);
+                    loop {
+                        let mut line = String::new();
+                        reader.read_line(&mut line).await.unwrap();
+                        let line = line.trim_end();
+                        if line.is_empty() {
+                            break;
+                        }
+                        let (name, value) = line.split_once(':').unwrap();
+                        match name.to_ascii_lowercase().as_str() {
+                            "content-length" => length = value.trim().parse().unwrap(),
+                            "authorization" => authorization = Some(value.trim().to_string()),
+                            _ => {}
+                        }
+                    }
+                    let mut body = vec![0u8; length];
+                    reader.read_exact(&mut body).await.unwrap();
+                    let request =
+                        SeenRequest { method, path, authorization, body: String::from_utf8_lossy(&body).into_owned() };
+                    let (status, reply) = handler(&request);
+                    seen.lock().unwrap().push(request);
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        reply.len()
+                    );
+                    let mut stream = reader.into_inner();
+                    stream.write_all(head.as_bytes()).await.unwrap();
+                    stream.write_all(&reply).await.unwrap();
+                    stream.shutdown().await.unwrap();
+                });
+            }
+        });
+        FakeServer { url, seen, task }
+    }
+
+    pub fn requests(&self) -> Vec<SeenRequest> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeServer {
     fn drop(&mut self) {
         self.task.abort();
     }
