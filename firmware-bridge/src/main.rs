@@ -1,92 +1,95 @@
 //! makrcave-bridge: runs next to a machine (on a Raspberry Pi, say) and connects it to
-//! makrcave over MQTT.
-//!
-//! For now it announces the machine: a retained `online` on the status topic, a retained
-//! `offline` as its last will (so makrcave shows the machine offline the moment the bridge
-//! loses power or network), and a heartbeat on the telemetry topic. Serial GRBL/Marlin, the
-//! relay and the card reader come next.
+//! makrcave. The command line only; everything else is in the library.
 
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::Parser;
-use rumqttc::{AsyncClient, Event, LastWill, MqttOptions, Packet, QoS};
+use clap::{Parser, Subcommand};
+use makrcave_bridge::bridge;
+use makrcave_bridge::check::run_checks;
+use makrcave_bridge::config::Config;
 
 #[derive(Parser, Debug)]
-#[command(name = "makrcave-bridge", version, about = "Connects a machine to makrcave over MQTT")]
-struct Args {
-    /// The broker makrcave uses: mqtt://[user:pass@]host:port.
-    #[arg(long, env = "MAKRCAVE_BRIDGE_MQTT_URL", default_value = "mqtt://127.0.0.1:1883")]
-    mqtt_url: String,
-    /// The makerspace id the machine belongs to.
-    #[arg(long, env = "MAKRCAVE_BRIDGE_MAKERSPACE")]
-    makerspace: String,
-    /// The machine's equipment id in makrcave.
-    #[arg(long, env = "MAKRCAVE_BRIDGE_EQUIPMENT")]
-    equipment: String,
-    /// Seconds between heartbeats (keep it below the machine's heartbeat timeout).
-    #[arg(long, env = "MAKRCAVE_BRIDGE_HEARTBEAT", default_value_t = 10)]
-    heartbeat: u64,
+#[command(
+    name = "makrcave-bridge",
+    version,
+    about = "Connects a machine to makrcave: relay, card reader, serial controller, offline allowlist",
+    long_about = "Connects a machine to makrcave over MQTT and HTTP. Every setting is in one TOML \
+                  file; see makrcave-bridge.example.toml for all of them. Logs go to stderr; set \
+                  RUST_LOG (e.g. RUST_LOG=info) to choose how much."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Action>,
+    /// The configuration file (for `run`, the default action).
+    #[arg(long, short, env = "MAKRCAVE_BRIDGE_CONFIG", global = true)]
+    config: Option<PathBuf>,
 }
 
-fn topic(args: &Args, channel: &str) -> String {
-    format!("makrcave/{}/{}/{channel}", args.makerspace, args.equipment)
-}
-
-fn options(args: &Args) -> anyhow::Result<MqttOptions> {
-    let url = args.mqtt_url.strip_prefix("mqtt://").or_else(|| args.mqtt_url.strip_prefix("tcp://"));
-    let url = url.context("--mqtt-url must start with mqtt://")?;
-    let (credentials, host_port) = match url.rsplit_once('@') {
-        Some((c, h)) => (Some(c), h),
-        None => (None, url),
-    };
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse::<u16>().context("the port in --mqtt-url is not a number")?),
-        None => (host_port, 1883),
-    };
-    let mut options = MqttOptions::new(format!("makrcave-bridge-{}", args.equipment), host, port);
-    options.set_keep_alive(Duration::from_secs(10));
-    options.set_last_will(LastWill::new(topic(args, "status"), "offline", QoS::AtLeastOnce, true));
-    if let Some((user, pass)) = credentials.and_then(|c| c.split_once(':')) {
-        options.set_credentials(user, pass);
-    }
-    Ok(options)
+#[derive(Subcommand, Debug)]
+enum Action {
+    /// Run the bridge (the default).
+    Run,
+    /// Test the serial port, relay, broker, server and allowlist key, one line each; exits
+    /// non-zero when anything is wrong.
+    Check,
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let args = Args::parse();
-    let (client, mut eventloop) = AsyncClient::new(options(&args)?, 64);
-    let mut heartbeat = tokio::time::interval(Duration::from_secs(args.heartbeat.max(1)));
-    loop {
-        tokio::select! {
-            event = eventloop.poll() => match event {
-                Ok(Event::Incoming(Packet::ConnAck(_))) => {
-                    tracing::info!("connected; announcing {} online", args.equipment);
-                    client.try_publish(topic(&args, "status"), QoS::AtLeastOnce, true, "online")?;
-                }
-                Ok(_) => {}
-                Err(err) => {
-                    tracing::warn!(error = %err, "MQTT connection failed; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            },
-            _ = heartbeat.tick() => {
-                let ts = chrono::Utc::now().to_rfc3339();
-                let _ = client.try_publish(topic(&args, "telemetry"), QoS::AtMostOnce, false, serde_json::json!({ "ts": ts }).to_string());
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let Some(path) = cli.config else {
+        eprintln!("makrcave-bridge: --config FILE is required (see --help)");
+        return ExitCode::from(2);
+    };
+    let config = match Config::load(&path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("makrcave-bridge: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Action::Run) {
+        Action::Check => {
+            let lines = run_checks(&config).await;
+            for line in &lines {
+                println!("{line}");
             }
-            _ = tokio::signal::ctrl_c() => {
-                // A clean goodbye: say offline ourselves (the will is only sent on a lost connection).
-                client.publish(topic(&args, "status"), QoS::AtLeastOnce, true, "offline").await?;
-                client.disconnect().await?;
-                for _ in 0..10 {
-                    if matches!(eventloop.poll().await, Err(_) | Ok(Event::Outgoing(rumqttc::Outgoing::Disconnect))) {
-                        break;
-                    }
-                }
-                return Ok(());
+            if lines.iter().all(|l| l.outcome.is_ok()) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
             }
         }
+        Action::Run => {
+            if let Err(err) = bridge::run(config, shutdown_signal()).await {
+                tracing::error!(error = %err, "cannot start");
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// SIGTERM (systemd stop) or Ctrl-C.
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(err) => {
+            tracing::warn!(error = %err, "no SIGTERM handler; only Ctrl-C stops the bridge cleanly");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
 }
