@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::allowlist::{AllowlistError, AllowlistHolder, AllowlistKey, AllowlistStore, Verdict};
+use crate::allowlist::{normalize_uid, AllowlistError, AllowlistHolder, AllowlistKey, AllowlistStore, Verdict};
 use crate::card;
 use crate::command::{Command, StartJob};
 use crate::config::{Config, MqttEndpoint, OfflinePolicy};
@@ -70,7 +70,7 @@ pub struct App {
     commands: mpsc::Receiver<Command>,
     relay: Relay,
     indicator: Indicator,
-    taps: Option<mpsc::Receiver<String>>,
+    card: Option<card::CardReader>,
     button: Option<mpsc::Receiver<()>>,
     allowlist: Option<AllowlistHolder>,
     jobs: JobSeam,
@@ -80,6 +80,15 @@ pub struct App {
     last_tap: Option<(String, Instant)>,
     /// The controller's telemetry changed since it was last published.
     telemetry_dirty: bool,
+    /// How many card taps have been decided (granted or refused, online or offline).
+    taps_decided: watch::Sender<u64>,
+}
+
+async fn next_tap(card: &mut Option<card::CardReader>) -> Option<String> {
+    match card {
+        Some(card) => card.taps.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn next_of<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
@@ -112,7 +121,7 @@ impl App {
         let relay = Relay::open(&config.relay.kind).await?;
         let indicator = Indicator::open(config.indicator.gpio.as_ref()).map_err(StartError::Indicator)?;
         let button = config.button.bed_clear.as_ref().map(indicator::watch_button).transpose()?;
-        let taps = card::spawn_reader(&config.card);
+        let card = card::spawn_reader(&config.card);
         let endpoint = MqttEndpoint::parse(&config.mqtt.url).map_err(StartError::Mqtt)?;
         let link_config = LinkConfig {
             endpoint,
@@ -129,19 +138,25 @@ impl App {
             commands,
             relay,
             indicator,
-            taps,
+            card,
             button,
             allowlist,
             jobs,
             session: None,
             last_tap: None,
             telemetry_dirty: false,
+            taps_decided: watch::channel(0).0,
         })
     }
 
     /// The MQTT link, for the controller's events and telemetry.
     pub fn link(&self) -> LinkHandle {
         self.link.clone()
+    }
+
+    /// The number of card taps decided so far (for a status display, and for tests).
+    pub fn taps_decided(&self) -> watch::Receiver<u64> {
+        self.taps_decided.subscribe()
     }
 
     /// Runs until `shutdown` completes, then says `offline` and disconnects.
@@ -159,12 +174,13 @@ impl App {
                     Some(command) => self.on_command(command).await,
                     None => {
                         tracing::error!("the MQTT link stopped");
+                        self.release_card_reader().await;
                         return;
                     }
                 },
-                tap = next_of(&mut self.taps) => match tap {
+                tap = next_tap(&mut self.card) => match tap {
                     Some(uid) => self.on_tap(uid).await,
-                    None => self.taps = None,
+                    None => self.card = None,
                 },
                 press = next_of(&mut self.button) => match press {
                     Some(()) => self.on_bed_clear().await,
@@ -187,11 +203,18 @@ impl App {
                 _ = refresh.tick(), if self.allowlist.is_some() => self.refresh_allowlist().await,
                 () = &mut shutdown => {
                     tracing::info!("stopping");
+                    self.release_card_reader().await;
                     self.link.shutdown().await;
                     let _ = (&mut self.link_task).await;
                     return;
                 }
             }
+        }
+    }
+
+    async fn release_card_reader(&mut self) {
+        if let Some(card) = self.card.take() {
+            card.stop().await;
         }
     }
 
@@ -333,6 +356,7 @@ impl App {
             self.tap_lock(&uid).await
         };
         self.indicator.signal(if granted { Signal::Granted } else { Signal::Refused });
+        self.taps_decided.send_modify(|n| *n += 1);
     }
 
     async fn tap_unlock(&mut self, uid: &str) -> bool {
@@ -386,7 +410,11 @@ impl App {
             OfflinePolicy::Allowlist => match self.offline_verdict(uid, now) {
                 Verdict::Allowlisted { until } => {
                     let cap = now + chrono::Duration::minutes(self.config.offline.max_unlock_minutes as i64);
-                    let session = Session { offline_until: Some(until.min(cap)), ..Session::default() };
+                    let session = Session {
+                        offline_until: Some(until.min(cap)),
+                        offline_card: normalize_uid(uid),
+                        ..Session::default()
+                    };
                     (self.unlock(session).await, "allowlisted")
                 }
                 verdict => (false, verdict.reason()),
@@ -397,16 +425,19 @@ impl App {
         granted
     }
 
-    /// Locking is always allowed offline: it only makes the machine safer.
+    /// Ends an offline session for the card that started it. Another card is refused, as
+    /// makrcave refuses it online (`not_your_session`): nobody walks by and cuts someone's
+    /// machine. (The session still ends at its offline expiry.)
     async fn offline_lock(&mut self, uid: &str) -> bool {
         let now = Utc::now();
-        let reason = match self.config.offline.policy {
-            OfflinePolicy::FailClosed => "fail_closed",
-            OfflinePolicy::Allowlist => self.offline_verdict(uid, now).reason(),
-        };
-        self.request_lock().await;
-        self.report_offline_tap(uid, TapAction::Lock, true, reason, now).await;
-        true
+        let own =
+            self.session.as_ref().and_then(|s| s.offline_card.clone()).is_some_and(|c| Some(c) == normalize_uid(uid));
+        let reason = if own { "own_session" } else { "not_your_session" };
+        if own {
+            self.request_lock().await;
+        }
+        self.report_offline_tap(uid, TapAction::Lock, own, reason, now).await;
+        own
     }
 
     async fn report_offline_tap(&self, uid: &str, action: TapAction, granted: bool, reason: &str, at: DateTime<Utc>) {

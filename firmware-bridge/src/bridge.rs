@@ -17,14 +17,36 @@ use crate::link::LinkHandle;
 
 /// Builds the bridge the configuration describes and runs it until `shutdown` completes.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
-    let (seam, side) = jobs::seam();
-    let controller = controller_config(&config).map(controller::spawn);
-    let app = App::build(config, seam).await?;
-    if let Some((handle, events)) = controller {
-        tokio::spawn(drive(handle, events, side, app.link()));
-    }
-    app.run(shutdown).await;
+    Bridge::start(config).await?.run(shutdown).await;
     Ok(())
+}
+
+/// A bridge whose devices are open: relay switched off, card reader and controller port open.
+pub struct Bridge {
+    app: App,
+}
+
+impl Bridge {
+    /// Opens everything the configuration names and starts the controller.
+    pub async fn start(config: Config) -> Result<Bridge, StartError> {
+        let (seam, side) = jobs::seam();
+        let controller = controller_config(&config).map(controller::spawn);
+        let app = App::build(config, seam).await?;
+        if let Some((handle, events)) = controller {
+            tokio::spawn(drive(handle, events, side, app.link()));
+        }
+        Ok(Bridge { app })
+    }
+
+    /// The number of card taps decided so far.
+    pub fn taps_decided(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.app.taps_decided()
+    }
+
+    /// Runs until `shutdown` completes, then says `offline` and disconnects.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        self.app.run(shutdown).await;
+    }
 }
 
 /// The controller's settings from the configuration (`None`: the bridge has no controller).

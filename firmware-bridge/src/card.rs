@@ -134,7 +134,23 @@ impl KeyAssembler {
 /// Starts the configured reader; taps (UIDs as read) arrive on the channel. `None` for no reader.
 /// The device is opened before this returns (when it can be), so nothing typed after the
 /// bridge started is lost to the flush a serial port gets when it is opened.
-pub fn spawn_reader(config: &CardConfig) -> Option<mpsc::Receiver<String>> {
+/// A running card reader: its taps, and its task (which ends, and lets go of the device, once
+/// `taps` is dropped).
+pub struct CardReader {
+    pub taps: mpsc::Receiver<String>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl CardReader {
+    /// Stops reading and waits until the device is released (a restarted bridge opens it
+    /// again at once: serial ports are opened exclusively).
+    pub async fn stop(self) {
+        drop(self.taps);
+        let _ = self.task.await;
+    }
+}
+
+pub fn spawn_reader(config: &CardConfig) -> Option<CardReader> {
     match config.clone() {
         CardConfig::None => None,
         CardConfig::Serial { port, baud } => Some(spawn_with(move || open_serial(&port, baud), read_serial)),
@@ -143,7 +159,7 @@ pub fn spawn_reader(config: &CardConfig) -> Option<mpsc::Receiver<String>> {
 }
 
 /// Opens now, then reads in a task until the channel closes, reopening after a failure.
-fn spawn_with<S, O, R, Fut>(mut open: O, read: R) -> mpsc::Receiver<String>
+fn spawn_with<S, O, R, Fut>(mut open: O, read: R) -> CardReader
 where
     S: Send + 'static,
     O: FnMut() -> std::io::Result<S> + Send + 'static,
@@ -152,20 +168,28 @@ where
 {
     let (tx, rx) = mpsc::channel(16);
     let mut first = Some(open());
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         while !tx.is_closed() {
             let result = match first.take().unwrap_or_else(&mut open) {
-                Ok(source) => read(source, tx.clone()).await,
+                // The reader stops (and lets go of the device) as soon as the bridge does, not
+                // at the next card.
+                Ok(source) => tokio::select! {
+                    result = read(source, tx.clone()) => result,
+                    () = tx.closed() => return,
+                },
                 Err(err) => Err(err),
             };
             match result {
                 Ok(()) => return,
                 Err(err) => tracing::warn!(error = %err, "card reader failed; reopening"),
             }
-            tokio::time::sleep(REOPEN_DELAY).await;
+            tokio::select! {
+                () = tokio::time::sleep(REOPEN_DELAY) => {}
+                () = tx.closed() => return,
+            }
         }
     });
-    rx
+    CardReader { taps: rx, task }
 }
 
 fn open_serial(port: &str, baud: u32) -> std::io::Result<tokio_serial::SerialStream> {

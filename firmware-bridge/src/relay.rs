@@ -32,6 +32,8 @@ pub struct Relay {
     driver: Driver,
     /// The state as the bridge last set it (what telemetry's `relay` reports).
     on: bool,
+    /// Whether `on` is known: false until the first switch after opening.
+    known: bool,
 }
 
 impl std::fmt::Debug for Relay {
@@ -55,7 +57,7 @@ impl Relay {
             RelayKind::Command { on, off } => Driver::Command { on: on.clone(), off: off.clone() },
             RelayKind::None => Driver::None,
         };
-        let mut relay = Relay { driver, on: true };
+        let mut relay = Relay { driver, on: false, known: false };
         relay.set(false).await?;
         Ok(relay)
     }
@@ -64,7 +66,13 @@ impl Relay {
         self.on
     }
 
+    /// Switches the relay; a switch to the state it is known to be in does nothing (an unlock
+    /// is confirmed twice, by makrcave's answer and by its command; a command relay driving a
+    /// smart plug or a contactor should not be told twice).
     pub async fn set(&mut self, on: bool) -> Result<(), RelayError> {
+        if self.known && self.on == on {
+            return Ok(());
+        }
         match &self.driver {
             Driver::Gpio(request) => {
                 let value = if on { Value::Active } else { Value::Inactive };
@@ -73,10 +81,8 @@ impl Relay {
             Driver::Command { on: on_argv, off: off_argv } => run(if on { on_argv } else { off_argv }).await?,
             Driver::None => {}
         }
-        if self.on != on {
-            tracing::info!(on, "relay switched");
-        }
-        self.on = on;
+        tracing::info!(on, "relay switched");
+        (self.on, self.known) = (on, true);
         Ok(())
     }
 }

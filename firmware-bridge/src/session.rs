@@ -13,6 +13,8 @@ pub struct Session {
     pub until: Option<DateTime<Utc>>,
     /// The end of an unlock decided offline from the allowlist.
     pub offline_until: Option<DateTime<Utc>>,
+    /// The card (normalized UID) that unlocked offline: only it ends the session offline.
+    pub offline_card: Option<String>,
     /// When a lock was asked for (a `lock` command, a tap): the grace time counts from here.
     pub lock_requested_at: Option<DateTime<Utc>>,
 }

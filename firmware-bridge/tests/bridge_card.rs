@@ -29,7 +29,7 @@ fn pty() -> (SerialStream, String) {
 #[tokio::test]
 async fn a_serial_reader_on_a_pty_produces_taps() {
     let (mut master, path) = pty();
-    let mut taps = makrcave_bridge::card::spawn_reader(&CardConfig::Serial { port: path, baud: 9600 }).unwrap();
+    let mut taps = makrcave_bridge::card::spawn_reader(&CardConfig::Serial { port: path, baud: 9600 }).unwrap().taps;
     // Readers end lines with CR LF; noise and blank lines are no taps.
     master.write_all(b"04A1B2C3\r\n\r\n\xff\xfe\n04:a1:b2:c4\n").await.unwrap();
     let first = tokio::time::timeout(WITHIN, taps.recv()).await.unwrap().unwrap();
@@ -87,10 +87,17 @@ async fn offline_an_allowlisted_card_unlocks_and_every_tap_is_reported() {
     assert!(uuid::Uuid::parse_str(granted["id"].as_str().unwrap()).is_ok());
     bridge.wait_relay("on", WITHIN).await;
 
-    // A second tap ends the offline unlock here (makrcave knows nothing of it).
+    // Another card does not end it (as online: not_your_session)...
+    tap(&mut master, "CAFEBABE").await;
+    let other = next_offline_tap(&mut observer, "eq-offline").await;
+    assert_eq!((other["action"].as_str(), other["granted"].as_bool()), (Some("lock"), Some(false)));
+    assert_eq!(other["reason"], "not_your_session");
+    assert_eq!(bridge.relay().as_deref(), Some("on"));
+    // ...the card that unlocked does, here (makrcave knows nothing of the offline unlock).
     tap(&mut master, "04A1B2C3").await;
     let lock = next_offline_tap(&mut observer, "eq-offline").await;
     assert_eq!((lock["action"].as_str(), lock["granted"].as_bool()), (Some("lock"), Some(true)));
+    assert_eq!(lock["reason"], "own_session");
     bridge.wait_relay("off", WITHIN).await;
     bridge.stop().await;
 }

@@ -260,6 +260,8 @@ pub struct TestApp {
     pub database: TestDatabase,
     pub mosquitto: Option<Mosquitto>,
     pub options: TestOptions,
+    /// Set by [`TestApp::go_away`]: makrcave comes back on these HTTP and MQTT addresses.
+    kept_addresses: Option<(SocketAddr, SocketAddr)>,
 }
 
 impl TestApp {
@@ -283,6 +285,7 @@ impl TestApp {
             database,
             mosquitto,
             options,
+            kept_addresses: None,
         };
         test.start(mqtt_url).await;
         test
@@ -292,6 +295,9 @@ impl TestApp {
         let mut s = Settings::defaults();
         s.http = "127.0.0.1:0".parse().expect("addr");
         s.mqtt_listen = "127.0.0.1:0".parse().expect("addr");
+        if let Some((http, mqtt)) = self.kept_addresses {
+            (s.http, s.mqtt_listen) = (http, mqtt);
+        }
         s.data_dir = self.data_dir.path().to_path_buf();
         s.database_url = self.database.url.clone();
         s.mqtt_broker = mqtt_url.map(|u| BrokerAddress::parse(&u).expect("broker url"));
@@ -349,6 +355,28 @@ impl TestApp {
         }
         let mqtt_url = self.options.mqtt_url.clone().or_else(|| self.mosquitto.as_ref().map(Mosquitto::url));
         self.try_start(mqtt_url).await
+    }
+
+    /// Stops makrcave, and the test's Mosquitto if it has one: to its machines and devices the
+    /// server is gone. [`TestApp::come_back`] starts both again, on the same addresses.
+    pub async fn go_away(&mut self) {
+        let http = self.base.trim_start_matches("http://").parse().expect("makrcave's address");
+        self.kept_addresses = Some((http, self.mqtt));
+        if let Some(app) = self.app.take() {
+            app.stop().await;
+        }
+        if let Some(broker) = self.mosquitto.as_mut() {
+            broker.stop();
+        }
+    }
+
+    /// Starts what [`TestApp::go_away`] stopped, on the same database and addresses.
+    pub async fn come_back(&mut self) {
+        if let Some(broker) = self.mosquitto.as_mut() {
+            broker.restart();
+        }
+        let mqtt_url = self.options.mqtt_url.clone().or_else(|| self.mosquitto.as_ref().map(Mosquitto::url));
+        self.start(mqtt_url).await;
     }
 
     pub fn app(&self) -> &Application {

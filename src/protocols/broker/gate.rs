@@ -81,6 +81,15 @@ impl Connections {
         closed
     }
 
+    /// Closes every connection: makrcave is stopping, and its machines and bridges must see
+    /// the broker gone (rumqttd itself cannot be stopped, and would otherwise go on taking
+    /// their messages with nobody left to read them).
+    pub fn disconnect_all(&self) {
+        for entry in self.live.iter() {
+            entry.value().1.cancel();
+        }
+    }
+
     fn register(&self, username: &str) -> (u64, CancellationToken) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let token = CancellationToken::new();

@@ -54,8 +54,8 @@ pub struct EmbeddedBroker {
     pub connections: Connections,
 }
 
-/// Starts rumqttd on a free loopback port and the gate on `listen`; the gate stops accepting
-/// when `shutdown` is cancelled.
+/// Starts rumqttd on a free loopback port and the gate on `listen`; the gate stops accepting,
+/// and closes every client's connection, when `shutdown` is cancelled.
 pub async fn start(
     listen: SocketAddr,
     authenticator: Arc<dyn Authenticator>,
@@ -73,10 +73,11 @@ pub async fn start(
     let upstream = Upstream { addr: inner, username: UPSTREAM_USERNAME.to_string(), password };
     let connections = Connections::default();
     let gate = gate::serve(listener, upstream, authenticator, connections.clone(), MAX_FRAME_BYTES, MAX_GATE_CLIENTS);
+    let live = connections.clone();
     tokio::spawn(async move {
         tokio::select! {
             () = gate => {}
-            () = shutdown.cancelled() => {}
+            () = shutdown.cancelled() => live.disconnect_all(),
         }
     });
     tracing::info!(%listen, "embedded MQTT broker listening");
