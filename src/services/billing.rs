@@ -376,7 +376,8 @@ pub async fn charge_session(svc: &Services, session: &UnchargedSession) -> Resul
     let tax = price.tax_rate_id.as_deref().and_then(|id| settings.tax_rate(id)).cloned();
     let equipment_type = equipment.kind.as_str();
     let credit = credit_window(svc, &member, equipment_type, session.ended_at).await?;
-    let seconds = (session.ended_at - session.started_at).num_seconds().max(0);
+    // Every started second counts: a tap-and-lock of half a second is a started unit.
+    let seconds = ((session.ended_at - session.started_at).num_milliseconds().max(0) + 999) / 1000;
     let busy_seconds = (session.busy_minutes.unwrap_or(0.0) * 60.0).round() as i64;
     let source = format!("session:{}", session.id);
     let make = |available: i64| -> Result<ChargeRecord, StoreError> {
