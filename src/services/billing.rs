@@ -156,7 +156,7 @@ pub async fn put_price(
 /// has no charges).
 pub enum Scope {
     All,
-    Own(Option<MemberRecord>),
+    Own(Option<Box<MemberRecord>>),
 }
 
 pub async fn scope_of(svc: &Services, caller: &Principal, space_id: &str) -> Result<Scope, BillingError> {
@@ -164,7 +164,7 @@ pub async fn scope_of(svc: &Services, caller: &Principal, space_id: &str) -> Res
     if caller.can_read_members(space_id) == Decision::Allow {
         return Ok(Scope::All);
     }
-    Ok(Scope::Own(svc.store.find_member_by_user(space_id, &caller.user_id).await?))
+    Ok(Scope::Own(svc.store.find_member_by_user(space_id, &caller.user_id).await?.map(Box::new)))
 }
 
 /// A page of charges: admins filter as they like; a member sees only their own.

@@ -40,7 +40,7 @@ async fn own_or_admin(
 ) -> Result<MemberRecord, BillingError> {
     let member = match scope_of(svc, caller, space_id).await? {
         Scope::All => svc.store.get_member(space_id, member_id).await?,
-        Scope::Own(me) => me.filter(|m| m.id == member_id),
+        Scope::Own(me) => me.map(|m| *m).filter(|m| m.id == member_id),
     };
     member.ok_or(BillingError::NotFound("member"))
 }
@@ -101,16 +101,22 @@ fn settle(outcome: Keyed<WalletEntry>, needed: i64) -> Result<Written, BillingEr
     }
 }
 
+/// A row to append: its kind, signed amount and reason.
+struct Movement {
+    kind: &'static str,
+    amount_minor: i64,
+    reason: Option<String>,
+}
+
 async fn append(
     svc: &Services,
     caller: &Principal,
     space_id: &str,
     member_id: &str,
-    kind: &'static str,
-    amount_minor: i64,
-    reason: Option<String>,
+    movement: Movement,
     key: &IdemKey,
 ) -> Result<Written, BillingError> {
+    let Movement { kind, amount_minor, reason } = movement;
     let space = space_for(svc, caller.can_manage_space(space_id), space_id).await?;
     let member = svc.store.get_member(space_id, member_id).await?.ok_or(BillingError::NotFound("member"))?;
     let entry = NewWalletEntry {
@@ -139,7 +145,8 @@ pub async fn top_up(
         return Err(Invalid::new(format!("amount_minor is 1 to {MAX_WALLET_AMOUNT}")).into());
     }
     let reason = optional_text("reason", request.reason, 500)?;
-    append(svc, caller, space_id, member_id, "top_up", request.amount_minor, reason, key).await
+    let movement = Movement { kind: "top_up", amount_minor: request.amount_minor, reason };
+    append(svc, caller, space_id, member_id, movement, key).await
 }
 
 pub async fn adjust(
@@ -155,7 +162,8 @@ pub async fn adjust(
     }
     let reason = optional_text("reason", Some(request.reason), 500)?
         .ok_or_else(|| Invalid::new("an adjustment says why: reason must not be blank"))?;
-    append(svc, caller, space_id, member_id, "adjustment", request.amount_minor, Some(reason), key).await
+    let movement = Movement { kind: "adjustment", amount_minor: request.amount_minor, reason: Some(reason) };
+    append(svc, caller, space_id, member_id, movement, key).await
 }
 
 /// Pays a charge from its member's wallet: the member themselves or the space's admins.
