@@ -4,6 +4,7 @@
 pub mod access;
 /// The signed offline allowlist bridges keep for when makrcave cannot be reached.
 pub mod allowlist;
+pub mod billing;
 pub mod booking;
 pub mod busy;
 pub mod cards;

@@ -306,6 +306,12 @@ async fn decide(
         Some(_) => return Ok(denied("reserved_by_other")),
         None => (None, holding.iter().filter(|r| r.start_at > now).map(|r| r.start_at).min()),
     };
+    // Prepaid mode comes last, after the skill and booking checks: a member refused for a
+    // skill or a booking hears that (a top-up would not help), and the balance (a sum over
+    // the ledger) is read only for an unlock that would otherwise be granted.
+    if super::billing_wallet::prepaid_shortfall(svc, space, &member.id).await?.is_some() {
+        return Ok(denied("insufficient_credit"));
+    }
     let session =
         Session { id: new_id(), user_id: user_id.clone(), member_id: Some(member.id.clone()), started_at: now, until };
     let session = match svc.fleet.unlock(space, &equipment.id, session).await {

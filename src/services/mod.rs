@@ -46,10 +46,14 @@
 //!   [`service_orders`]: the MakrX Store's orders offered to them, accepted, refused or lapsed.
 //! - [`broker_access`]: machines' MQTT credentials, the embedded broker's authentication, and
 //!   an external Mosquitto's password and ACL files.
+//! - [`billing`]: billing settings, machine prices, charges made from sessions and jobs,
+//!   manual lines; [`billing_wallet`]: the credit wallet and prepaid mode at the kiosk.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
 pub mod bed_clear;
+pub mod billing;
+pub mod billing_wallet;
 pub mod bom;
 pub mod bookings;
 /// What makrcave-bridge needs: the signed offline allowlist, job files, offline taps.

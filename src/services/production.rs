@@ -169,6 +169,9 @@ pub async fn on_machine_event(
     };
     if let Some(moved) = &moved {
         announce(svc, moved);
+        if matches!(moved.status, JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled) {
+            charge_use(svc, moved).await;
+        }
     }
     if ends {
         svc.router.release(equipment_id);
@@ -232,6 +235,14 @@ async fn fail(
         svc.router.job_queued(retried.clone());
     }
     Ok(retried)
+}
+
+/// Charges a job that ended to its owner (once per job, whatever retries happen). A job that
+/// cannot be charged is logged; it ended all the same.
+async fn charge_use(svc: &Services, job: &JobRecord) {
+    if let Err(e) = super::billing::charge_job(svc, job).await {
+        tracing::warn!(job_id = %job.id, error = %e, "an ended job was not charged");
+    }
 }
 
 /// Charges a finished job's grams to the spool loaded on its machine, once per job (the job

@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{bookings, service_orders, waitlist, Services};
+use super::{billing, bookings, service_orders, waitlist, Services};
 
 /// How often the no-show and offer sweeps run.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -42,6 +42,9 @@ pub fn spawn(svc: Services, stop: CancellationToken) -> tokio::task::JoinHandle<
                     }
                     if let Err(e) = service_orders::lapse_offers(&svc, Utc::now()).await {
                         tracing::warn!(error = %escaped(&e), "service order offer sweep failed");
+                    }
+                    if let Err(e) = billing::charge_ended_sessions(&svc).await {
+                        tracing::warn!(error = %escaped(&e), "ended sessions not charged yet");
                     }
                 }
             }

@@ -168,7 +168,7 @@ impl Store {
             if !sessions.is_empty() {
                 QueryBuilder::new(
                     "INSERT INTO usage_sessions (id, makerspace_id, equipment_id, user_id, member_id, started_at,
-                     ended_at, minutes, busy_minutes, hourly_rate, cost, ended_by, end_reason) ",
+                     ended_at, minutes, busy_minutes, hourly_rate, cost, ended_by, end_reason, charged) ",
                 )
                 .push_values(&sessions, |mut row, (change, ended)| {
                     row.push_bind(&ended.session.id)
@@ -183,7 +183,10 @@ impl Store {
                         .push_bind(ended.hourly_rate)
                         .push_bind(ended.cost)
                         .push_bind(&ended.ended_by)
-                        .push_bind(&ended.end_reason);
+                        .push_bind(&ended.end_reason)
+                        // Billing's sweep charges it (services::billing): a moment later, off
+                        // this batch, which stays a few statements.
+                        .push_bind(false);
                 })
                 .push(" ON CONFLICT (id) DO NOTHING")
                 .build()

@@ -53,7 +53,7 @@ impl Store {
     /// Stores a new makerspace together with the default membership plans, atomically.
     pub async fn insert_makerspace(&self, m: &MakerspaceRecord) -> Result<(), StoreError> {
         let settings = to_json_text(&m.settings);
-        let plans = crate::store::plans::PlanRecord::defaults(&m.id, m.created_at);
+        let plans = crate::store::plans::PlanRecord::defaults(&m.id, &m.currency, m.created_at);
         with_writer!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(

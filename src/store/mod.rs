@@ -3,6 +3,8 @@
 //! text for each. sqlx's `Any` driver cannot bind chrono types, hence the enum.
 
 pub mod bed_clears;
+pub mod billing;
+pub mod billing_ledger;
 mod booking_writer;
 pub mod cache;
 pub mod cards;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{json_column, to_json_text, with_pool, with_writer, Store, StoreError};
+use crate::domain::billing::IncludedMinutes;
 use crate::domain::members::{BillingPeriod, DEFAULT_PLANS};
 
 #[derive(Debug, Clone, PartialEq)]
@@ -17,13 +18,22 @@ pub struct PlanRecord {
     pub access_24_7: bool,
     pub features: Vec<String>,
     pub is_active: bool,
+    /// The plan's fee in minor units of the space's currency: `price` as billing charges it.
+    pub fee_minor: i64,
+    /// Free minutes per kind of machine per period, used before money.
+    pub included_minutes: Vec<IncludedMinutes>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
+/// A price in major units as whole minor units of `currency` (half away from zero).
+pub fn fee_minor_of(price: f64, currency: &str) -> i64 {
+    (price * 10_f64.powi(crate::domain::currency::minor_digits(currency) as i32)).round() as i64
+}
+
 impl PlanRecord {
     /// The five default plans for a new makerspace.
-    pub fn defaults(makerspace_id: &str, now: DateTime<Utc>) -> Vec<PlanRecord> {
+    pub fn defaults(makerspace_id: &str, currency: &str, now: DateTime<Utc>) -> Vec<PlanRecord> {
         DEFAULT_PLANS
             .iter()
             .map(|p| PlanRecord {
@@ -37,6 +47,8 @@ impl PlanRecord {
                 access_24_7: p.access_24_7,
                 features: p.features.iter().map(|f| f.to_string()).collect(),
                 is_active: true,
+                fee_minor: fee_minor_of(p.price, currency),
+                included_minutes: Vec::new(),
                 created_at: now,
                 updated_at: now,
             })
@@ -56,13 +68,16 @@ struct PlanRow {
     access_24_7: bool,
     features: String,
     is_active: bool,
+    fee_minor: i64,
+    included_minutes: String,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     member_count: i64,
 }
 
 const SELECT: &str = "SELECT p.id, p.makerspace_id, p.name, p.description, p.price, p.billing_period, \
-     p.access_hours_per_day, p.access_24_7, p.features, p.is_active, p.created_at, p.updated_at, \
+     p.access_hours_per_day, p.access_24_7, p.features, p.is_active, p.fee_minor, p.included_minutes, \
+     p.created_at, p.updated_at, \
      (SELECT COUNT(*) FROM members m WHERE m.plan_id = p.id AND m.deleted_at IS NULL) AS member_count \
      FROM membership_plans p";
 
@@ -73,6 +88,8 @@ fn from_row(r: PlanRow) -> Result<(PlanRecord, i64), StoreError> {
                 StoreError::Corrupt(format!("membership_plans.billing_period {:?}", r.billing_period))
             })?,
             features: json_column("membership_plans.features", &r.features)?,
+            included_minutes: json_column("membership_plans.included_minutes", &r.included_minutes)?,
+            fee_minor: r.fee_minor,
             id: r.id,
             makerspace_id: r.makerspace_id,
             name: r.name,
@@ -94,8 +111,8 @@ macro_rules! insert_plan {
         let p: &$crate::store::plans::PlanRecord = $plan;
         sqlx::query(
             "INSERT INTO membership_plans (id, makerspace_id, name, description, price, billing_period,
-             access_hours_per_day, access_24_7, features, is_active, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             access_hours_per_day, access_24_7, features, is_active, created_at, updated_at, fee_minor, included_minutes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&p.id)
         .bind(&p.makerspace_id)
@@ -109,6 +126,8 @@ macro_rules! insert_plan {
         .bind(p.is_active)
         .bind(p.created_at)
         .bind(p.updated_at)
+        .bind(p.fee_minor)
+        .bind($crate::store::to_json_text(&p.included_minutes))
         .execute($executor)
         .await
         .map_err(StoreError::from_write)?;
@@ -144,11 +163,13 @@ impl Store {
         let affected = with_writer!(self, pool => {
             sqlx::query(
                 "UPDATE membership_plans SET name = $2, description = $3, price = $4, billing_period = $5,
-                 access_hours_per_day = $6, access_24_7 = $7, features = $8, is_active = $9, updated_at = $10
+                 access_hours_per_day = $6, access_24_7 = $7, features = $8, is_active = $9, updated_at = $10,
+                 fee_minor = $11, included_minutes = $12
                  WHERE id = $1",
             )
             .bind(&p.id).bind(&p.name).bind(&p.description).bind(p.price).bind(p.billing_period.as_str())
             .bind(p.access_hours_per_day).bind(p.access_24_7).bind(&features).bind(p.is_active).bind(p.updated_at)
+            .bind(p.fee_minor).bind(to_json_text(&p.included_minutes))
             .execute(pool)
             .await
             .map_err(StoreError::from_write)?

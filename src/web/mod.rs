@@ -1,6 +1,8 @@
 //! The HTTP side: REST under `/api/v1`, the WebSocket, operations endpoints and the pages.
 
 pub mod auth;
+pub mod billing;
+pub mod billing_wallet;
 pub mod bom;
 pub mod bridges;
 pub mod cards;
@@ -125,6 +127,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(spools::routes)
                 .configure(bom::routes)
                 .configure(pricing::routes)
+                .configure(billing::routes)
+                .configure(billing_wallet::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

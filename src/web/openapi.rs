@@ -88,6 +88,8 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::inventory_csv::InventoryCsvApi::openapi());
     doc.merge(crate::web::bom::BomApi::openapi());
     doc.merge(crate::web::pricing::PricingApi::openapi());
+    doc.merge(crate::web::billing::BillingApi::openapi());
+    doc.merge(crate::web::billing_wallet::WalletApi::openapi());
     doc.merge(crate::web::providers::ProvidersApi::openapi());
     doc
 }

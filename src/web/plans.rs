@@ -6,10 +6,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::billing::credits::check_included;
+use crate::domain::billing::IncludedMinutes;
 use crate::domain::ids::new_id;
 use crate::domain::members::BillingPeriod;
 use crate::services::access::people_of;
-use crate::store::plans::PlanRecord;
+use crate::store::plans::{fee_minor_of, PlanRecord};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
 use crate::web::validate::{check_amount, check_len, dedup, optional_multiline};
@@ -28,6 +30,10 @@ pub struct PlanResponse {
     pub access_24_7: bool,
     pub features: Vec<String>,
     pub is_active: bool,
+    /// `price` in minor units of the space's currency: what billing charges per period.
+    pub fee_minor: i64,
+    /// Free minutes per kind of machine per period, used before money.
+    pub included_minutes: Vec<IncludedMinutes>,
     /// Members on this plan now.
     pub member_count: i64,
     pub created_at: DateTime<Utc>,
@@ -47,6 +53,8 @@ impl PlanResponse {
             access_24_7: p.access_24_7,
             features: p.features,
             is_active: p.is_active,
+            fee_minor: p.fee_minor,
+            included_minutes: p.included_minutes,
             member_count,
             created_at: p.created_at,
             updated_at: p.updated_at,
@@ -72,6 +80,9 @@ pub struct PlanCreate {
     /// Repeats are dropped.
     #[schema(max_items = 50)]
     pub features: Option<Vec<String>>,
+    /// Free minutes per kind of machine per period (each kind once).
+    #[schema(max_items = 6)]
+    pub included_minutes: Option<Vec<IncludedMinutes>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -94,10 +105,19 @@ pub struct PlanUpdate {
     pub features: Option<Vec<String>>,
     /// A plan no longer offered stays on its members but cannot be given to new ones.
     pub is_active: Option<bool>,
+    /// Replaces the plan's included minutes (each kind of machine once).
+    #[schema(max_items = 6)]
+    pub included_minutes: Option<Vec<IncludedMinutes>>,
 }
 
 fn check_price(price: f64) -> Result<(), ApiError> {
     Ok(check_amount("price", price)?)
+}
+
+/// The space's currency, which a plan's fee is counted in.
+async fn space_currency(state: &AppState, space_id: &str) -> Result<String, ApiError> {
+    let space = state.store.get_makerspace(space_id).await?.ok_or_else(|| ApiError::not_found("makerspace"))?;
+    Ok(space.currency)
 }
 
 fn check_hours(hours: Option<i64>) -> Result<(), ApiError> {
@@ -138,6 +158,9 @@ pub async fn create(
     check_price(body.price)?;
     check_hours(body.access_hours_per_day)?;
     let features = check_features(body.features.unwrap_or_default())?;
+    let included_minutes = body.included_minutes.unwrap_or_default();
+    check_included(&included_minutes)?;
+    let currency = space_currency(&state, &space_id).await?;
     let now = Utc::now();
     let plan = PlanRecord {
         id: new_id(),
@@ -150,6 +173,8 @@ pub async fn create(
         access_24_7: body.access_24_7.unwrap_or(false),
         features,
         is_active: true,
+        fee_minor: fee_minor_of(body.price, &currency),
+        included_minutes,
         created_at: now,
         updated_at: now,
     };
@@ -217,6 +242,11 @@ pub async fn update(
     if let Some(price) = body.price {
         check_price(price)?;
         plan.price = price;
+        plan.fee_minor = fee_minor_of(price, &space_currency(&state, &space_id).await?);
+    }
+    if let Some(lines) = body.included_minutes {
+        check_included(&lines)?;
+        plan.included_minutes = lines;
     }
     if let Some(period) = body.billing_period {
         plan.billing_period = period;

@@ -471,3 +471,25 @@ impl From<ServiceOrderError> for ApiError {
         }
     }
 }
+
+impl From<crate::services::billing::BillingError> for ApiError {
+    fn from(err: crate::services::billing::BillingError) -> ApiError {
+        use crate::services::billing::BillingError;
+        let detail = err.to_string();
+        match err {
+            BillingError::Access(e) => e.into(),
+            BillingError::Invalid(e) => e.into(),
+            BillingError::NotFound(what) => ApiError::not_found(what),
+            BillingError::KeyReused => ApiError::Conflict { detail, error_type: "idempotency_key_reused" },
+            BillingError::InsufficientCredit { balance, needed } => ApiError::refused_with(
+                409,
+                detail,
+                "insufficient_credit",
+                json!({"balance_minor": balance, "needed_minor": needed}),
+            ),
+            BillingError::NotPayable => ApiError::Conflict { detail, error_type: "charge_not_payable" },
+            BillingError::TooLarge => ApiError::Validation(detail),
+            BillingError::Store(e) => e.into(),
+        }
+    }
+}

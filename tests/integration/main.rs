@@ -5,6 +5,7 @@ mod api;
 mod architecture;
 mod bambu;
 mod bambu_printer;
+mod billing;
 mod bridge_program;
 mod bridges;
 mod browser;

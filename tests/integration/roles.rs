@@ -90,6 +90,12 @@ enum Rule {
     /// super_admin get past the door, then 409 (the fixture's job is queued, not offered);
     /// others who see the space 403.
     OfferAnswerThenConflict,
+    /// One member's money (the fixture member's wallet, their charge): the space's admins and
+    /// the platform's readers read it; another person of the space does not see it (404).
+    /// The fixture's member has no login, so no caller here is that member.
+    MemberMoneyRead,
+    /// As `MemberMoneyRead`, to pay: the platform's `admin` only reads (403).
+    MemberMoneyManage,
 }
 
 impl Rule {
@@ -118,6 +124,9 @@ impl Rule {
             (_, SuperAdmin) => 2,
             // A service is no person of any makerspace.
             (_, StoreCustomer | OtherSpaceAdmin | Service) => 404,
+            (Rule::MemberMoneyRead | Rule::MemberMoneyManage, Member | ServiceProvider) => 404,
+            (Rule::MemberMoneyManage, Admin) => 403,
+            (Rule::MemberMoneyRead | Rule::MemberMoneyManage, _) => 2,
             (Rule::OfferRead, SpaceAdmin | ServiceProvider | Admin) => 2,
             (Rule::OfferRead, _) => 403,
             (Rule::OfferAnswerThenConflict, SpaceAdmin | ServiceProvider) => 409,
@@ -276,6 +285,21 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/clear", Rule::SpaceMemberThenConflict),
     // Prices are no secret from the space's people (they see them on every quote); its
     // admins set them.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/settings", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/settings", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/price", Rule::SpaceRead),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/price", Rule::SpaceManage),
+    // Everyone of the space lists charges; a member sees only their own (tests/integration/billing.rs).
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/charges", Rule::SpaceRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/charges", Rule::SpaceManage),
+    (
+        "POST",
+        "/api/v1/makerspaces/{makerspace_id}/billing/charges/{charge_id}/pay-from-wallet",
+        Rule::MemberMoneyManage,
+    ),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet", Rule::MemberMoneyRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/top-ups", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/adjustments", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
     ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),
@@ -332,6 +356,30 @@ struct Fixture {
     /// A service order of the service ("service"), offered to a provider (every fixture's
     /// space is one).
     service_order: String,
+    /// An open charge of `member`, whose wallet holds enough to pay it.
+    charge: String,
+}
+
+/// A manual charge of `member` and a top-up that pays it.
+async fn billing_fixture(t: &TestApp, space: &str, member: &str) -> String {
+    let root = t.super_admin();
+    let post = |path: String, key: &'static str, body: Value| {
+        let req = t.http.post(t.url(&path)).bearer_auth(&root).header("Idempotency-Key", key).json(&body);
+        async move {
+            let res = req.send().await.expect("billing fixture");
+            assert_eq!(res.status().as_u16(), 201);
+            res.json::<Value>().await.expect("json")
+        }
+    };
+    let charge = json!({"member_id": member, "kind": "manual", "description": "Fixture", "amount_minor": 100, "reason": "fixture"});
+    let charge = post(format!("/api/v1/makerspaces/{space}/billing/charges"), "fixture-charge", charge).await;
+    post(
+        format!("/api/v1/makerspaces/{space}/members/{member}/wallet/top-ups"),
+        "fixture-funds",
+        json!({"amount_minor": 1000}),
+    )
+    .await;
+    charge["id"].as_str().expect("charge id").to_string()
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -362,6 +410,7 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
             .await;
         assert_eq!(status, 201, "{m}");
     }
+    let charge = billing_fixture(t, &space, &members[0]).await;
     let (status, _) = t.post(&format!("{base}/{}/suspend", members[1]), &root, json!({"reason": "fixture"})).await;
     assert_eq!(status, 200);
     let (_, plan) = t
@@ -451,6 +500,7 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     let (status, routed) = t.post("/api/v1/jobs/route-service-order", &service, order).await;
     assert_eq!(status, 201, "{routed}");
     Fixture {
+        charge,
         job: submitted["jobs"][0]["id"].as_str().expect("job id").to_string(),
         file_sha256,
         service_order: routed["service_order_id"].as_str().expect("service order id").to_string(),
@@ -575,6 +625,17 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
             "qualities": {"draft": 0.8, "standard": 1, "fine": 1.5}
         }),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/jobs/{job_id}/priority") => json!({"priority": 5}),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/settings") => json!({"currency": "EUR", "tax_rates": [],
+            "prepaid": false, "prepaid_minimum_minor": 0, "job_charge_policy": "quote"}),
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/equipment/{equipment_id}/price") => json!({"rate_per_hour": 3}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/charges") => json!({"member_id": f.member,
+            "kind": "discount", "description": "Goodwill", "amount_minor": 50, "reason": "late machine"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/top-ups") => {
+            json!({"amount_minor": 500})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/adjustments") => {
+            json!({"amount_minor": 100, "reason": "goodwill"})
+        }
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
             json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }
@@ -609,6 +670,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{spool_id}", &f.spool)
         .replace("{job_id}", &f.job)
         .replace("{service_order_id}", &f.service_order)
+        .replace("{charge_id}", &f.charge)
 }
 
 #[actix_web::test]
@@ -669,6 +731,9 @@ async fn every_endpoint_answers_every_role_as_the_matrix_says() {
                 req = req.header("content-type", content_type).body(body);
             } else if let Some(b) = body(method, path, f, n) {
                 req = req.json(&b);
+            }
+            if *method == "POST" && (path.contains("/billing/") || path.contains("/wallet/")) {
+                req = req.header("Idempotency-Key", format!("roles-{n}-{who:?}"));
             }
             let res = req.send().await.expect("request");
             let status = res.status().as_u16();

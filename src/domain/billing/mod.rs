@@ -1,0 +1,16 @@
+//! Billing (issue 14), the pure rules: no I/O. The workflows are `crate::services::billing`
+//! and `crate::services::billing_wallet`; the SQL is `crate::store::billing*`.
+//!
+//! - [`settings`]: a makerspace's billing settings (currency, tax rates, prepaid mode, the
+//!   job charge policy) and their checks.
+//! - [`price`]: what an hour of one machine costs, how its time is rounded, and the charge
+//!   of a session of it ([`price::session_charge`]), rounded once, tax computed once.
+//! - [`credits`]: a plan's included minutes and the period they are counted in.
+
+pub mod credits;
+pub mod price;
+pub mod settings;
+
+pub use credits::{credit_period, IncludedMinutes};
+pub use price::{session_charge, with_tax, BillingUnit, MachinePrice, SessionCharge, SessionUse};
+pub use settings::{BillingSettings, JobChargePolicy, TaxRate};
