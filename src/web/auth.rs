@@ -377,3 +377,20 @@ mod tests {
         assert!(p.makerspaces.contains("s1"));
     }
 }
+
+/// The kiosk making a request, from its device token.
+pub struct Kiosk(pub crate::store::kiosks::KioskRecord);
+
+impl FromRequest for Kiosk {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Kiosk, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req, false);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Internal)?;
+            Ok(Kiosk(crate::services::kiosk::authenticate(&state, token.as_deref()).await?))
+        })
+    }
+}

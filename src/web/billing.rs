@@ -16,9 +16,10 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 
 use crate::domain::billing::{BillingSettings, BillingUnit, IncludedMinutes, JobChargePolicy, MachinePrice, TaxRate};
 use crate::services::billing::{self, ManualChargeRequest, ManualKind, PriceView};
-use crate::store::billing_ledger::{ChargeFilter, ChargeRecord, IdemKey};
+use crate::store::billing_ledger::{ChargeFilter, ChargeRecord};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
+use crate::web::idempotency::{created, from_object, idempotency_key};
 use crate::web::paging::{Page, PageInfo};
 use crate::web::AppState;
 
@@ -59,29 +60,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list_charges))
             .route(web::post().to(create_charge)),
     );
-}
-
-/// A body read as a JSON object (serde would also read a struct from an array of its fields).
-pub(crate) fn from_object<T: serde::de::DeserializeOwned>(body: &Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(body.clone())).map_err(|e| ApiError::Validation(e.to_string()))
-}
-
-/// The request's `Idempotency-Key`, fingerprinted with the operation and its body.
-pub(crate) fn idempotency_key(req: &HttpRequest, operation: &str, body: &Value) -> Result<IdemKey, ApiError> {
-    let Some(key) = req.headers().get("Idempotency-Key") else {
-        return Err(ApiError::Refused {
-            status: 400,
-            detail: "money writes take an Idempotency-Key header".into(),
-            error_type: "idempotency_key_required",
-        });
-    };
-    let key = key.to_str().map_err(|_| ApiError::Validation("Idempotency-Key is printable ASCII".into()))?;
-    Ok(billing::idem_key(key, operation, body)?)
-}
-
-/// A money write's answer: 201 the first time, the same with `Idempotent-Replayed: true` after.
-pub(crate) fn created<T: Serialize>(value: T, replayed: bool) -> HttpResponse {
-    HttpResponse::Created().insert_header(("Idempotent-Replayed", replayed.to_string())).json(value)
 }
 
 #[utoipa::path(get, path = "/api/v1/makerspaces/{makerspace_id}/billing/settings", tag = "billing",

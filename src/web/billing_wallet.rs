@@ -10,8 +10,8 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use crate::services::billing_wallet::{self, AdjustmentRequest, TopUpRequest};
 use crate::store::billing_ledger::WalletEntry;
 use crate::web::auth::Caller;
-use crate::web::billing::{created, from_object, idempotency_key};
 use crate::web::error::ApiError;
+use crate::web::idempotency::{created, from_object, idempotency_key};
 use crate::web::paging::{Page, PageInfo};
 use crate::web::AppState;
 

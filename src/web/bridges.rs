@@ -9,9 +9,8 @@ use utoipa::{OpenApi, ToSchema};
 use crate::domain::allowlist::SignedAllowlist;
 use crate::services::access::people_of;
 use crate::services::bridges;
-use crate::web::auth::Caller;
+use crate::web::auth::{Caller, Kiosk};
 use crate::web::error::ApiError;
-use crate::web::kiosk::Kiosk;
 use crate::web::AppState;
 
 #[derive(OpenApi)]

@@ -2,7 +2,7 @@
 //! with its token (`/kiosk/unlock`, `/kiosk/lock`, `/kiosk/machines`). The decisions are
 //! [`crate::services::kiosk`]'s.
 
-use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
@@ -10,7 +10,7 @@ use utoipa::{OpenApi, ToSchema};
 use crate::services::access::people_of;
 use crate::services::kiosk::{self, ClearAnswer, LockAnswer, UnlockAnswer};
 use crate::store::kiosks::{KioskAttempt, KioskRecord};
-use crate::web::auth::{bearer_token, Caller};
+use crate::web::auth::{Caller, Kiosk};
 use crate::web::error::ApiError;
 use crate::web::AppState;
 
@@ -207,23 +207,6 @@ impl From<KioskAttempt> for AttemptResponse {
             session_id: a.session_id,
             at: a.at,
         }
-    }
-}
-
-/// The kiosk making a request, from its device token.
-pub struct Kiosk(pub KioskRecord);
-
-impl FromRequest for Kiosk {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Kiosk, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req, false);
-        Box::pin(async move {
-            let state = state.ok_or(ApiError::Internal)?;
-            Ok(Kiosk(kiosk::authenticate(&state, token.as_deref()).await?))
-        })
     }
 }
 

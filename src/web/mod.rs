@@ -9,6 +9,7 @@ pub mod cards;
 pub mod csv_io;
 pub mod equipment;
 pub mod error;
+pub mod idempotency;
 pub mod inventory;
 pub mod inventory_bulk;
 pub mod inventory_csv;

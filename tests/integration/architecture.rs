@@ -10,8 +10,19 @@ use std::path::{Path, PathBuf};
 
 /// Modules of `src/web/` that every handler module may use: extractors, errors, validation, paging,
 /// CSV files, multipart bodies, the OpenAPI document, and the web root (`AppState`, `ErrorBody`).
-const SHARED_WEB: &[&str] =
-    &["auth", "csv_io", "error", "jwks", "multipart", "openapi", "paging", "rate_limit", "service_errors", "validate"];
+const SHARED_WEB: &[&str] = &[
+    "auth",
+    "csv_io",
+    "error",
+    "idempotency",
+    "jwks",
+    "multipart",
+    "openapi",
+    "paging",
+    "rate_limit",
+    "service_errors",
+    "validate",
+];
 /// Modules of `src/web/` that wire the handlers together (routes, the OpenAPI document).
 const WEB_WIRING: &[&str] = &["src/web/mod.rs", "src/web/openapi.rs"];
 /// Files outside `src/web/` that wire the application together and so may use it.

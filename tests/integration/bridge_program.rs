@@ -312,3 +312,87 @@ async fn a_bridge_unlocks_for_cards_runs_laser_jobs_and_keeps_to_its_allowlist_o
     drop(laser);
     t.stop().await;
 }
+
+/// A bridge without relay or card reader, beside a printer on USB: its controller only.
+fn printer_config(t: &TestApp, floor: &Floor, machine: &str, state: &Path, marlin: &Path) -> String {
+    let (user, password) = &floor.mqtt_login;
+    format!(
+        r#"
+        [server]
+        url = "{server}"
+        device_token = "{token}"
+        [machine]
+        makerspace_id = "{S}"
+        equipment_id = "{machine}"
+        [mqtt]
+        url = "mqtt://{user}:{password}@{mqtt}"
+        [relay]
+        kind = "none"
+        [card]
+        kind = "none"
+        [queue]
+        dir = "{dir}"
+        [controller]
+        kind = "marlin"
+        port = "{marlin}"
+        [telemetry]
+        heartbeat_s = 1
+        "#,
+        server = t.base,
+        token = floor.bridge_token,
+        mqtt = t.mqtt,
+        dir = state.display(),
+        marlin = marlin.display(),
+    )
+}
+
+#[actix_web::test]
+async fn a_bridged_marlin_printer_prints_a_queued_job_and_reports_its_temperatures() {
+    let t = TestApp::spawn_with(TestOptions { heartbeat_timeout_s: Some(3600), ..Default::default() }).await;
+    t.makerspace(S).await;
+    t.machine(S, "mk3", json!({})).await;
+    let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
+    let (status, kiosk) = t
+        .post(
+            &format!("/api/v1/makerspaces/{S}/kiosks"),
+            &admin,
+            json!({"name": "MK3 bridge", "equipment_ids": ["mk3"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{kiosk}");
+    let floor = Floor {
+        bridge_token: kiosk["token"].as_str().expect("device token").to_string(),
+        mqtt_login: t.device_login(S, "mk3").await,
+        public_key: String::new(),
+    };
+    let printer = makrcave_bridge::sim::marlin::spawn(Default::default()).expect("the simulated Marlin starts");
+    let state = tempfile::tempdir().expect("the bridge's state folder");
+    let mut ws = open_space_ws(&t, &admin, S).await;
+    let bridge = start_bridge(&printer_config(&t, &floor, "mk3", state.path(), printer.path())).await;
+
+    // The printer's temperatures, from Marlin's auto-report, reach the dashboard.
+    let live = ws_until(&mut ws, |m| {
+        m["type"] == "machine" && m["machine"]["equipment_id"] == "mk3" && m["machine"]["temps"]["nozzle"].is_number()
+    })
+    .await;
+    assert_eq!(live["machine"]["state"], "idle", "{live}");
+
+    // A print from the queue: fetched by the bridge, streamed with line numbers and checksums.
+    let gcode = crate::job_queue::sliced_gcode("4");
+    let ada = t.token("ada", Role::Member, &[S]);
+    let (status, made) = submit(&t, &ada, S, "hook.gcode", &gcode, None).await;
+    assert_eq!(status, 201, "{made}");
+    let job = made["jobs"][0]["id"].as_str().expect("job id").to_string();
+    ws_until(&mut ws, |m| m["type"] == "job" && m["job"]["id"] == job.as_str() && m["job"]["status"] == "done").await;
+    let sent: Vec<String> = std::str::from_utf8(&gcode)
+        .expect("text")
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    let of_the_file: Vec<String> = printer.executed().into_iter().filter(|l| sent.contains(l)).collect();
+    assert_eq!(of_the_file, sent, "every line of the file once, in order");
+    t.wait_state(S, "mk3", "the bed to clear", |m| m["state"] == "awaiting_clear").await;
+    bridge.stop().await;
+    t.stop().await;
+}
