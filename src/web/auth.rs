@@ -283,6 +283,23 @@ impl FromRequest for Caller {
     }
 }
 
+/// The kiosk making a request, from its device token.
+pub struct Kiosk(pub crate::store::kiosks::KioskRecord);
+
+impl FromRequest for Kiosk {
+    type Error = ApiError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Kiosk, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let token = bearer_token(req, false);
+        Box::pin(async move {
+            let state = state.ok_or(ApiError::Internal)?;
+            Ok(Kiosk(crate::services::kiosk::authenticate(&state, token.as_deref()).await?))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -375,22 +392,5 @@ mod tests {
         let p = claims.into_principal();
         assert_eq!(p.roles.iter().copied().collect::<Vec<_>>(), vec![Role::MakerspaceAdmin]);
         assert!(p.makerspaces.contains("s1"));
-    }
-}
-
-/// The kiosk making a request, from its device token.
-pub struct Kiosk(pub crate::store::kiosks::KioskRecord);
-
-impl FromRequest for Kiosk {
-    type Error = ApiError;
-    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Kiosk, ApiError>>>>;
-
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().cloned();
-        let token = bearer_token(req, false);
-        Box::pin(async move {
-            let state = state.ok_or(ApiError::Internal)?;
-            Ok(Kiosk(crate::services::kiosk::authenticate(&state, token.as_deref()).await?))
-        })
     }
 }

@@ -98,10 +98,9 @@ async fn floor(t: &TestApp) -> Floor {
     }
 }
 
-/// The bridge's configuration file, as an operator writes it.
-fn config(t: &TestApp, floor: &Floor, state: &Path, card_port: &str, grbl_port: &Path, policy: &str) -> String {
-    let relay = state.join("relay.log");
-    let switch = |word: &str| format!(r#"["sh", "-c", "echo {word} >> '{}'"]"#, relay.display());
+/// The sections every bridge's configuration starts with: where makrcave and its broker are,
+/// which machine, its state folder, its controller, and a telemetry heartbeat each second.
+fn config_head(t: &TestApp, floor: &Floor, machine: &str, state: &Path, controller: &str, port: &Path) -> String {
     let (user, password) = &floor.mqtt_login;
     format!(
         r#"
@@ -111,10 +110,34 @@ fn config(t: &TestApp, floor: &Floor, state: &Path, card_port: &str, grbl_port: 
         timeout_s = 2
         [machine]
         makerspace_id = "{S}"
-        equipment_id = "{LASER}"
+        equipment_id = "{machine}"
         [mqtt]
         url = "mqtt://{user}:{password}@{mqtt}"
         keep_alive = 5
+        [queue]
+        dir = "{dir}"
+        [controller]
+        kind = "{controller}"
+        port = "{port}"
+        [telemetry]
+        heartbeat_s = 1
+        "#,
+        server = t.base,
+        token = floor.bridge_token,
+        mqtt = t.mqtt,
+        dir = state.display(),
+        port = port.display(),
+    )
+}
+
+/// The laser's bridge, as an operator configures it: a relay (a command here), a serial card
+/// reader, an offline policy.
+fn config(t: &TestApp, floor: &Floor, state: &Path, card_port: &str, grbl_port: &Path, policy: &str) -> String {
+    let relay = state.join("relay.log");
+    let switch = |word: &str| format!(r#"["sh", "-c", "echo {word} >> '{}'"]"#, relay.display());
+    let head = config_head(t, floor, LASER, state, "grbl", grbl_port);
+    format!(
+        r#"{head}
         [relay]
         kind = "command"
         on = {on}
@@ -128,22 +151,10 @@ fn config(t: &TestApp, floor: &Floor, state: &Path, card_port: &str, grbl_port: 
         kind = "serial"
         port = "{card_port}"
         baud = 9600
-        [queue]
-        dir = "{dir}"
-        [controller]
-        kind = "grbl"
-        port = "{grbl}"
-        [telemetry]
-        heartbeat_s = 1
         "#,
-        server = t.base,
-        token = floor.bridge_token,
-        mqtt = t.mqtt,
         on = switch("on"),
         off = switch("off"),
         key = floor.public_key,
-        dir = state.display(),
-        grbl = grbl_port.display(),
     )
 }
 
@@ -315,35 +326,8 @@ async fn a_bridge_unlocks_for_cards_runs_laser_jobs_and_keeps_to_its_allowlist_o
 
 /// A bridge without relay or card reader, beside a printer on USB: its controller only.
 fn printer_config(t: &TestApp, floor: &Floor, machine: &str, state: &Path, marlin: &Path) -> String {
-    let (user, password) = &floor.mqtt_login;
-    format!(
-        r#"
-        [server]
-        url = "{server}"
-        device_token = "{token}"
-        [machine]
-        makerspace_id = "{S}"
-        equipment_id = "{machine}"
-        [mqtt]
-        url = "mqtt://{user}:{password}@{mqtt}"
-        [relay]
-        kind = "none"
-        [card]
-        kind = "none"
-        [queue]
-        dir = "{dir}"
-        [controller]
-        kind = "marlin"
-        port = "{marlin}"
-        [telemetry]
-        heartbeat_s = 1
-        "#,
-        server = t.base,
-        token = floor.bridge_token,
-        mqtt = t.mqtt,
-        dir = state.display(),
-        marlin = marlin.display(),
-    )
+    let head = config_head(t, floor, machine, state, "marlin", marlin);
+    format!("{head}\n        [relay]\n        kind = \"none\"\n        [card]\n        kind = \"none\"\n")
 }
 
 #[actix_web::test]
