@@ -12,6 +12,32 @@ SERVICE_PIDS=()
 
 log() { printf '\033[1m[makrcave]\033[0m %s\n' "$*" >&2; }
 
+# Background steps (in_background), awaited by wait_background.
+BACKGROUND_PIDS=()
+BACKGROUND_LOGS=()
+
+# in_background LOG FUNCTION ARGS...: runs a step beside the main line, its output in LOG.
+in_background() {
+  local out="$1"
+  shift
+  "$@" >"$out" 2>&1 &
+  BACKGROUND_PIDS+=("$!")
+  BACKGROUND_LOGS+=("$out")
+  SERVICE_PIDS+=("$!")
+}
+
+# Waits for every background step; prints each one's output, and fails if any failed.
+wait_background() {
+  local i failed=0
+  for i in ${BACKGROUND_PIDS[@]+"${!BACKGROUND_PIDS[@]}"}; do
+    if ! wait "${BACKGROUND_PIDS[$i]}"; then failed=1; fi
+    cat "${BACKGROUND_LOGS[$i]}" >&2
+  done
+  BACKGROUND_PIDS=()
+  BACKGROUND_LOGS=()
+  return "$failed"
+}
+
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
 }
@@ -190,5 +216,14 @@ run_schemathesis() {
     "$MAKRCAVE_TEST_ST" --config-file "$root/scripts/schemathesis.toml" run "$base/api/openapi.json" \
       --checks all --phases examples,coverage,fuzzing,stateful --max-time "${MAKRCAVE_SCHEMATHESIS_SECONDS:-120}" \
       --request-timeout 10 -H "Authorization: Bearer $token" --no-color ${MAKRCAVE_SCHEMATHESIS_EXTRA:-}
-  ) || { log "schemathesis failed; the server's log is $data/server.log"; tail -50 "$data/server.log" >&2; return 1; }
+  ) || {
+    log "schemathesis failed; the server's log is $data/server.log"
+    tail -50 "$data/server.log" >&2
+    kill "$pid" 2>/dev/null || true
+    return 1
+  }
+  # Stopped here too: run in the background, this is a subshell whose SERVICE_PIDS the exit
+  # trap does not see.
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
 }

@@ -171,6 +171,15 @@ where
     }
 }
 
+/// A required integer, read as [`whole_number`] reads one (`2.0` too).
+pub fn required_whole_number<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::Error;
+    whole_number(deserializer)?.ok_or_else(|| D::Error::custom("invalid value: null, expected a whole number"))
+}
+
 /// An optional section of a settings object (`settings.booking`): absent, `null` or an
 /// object, whose whole numbers spelled as floats become integers (see [`whole_numbers`]).
 pub fn settings_section(settings: &mut serde_json::Value, section: &str) -> Result<(), Invalid> {

@@ -97,7 +97,7 @@ pub struct PriceView {
     pub currency: String,
     /// True while the machine has no price: its use is free.
     pub default: bool,
-    #[serde(flatten)]
+    /// What one use costs (what `PUT` takes).
     pub price: MachinePrice,
 }
 
@@ -215,6 +215,7 @@ pub struct ManualChargeRequest {
     /// Net, in minor units of the space's currency, before tax; a discount's amount is
     /// written positive and taken off.
     #[schema(minimum = 1, maximum = 100_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub amount_minor: i64,
     #[schema(max_length = 64)]
     pub tax_rate_id: Option<String>,

@@ -66,6 +66,7 @@ pub async fn wallet(
 pub struct TopUpRequest {
     /// In minor units of the space's currency.
     #[schema(minimum = 1, maximum = 100_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub amount_minor: i64,
     #[schema(max_length = 500, pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")]
     pub reason: Option<String>,
@@ -78,6 +79,7 @@ pub struct TopUpRequest {
 pub struct AdjustmentRequest {
     /// Signed, in minor units: positive credits the member, negative takes back; not 0.
     #[schema(minimum = -100_000_000, maximum = 100_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub amount_minor: i64,
     #[schema(
         min_length = 1,

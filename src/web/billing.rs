@@ -281,7 +281,7 @@ pub async fn list_charges(
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/billing/charges", tag = "billing",
     params(("makerspace_id" = String, Path),
-           ("Idempotency-Key" = String, Header, description = "Required: 1 to 200 printable ASCII characters; a retry with the same key and body answers the first result")),
+           ("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,200}$", description = "Required: 1 to 200 printable ASCII characters; a retry with the same key and body answers the first result")),
     request_body = ManualChargeRequest,
     responses((status = 201, description = "Added (or, for a repeated key and body, the line added the first time)", body = ChargeResponse),
               (status = 400, description = "idempotency_key_required", body = crate::web::ErrorBody),

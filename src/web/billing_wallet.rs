@@ -119,7 +119,7 @@ pub async fn get_wallet(
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/top-ups", tag = "billing",
     params(("makerspace_id" = String, Path), ("member_id" = String, Path),
-           ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key and body answers the first result")),
+           ("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,200}$", description = "Required: 1 to 200 printable ASCII characters; a retry with the same key and body answers the first result")),
     request_body = TopUpRequest,
     responses((status = 201, body = WalletEntryResponse),
               (status = 400, description = "idempotency_key_required", body = crate::web::ErrorBody),
@@ -143,7 +143,7 @@ pub async fn top_up(
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/adjustments", tag = "billing",
     params(("makerspace_id" = String, Path), ("member_id" = String, Path),
-           ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key and body answers the first result")),
+           ("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,200}$", description = "Required: 1 to 200 printable ASCII characters; a retry with the same key and body answers the first result")),
     request_body = AdjustmentRequest,
     responses((status = 201, body = WalletEntryResponse),
               (status = 400, description = "idempotency_key_required", body = crate::web::ErrorBody),
@@ -167,7 +167,7 @@ pub async fn adjust(
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/billing/charges/{charge_id}/pay-from-wallet", tag = "billing",
     params(("makerspace_id" = String, Path), ("charge_id" = String, Path),
-           ("Idempotency-Key" = String, Header, description = "Required: a retry with the same key answers the first result")),
+           ("Idempotency-Key" = String, Header, pattern = r"^[!-~]{1,200}$", description = "Required: 1 to 200 printable ASCII characters; a retry with the same key answers the first result")),
     responses((status = 201, description = "The wallet row that paid the charge", body = WalletEntryResponse),
               (status = 400, description = "idempotency_key_required", body = crate::web::ErrorBody),
               (status = 403, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),

@@ -312,7 +312,7 @@ async fn settings_and_prices_refuse_bad_input_and_change_nothing() {
     // A machine priced before billing keeps its rate, exactly.
     let (status, price) = t.get(&format!("/api/v1/makerspaces/{S}/equipment/saw/price"), Some(&admin)).await;
     assert_eq!(
-        (status, price["rate_per_hour"].as_f64(), price["default"].as_bool()),
+        (status, price["price"]["rate_per_hour"].as_f64(), price["default"].as_bool()),
         (200, Some(12.5), Some(false)),
         "{price}"
     );

@@ -18,6 +18,7 @@ pub const MAX_INCLUDED_MINUTES: i64 = 366 * 24 * 60;
 pub struct IncludedMinutes {
     pub equipment_type: EquipmentType,
     #[schema(minimum = 0, maximum = 527040)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub minutes: i64,
 }
 

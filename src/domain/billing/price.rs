@@ -73,6 +73,7 @@ pub struct MachinePrice {
     /// The least a session is charged, in minor units.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 100_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub minimum_minor: i64,
     /// Per hour of busy time (the machine running, from its plug or printer); null: the rate.
     #[serde(default)]
@@ -85,6 +86,7 @@ pub struct MachinePrice {
     /// Added to every session, in minor units.
     #[serde(default)]
     #[schema(minimum = 0, maximum = 100_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub flat_fee_minor: i64,
     /// One of the space's tax rates; null: no tax.
     #[serde(default)]

@@ -69,6 +69,7 @@ pub struct BillingSettings {
     pub prepaid: bool,
     /// In minor units of the currency.
     #[schema(minimum = 0, maximum = 1_000_000_000)]
+    #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub prepaid_minimum_minor: i64,
     pub job_charge_policy: JobChargePolicy,
 }
