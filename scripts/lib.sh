@@ -12,29 +12,32 @@ SERVICE_PIDS=()
 
 log() { printf '\033[1m[makrcave]\033[0m %s\n' "$*" >&2; }
 
-# Background steps (in_background), awaited by wait_background.
-BACKGROUND_PIDS=()
-BACKGROUND_LOGS=()
+# Background steps, by name: started by in_background, awaited by wait_step.
+declare -A STEP_PIDS=()
+declare -A STEP_LOGS=()
 
-# in_background LOG FUNCTION ARGS...: runs a step beside the main line, its output in LOG.
+# in_background NAME COMMAND ARGS...: runs a step beside the main line, its output in
+# $WORK_DIR/NAME.log.
 in_background() {
-  local out="$1"
+  local name="$1"
   shift
-  "$@" >"$out" 2>&1 &
-  BACKGROUND_PIDS+=("$!")
-  BACKGROUND_LOGS+=("$out")
+  STEP_LOGS[$name]="$WORK_DIR/$name.log"
+  "$@" >"${STEP_LOGS[$name]}" 2>&1 &
+  STEP_PIDS[$name]=$!
   SERVICE_PIDS+=("$!")
 }
 
-# Waits for every background step; prints each one's output, and fails if any failed.
-wait_background() {
-  local i failed=0
-  for i in ${BACKGROUND_PIDS[@]+"${!BACKGROUND_PIDS[@]}"}; do
-    if ! wait "${BACKGROUND_PIDS[$i]}"; then failed=1; fi
-    cat "${BACKGROUND_LOGS[$i]}" >&2
+# wait_step NAME...: waits for these background steps, prints each one's output, and fails if
+# any failed.
+wait_step() {
+  local name failed=0
+  for name in "$@"; do
+    if ! wait "${STEP_PIDS[$name]}"; then
+      failed=1
+      log "$name failed:"
+    fi
+    cat "${STEP_LOGS[$name]}" >&2
   done
-  BACKGROUND_PIDS=()
-  BACKGROUND_LOGS=()
   return "$failed"
 }
 
