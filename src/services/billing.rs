@@ -48,6 +48,9 @@ pub enum BillingError {
     NotPayable,
     #[error("the amount is too large to compute")]
     TooLarge,
+    /// A rule of invoices refused the request (409 with this `error_type`).
+    #[error("{detail}")]
+    Refused { error_type: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
