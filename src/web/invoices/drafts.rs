@@ -5,7 +5,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use utoipa::IntoParams;
 
-use super::views::{InvoicePage, InvoiceResponse, InvoiceStatus, InvoiceSummary};
+use super::shapes::{InvoicePage, InvoiceResponse, InvoiceStatus, InvoiceSummary};
 use crate::services::billing_invoices::{self, InvoiceRequest};
 use crate::store::billing_invoices::InvoiceFilter;
 use crate::web::auth::Caller;

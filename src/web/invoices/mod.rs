@@ -3,7 +3,7 @@
 //! ([`crate::services::billing_invoices`], [`crate::services::billing_settlement`]).
 //!
 //! Layout: `drafts` (make, list, read, change and finalize invoices), `settlement`
-//! (payments, voiding, credit notes, the integrity check), `views` (the answers' bodies).
+//! (payments, voiding, credit notes, the integrity check), `shapes` (the answers' bodies).
 //! Money writes take an `Idempotency-Key` header, as the rest of billing.
 
 use actix_web::web;
@@ -11,12 +11,12 @@ use utoipa::OpenApi;
 
 mod drafts;
 mod settlement;
-mod views;
+mod shapes;
 
 use crate::domain::billing::documents::TaxTotal;
 use crate::services::billing_invoices::InvoiceRequest;
 use crate::services::billing_settlement::{CreditNoteRequest, PaymentMethod, PaymentRequest, RefundTo, VoidRequest};
-use views::{
+use shapes::{
     BrokenDocument, CreditNoteResponse, IntegrityResponse, InvoicePage, InvoicePaymentStatus, InvoiceResponse,
     InvoiceStatus, InvoiceSummary, LineResponse, PaymentResponse,
 };

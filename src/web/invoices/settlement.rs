@@ -3,7 +3,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{Map, Value};
 
-use super::views::{BrokenDocument, CreditNoteResponse, IntegrityResponse, InvoiceResponse, PaymentResponse};
+use super::shapes::{BrokenDocument, CreditNoteResponse, IntegrityResponse, InvoiceResponse, PaymentResponse};
 use crate::services::billing_invoices;
 use crate::services::billing_settlement::{self, CreditNoteRequest, PaymentRequest, VoidRequest};
 use crate::web::auth::Caller;
