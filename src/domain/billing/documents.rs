@@ -262,7 +262,7 @@ mod tests {
         assert_eq!(broken.id, "inv-1");
         assert!(broken.reason.contains("content"), "{broken:?}");
 
-        let gap = verify_chain(&[second.clone()], 2, &head).unwrap_err();
+        let gap = verify_chain(std::slice::from_ref(&second), 2, &head).unwrap_err();
         assert_eq!(gap.id, "inv-2");
         let lost_last = verify_chain(std::slice::from_ref(&first), 2, &head).unwrap_err();
         assert!(lost_last.reason.contains("head"), "{lost_last:?}");
