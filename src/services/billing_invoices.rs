@@ -15,7 +15,7 @@ use crate::store::billing_ledger::{IdemKey, Keyed};
 use crate::store::billing_settlement::{CreditNoteLine, CreditNoteRecord, PaymentRecord};
 
 use super::access::space_for;
-use super::billing::{scope_of, BillingError, Scope};
+use super::billing::{narrow_to_own, scope_of, BillingError, Scope};
 use super::Services;
 
 /// `POST .../billing/invoices`.
@@ -122,15 +122,8 @@ pub async fn list(
     space_id: &str,
     mut filter: InvoiceFilter,
 ) -> Result<(Vec<InvoiceRecord>, i64), BillingError> {
-    match scope_of(svc, caller, space_id).await? {
-        Scope::All => {}
-        Scope::Own(None) => return Ok((Vec::new(), 0)),
-        Scope::Own(Some(me)) => {
-            if filter.member_id.as_ref().is_some_and(|m| *m != me.id) {
-                return Ok((Vec::new(), 0));
-            }
-            filter.member_id = Some(me.id);
-        }
+    if !narrow_to_own(scope_of(svc, caller, space_id).await?, &mut filter.member_id) {
+        return Ok((Vec::new(), 0));
     }
     Ok(svc.store.list_invoices(space_id, &filter).await?)
 }
