@@ -48,6 +48,9 @@ pub enum BillingError {
     NotPayable,
     #[error("the amount is too large to compute")]
     TooLarge,
+    /// A rule of invoices refused the request (409 with this `error_type`).
+    #[error("{detail}")]
+    Refused { error_type: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -174,17 +177,26 @@ pub async fn charges(
     space_id: &str,
     mut filter: ChargeFilter,
 ) -> Result<(Vec<ChargeRecord>, i64), BillingError> {
-    match scope_of(svc, caller, space_id).await? {
-        Scope::All => {}
-        Scope::Own(None) => return Ok((Vec::new(), 0)),
-        Scope::Own(Some(me)) => {
-            if filter.member_id.as_ref().is_some_and(|m| *m != me.id) {
-                return Ok((Vec::new(), 0));
-            }
-            filter.member_id = Some(me.id);
-        }
+    if !narrow_to_own(scope_of(svc, caller, space_id).await?, &mut filter.member_id) {
+        return Ok((Vec::new(), 0));
     }
     Ok(svc.store.list_charges(space_id, &filter).await?)
+}
+
+/// Narrows a listing's member filter to what the caller may see: `false` when that is
+/// nothing (a member filtering on someone else, or a person of the space who is no member).
+pub fn narrow_to_own(scope: Scope, member_filter: &mut Option<String>) -> bool {
+    match scope {
+        Scope::All => true,
+        Scope::Own(None) => false,
+        Scope::Own(Some(me)) => {
+            if member_filter.as_ref().is_some_and(|m| *m != me.id) {
+                return false;
+            }
+            *member_filter = Some(me.id);
+            true
+        }
+    }
 }
 
 /// Kinds of a line an admin adds by hand.

@@ -15,6 +15,8 @@ struct SettingsRow {
     prepaid: Option<bool>,
     prepaid_minimum_minor: Option<i64>,
     job_charge_policy: Option<String>,
+    invoice_number_pattern: Option<String>,
+    credit_note_number_pattern: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -61,7 +63,8 @@ impl Store {
     pub async fn billing_settings(&self, makerspace_id: &str) -> Result<Option<BillingSettings>, StoreError> {
         let row: Option<SettingsRow> = with_pool!(self, pool => {
             sqlx::query_as(
-                "SELECT m.currency, s.tax_rates, s.prepaid, s.prepaid_minimum_minor, s.job_charge_policy
+                "SELECT m.currency, s.tax_rates, s.prepaid, s.prepaid_minimum_minor, s.job_charge_policy,
+                 s.invoice_number_pattern, s.credit_note_number_pattern
                  FROM makerspaces m LEFT JOIN billing_settings s ON s.makerspace_id = m.id WHERE m.id = $1",
             )
             .bind(makerspace_id)
@@ -77,6 +80,12 @@ impl Store {
             let policy = row.job_charge_policy.unwrap_or_default();
             settings.job_charge_policy = JobChargePolicy::parse(&policy)
                 .ok_or_else(|| StoreError::Corrupt(format!("billing_settings.job_charge_policy {policy:?}")))?;
+            if let Some(pattern) = row.invoice_number_pattern {
+                settings.invoice_number_pattern = pattern;
+            }
+            if let Some(pattern) = row.credit_note_number_pattern {
+                settings.credit_note_number_pattern = pattern;
+            }
         }
         Ok(Some(settings))
     }
@@ -98,11 +107,13 @@ impl Store {
                 .await?;
             sqlx::query(
                 "INSERT INTO billing_settings (makerspace_id, tax_rates, prepaid, prepaid_minimum_minor,
-                 job_charge_policy, updated_at, updated_by) VALUES ($1, $2, $3, $4, $5, $6, $7)
+                 job_charge_policy, updated_at, updated_by, invoice_number_pattern, credit_note_number_pattern)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
                  ON CONFLICT (makerspace_id) DO UPDATE SET tax_rates = excluded.tax_rates,
                  prepaid = excluded.prepaid, prepaid_minimum_minor = excluded.prepaid_minimum_minor,
                  job_charge_policy = excluded.job_charge_policy, updated_at = excluded.updated_at,
-                 updated_by = excluded.updated_by",
+                 updated_by = excluded.updated_by, invoice_number_pattern = excluded.invoice_number_pattern,
+                 credit_note_number_pattern = excluded.credit_note_number_pattern",
             )
             .bind(makerspace_id)
             .bind(to_json_text(&settings.tax_rates))
@@ -111,6 +122,8 @@ impl Store {
             .bind(settings.job_charge_policy.as_str())
             .bind(at)
             .bind(by)
+            .bind(&settings.invoice_number_pattern)
+            .bind(&settings.credit_note_number_pattern)
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

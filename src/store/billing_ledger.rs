@@ -10,6 +10,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::QueryBuilder;
 
+use super::billing_sql::{balance_in, claim_key, insert_wallet_entry, lock_member, set_key_result};
 use super::{with_pool, with_writer, Store, StoreError};
 
 /// A stored charge. `detail` is JSON text (the figures and the rounding rule as data).
@@ -126,118 +127,6 @@ pub struct ChargeFilter {
     pub status: Option<String>,
     pub limit: i64,
     pub offset: i64,
-}
-
-/// Locks a member's billing row for the rest of the transaction.
-macro_rules! lock_member {
-    ($tx:ident, $space:expr, $member:expr, $postgres:expr) => {{
-        sqlx::query(
-            "INSERT INTO billing_member_locks (makerspace_id, member_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-        )
-        .bind($space)
-        .bind($member)
-        .execute(&mut *$tx)
-        .await?;
-        if $postgres {
-            sqlx::query("SELECT 1 FROM billing_member_locks WHERE makerspace_id = $1 AND member_id = $2 FOR UPDATE")
-                .bind($space)
-                .bind($member)
-                .execute(&mut *$tx)
-                .await?;
-        }
-    }};
-}
-
-/// Claims an idempotency key in the transaction: evaluates to `None` when it is ours now,
-/// or to the first request's `(request_hash, result)`.
-macro_rules! claim_key {
-    ($tx:ident, $space:expr, $key:expr, $at:expr) => {{
-        let key: &IdemKey = $key;
-        let claimed = sqlx::query(
-            "INSERT INTO billing_idempotency_keys (makerspace_id, key, request_hash, result, created_at)
-             VALUES ($1, $2, $3, '', $4) ON CONFLICT DO NOTHING",
-        )
-        .bind($space)
-        .bind(&key.key)
-        .bind(&key.request_hash)
-        .bind($at)
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if claimed == 1 {
-            None
-        } else {
-            let first: (String, String) = sqlx::query_as(
-                "SELECT request_hash, result FROM billing_idempotency_keys WHERE makerspace_id = $1 AND key = $2",
-            )
-            .bind($space)
-            .bind(&key.key)
-            .fetch_one(&mut *$tx)
-            .await?;
-            Some(first)
-        }
-    }};
-}
-
-macro_rules! set_key_result {
-    ($tx:ident, $space:expr, $key:expr, $result:expr) => {{
-        sqlx::query("UPDATE billing_idempotency_keys SET result = $3 WHERE makerspace_id = $1 AND key = $2")
-            .bind($space)
-            .bind(&$key.key)
-            .bind($result)
-            .execute(&mut *$tx)
-            .await?;
-    }};
-}
-
-macro_rules! balance_in {
-    ($tx:ident, $space:expr, $member:expr) => {{
-        let (balance,): (i64,) = sqlx::query_as(
-            "SELECT CAST(COALESCE(SUM(amount_minor), 0) AS BIGINT) FROM billing_wallet_entries
-             WHERE makerspace_id = $1 AND member_id = $2",
-        )
-        .bind($space)
-        .bind($member)
-        .fetch_one(&mut *$tx)
-        .await?;
-        balance
-    }};
-}
-
-macro_rules! insert_wallet_entry {
-    ($tx:ident, $entry:expr, $key:expr) => {{
-        let e: &NewWalletEntry = $entry;
-        let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO billing_wallet_entries (makerspace_id, member_id, kind, amount_minor, currency, charge_id,
-             reason, actor, idempotency_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
-        )
-        .bind(&e.makerspace_id)
-        .bind(&e.member_id)
-        .bind(e.kind)
-        .bind(e.amount_minor)
-        .bind(&e.currency)
-        .bind(&e.charge_id)
-        .bind(&e.reason)
-        .bind(&e.actor)
-        .bind($key)
-        .bind(e.at)
-        .fetch_one(&mut *$tx)
-        .await
-        .map_err(StoreError::from_write)?;
-        WalletEntry {
-            id,
-            makerspace_id: e.makerspace_id.clone(),
-            member_id: e.member_id.clone(),
-            kind: e.kind.to_string(),
-            amount_minor: e.amount_minor,
-            currency: e.currency.clone(),
-            charge_id: e.charge_id.clone(),
-            reason: e.reason.clone(),
-            actor: e.actor.clone(),
-            idempotency_key: $key.map(str::to_string),
-            created_at: e.at,
-        }
-    }};
 }
 
 macro_rules! insert_charge {

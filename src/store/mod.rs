@@ -4,7 +4,10 @@
 
 pub mod bed_clears;
 pub mod billing;
+pub mod billing_invoices;
 pub mod billing_ledger;
+pub mod billing_settlement;
+mod billing_sql;
 mod booking_writer;
 pub mod cache;
 pub mod cards;

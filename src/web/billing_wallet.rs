@@ -37,7 +37,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct WalletEntryResponse {
     pub id: i64,
     pub member_id: String,
-    /// `top_up`, `charge_payment`, `refund` or `adjustment`.
+    /// `top_up`, `charge_payment`, `invoice_payment`, `refund` or `adjustment`.
     pub kind: String,
     /// Signed, in minor units: positive in, negative out.
     pub amount_minor: i64,

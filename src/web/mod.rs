@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod inventory_bulk;
 pub mod inventory_csv;
 pub mod invites;
+pub mod invoices;
 pub mod job_control;
 pub mod job_priority;
 pub mod jobs;
@@ -130,6 +131,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(pricing::routes)
                 .configure(billing::routes)
                 .configure(billing_wallet::routes)
+                .configure(invoices::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

@@ -489,6 +489,7 @@ impl From<crate::services::billing::BillingError> for ApiError {
             ),
             BillingError::NotPayable => ApiError::Conflict { detail, error_type: "charge_not_payable" },
             BillingError::TooLarge => ApiError::Validation(detail),
+            BillingError::Refused { error_type, detail } => ApiError::Conflict { detail, error_type },
             BillingError::Store(e) => e.into(),
         }
     }

@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use crate::common::{eventually, TestApp, TestOptions};
 
-const S: &str = "bill";
+pub(crate) const S: &str = "bill";
 
 /// A POST with an `Idempotency-Key`: status and body.
-async fn keyed(t: &TestApp, path: &str, token: &str, key: impl AsRef<str>, body: Value) -> (u16, Value) {
+pub(crate) async fn keyed(t: &TestApp, path: &str, token: &str, key: impl AsRef<str>, body: Value) -> (u16, Value) {
     let res =
         t.http.post(t.url(path)).bearer_auth(token).header("Idempotency-Key", key.as_ref()).json(&body).send().await;
     let res = res.expect("keyed request");
@@ -20,7 +20,7 @@ async fn keyed(t: &TestApp, path: &str, token: &str, key: impl AsRef<str>, body:
     (status, res.json().await.unwrap_or(Value::Null))
 }
 
-async fn add_member(t: &TestApp, user: &str, card: &str, plan: Option<&str>) -> String {
+pub(crate) async fn add_member(t: &TestApp, user: &str, card: &str, plan: Option<&str>) -> String {
     let root = t.super_admin();
     let mut body =
         json!({"email": format!("{user}@example.org"), "first_name": user, "last_name": "M", "user_id": user});

@@ -300,6 +300,22 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet", Rule::MemberMoneyRead),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/top-ups", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/adjustments", Rule::SpaceManage),
+    // Invoices: everyone of the space lists them (a member only their own); one invoice is
+    // its member's and the admins'; the space's admins make, change, finalize, settle and
+    // correct them; the integrity check is for those who read the space's money.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/invoices", Rule::SpaceRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}", Rule::MemberMoneyRead),
+    (
+        "POST",
+        "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/lines/{charge_id}/remove",
+        Rule::SpaceManage,
+    ),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/finalize", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/payments", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/void", Rule::SpaceManage),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/credit-notes", Rule::SpaceManage),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/integrity", Rule::MembersRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
     ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),
@@ -356,12 +372,17 @@ struct Fixture {
     /// A service order of the service ("service"), offered to a provider (every fixture's
     /// space is one).
     service_order: String,
-    /// An open charge of `member`, whose wallet holds enough to pay it.
+    /// A charge of `member` on the draft `draft_invoice`, whose wallet holds enough to pay it.
     charge: String,
+    /// A draft invoice of `member` holding `charge`.
+    draft_invoice: String,
+    /// A finalized, unpaid invoice of `member` (another charge of 100).
+    invoice: String,
 }
 
-/// A manual charge of `member` and a top-up that pays it.
-async fn billing_fixture(t: &TestApp, space: &str, member: &str) -> String {
+/// What billing needs: a finalized invoice of `member`, then a charge on a draft invoice,
+/// and a top-up that pays the charge. Returns `(charge, draft, finalized)`.
+async fn billing_fixture(t: &TestApp, space: &str, member: &str) -> (String, String, String) {
     let root = t.super_admin();
     let post = |path: String, key: &'static str, body: Value| {
         let req = t.http.post(t.url(&path)).bearer_auth(&root).header("Idempotency-Key", key).json(&body);
@@ -371,15 +392,24 @@ async fn billing_fixture(t: &TestApp, space: &str, member: &str) -> String {
             res.json::<Value>().await.expect("json")
         }
     };
+    let charges = format!("/api/v1/makerspaces/{space}/billing/charges");
+    let invoices = format!("/api/v1/makerspaces/{space}/billing/invoices");
+    let period = json!({"member_id": member, "period_from": "2000-01-01", "period_to": "2100-12-31"});
+    let billed = json!({"member_id": member, "kind": "manual", "description": "Billed", "amount_minor": 100, "reason": "fixture"});
+    post(charges.clone(), "fixture-billed", billed).await;
+    let finalized =
+        post(invoices.clone(), "fixture-invoice", period.clone()).await["id"].as_str().expect("id").to_string();
+    post(format!("{invoices}/{finalized}/finalize"), "fixture-finalize", json!(null)).await;
     let charge = json!({"member_id": member, "kind": "manual", "description": "Fixture", "amount_minor": 100, "reason": "fixture"});
-    let charge = post(format!("/api/v1/makerspaces/{space}/billing/charges"), "fixture-charge", charge).await;
+    let charge = post(charges, "fixture-charge", charge).await;
+    let draft = post(invoices, "fixture-draft", period).await["id"].as_str().expect("id").to_string();
     post(
         format!("/api/v1/makerspaces/{space}/members/{member}/wallet/top-ups"),
         "fixture-funds",
         json!({"amount_minor": 1000}),
     )
     .await;
-    charge["id"].as_str().expect("charge id").to_string()
+    (charge["id"].as_str().expect("charge id").to_string(), draft, finalized)
 }
 
 async fn fixture(t: &TestApp, n: usize) -> Fixture {
@@ -410,7 +440,7 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
             .await;
         assert_eq!(status, 201, "{m}");
     }
-    let charge = billing_fixture(t, &space, &members[0]).await;
+    let (charge, draft_invoice, invoice) = billing_fixture(t, &space, &members[0]).await;
     let (status, _) = t.post(&format!("{base}/{}/suspend", members[1]), &root, json!({"reason": "fixture"})).await;
     assert_eq!(status, 200);
     let (_, plan) = t
@@ -501,6 +531,8 @@ async fn fixture(t: &TestApp, n: usize) -> Fixture {
     assert_eq!(status, 201, "{routed}");
     Fixture {
         charge,
+        draft_invoice,
+        invoice,
         job: submitted["jobs"][0]["id"].as_str().expect("job id").to_string(),
         file_sha256,
         service_order: routed["service_order_id"].as_str().expect("service order id").to_string(),
@@ -636,6 +668,18 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/members/{member_id}/wallet/adjustments") => {
             json!({"amount_minor": 100, "reason": "goodwill"})
         }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices") => {
+            json!({"member_id": f.member, "period_from": "2000-01-01", "period_to": "2100-12-31"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/payments") => {
+            json!({"method": "cash", "amount_minor": 1, "reference": "roles"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/void") => {
+            json!({"reason": "roles"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/credit-notes") => {
+            json!({"lines": null, "refund_to": "wallet", "reason": "roles"})
+        }
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
             json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }
@@ -651,6 +695,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
     let reservation =
         if path.ends_with("/approve") || path.ends_with("/reject") { &f.pending_reservation } else { &f.reservation };
     let purchase_order = if path.ends_with("/receive") { &f.ordered_purchase_order } else { &f.purchase_order };
+    let invoice = if path.ends_with("/remove") || path.ends_with("/finalize") { &f.draft_invoice } else { &f.invoice };
     let _ = method;
     path.replace("{makerspace_id}", &f.space)
         .replace("{equipment_id}", &f.equipment)
@@ -671,6 +716,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{job_id}", &f.job)
         .replace("{service_order_id}", &f.service_order)
         .replace("{charge_id}", &f.charge)
+        .replace("{invoice_id}", invoice)
 }
 
 #[actix_web::test]

@@ -6,8 +6,13 @@
 //! - [`price`]: what an hour of one machine costs, how its time is rounded, and the charge
 //!   of a session of it ([`price::session_charge`]), rounded once, tax computed once.
 //! - [`credits`]: a plan's included minutes and the period they are counted in.
+//! - [`numbering`]: invoice and credit note numbers from a space's patterns.
+//! - [`documents`]: invoices and credit notes as frozen documents: tax per rate, payment
+//!   status, and the integrity chain's hashes.
 
 pub mod credits;
+pub mod documents;
+pub mod numbering;
 pub mod price;
 pub mod settings;
 

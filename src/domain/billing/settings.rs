@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::numbering::{check_pattern, DEFAULT_CREDIT_NOTE_PATTERN, DEFAULT_INVOICE_PATTERN};
 use crate::domain::pricing::Rate;
 use crate::domain::validate::{check_len, Invalid};
 
@@ -72,6 +73,29 @@ pub struct BillingSettings {
     #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub prepaid_minimum_minor: i64,
     pub job_charge_policy: JobChargePolicy,
+    /// The invoice numbers' pattern: `{YYYY}` and `{NNNNN}` (the number in its year,
+    /// zero-padded) once each [default: `INV-{YYYY}-{NNNNN}`].
+    #[serde(default = "default_invoice_pattern")]
+    #[schema(
+        max_length = 40,
+        pattern = r"^[A-Za-z0-9._/-]*(\{YYYY\}[A-Za-z0-9._/-]*\{NNNNN\}|\{NNNNN\}[A-Za-z0-9._/-]*\{YYYY\})[A-Za-z0-9._/-]*$"
+    )]
+    pub invoice_number_pattern: String,
+    /// The credit notes' own series [default: `CN-{YYYY}-{NNNNN}`]; not the invoices' pattern.
+    #[serde(default = "default_credit_note_pattern")]
+    #[schema(
+        max_length = 40,
+        pattern = r"^[A-Za-z0-9._/-]*(\{YYYY\}[A-Za-z0-9._/-]*\{NNNNN\}|\{NNNNN\}[A-Za-z0-9._/-]*\{YYYY\})[A-Za-z0-9._/-]*$"
+    )]
+    pub credit_note_number_pattern: String,
+}
+
+fn default_invoice_pattern() -> String {
+    DEFAULT_INVOICE_PATTERN.to_string()
+}
+
+fn default_credit_note_pattern() -> String {
+    DEFAULT_CREDIT_NOTE_PATTERN.to_string()
 }
 
 impl BillingSettings {
@@ -84,6 +108,8 @@ impl BillingSettings {
             prepaid: false,
             prepaid_minimum_minor: 0,
             job_charge_policy: JobChargePolicy::Actual,
+            invoice_number_pattern: default_invoice_pattern(),
+            credit_note_number_pattern: default_credit_note_pattern(),
         }
     }
 
@@ -107,6 +133,11 @@ impl BillingSettings {
         }
         if !(0..=MAX_MINIMUM_MINOR).contains(&self.prepaid_minimum_minor) {
             return Err(Invalid::new(format!("prepaid_minimum_minor is 0 to {MAX_MINIMUM_MINOR}")));
+        }
+        check_pattern("invoice_number_pattern", &self.invoice_number_pattern)?;
+        check_pattern("credit_note_number_pattern", &self.credit_note_number_pattern)?;
+        if self.invoice_number_pattern == self.credit_note_number_pattern {
+            return Err(Invalid::new("credit notes are numbered in their own series: their pattern differs"));
         }
         Ok(())
     }
@@ -152,5 +183,9 @@ mod tests {
         assert!(fine.check().is_err());
         let negative = BillingSettings { prepaid_minimum_minor: -1, ..settings() };
         assert!(negative.check().is_err());
+        let no_year = BillingSettings { invoice_number_pattern: "INV-{NNNNN}".into(), ..settings() };
+        assert!(no_year.check().is_err());
+        let same = BillingSettings { credit_note_number_pattern: "INV-{YYYY}-{NNNNN}".into(), ..settings() };
+        assert!(same.check().is_err());
     }
 }
