@@ -19,8 +19,9 @@ use crate::services::billing::{self, ManualChargeRequest, ManualKind, PriceView}
 use crate::store::billing_ledger::{ChargeFilter, ChargeRecord};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::idempotency::{created, from_object, idempotency_key};
+use crate::web::idempotency::{created, money_write};
 use crate::web::paging::{Page, PageInfo};
+use crate::web::validate::from_object;
 use crate::web::AppState;
 
 #[derive(OpenApi)]
@@ -297,8 +298,7 @@ pub async fn create_charge(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let space = path.into_inner();
-    let request: ManualChargeRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("charge {space}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (ManualChargeRequest, _) = money_write(&req, &format!("charge {space}"), body.into_inner())?;
     let (charge, replayed) = billing::add_manual_charge(&state, &caller, &space, request, &key).await?;
     Ok(created(ChargeResponse::from(charge), replayed))
 }

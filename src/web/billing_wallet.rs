@@ -11,7 +11,7 @@ use crate::services::billing_wallet::{self, AdjustmentRequest, TopUpRequest};
 use crate::store::billing_ledger::WalletEntry;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::idempotency::{created, from_object, idempotency_key};
+use crate::web::idempotency::{created, idempotency_key, money_write};
 use crate::web::paging::{Page, PageInfo};
 use crate::web::AppState;
 
@@ -135,8 +135,7 @@ pub async fn top_up(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (space, member) = path.into_inner();
-    let request: TopUpRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("top-up {space} {member}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (TopUpRequest, _) = money_write(&req, &format!("top-up {space} {member}"), body.into_inner())?;
     let (entry, replayed) = billing_wallet::top_up(&state, &caller, &space, &member, request, &key).await?;
     Ok(created(WalletEntryResponse::from(entry), replayed))
 }
@@ -159,8 +158,8 @@ pub async fn adjust(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (space, member) = path.into_inner();
-    let request: AdjustmentRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("adjustment {space} {member}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (AdjustmentRequest, _) =
+        money_write(&req, &format!("adjustment {space} {member}"), body.into_inner())?;
     let (entry, replayed) = billing_wallet::adjust(&state, &caller, &space, &member, request, &key).await?;
     Ok(created(WalletEntryResponse::from(entry), replayed))
 }

@@ -10,9 +10,15 @@ use crate::services::billing;
 use crate::store::billing_ledger::IdemKey;
 use crate::web::error::ApiError;
 
-/// A body read as a JSON object (serde would also read a struct from an array of its fields).
-pub fn from_object<T: serde::de::DeserializeOwned>(body: &Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(body.clone())).map_err(|e| ApiError::Validation(e.to_string()))
+/// A money write's request: its body read as `T` (a JSON object) and its idempotency key,
+/// fingerprinted with `operation` and the body.
+pub fn money_write<T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    operation: &str,
+    body: Map<String, Value>,
+) -> Result<(T, IdemKey), ApiError> {
+    let request = crate::web::validate::from_object(&body)?;
+    Ok((request, idempotency_key(req, operation, &Value::Object(body))?))
 }
 
 /// The request's `Idempotency-Key`, fingerprinted with the operation and its body.

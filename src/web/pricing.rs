@@ -2,7 +2,6 @@
 //! ([`crate::services::pricing`]).
 
 use actix_web::{web, HttpResponse};
-use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 use utoipa::OpenApi;
 
@@ -13,6 +12,7 @@ use crate::domain::pricing::{
 use crate::services::pricing::{self, PriceTableView};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
+use crate::web::validate::from_object;
 use crate::web::AppState;
 
 #[derive(OpenApi)]
@@ -35,12 +35,6 @@ use crate::web::AppState;
     ))
 )]
 pub struct PricingApi;
-
-/// A body read as a JSON object first: serde also reads a struct from an array of its fields
-/// in order, which the document does not allow (the nested parts of a table guard themselves).
-fn from_object<T: DeserializeOwned>(body: Map<String, Value>) -> Result<T, ApiError> {
-    serde_json::from_value(Value::Object(body)).map_err(|e| ApiError::Validation(e.to_string()))
-}
 
 /// Registers the routes (inside `/api/v1`).
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -78,7 +72,7 @@ pub async fn put_table(
     path: web::Path<String>,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let spec: PriceTableSpec = from_object(body.into_inner())?;
+    let spec: PriceTableSpec = from_object(&body)?;
     let view = pricing::replace(&state, &caller, &path.into_inner(), spec).await?;
     Ok(HttpResponse::Ok().json(view))
 }
@@ -95,7 +89,7 @@ pub async fn preview(
     path: web::Path<String>,
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
-    let input: QuoteInput = from_object(body.into_inner())?;
+    let input: QuoteInput = from_object(&body)?;
     let quotes = pricing::preview(&state, &caller, &path.into_inner(), &input).await?;
     Ok(HttpResponse::Ok().json(quotes))
 }

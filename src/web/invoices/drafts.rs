@@ -10,7 +10,7 @@ use crate::services::billing_invoices::{self, InvoiceRequest};
 use crate::store::billing_invoices::InvoiceFilter;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::idempotency::{created, from_object, idempotency_key};
+use crate::web::idempotency::{created, idempotency_key, money_write};
 use crate::web::paging::{Page, PageInfo};
 use crate::web::AppState;
 
@@ -32,8 +32,7 @@ pub async fn create(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let space = path.into_inner();
-    let request: InvoiceRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("invoice {space}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (InvoiceRequest, _) = money_write(&req, &format!("invoice {space}"), body.into_inner())?;
     let (invoice, replayed) = billing_invoices::create(&state, &caller, &space, request, &key).await?;
     let detail = billing_invoices::get(&state, &caller, &space, &invoice.id).await?;
     Ok(created(InvoiceResponse::from(detail), replayed))

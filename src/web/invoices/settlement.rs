@@ -8,7 +8,8 @@ use crate::services::billing_invoices;
 use crate::services::billing_settlement::{self, CreditNoteRequest, PaymentRequest, VoidRequest};
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
-use crate::web::idempotency::{created, from_object, idempotency_key};
+use crate::web::idempotency::{created, money_write};
+use crate::web::validate::from_object;
 use crate::web::AppState;
 
 #[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/payments", tag = "billing",
@@ -29,8 +30,8 @@ pub async fn pay(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (space, invoice) = path.into_inner();
-    let request: PaymentRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("payment {space} {invoice}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (PaymentRequest, _) =
+        money_write(&req, &format!("payment {space} {invoice}"), body.into_inner())?;
     let (payment, replayed) = billing_settlement::pay(&state, &caller, &space, &invoice, request, &key).await?;
     Ok(created(PaymentResponse::from(payment), replayed))
 }
@@ -74,8 +75,8 @@ pub async fn credit_note(
     body: web::Json<Map<String, Value>>,
 ) -> Result<HttpResponse, ApiError> {
     let (space, invoice) = path.into_inner();
-    let request: CreditNoteRequest = from_object(&body)?;
-    let key = idempotency_key(&req, &format!("credit-note {space} {invoice}"), &Value::Object(body.into_inner()))?;
+    let (request, key): (CreditNoteRequest, _) =
+        money_write(&req, &format!("credit-note {space} {invoice}"), body.into_inner())?;
     let (note, replayed) = billing_settlement::credit_note(&state, &caller, &space, &invoice, request, &key).await?;
     Ok(created(CreditNoteResponse::new(note, None), replayed))
 }
