@@ -218,11 +218,7 @@ pub struct ManualChargeRequest {
     #[schema(value_type = String, example = "manual")]
     #[serde(with = "manual_kind_text")]
     pub kind: ManualKind,
-    #[schema(
-        min_length = 1,
-        max_length = 200,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\S[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
-    )]
+    #[schema(min_length = 1, max_length = 200, pattern = r"\S")]
     pub description: String,
     /// Net, in minor units of the space's currency, before tax; a discount's amount is
     /// written positive and taken off.
@@ -232,11 +228,7 @@ pub struct ManualChargeRequest {
     #[schema(max_length = 64)]
     pub tax_rate_id: Option<String>,
     /// Why it is added (kept with the line).
-    #[schema(
-        min_length = 1,
-        max_length = 500,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\S[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
-    )]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 

@@ -81,11 +81,7 @@ pub struct AdjustmentRequest {
     #[schema(minimum = -100_000_000, maximum = 100_000_000)]
     #[serde(deserialize_with = "crate::domain::validate::required_whole_number")]
     pub amount_minor: i64,
-    #[schema(
-        min_length = 1,
-        max_length = 500,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\S[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
-    )]
+    #[schema(min_length = 1, max_length = 500, pattern = r"\S")]
     pub reason: String,
 }
 

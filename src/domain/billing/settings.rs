@@ -45,11 +45,7 @@ pub struct TaxRate {
     /// Named by prices (`tax_rate_id`); unique in the space.
     #[schema(min_length = 1, max_length = 64, pattern = r"^[a-z0-9][a-z0-9-]{0,63}$")]
     pub id: String,
-    #[schema(
-        min_length = 1,
-        max_length = 100,
-        pattern = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*\S[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
-    )]
+    #[schema(min_length = 1, max_length = 100, pattern = r"\S")]
     pub name: String,
     /// A percent, as a decimal (`20`, `5.5`, `18`): 0 to 100, at most 4 decimals.
     #[schema(value_type = f64, minimum = 0, maximum = 100, multiple_of = 0.0001)]
