@@ -155,17 +155,18 @@ stop_services() {
 }
 
 # The Python virtualenv the tests use (PyJWT to mint tokens as a third party would, aiosmtpd
-# to catch emails, schemathesis to check the server against its OpenAPI document), from
+# to catch emails, schemathesis to check the server against its OpenAPI document, stripe and
+# razorpay to sign webhook payloads with the gateways' own code), from
 # PyPI, kept in target/ between runs.
 SCHEMATHESIS_VERSION=4.32.5
 ensure_test_venv() {
   local venv="$PWD/target/test-venv"
-  if ! "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd' >/dev/null 2>&1 \
+  if ! "$venv/bin/python" -c 'import jwt, cryptography, aiosmtpd, stripe, razorpay' >/dev/null 2>&1 \
     || [ "$("$venv/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
-    log "creating the test virtualenv (PyJWT, cryptography, aiosmtpd, schemathesis)"
+    log "creating the test virtualenv (PyJWT, cryptography, aiosmtpd, schemathesis, stripe, razorpay)"
     python3 -m venv --clear "$venv"
     "$venv/bin/pip" install -q --disable-pip-version-check 'PyJWT[crypto]==2.10.1' 'aiosmtpd==1.4.6' \
-      "schemathesis==$SCHEMATHESIS_VERSION"
+      "schemathesis==$SCHEMATHESIS_VERSION" 'stripe==13.2.0' 'razorpay==1.4.2'
   fi
   export MAKRCAVE_TEST_PYTHON="$venv/bin/python"
   export MAKRCAVE_TEST_ST="$venv/bin/st"

@@ -10,12 +10,15 @@
 //!   connects to each printer's own broker comes next).
 //! - [`adapter`]: machines followed by a client task of their own, and their commands;
 //!   [`octoprint`]: OctoPrint's REST API and push socket.
+//! - [`gateways`]: not a machine: the payment gateways' APIs (Stripe, Razorpay), the other
+//!   peers makrcave calls over HTTP.
 
 pub mod adapter;
 pub mod backoff;
 pub mod bambu;
 pub mod broker;
 pub mod commands;
+pub mod gateways;
 pub mod generic;
 pub mod mqtt;
 pub mod octoprint;

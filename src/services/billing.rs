@@ -51,6 +51,12 @@ pub enum BillingError {
     /// A rule of invoices refused the request (409 with this `error_type`).
     #[error("{detail}")]
     Refused { error_type: &'static str, detail: String },
+    /// A webhook delivery that is not the gateway's (400 with this `error_type`).
+    #[error("{detail}")]
+    Webhook { error_type: &'static str, detail: String },
+    /// A gateway could not be reached or refused makrcave's call (502).
+    #[error("{detail}")]
+    Gateway { error_type: &'static str, detail: String },
     #[error(transparent)]
     Store(#[from] StoreError),
 }

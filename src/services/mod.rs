@@ -55,6 +55,7 @@
 pub mod access;
 pub mod bed_clear;
 pub mod billing;
+pub mod billing_gateways;
 pub mod billing_invoices;
 pub mod billing_settlement;
 pub mod billing_wallet;

@@ -94,7 +94,7 @@ impl ImportFile {
 }
 
 /// Reads the body up to `limit` bytes (413 beyond, before anything is parsed or stored).
-async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
+pub(crate) async fn read_limited(mut payload: web::Payload, limit: usize) -> Result<Vec<u8>, ApiError> {
     let mut body = Vec::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| ApiError::BadRequest("the body could not be read".into()))?;

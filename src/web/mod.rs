@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod billing_gateways;
 pub mod billing_wallet;
 pub mod bom;
 pub mod bridges;
@@ -131,6 +132,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(pricing::routes)
                 .configure(billing::routes)
                 .configure(billing_wallet::routes)
+                .configure(billing_gateways::routes)
                 .configure(invoices::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")

@@ -490,6 +490,8 @@ impl From<crate::services::billing::BillingError> for ApiError {
             BillingError::NotPayable => ApiError::Conflict { detail, error_type: "charge_not_payable" },
             BillingError::TooLarge => ApiError::Validation(detail),
             BillingError::Refused { error_type, detail } => ApiError::Conflict { detail, error_type },
+            BillingError::Webhook { error_type, detail } => ApiError::refused_with(400, detail, error_type, json!({})),
+            BillingError::Gateway { error_type, detail } => ApiError::refused_with(502, detail, error_type, json!({})),
             BillingError::Store(e) => e.into(),
         }
     }

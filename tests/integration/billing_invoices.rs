@@ -10,12 +10,12 @@ use sqlx::Connection;
 use crate::billing::{add_member, keyed, S};
 use crate::common::{database_kind, DatabaseKind, TestApp};
 
-fn base() -> String {
+pub(crate) fn base() -> String {
     format!("/api/v1/makerspaces/{S}/billing")
 }
 
 /// The space with EUR and a 20% VAT rate; its admin's token.
-async fn space(t: &TestApp) -> String {
+pub(crate) async fn space(t: &TestApp) -> String {
     t.makerspace(S).await;
     let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
     let settings = json!({"currency": "EUR", "tax_rates": [{"id": "vat", "name": "VAT", "percent": 20}],
@@ -26,7 +26,7 @@ async fn space(t: &TestApp) -> String {
 }
 
 /// A manual charge of `member`: `amount` net, with VAT when `vat`.
-async fn charge(t: &TestApp, admin: &str, member: &str, amount: i64, vat: bool) -> Value {
+pub(crate) async fn charge(t: &TestApp, admin: &str, member: &str, amount: i64, vat: bool) -> Value {
     let mut body = json!({"member_id": member, "kind": "manual", "description": format!("Item {amount}"),
         "amount_minor": amount, "reason": "sold at the desk"});
     if vat {
@@ -38,18 +38,18 @@ async fn charge(t: &TestApp, admin: &str, member: &str, amount: i64, vat: bool) 
 }
 
 /// A draft of the member's open charges of all time.
-async fn draft(t: &TestApp, admin: &str, member: &str) -> Value {
+pub(crate) async fn draft(t: &TestApp, admin: &str, member: &str) -> Value {
     let body = json!({"member_id": member, "period_from": "2000-01-01", "period_to": "2100-12-31"});
     let (status, inv) = keyed(t, &format!("{}/invoices", base()), admin, uuid::Uuid::new_v4().to_string(), body).await;
     assert_eq!(status, 201, "{inv}");
     inv
 }
 
-async fn finalize(t: &TestApp, admin: &str, invoice: &str, key: &str) -> (u16, Value) {
+pub(crate) async fn finalize(t: &TestApp, admin: &str, invoice: &str, key: &str) -> (u16, Value) {
     keyed(t, &format!("{}/invoices/{invoice}/finalize", base()), admin, key, json!(null)).await
 }
 
-async fn invoice(t: &TestApp, token: &str, id: &str) -> (u16, Value) {
+pub(crate) async fn invoice(t: &TestApp, token: &str, id: &str) -> (u16, Value) {
     t.get(&format!("{}/invoices/{id}", base()), Some(token)).await
 }
 

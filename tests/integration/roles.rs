@@ -96,6 +96,15 @@ enum Rule {
     MemberMoneyRead,
     /// As `MemberMoneyRead`, to pay: the platform's `admin` only reads (403).
     MemberMoneyManage,
+    /// As `MemberMoneyManage` to get past the door, then the request itself answers 409 (a
+    /// checkout in a space with no gateway account).
+    MemberMoneyManageThenConflict,
+    /// Who reads the space gets past the door, and then finds nothing (the fixture has no
+    /// checkout): 404 for every signed-in caller.
+    SpaceReadThenNotFound,
+    /// A gateway's webhook: no token is looked at (the signature is the proof); the fixture's
+    /// space has no gateway account, so 404 for everyone.
+    Webhook,
 }
 
 impl Rule {
@@ -105,6 +114,7 @@ impl Rule {
         match (self, who) {
             (Rule::Public, _) => 2,
             (Rule::Device, _) => 401,
+            (Rule::Webhook, _) => 404,
             (_, Guest) => 401,
             (Rule::SignedIn, _) => 2,
             (Rule::WebSocket, _) => 400,
@@ -118,14 +128,21 @@ impl Rule {
                 Rule::SpaceReadThenConflict
                 | Rule::SpaceManageThenConflict
                 | Rule::SpaceMemberThenConflict
-                | Rule::OfferAnswerThenConflict,
+                | Rule::OfferAnswerThenConflict
+                | Rule::MemberMoneyManageThenConflict,
                 SuperAdmin,
             ) => 409,
+            (Rule::SpaceReadThenNotFound, SuperAdmin) => 404,
             (_, SuperAdmin) => 2,
             // A service is no person of any makerspace.
             (_, StoreCustomer | OtherSpaceAdmin | Service) => 404,
-            (Rule::MemberMoneyRead | Rule::MemberMoneyManage, Member | ServiceProvider) => 404,
-            (Rule::MemberMoneyManage, Admin) => 403,
+            (Rule::SpaceReadThenNotFound, _) => 404,
+            (Rule::MemberMoneyManageThenConflict, SpaceAdmin) => 409,
+            (
+                Rule::MemberMoneyRead | Rule::MemberMoneyManage | Rule::MemberMoneyManageThenConflict,
+                Member | ServiceProvider,
+            ) => 404,
+            (Rule::MemberMoneyManage | Rule::MemberMoneyManageThenConflict, Admin) => 403,
             (Rule::MemberMoneyRead | Rule::MemberMoneyManage, _) => 2,
             (Rule::OfferRead, SpaceAdmin | ServiceProvider | Admin) => 2,
             (Rule::OfferRead, _) => 403,
@@ -316,6 +333,25 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/void", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/credit-notes", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/integrity", Rule::MembersRead),
+    // Payment gateways: accounts for the space's admins; a checkout for the invoice's member or
+    // admins (the fixture space has no gateway: 409); webhooks carry a signature, not a token.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/gateways", Rule::SpaceManage),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/stripe", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/stripe", Rule::SpaceManage),
+    ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/razorpay", Rule::SpaceManage),
+    ("DELETE", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/razorpay", Rule::SpaceManage),
+    (
+        "POST",
+        "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/checkouts",
+        Rule::MemberMoneyManageThenConflict,
+    ),
+    (
+        "POST",
+        "/api/v1/makerspaces/{makerspace_id}/billing/checkouts/{checkout_id}/razorpay-payment",
+        Rule::SpaceReadThenNotFound,
+    ),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/stripe", Rule::Webhook),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/razorpay", Rule::Webhook),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
     ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),
@@ -680,6 +716,20 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/credit-notes") => {
             json!({"lines": null, "refund_to": "wallet", "reason": "roles"})
         }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/stripe") => {
+            json!({"secret_key": "sk_test_roles", "webhook_secret": "whsec_roles"})
+        }
+        ("PUT", "/api/v1/makerspaces/{makerspace_id}/billing/gateways/razorpay") => {
+            json!({"key_id": "rzp_test_roles", "key_secret": "roles", "webhook_secret": "roles"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/checkouts") => {
+            json!({"gateway": "stripe"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/checkouts/{checkout_id}/razorpay-payment") => {
+            json!({"razorpay_payment_id": "pay_roles", "razorpay_signature": "00"})
+        }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/stripe") => json!({"id": "evt_roles"}),
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/razorpay") => json!({"event": "roles"}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {
             json!({"equipment_type": "3d_printer", "volume_cm3": 12.5})
         }
@@ -717,6 +767,7 @@ fn concrete(path: &str, method: &str, f: &Fixture) -> String {
         .replace("{service_order_id}", &f.service_order)
         .replace("{charge_id}", &f.charge)
         .replace("{invoice_id}", invoice)
+        .replace("{checkout_id}", "no-such-checkout")
 }
 
 #[actix_web::test]

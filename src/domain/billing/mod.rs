@@ -9,9 +9,11 @@
 //! - [`numbering`]: invoice and credit note numbers from a space's patterns.
 //! - [`documents`]: invoices and credit notes as frozen documents: tax per rate, payment
 //!   status, and the integrity chain's hashes.
+//! - [`gateways`]: Stripe and Razorpay webhooks: signatures, and the payment an event carries.
 
 pub mod credits;
 pub mod documents;
+pub mod gateways;
 pub mod numbering;
 pub mod price;
 pub mod settings;
