@@ -1,4 +1,4 @@
--- Billing, payment gateways (issue 14): a space's Stripe and Razorpay accounts, the
+-- Billing, payment gateways and the monthly run (issue 14): a space's Stripe and Razorpay accounts, the
 -- checkouts makrcave opened with them, and every webhook event received (once per id).
 
 -- A space's account with a gateway. `settings` is JSON; its secret fields (the secret key,
@@ -43,4 +43,20 @@ CREATE TABLE billing_gateway_events (
     outcome       TEXT NOT NULL,
     received_at   TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (gateway, event_id)
+);
+
+-- The monthly run (plan fees, then an invoice per member, finalized), when a space turns it on.
+ALTER TABLE billing_settings ADD COLUMN monthly_run BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- Each month a space's run completed: the automatic run does a month once (every step is
+-- idempotent anyway: a run repeated makes nothing twice).
+CREATE TABLE billing_runs (
+    makerspace_id TEXT NOT NULL REFERENCES makerspaces(id) ON DELETE CASCADE,
+    -- The first day of the month run, YYYY-MM-01.
+    month         TEXT NOT NULL,
+    plan_fees     INTEGER NOT NULL,
+    invoices      INTEGER NOT NULL,
+    ran_by        TEXT NOT NULL,
+    ran_at        TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (makerspace_id, month)
 );

@@ -57,6 +57,7 @@ pub mod bed_clear;
 pub mod billing;
 pub mod billing_gateways;
 pub mod billing_invoices;
+pub mod billing_runs;
 pub mod billing_settlement;
 pub mod billing_wallet;
 pub mod bom;

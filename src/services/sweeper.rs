@@ -1,7 +1,7 @@
 //! The timers that drive the booking workflows: the machines are told about the bookings
 //! starting soon, no-shows are released, finished bookings completed, and waitlist offers
 //! not taken in time expire; service orders whose provider did not answer in time go on to
-//! the next provider.
+//! the next provider; ended sessions are charged, and the monthly billing run is done when due.
 
 use crate::logging::escaped;
 use std::time::Duration;
@@ -9,7 +9,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::{billing, bookings, service_orders, waitlist, Services};
+use super::{billing, billing_runs, bookings, service_orders, waitlist, Services};
 
 /// How often the no-show and offer sweeps run.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -24,6 +24,7 @@ const FEED_EVERY: Duration = Duration::from_secs(5 * 60);
 pub fn spawn(svc: Services, stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut fed_at: Option<std::time::Instant> = None;
+        let mut run_looked_at: Option<std::time::Instant> = None;
         loop {
             if fed_at.is_none_or(|at| at.elapsed() >= FEED_EVERY) {
                 match bookings::feed_fleet(&svc, Utc::now()).await {
@@ -45,6 +46,12 @@ pub fn spawn(svc: Services, stop: CancellationToken) -> tokio::task::JoinHandle<
                     }
                     if let Err(e) = billing::charge_ended_sessions(&svc).await {
                         tracing::warn!(error = %escaped(&e), "ended sessions not charged yet");
+                    }
+                    if run_looked_at.is_none_or(|at| at.elapsed() >= billing_runs::LOOK_EVERY) {
+                        run_looked_at = Some(std::time::Instant::now());
+                        if let Err(e) = billing_runs::run_due(&svc, Utc::now()).await {
+                            tracing::warn!(error = %escaped(&e), "monthly billing run not done yet");
+                        }
                     }
                 }
             }

@@ -7,6 +7,7 @@ pub mod billing;
 pub mod billing_gateways;
 pub mod billing_invoices;
 pub mod billing_ledger;
+pub mod billing_runs;
 pub mod billing_settlement;
 mod billing_sql;
 mod booking_writer;

@@ -8,6 +8,7 @@ mod bambu_printer;
 mod billing;
 mod billing_gateways;
 mod billing_invoices;
+mod billing_runs;
 mod bridge_program;
 mod bridges;
 mod browser;

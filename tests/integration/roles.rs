@@ -333,6 +333,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/void", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/credit-notes", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/integrity", Rule::MembersRead),
+    ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/runs", Rule::SpaceManage),
     // Payment gateways: accounts for the space's admins; a checkout for the invoice's member or
     // admins (the fixture space has no gateway: 409); webhooks carry a signature, not a token.
     ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/gateways", Rule::SpaceManage),
@@ -728,6 +729,7 @@ fn body(method: &str, path: &str, f: &Fixture, n: usize) -> Option<Value> {
         ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/checkouts/{checkout_id}/razorpay-payment") => {
             json!({"razorpay_payment_id": "pay_roles", "razorpay_signature": "00"})
         }
+        ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/runs") => json!({"month": "2020-01"}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/stripe") => json!({"id": "evt_roles"}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/razorpay") => json!({"event": "roles"}),
         ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes") => {

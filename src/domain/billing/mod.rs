@@ -9,6 +9,7 @@
 //! - [`numbering`]: invoice and credit note numbers from a space's patterns.
 //! - [`documents`]: invoices and credit notes as frozen documents: tax per rate, payment
 //!   status, and the integrity chain's hashes.
+//! - [`runs`]: the monthly run's calendar (which plan periods start in a month).
 //! - [`gateways`]: Stripe and Razorpay webhooks: signatures, and the payment an event carries.
 
 pub mod credits;
@@ -16,6 +17,7 @@ pub mod documents;
 pub mod gateways;
 pub mod numbering;
 pub mod price;
+pub mod runs;
 pub mod settings;
 
 pub use credits::{credit_period, IncludedMinutes};

@@ -84,6 +84,11 @@ pub struct BillingSettings {
         pattern = r"^[A-Za-z0-9._/-]*(\{YYYY\}[A-Za-z0-9._/-]*\{NNNNN\}|\{NNNNN\}[A-Za-z0-9._/-]*\{YYYY\})[A-Za-z0-9._/-]*$"
     )]
     pub credit_note_number_pattern: String,
+    /// The monthly run: on the first days of each month, the plan fees of the month before
+    /// become charges and each member's open charges of that month an invoice, finalized
+    /// (`crate::services::billing_runs`) [default: false, admins finalize by hand].
+    #[serde(default)]
+    pub monthly_run: bool,
 }
 
 fn default_invoice_pattern() -> String {
@@ -106,6 +111,7 @@ impl BillingSettings {
             job_charge_policy: JobChargePolicy::Actual,
             invoice_number_pattern: default_invoice_pattern(),
             credit_note_number_pattern: default_credit_note_pattern(),
+            monthly_run: false,
         }
     }
 

@@ -7,6 +7,7 @@ use utoipa::IntoParams;
 
 use super::shapes::{InvoicePage, InvoiceResponse, InvoiceStatus, InvoiceSummary};
 use crate::services::billing_invoices::{self, InvoiceRequest};
+use crate::services::billing_runs::{self, RunReport, RunRequest};
 use crate::store::billing_invoices::InvoiceFilter;
 use crate::web::auth::Caller;
 use crate::web::error::ApiError;
@@ -136,4 +137,23 @@ pub async fn finalize(
     let key = idempotency_key(&req, &format!("finalize {space} {invoice}"), &json!(null))?;
     let (detail, replayed) = billing_invoices::finalize(&state, &caller, &space, &invoice, &key).await?;
     Ok(created(InvoiceResponse::from(detail), replayed))
+}
+
+#[utoipa::path(post, path = "/api/v1/makerspaces/{makerspace_id}/billing/runs", tag = "billing",
+    params(("makerspace_id" = String, Path)),
+    request_body = RunRequest,
+    responses((status = 200, description = "The month's plan fees charged and each member's open charges of the month invoiced and finalized; a run repeated makes nothing twice", body = RunReport),
+              (status = 403, body = crate::web::ErrorBody), (status = 404, body = crate::web::ErrorBody),
+              (status = 409, description = "month_not_over: the month has not ended", body = crate::web::ErrorBody),
+              (status = 422, body = crate::web::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn run(
+    state: web::Data<AppState>,
+    Caller(caller): Caller,
+    path: web::Path<String>,
+    body: web::Json<Map<String, Value>>,
+) -> Result<HttpResponse, ApiError> {
+    let request: RunRequest = crate::web::validate::from_object(&body)?;
+    let report = billing_runs::run_for(&state, &caller, &path.into_inner(), request).await?;
+    Ok(HttpResponse::Ok().json(report))
 }

@@ -15,6 +15,7 @@ mod shapes;
 
 use crate::domain::billing::documents::TaxTotal;
 use crate::services::billing_invoices::InvoiceRequest;
+use crate::services::billing_runs::{RunReport, RunRequest};
 use crate::services::billing_settlement::{CreditNoteRequest, PaymentMethod, PaymentRequest, RefundTo, VoidRequest};
 use shapes::{
     BrokenDocument, CreditNoteResponse, IntegrityResponse, InvoicePage, InvoicePaymentStatus, InvoiceResponse,
@@ -29,6 +30,7 @@ use shapes::{
         drafts::get,
         drafts::remove_line,
         drafts::finalize,
+        drafts::run,
         settlement::pay,
         settlement::void,
         settlement::credit_note,
@@ -51,7 +53,9 @@ use shapes::{
         RefundTo,
         CreditNoteResponse,
         IntegrityResponse,
-        BrokenDocument
+        BrokenDocument,
+        RunRequest,
+        RunReport
     ))
 )]
 pub struct InvoicesApi;
@@ -66,5 +70,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(&format!("{base}/{{invoice_id}}/payments"), web::post().to(settlement::pay))
         .route(&format!("{base}/{{invoice_id}}/void"), web::post().to(settlement::void))
         .route(&format!("{base}/{{invoice_id}}/credit-notes"), web::post().to(settlement::credit_note))
-        .route("/makerspaces/{makerspace_id}/billing/integrity", web::get().to(settlement::integrity));
+        .route("/makerspaces/{makerspace_id}/billing/integrity", web::get().to(settlement::integrity))
+        .route("/makerspaces/{makerspace_id}/billing/runs", web::post().to(drafts::run));
 }
