@@ -17,6 +17,7 @@ struct SettingsRow {
     job_charge_policy: Option<String>,
     invoice_number_pattern: Option<String>,
     credit_note_number_pattern: Option<String>,
+    accounting: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,7 +65,7 @@ impl Store {
         let row: Option<SettingsRow> = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT m.currency, s.tax_rates, s.prepaid, s.prepaid_minimum_minor, s.job_charge_policy,
-                 s.invoice_number_pattern, s.credit_note_number_pattern
+                 s.invoice_number_pattern, s.credit_note_number_pattern, s.accounting
                  FROM makerspaces m LEFT JOIN billing_settings s ON s.makerspace_id = m.id WHERE m.id = $1",
             )
             .bind(makerspace_id)
@@ -85,6 +86,9 @@ impl Store {
             }
             if let Some(pattern) = row.credit_note_number_pattern {
                 settings.credit_note_number_pattern = pattern;
+            }
+            if let Some(accounting) = row.accounting {
+                settings.accounting = json_column("billing_settings.accounting", &accounting)?;
             }
         }
         Ok(Some(settings))
@@ -107,13 +111,15 @@ impl Store {
                 .await?;
             sqlx::query(
                 "INSERT INTO billing_settings (makerspace_id, tax_rates, prepaid, prepaid_minimum_minor,
-                 job_charge_policy, updated_at, updated_by, invoice_number_pattern, credit_note_number_pattern)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 job_charge_policy, updated_at, updated_by, invoice_number_pattern, credit_note_number_pattern,
+                 accounting)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                  ON CONFLICT (makerspace_id) DO UPDATE SET tax_rates = excluded.tax_rates,
                  prepaid = excluded.prepaid, prepaid_minimum_minor = excluded.prepaid_minimum_minor,
                  job_charge_policy = excluded.job_charge_policy, updated_at = excluded.updated_at,
                  updated_by = excluded.updated_by, invoice_number_pattern = excluded.invoice_number_pattern,
-                 credit_note_number_pattern = excluded.credit_note_number_pattern",
+                 credit_note_number_pattern = excluded.credit_note_number_pattern,
+                 accounting = excluded.accounting",
             )
             .bind(makerspace_id)
             .bind(to_json_text(&settings.tax_rates))
@@ -124,6 +130,7 @@ impl Store {
             .bind(by)
             .bind(&settings.invoice_number_pattern)
             .bind(&settings.credit_note_number_pattern)
+            .bind(to_json_text(&settings.accounting))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

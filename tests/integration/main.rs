@@ -6,6 +6,7 @@ mod architecture;
 mod bambu;
 mod bambu_printer;
 mod billing;
+mod billing_exports;
 mod billing_invoices;
 mod bridge_program;
 mod bridges;

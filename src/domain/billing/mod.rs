@@ -9,11 +9,17 @@
 //! - [`numbering`]: invoice and credit note numbers from a space's patterns.
 //! - [`documents`]: invoices and credit notes as frozen documents: tax per rate, payment
 //!   status, and the integrity chain's hashes.
+//! - [`accounting`]: the journal codes, accounts and columns of the accounting export.
+//! - [`journal`]: the double-entry journal of a period, from documents and payments.
+//! - [`revenue`]: revenue of a period grouped by month, machine or material.
 
+pub mod accounting;
 pub mod credits;
 pub mod documents;
+pub mod journal;
 pub mod numbering;
 pub mod price;
+pub mod revenue;
 pub mod settings;
 
 pub use credits::{credit_period, IncludedMinutes};

@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::accounting::AccountingSettings;
 use super::numbering::{check_pattern, DEFAULT_CREDIT_NOTE_PATTERN, DEFAULT_INVOICE_PATTERN};
 use crate::domain::pricing::Rate;
 use crate::domain::validate::{check_len, Invalid};
@@ -84,6 +85,10 @@ pub struct BillingSettings {
         pattern = r"^[A-Za-z0-9._/-]*(\{YYYY\}[A-Za-z0-9._/-]*\{NNNNN\}|\{NNNNN\}[A-Za-z0-9._/-]*\{YYYY\})[A-Za-z0-9._/-]*$"
     )]
     pub credit_note_number_pattern: String,
+    /// The accounting journal export's journal codes, accounts and columns; every field has a
+    /// default (journals `VT` and `BQ`, client `411`, revenue `706`, tax `4457` + the rate's id).
+    #[serde(default)]
+    pub accounting: AccountingSettings,
 }
 
 fn default_invoice_pattern() -> String {
@@ -106,6 +111,7 @@ impl BillingSettings {
             job_charge_policy: JobChargePolicy::Actual,
             invoice_number_pattern: default_invoice_pattern(),
             credit_note_number_pattern: default_credit_note_pattern(),
+            accounting: AccountingSettings::default(),
         }
     }
 
@@ -135,7 +141,8 @@ impl BillingSettings {
         if self.invoice_number_pattern == self.credit_note_number_pattern {
             return Err(Invalid::new("credit notes are numbered in their own series: their pattern differs"));
         }
-        Ok(())
+        let rate_ids: Vec<&str> = self.tax_rates.iter().map(|r| r.id.as_str()).collect();
+        self.accounting.check(&rate_ids)
     }
 
     pub fn tax_rate(&self, id: &str) -> Option<&TaxRate> {
