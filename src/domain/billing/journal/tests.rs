@@ -165,6 +165,9 @@ fn amounts_are_written_with_the_currency_digits() {
     assert_eq!(minor_text(i64::MIN, 2), "-92233720368547758.08");
 }
 
+/// What tells one entry from another: its instant, document, kind and (a payment) label.
+type EntryKey<'a> = (DateTime<Utc>, String, &'a str, String);
+
 fn any_line() -> impl Strategy<Value = JournalLine> {
     let kind = proptest::sample::select(vec![
         RevenueKind::MachineUse,
@@ -222,7 +225,7 @@ proptest! {
         let period = Period { from, to: from + chrono::Duration::days(days) };
         let accounting = AccountingSettings::default();
         let rows = journal(&period, &docs, &payments, &accounting);
-        let mut entries: BTreeMap<(DateTime<Utc>, String, &str, String), (i64, i64)> = BTreeMap::new();
+        let mut entries: BTreeMap<EntryKey, (i64, i64)> = BTreeMap::new();
         for r in &rows {
             prop_assert!(period.contains(r.at));
             prop_assert!(r.debit_minor >= 0 && r.credit_minor >= 0);
