@@ -21,7 +21,15 @@ use crate::web::AppState;
 #[derive(OpenApi)]
 #[openapi(
     paths(export, revenue),
-    components(schemas(AccountingSettings, TaxAccount, JournalColumn, RevenueBy, RevenueResponse, RevenueRow))
+    components(schemas(
+        AccountingSettings,
+        TaxAccount,
+        JournalColumn,
+        RevenueBy,
+        RevenueFormat,
+        RevenueResponse,
+        RevenueRow
+    ))
 )]
 pub struct BillingExportsApi;
 

@@ -29,8 +29,14 @@ pub struct Period {
     pub to: DateTime<Utc>,
 }
 
+/// The longest bound a query may give (an RFC 3339 instant with nanoseconds and an offset is 35).
+pub const MAX_BOUND_LEN: usize = 40;
+
 /// A bound as a query gives it: a date (midnight UTC) or an RFC 3339 instant.
 fn parse_bound(field: &str, text: &str) -> Result<DateTime<Utc>, Invalid> {
+    if text.len() > MAX_BOUND_LEN {
+        return Err(Invalid::new(format!("{field} is at most {MAX_BOUND_LEN} characters")));
+    }
     if let Ok(date) = text.parse::<NaiveDate>() {
         return Ok(Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists")));
     }

@@ -149,6 +149,7 @@ fn periods_are_dates_or_instants_in_order_and_bounded() {
         ("yesterday", "2026-11-01"),
         ("2026-11-01", "2026-13-01"),
         ("2020-01-01", "2026-01-02"),
+        ("2026-11-01T00:00:00.0000000000000000000000Z", "2026-11-02"),
     ] {
         assert!(Period::parse(from, to).is_err(), "{from} {to}");
     }
