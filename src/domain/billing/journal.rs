@@ -285,8 +285,8 @@ fn document_entry<'a>(
     entry
 }
 
-/// The journal of `period`: every entry dated in it, in a fixed order (date, document,
-/// line), so that exporting one period twice gives the same rows.
+/// The journal of `period`: every entry dated in it, in a fixed order (date, document, then
+/// instant and line), so that exporting one period twice gives the same rows.
 pub fn journal(
     period: &Period,
     documents: &[JournalDocument],
@@ -325,7 +325,8 @@ pub fn journal(
         entry.post(&accounting.client_account, label, p.amount_minor, false);
         entries.push(entry);
     }
-    entries.sort_by(|a, b| (a.at, a.number, a.kind, a.tie).cmp(&(b.at, b.number, b.kind, b.tie)));
+    // Date, then document (an invoice's payments follow it within a day), then the instant.
+    entries.sort_by_key(|e| (e.at.date_naive(), e.number, e.at, e.kind, e.tie));
     entries.into_iter().flat_map(|e| e.rows).collect()
 }
 

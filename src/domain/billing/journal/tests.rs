@@ -121,6 +121,27 @@ fn a_void_keeps_its_original_entry_and_reverses_it_on_its_own_date() {
 }
 
 #[test]
+fn rows_come_by_date_then_document_then_time() {
+    let docs = [
+        invoice("INV-2", at(3, 9), vec![line(RevenueKind::Other, 2, None, 0)]),
+        invoice("INV-1", at(3, 10), vec![line(RevenueKind::Other, 1, None, 0)]),
+        invoice("INV-0", at(4, 8), vec![line(RevenueKind::Other, 5, None, 0)]),
+    ];
+    let payments = [payment(1, "INV-1", "bank_transfer", 1, at(3, 11))];
+    let rows = journal(&november(), &docs, &payments, &AccountingSettings::default());
+    let order: Vec<(&str, EntryKind)> = rows.iter().step_by(2).map(|r| (r.document_number.as_str(), r.entry)).collect();
+    assert_eq!(
+        order,
+        [
+            ("INV-1", EntryKind::Invoice),
+            ("INV-1", EntryKind::Payment),
+            ("INV-2", EntryKind::Invoice),
+            ("INV-0", EntryKind::Invoice)
+        ]
+    );
+}
+
+#[test]
 fn the_period_includes_from_and_excludes_to() {
     let docs = [
         invoice("INV-A", at(1, 0), vec![line(RevenueKind::Other, 1, None, 0)]),
