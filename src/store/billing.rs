@@ -18,6 +18,7 @@ struct SettingsRow {
     invoice_number_pattern: Option<String>,
     credit_note_number_pattern: Option<String>,
     monthly_run: Option<bool>,
+    accounting: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -65,7 +66,7 @@ impl Store {
         let row: Option<SettingsRow> = with_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT m.currency, s.tax_rates, s.prepaid, s.prepaid_minimum_minor, s.job_charge_policy,
-                 s.invoice_number_pattern, s.credit_note_number_pattern, s.monthly_run
+                 s.invoice_number_pattern, s.credit_note_number_pattern, s.monthly_run, s.accounting
                  FROM makerspaces m LEFT JOIN billing_settings s ON s.makerspace_id = m.id WHERE m.id = $1",
             )
             .bind(makerspace_id)
@@ -88,6 +89,9 @@ impl Store {
                 settings.credit_note_number_pattern = pattern;
             }
             settings.monthly_run = row.monthly_run.unwrap_or(false);
+            if let Some(accounting) = row.accounting {
+                settings.accounting = json_column("billing_settings.accounting", &accounting)?;
+            }
         }
         Ok(Some(settings))
     }
@@ -110,13 +114,14 @@ impl Store {
             sqlx::query(
                 "INSERT INTO billing_settings (makerspace_id, tax_rates, prepaid, prepaid_minimum_minor,
                  job_charge_policy, updated_at, updated_by, invoice_number_pattern, credit_note_number_pattern,
-                 monthly_run)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 monthly_run, accounting)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (makerspace_id) DO UPDATE SET tax_rates = excluded.tax_rates,
                  prepaid = excluded.prepaid, prepaid_minimum_minor = excluded.prepaid_minimum_minor,
                  job_charge_policy = excluded.job_charge_policy, updated_at = excluded.updated_at,
                  updated_by = excluded.updated_by, invoice_number_pattern = excluded.invoice_number_pattern,
-                 credit_note_number_pattern = excluded.credit_note_number_pattern, monthly_run = excluded.monthly_run",
+                 credit_note_number_pattern = excluded.credit_note_number_pattern, monthly_run = excluded.monthly_run,
+                 accounting = excluded.accounting",
             )
             .bind(makerspace_id)
             .bind(to_json_text(&settings.tax_rates))
@@ -128,6 +133,7 @@ impl Store {
             .bind(&settings.invoice_number_pattern)
             .bind(&settings.credit_note_number_pattern)
             .bind(settings.monthly_run)
+            .bind(to_json_text(&settings.accounting))
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;

@@ -4,6 +4,7 @@
 
 pub mod bed_clears;
 pub mod billing;
+pub mod billing_exports;
 pub mod billing_gateways;
 pub mod billing_invoices;
 pub mod billing_ledger;

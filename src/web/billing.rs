@@ -233,7 +233,7 @@ pub struct ChargePage {
 #[serde(deny_unknown_fields)]
 pub struct ChargeQuery {
     /// Only this member's (a member sees only their own whatever this says).
-    #[param(max_length = 64)]
+    #[param(min_length = 1, max_length = 64)]
     pub member_id: Option<String>,
     /// Uses at or after this instant.
     pub from: Option<DateTime<Utc>>,

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod billing;
+pub mod billing_exports;
 pub mod billing_gateways;
 pub mod billing_wallet;
 pub mod bom;
@@ -134,6 +135,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(billing_wallet::routes)
                 .configure(billing_gateways::routes)
                 .configure(invoices::routes)
+                .configure(billing_exports::routes)
                 .service(
                     web::resource("/makerspaces/{makerspace_id}/equipment")
                         .route(web::post().to(equipment::create))

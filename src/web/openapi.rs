@@ -92,6 +92,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::web::billing_wallet::WalletApi::openapi());
     doc.merge(crate::web::billing_gateways::GatewaysApi::openapi());
     doc.merge(crate::web::invoices::InvoicesApi::openapi());
+    doc.merge(crate::web::billing_exports::BillingExportsApi::openapi());
     doc.merge(crate::web::providers::ProvidersApi::openapi());
     doc
 }

@@ -6,6 +6,7 @@ mod architecture;
 mod bambu;
 mod bambu_printer;
 mod billing;
+mod billing_exports;
 mod billing_gateways;
 mod billing_invoices;
 mod billing_runs;

@@ -353,6 +353,9 @@ const RULES: &[(&str, &str, Rule)] = &[
     ),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/stripe", Rule::Webhook),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/webhooks/razorpay", Rule::Webhook),
+    // The accounting journal and revenue are the space's books: for those who read its money.
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/export", Rule::MembersRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/revenue", Rule::MembersRead),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceRead),
     ("PUT", "/api/v1/makerspaces/{makerspace_id}/price-table", Rule::SpaceManage),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/quotes", Rule::SpaceRead),

@@ -11,12 +11,18 @@
 //!   status, and the integrity chain's hashes.
 //! - [`runs`]: the monthly run's calendar (which plan periods start in a month).
 //! - [`gateways`]: Stripe and Razorpay webhooks: signatures, and the payment an event carries.
+//! - [`accounting`]: the journal codes, accounts and columns of the accounting export.
+//! - [`journal`]: the double-entry journal of a period, from documents and payments.
+//! - [`revenue`]: revenue of a period grouped by month, machine or material.
 
+pub mod accounting;
 pub mod credits;
 pub mod documents;
 pub mod gateways;
+pub mod journal;
 pub mod numbering;
 pub mod price;
+pub mod revenue;
 pub mod runs;
 pub mod settings;
 

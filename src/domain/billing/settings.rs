@@ -5,6 +5,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::accounting::AccountingSettings;
 use super::numbering::{check_pattern, DEFAULT_CREDIT_NOTE_PATTERN, DEFAULT_INVOICE_PATTERN};
 use crate::domain::pricing::Rate;
 use crate::domain::validate::{check_len, Invalid};
@@ -89,6 +90,10 @@ pub struct BillingSettings {
     /// (`crate::services::billing_runs`) [default: false, admins finalize by hand].
     #[serde(default)]
     pub monthly_run: bool,
+    /// The accounting journal export's journal codes, accounts and columns; every field has a
+    /// default (journals `VT` and `BQ`, client `411`, revenue `706`, tax `4457` + the rate's id).
+    #[serde(default)]
+    pub accounting: AccountingSettings,
 }
 
 fn default_invoice_pattern() -> String {
@@ -112,6 +117,7 @@ impl BillingSettings {
             invoice_number_pattern: default_invoice_pattern(),
             credit_note_number_pattern: default_credit_note_pattern(),
             monthly_run: false,
+            accounting: AccountingSettings::default(),
         }
     }
 
@@ -141,7 +147,8 @@ impl BillingSettings {
         if self.invoice_number_pattern == self.credit_note_number_pattern {
             return Err(Invalid::new("credit notes are numbered in their own series: their pattern differs"));
         }
-        Ok(())
+        let rate_ids: Vec<&str> = self.tax_rates.iter().map(|r| r.id.as_str()).collect();
+        self.accounting.check(&rate_ids)
     }
 
     pub fn tax_rate(&self, id: &str) -> Option<&TaxRate> {

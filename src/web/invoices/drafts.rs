@@ -44,7 +44,7 @@ pub async fn create(
 #[serde(deny_unknown_fields)]
 pub struct InvoiceQuery {
     /// Only this member's (a member sees only their own whatever this says).
-    #[param(max_length = 64)]
+    #[param(min_length = 1, max_length = 64)]
     pub member_id: Option<String>,
     pub status: Option<InvoiceStatus>,
     /// From 1.
