@@ -49,13 +49,14 @@
 //! - [`billing`]: billing settings, machine prices, charges made from sessions and jobs,
 //!   manual lines; [`billing_wallet`]: the credit wallet and prepaid mode at the kiosk;
 //!   [`billing_invoices`]: drafts, finalizing and numbering; [`billing_settlement`]: payments,
-//!   voiding, credit notes and the integrity chain.
+//!   voiding, credit notes and the integrity chain; [`billing_pdf`]: an invoice as a PDF.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
 pub mod bed_clear;
 pub mod billing;
 pub mod billing_invoices;
+pub mod billing_pdf;
 pub mod billing_settlement;
 pub mod billing_wallet;
 pub mod bom;

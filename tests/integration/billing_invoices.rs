@@ -10,12 +10,12 @@ use sqlx::Connection;
 use crate::billing::{add_member, keyed, S};
 use crate::common::{database_kind, DatabaseKind, TestApp};
 
-fn base() -> String {
+pub(crate) fn base() -> String {
     format!("/api/v1/makerspaces/{S}/billing")
 }
 
 /// The space with EUR and a 20% VAT rate; its admin's token.
-async fn space(t: &TestApp) -> String {
+pub(crate) async fn space(t: &TestApp) -> String {
     t.makerspace(S).await;
     let admin = t.token("boss", Role::MakerspaceAdmin, &[S]);
     let settings = json!({"currency": "EUR", "tax_rates": [{"id": "vat", "name": "VAT", "percent": 20}],
@@ -38,14 +38,14 @@ async fn charge(t: &TestApp, admin: &str, member: &str, amount: i64, vat: bool) 
 }
 
 /// A draft of the member's open charges of all time.
-async fn draft(t: &TestApp, admin: &str, member: &str) -> Value {
+pub(crate) async fn draft(t: &TestApp, admin: &str, member: &str) -> Value {
     let body = json!({"member_id": member, "period_from": "2000-01-01", "period_to": "2100-12-31"});
     let (status, inv) = keyed(t, &format!("{}/invoices", base()), admin, uuid::Uuid::new_v4().to_string(), body).await;
     assert_eq!(status, 201, "{inv}");
     inv
 }
 
-async fn finalize(t: &TestApp, admin: &str, invoice: &str, key: &str) -> (u16, Value) {
+pub(crate) async fn finalize(t: &TestApp, admin: &str, invoice: &str, key: &str) -> (u16, Value) {
     keyed(t, &format!("{}/invoices/{invoice}/finalize", base()), admin, key, json!(null)).await
 }
 
@@ -257,17 +257,22 @@ async fn payments_voids_and_credit_notes_follow_the_money() {
 /// Changes a frozen invoice line's amount with plain SQL, behind makrcave's back.
 async fn tamper_line(t: &TestApp, invoice_id: &str) {
     let sql = "UPDATE billing_invoice_lines SET net_minor = net_minor - 1 WHERE invoice_id = $1";
-    let changed = match database_kind() {
+    let changed = behind_the_back(t, sql, invoice_id).await;
+    assert!(changed > 0, "the invoice has lines");
+}
+
+/// Runs one statement with one bound id straight on the test's database; the rows it changed.
+pub(crate) async fn behind_the_back(t: &TestApp, sql: &'static str, id: &str) -> u64 {
+    match database_kind() {
         DatabaseKind::Sqlite => {
             let mut db = sqlx::SqliteConnection::connect(&t.database.url).await.expect("open the SQLite file");
-            sqlx::query(sql).bind(invoice_id).execute(&mut db).await.expect("update").rows_affected()
+            sqlx::query(sql).bind(id).execute(&mut db).await.expect("update").rows_affected()
         }
         DatabaseKind::Postgres => {
             let mut db = sqlx::PgConnection::connect(&t.database.url).await.expect("connect to the test database");
-            sqlx::query(sql).bind(invoice_id).execute(&mut db).await.expect("update").rows_affected()
+            sqlx::query(sql).bind(id).execute(&mut db).await.expect("update").rows_affected()
         }
-    };
-    assert!(changed > 0, "the invoice has lines");
+    }
 }
 
 #[actix_web::test]

@@ -7,6 +7,7 @@ mod bambu;
 mod bambu_printer;
 mod billing;
 mod billing_invoices;
+mod billing_pdf;
 mod bridge_program;
 mod bridges;
 mod browser;

@@ -9,10 +9,12 @@
 //! - [`numbering`]: invoice and credit note numbers from a space's patterns.
 //! - [`documents`]: invoices and credit notes as frozen documents: tax per rate, payment
 //!   status, and the integrity chain's hashes.
+//! - [`pdf`]: an invoice as a PDF (layout, embedded font, writer), a pure function.
 
 pub mod credits;
 pub mod documents;
 pub mod numbering;
+pub mod pdf;
 pub mod price;
 pub mod settings;
 
