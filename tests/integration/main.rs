@@ -11,6 +11,7 @@ mod billing_pdf;
 mod bridge_program;
 mod bridges;
 mod browser;
+mod browser_billing;
 mod browser_queue;
 mod common;
 mod demo;
