@@ -54,7 +54,8 @@ use shapes::{
         RefundTo,
         CreditNoteResponse,
         IntegrityResponse,
-        BrokenDocument
+        BrokenDocument,
+        pdf::PdfFile
     ))
 )]
 pub struct InvoicesApi;
