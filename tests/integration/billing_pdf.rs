@@ -1,8 +1,8 @@
 //! Invoices as PDFs (issue 14, item 4), read back with the real `pdftotext` (Debian's
 //! poppler-utils; `scripts/lib.sh` installs it): the number, every line, the totals as
 //! formatted, a member's name in Cyrillic and Polish letters; a long invoice over several
-//! pages, each with the header and the totals on the last; only frozen lines; a draft marked
-//! DRAFT; another member's invoice is 404.
+//! pages, each with the header and the totals on the last; only frozen lines; payments and
+//! credit notes; a draft marked DRAFT; another member's invoice is 404.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -71,7 +71,7 @@ async fn a_finalized_invoice_reads_back_with_its_number_lines_and_totals() {
     let admin = space(&t).await;
     let member = dmitry(&t).await;
     charge(&t, &admin, &member, "Laser cutter: 42 minutes", 1260, true).await;
-    charge(&t, &admin, &member, "PLA filament, 120 g", 600, false).await;
+    let filament = charge(&t, &admin, &member, "PLA filament, 120 g", 600, false).await;
     let id = draft(&t, &admin, &member).await["id"].as_str().unwrap().to_string();
 
     // A draft renders too, marked, under its id.
@@ -122,6 +122,17 @@ async fn a_finalized_invoice_reads_back_with_its_number_lines_and_totals() {
     assert_eq!(status, 201, "{paid}");
     let text = pdf_text(&download(&t, &admin, &id).await.3);
     for expected in ["payment (cash)", "till 3", "10.00 EUR", "11.12 EUR", "partially paid"] {
+        assert!(text.contains(expected), "{expected:?} not in:\n{text}");
+    }
+
+    // A credit note against it is listed, and what is due drops by it.
+    let notes = format!("{}/invoices/{id}/credit-notes", base());
+    let body = json!({"lines": [filament["id"]], "refund_to": "wallet", "reason": "filament was brittle"});
+    let (status, note) = keyed(&t, &notes, &admin, "pdf-cn", body).await;
+    assert_eq!(status, 201, "{note}");
+    let text = pdf_text(&download(&t, &admin, &id).await.3);
+    let note_number = note["number"].as_str().unwrap();
+    for expected in ["Credit notes", note_number, "filament was brittle", "-6.00 EUR", "5.12 EUR", "partially paid"] {
         assert!(text.contains(expected), "{expected:?} not in:\n{text}");
     }
 
