@@ -95,15 +95,16 @@ function invoiceRow(invoice, names) {
   li.dataset.status = invoice.status;
   const title = invoice.number || "Draft";
   li.append(billingNode("strong", "number", title));
-  if (names) li.append(billingNode("span", "who", ` ${names.get(invoice.member_id) || invoice.member_id}`));
+  if (names) li.append(billingNode("span", "who", names.get(invoice.member_id) || invoice.member_id));
   li.append(
-    billingNode("span", "amount", ` ${money(invoice.total_minor, invoice.currency)}`),
-    billingNode("span", "when", ` ${invoice.period_from} – ${invoice.period_to}`),
+    billingNode("span", "amount", money(invoice.total_minor, invoice.currency)),
+    billingNode("span", "when", `${invoice.period_from} – ${invoice.period_to}`),
   );
   if (invoice.status !== "draft") {
-    li.append(billingNode("span", "badge", PAYMENT_LABELS[invoice.payment_status] || invoice.payment_status));
+    const label = PAYMENT_LABELS[invoice.payment_status] || invoice.payment_status;
+    li.append(billingNode("span", `badge payment-${invoice.payment_status}`, label));
   }
-  li.append(" ", pdfLink(invoice));
+  li.append(pdfLink(invoice));
   return li;
 }
 
@@ -139,6 +140,7 @@ function renderOpenCharges(charges, names) {
     });
   }
   body.replaceChildren(...rows);
+  $("open-charges").hidden = charges.length === 0;
   $("open-charges-empty").hidden = charges.length > 0;
   $("open-charges-count").textContent = charges.length ? String(charges.length) : "";
 }
@@ -147,12 +149,13 @@ function renderDrafts(drafts, names) {
   $("drafts").replaceChildren(...drafts.map((d) => {
     const li = invoiceRow(d, names);
     if (spaceAdmin) {
-      li.append(" ", moneyButton("Finalize", "finalize",
+      li.append(moneyButton("Finalize", "finalize",
         (key) => moneyWrite(`${billingBase()}/invoices/${encodeURIComponent(d.id)}/finalize`, null, key)));
     }
     return li;
   }));
   $("drafts-count").textContent = drafts.length ? String(drafts.length) : "";
+  $("drafts-empty").hidden = drafts.length > 0;
 }
 
 function renderPayments(payments, names) {
@@ -160,8 +163,8 @@ function renderPayments(payments, names) {
     const li = billingNode("li", `payment kind-${p.kind}`);
     li.append(
       billingNode("strong", "", money(p.amount_minor, p.currency)),
-      billingNode("span", "who", ` ${p.kind} by ${p.method.replace("_", " ")} · ${names.get(p.member_id) || p.member_id}`),
-      billingNode("span", "when", ` ${p.created_at.slice(0, 10)}`),
+      billingNode("span", "who", `${p.kind} by ${p.method.replace("_", " ")} · ${names.get(p.member_id) || p.member_id}`),
+      billingNode("span", "when", p.created_at.slice(0, 10)),
     );
     return li;
   }));
@@ -184,8 +187,8 @@ function renderWallet(wallet) {
     const li = billingNode("li", "wallet-entry");
     li.append(
       billingNode("strong", "", money(e.amount_minor, wallet.currency)),
-      billingNode("span", "who", ` ${(e.kind || "").replace("_", " ")}${e.reason ? `: ${e.reason}` : ""}`),
-      billingNode("span", "when", ` ${(e.created_at || "").slice(0, 10)}`),
+      billingNode("span", "who", `${(e.kind || "").replace("_", " ")}${e.reason ? `: ${e.reason}` : ""}`),
+      billingNode("span", "when", (e.created_at || "").slice(0, 10)),
     );
     return li;
   }));
