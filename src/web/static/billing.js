@@ -1,10 +1,11 @@
 // makrcave dashboard, the Billing view. For the space's admins: open charges (a button makes a
-// member's draft invoice of them), drafts to finalize, recent payments, and the integrity
-// chain's status (an alarm when a link is broken). For a member: their wallet and their
-// invoices. Every invoice has its PDF. It uses dashboard.js's helpers ($, api, currentSpace,
-// oneAtATime, spaceAdmin, token). Built with textContent only: descriptions and names are data.
-// Money writes send an Idempotency-Key made when the button is drawn, so a double click or a
-// retry after a lost answer makes one draft, finalizes once.
+// member's draft invoice of them), drafts to finalize, recent payments, and the integrity chain's
+// status (an alarm when a link is broken); the platform's readers see the same without the
+// buttons. For a member: their wallet and their invoices. Every invoice has its PDF. It uses
+// dashboard.js's helpers ($, api, currentSpace, oneAtATime, spaceAdmin, token). Built with
+// textContent only: descriptions and names are data. Money writes send an Idempotency-Key made
+// when the button is drawn, so a double click or a retry after a lost answer makes one draft,
+// finalizes once.
 "use strict";
 
 // ISO 4217 minor units that are not two decimals (as src/domain/currency.rs): amounts are
@@ -173,7 +174,6 @@ function renderPayments(payments, names) {
 
 function renderIntegrity(check) {
   const p = $("integrity");
-  p.hidden = false;
   p.classList.toggle("alarm", !check.ok);
   p.dataset.ok = String(check.ok);
   p.textContent = check.ok
@@ -201,12 +201,11 @@ async function memberNames() {
   return new Map(page ? page.members.map((m) => [m.id, m.full_name]) : []);
 }
 
-async function fetchAdminBilling(base, names) {
-  const [open, drafts, finalized, integrity] = await Promise.all([
+async function fetchAdminBilling(base, integrity) {
+  const [open, drafts, finalized] = await Promise.all([
     api(`${base}/charges?status=open&page_size=200`),
     api(`${base}/invoices?status=draft&page_size=100`),
     api(`${base}/invoices?status=finalized&page_size=20`),
-    api(`${base}/integrity`).catch((e) => (e.status === 403 ? null : Promise.reject(e))),
   ]);
   // Payments are read from the latest invoices that have some.
   const paid = finalized.invoices.filter((i) => i.paid_minor !== 0);
@@ -221,11 +220,15 @@ async function fetchBilling() {
   if (!space) return;
   const base = billingBase();
   try {
-    const admin = spaceAdmin;
+    // Who may check the integrity chain reads everyone's billing (the space's admins and the
+    // platform's readers); the buttons are for the space's admins only (spaceAdmin). Others
+    // are members, who see their own.
+    const integrity = await api(`${base}/integrity`).catch((e) => (e.status === 403 ? null : Promise.reject(e)));
+    const admin = integrity !== null;
     const names = admin ? await memberNames() : new Map();
     const [invoices, adminView] = await Promise.all([
       api(`${base}/invoices?page_size=50`),
-      admin ? fetchAdminBilling(base, names) : null,
+      admin ? fetchAdminBilling(base, integrity) : null,
     ]);
     // A member's wallet: their member id is on their own invoices and charges.
     let wallet = null;
@@ -239,13 +242,14 @@ async function fetchBilling() {
     $("billing-error").textContent = "";
     $("billing-admin").hidden = !admin;
     $("billing-member").hidden = admin;
+    $("integrity").hidden = !admin;
     $("invoices").replaceChildren(...invoices.invoices.filter((i) => !admin || i.status !== "draft").map((i) => invoiceRow(i, admin ? names : null)));
     $("invoices-empty").hidden = invoices.invoices.length > 0;
     if (adminView) {
       renderOpenCharges(adminView.open, names);
       renderDrafts(adminView.drafts, names);
       renderPayments(adminView.payments, names);
-      if (adminView.integrity) renderIntegrity(adminView.integrity);
+      renderIntegrity(adminView.integrity);
     } else {
       renderWallet(wallet);
     }
