@@ -1,7 +1,8 @@
 //! The Billing view in a real headless Chromium: an admin sees a member's open charge, makes a
 //! draft of it (a double click makes one), finalizes it (its number appears), and the PDF its
 //! link points to, fetched with the page's own token, reads back with `pdftotext`; the
-//! integrity chain shows as holding. The member sees their wallet and the invoice.
+//! integrity chain shows as holding, then as an alarm once a frozen line is altered with SQL.
+//! The member sees their wallet and the invoice.
 
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use makrcave::domain::access::Role;
 use serde_json::{json, Value};
 
 use crate::billing::{add_member, keyed, S};
-use crate::billing_invoices::{base, space};
+use crate::billing_invoices::{base, behind_the_back, space};
 use crate::billing_pdf::pdf_text;
 use crate::browser::{csp_violations, Driver};
 use crate::common::{eventually, TestApp};
@@ -145,6 +146,15 @@ async fn an_admin_makes_finalizes_and_downloads_an_invoice_on_the_billing_view()
 
     let console = driver.console().await;
     assert_eq!(csp_violations(&console), Vec::<&String>::new(), "the whole console: {console:#?}");
+
+    // A frozen line altered behind makrcave's back: the view raises the alarm, naming it.
+    let sql = "UPDATE billing_invoice_lines SET net_minor = net_minor + 1 WHERE invoice_id = $1";
+    assert_eq!(behind_the_back(&t, sql, row["id"].as_str().unwrap()).await, 1);
+    driver.goto("about:blank").await;
+    driver.goto(&format!("{}/?makerspace={S}&view=billing#token={admin}", t.base)).await;
+    let page = wait_for(&driver, "the integrity alarm", |p| p["integrity_ok"] == "false").await;
+    let alarm = page["integrity"].as_str().unwrap();
+    assert!(alarm.starts_with(&format!("Integrity alarm: invoice {number} is broken")), "{page}");
 
     // The member: their wallet and their invoice, with its PDF.
     let as_ada = t.token("ada", Role::Member, &[S]);
