@@ -71,7 +71,7 @@ find_pg_bin() {
 
 # Installs what is missing: PostgreSQL, Mosquitto, openssl (the Bambu tests make their
 # printer's certificates with it), vsftpd and db_load (the Bambu printer's storage and its
-# login), Chromium and chromedriver.
+# login), Chromium and chromedriver, and pdftotext (the invoice PDF tests read PDFs back with it).
 ensure_services_installed() {
   local want=()
   find_pg_bin >/dev/null || want+=(postgresql)
@@ -80,12 +80,15 @@ ensure_services_installed() {
   command -v openssl >/dev/null 2>&1 || want+=(openssl)
   [ -x /usr/sbin/vsftpd ] || want+=(vsftpd)
   command -v db_load >/dev/null 2>&1 || want+=(db-util)
+  command -v pdftotext >/dev/null 2>&1 || want+=(poppler-utils)
   if [ "${1:-}" != "no-browser" ]; then
     command -v chromium >/dev/null 2>&1 || want+=(chromium)
     command -v chromedriver >/dev/null 2>&1 || want+=(chromium-driver)
   fi
   if [ ${#want[@]} -gt 0 ]; then apt_install "${want[@]}"; fi
   PG_BIN=$(find_pg_bin) || { log "PostgreSQL's initdb not found even after installing"; return 1; }
+  MAKRCAVE_TEST_PDFTOTEXT=$(command -v pdftotext) || { log "pdftotext not found even after installing"; return 1; }
+  export MAKRCAVE_TEST_PDFTOTEXT
   ensure_bambu_ftp_login
 }
 

@@ -41,9 +41,42 @@ pub fn minor_digits(currency: &str) -> u32 {
     EXPONENTS.iter().find(|(code, _)| *code == currency).map_or(2, |(_, digits)| *digits)
 }
 
+/// An amount in minor units as decimal text in major units, with the currency's own number
+/// of decimals: `1234` EUR is `12.34`, `1234` JPY is `1234`, `1234` BHD is `1.234`, `-5` EUR
+/// is `-0.05`. No grouping of thousands (a comma or a point would be read as the decimal
+/// mark somewhere), no currency sign: callers add the code.
+pub fn format_minor(amount: i64, currency: &str) -> String {
+    let digits = minor_digits(currency);
+    let sign = if amount < 0 { "-" } else { "" };
+    let magnitude = amount.unsigned_abs();
+    if digits == 0 {
+        return format!("{sign}{magnitude}");
+    }
+    let per_major = 10_u64.pow(digits);
+    format!("{sign}{}.{:0width$}", magnitude / per_major, magnitude % per_major, width = digits as usize)
+}
+
+/// [`format_minor`] followed by the currency's code: `12.34 EUR`.
+pub fn format_money(amount: i64, currency: &str) -> String {
+    format!("{} {currency}", format_minor(amount, currency))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amounts_are_written_with_the_currency_decimals() {
+        assert_eq!(format_minor(1234, "EUR"), "12.34");
+        assert_eq!(format_minor(-5, "EUR"), "-0.05");
+        assert_eq!(format_minor(0, "USD"), "0.00");
+        assert_eq!(format_minor(1234, "JPY"), "1234");
+        assert_eq!(format_minor(-1234, "JPY"), "-1234");
+        assert_eq!(format_minor(1234, "BHD"), "1.234");
+        assert_eq!(format_minor(7, "KWD"), "0.007");
+        assert_eq!(format_minor(i64::MIN, "EUR"), "-92233720368547758.08");
+        assert_eq!(format_money(150000, "INR"), "1500.00 INR");
+    }
 
     #[test]
     fn exponents_of_common_and_unusual_currencies() {

@@ -50,7 +50,7 @@
 //!   manual lines; [`billing_wallet`]: the credit wallet and prepaid mode at the kiosk;
 //!   [`billing_invoices`]: drafts, finalizing and numbering; [`billing_settlement`]: payments,
 //!   voiding, credit notes and the integrity chain; [`billing_exports`]: the accounting
-//!   journal and revenue of a period.
+//!   journal and revenue of a period; [`billing_pdf`]: an invoice as a PDF.
 //! - [`events`] and [`sweeper`]: the MQTT events and the timers that drive the workflows.
 
 pub mod access;
@@ -59,6 +59,7 @@ pub mod billing;
 pub mod billing_exports;
 pub mod billing_gateways;
 pub mod billing_invoices;
+pub mod billing_pdf;
 pub mod billing_runs;
 pub mod billing_settlement;
 pub mod billing_wallet;

@@ -1,5 +1,5 @@
-//! The pages shipped inside the binary: the live dashboard (its Floor, Today, Stock and Queue
-//! views) and the kiosk (plain HTML, CSS and JavaScript, no CDN, no build step).
+//! The pages shipped inside the binary: the live dashboard (its Floor, Today, Stock, Queue and
+//! Billing views) and the kiosk (plain HTML, CSS and JavaScript, no CDN, no build step).
 //!
 //! The pages defend themselves: they load only their own files (no inline script or style, so
 //! an injected `<script>` or `onclick=` does not run), and no other site may frame them (a
@@ -15,6 +15,7 @@ const DASHBOARD_JS: &str = include_str!("static/dashboard.js");
 const TODAY_JS: &str = include_str!("static/today.js");
 const STOCK_JS: &str = include_str!("static/stock.js");
 const QUEUE_JS: &str = include_str!("static/queue.js");
+const BILLING_JS: &str = include_str!("static/billing.js");
 const STYLE_CSS: &str = include_str!("static/style.css");
 const KIOSK_HTML: &str = include_str!("static/kiosk.html");
 const KIOSK_JS: &str = include_str!("static/kiosk.js");
@@ -54,6 +55,7 @@ pub async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
         "today.js" => (TODAY_JS, "text/javascript; charset=utf-8"),
         "stock.js" => (STOCK_JS, "text/javascript; charset=utf-8"),
         "queue.js" => (QUEUE_JS, "text/javascript; charset=utf-8"),
+        "billing.js" => (BILLING_JS, "text/javascript; charset=utf-8"),
         "kiosk.js" => (KIOSK_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found("file")),

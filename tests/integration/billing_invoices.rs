@@ -257,17 +257,22 @@ async fn payments_voids_and_credit_notes_follow_the_money() {
 /// Changes a frozen invoice line's amount with plain SQL, behind makrcave's back.
 async fn tamper_line(t: &TestApp, invoice_id: &str) {
     let sql = "UPDATE billing_invoice_lines SET net_minor = net_minor - 1 WHERE invoice_id = $1";
-    let changed = match database_kind() {
+    let changed = behind_the_back(t, sql, invoice_id).await;
+    assert!(changed > 0, "the invoice has lines");
+}
+
+/// Runs one statement with one bound id straight on the test's database; the rows it changed.
+pub(crate) async fn behind_the_back(t: &TestApp, sql: &'static str, id: &str) -> u64 {
+    match database_kind() {
         DatabaseKind::Sqlite => {
             let mut db = sqlx::SqliteConnection::connect(&t.database.url).await.expect("open the SQLite file");
-            sqlx::query(sql).bind(invoice_id).execute(&mut db).await.expect("update").rows_affected()
+            sqlx::query(sql).bind(id).execute(&mut db).await.expect("update").rows_affected()
         }
         DatabaseKind::Postgres => {
             let mut db = sqlx::PgConnection::connect(&t.database.url).await.expect("connect to the test database");
-            sqlx::query(sql).bind(invoice_id).execute(&mut db).await.expect("update").rows_affected()
+            sqlx::query(sql).bind(id).execute(&mut db).await.expect("update").rows_affected()
         }
-    };
-    assert!(changed > 0, "the invoice has lines");
+    }
 }
 
 #[actix_web::test]

@@ -323,6 +323,7 @@ const RULES: &[(&str, &str, Rule)] = &[
     ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/invoices", Rule::SpaceRead),
     ("POST", "/api/v1/makerspaces/{makerspace_id}/billing/invoices", Rule::SpaceManage),
     ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}", Rule::MemberMoneyRead),
+    ("GET", "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}.pdf", Rule::MemberMoneyRead),
     (
         "POST",
         "/api/v1/makerspaces/{makerspace_id}/billing/invoices/{invoice_id}/lines/{charge_id}/remove",

@@ -14,6 +14,7 @@
 //! - [`accounting`]: the journal codes, accounts and columns of the accounting export.
 //! - [`journal`]: the double-entry journal of a period, from documents and payments.
 //! - [`revenue`]: revenue of a period grouped by month, machine or material.
+//! - [`pdf`]: an invoice as a PDF (layout, embedded font, writer), a pure function.
 
 pub mod accounting;
 pub mod credits;
@@ -21,6 +22,7 @@ pub mod documents;
 pub mod gateways;
 pub mod journal;
 pub mod numbering;
+pub mod pdf;
 pub mod price;
 pub mod revenue;
 pub mod runs;

@@ -3,13 +3,15 @@
 //! ([`crate::services::billing_invoices`], [`crate::services::billing_settlement`]).
 //!
 //! Layout: `drafts` (make, list, read, change and finalize invoices), `settlement`
-//! (payments, voiding, credit notes, the integrity check), `shapes` (the answers' bodies).
+//! (payments, voiding, credit notes, the integrity check), `pdf` (an invoice as a PDF),
+//! `shapes` (the answers' bodies).
 //! Money writes take an `Idempotency-Key` header, as the rest of billing.
 
 use actix_web::web;
 use utoipa::OpenApi;
 
 mod drafts;
+mod pdf;
 mod settlement;
 mod shapes;
 
@@ -28,6 +30,7 @@ use shapes::{
         drafts::create,
         drafts::list,
         drafts::get,
+        pdf::pdf,
         drafts::remove_line,
         drafts::finalize,
         drafts::run,
@@ -55,7 +58,8 @@ use shapes::{
         IntegrityResponse,
         BrokenDocument,
         RunRequest,
-        RunReport
+        RunReport,
+        pdf::PdfFile
     ))
 )]
 pub struct InvoicesApi;
@@ -64,6 +68,8 @@ pub struct InvoicesApi;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     let base = "/makerspaces/{makerspace_id}/billing/invoices";
     cfg.service(web::resource(base).route(web::get().to(drafts::list)).route(web::post().to(drafts::create)))
+        // Before `{invoice_id}`, which would take `{id}.pdf` as an id.
+        .route(&format!("{base}/{{invoice_id}}.pdf"), web::get().to(pdf::pdf))
         .route(&format!("{base}/{{invoice_id}}"), web::get().to(drafts::get))
         .route(&format!("{base}/{{invoice_id}}/lines/{{charge_id}}/remove"), web::post().to(drafts::remove_line))
         .route(&format!("{base}/{{invoice_id}}/finalize"), web::post().to(drafts::finalize))

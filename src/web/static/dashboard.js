@@ -1,7 +1,7 @@
 // makrcave dashboard: one card per machine, updated live over the WebSocket (the Floor view):
 // its state, its job, a "Bed cleared" button once a job ended on it, and a flag when its prints
-// keep failing. The Today, Stock and Queue views are in today.js, stock.js and queue.js. Plain
-// JavaScript, no dependencies: it ships inside the binary.
+// keep failing. The Today, Stock, Queue and Billing views are in today.js, stock.js, queue.js and
+// billing.js. Plain JavaScript, no dependencies: it ships inside the binary.
 // Every WebSocket message is also dispatched on `document` as a "floor" event, for the views.
 "use strict";
 
@@ -9,7 +9,7 @@ const $ = (id) => document.getElementById(id);
 const TOKEN_KEY = "makrcave.token";
 const SPACE_KEY = "makrcave.space";
 const VIEW_KEY = "makrcave.view";
-const VIEWS = ["floor", "today", "stock", "queue"];
+const VIEWS = ["floor", "today", "stock", "queue", "billing"];
 const STATE_LABELS = {
   offline: "Offline", idle: "Idle", reserved: "Reserved", in_use: "In use", running: "Running",
   paused: "Paused", awaiting_clear: "Bed to clear", error: "Error", maintenance: "Maintenance",
