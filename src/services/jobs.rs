@@ -490,6 +490,13 @@ pub async fn cancel(svc: &Services, caller: &Principal, space_id: &str, job_id: 
     };
     announce(svc, &moved);
     svc.router.job_gone(&moved.id);
+    // A job cancelled on its machine used time and material: it is charged what it used
+    // (once per job). One cancelled before it ran used nothing.
+    if matches!(job.status, JobStatus::Printing | JobStatus::Paused) {
+        if let Err(e) = super::billing::charge_job(svc, &moved).await {
+            tracing::warn!(job_id = %moved.id, error = %e, "a cancelled job was not charged");
+        }
+    }
     Ok(moved.into())
 }
 

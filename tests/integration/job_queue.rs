@@ -334,6 +334,45 @@ async fn a_job_cancelled_while_it_is_sent_is_cancelled_on_the_machine_when_it_st
 }
 
 #[actix_web::test]
+async fn a_job_cancelled_while_it_prints_is_charged_what_it_used_once() {
+    let t = TestApp::spawn().await;
+    t.makerspace("s").await;
+    t.machine("s", "p1", json!({"heartbeat_timeout_s": 3600})).await;
+    let body = json!({"email": "ada@example.org", "first_name": "Ada", "last_name": "L", "user_id": "ada"});
+    let (status, member) = t.post("/api/v1/makerspaces/s/members", &t.super_admin(), body).await;
+    assert_eq!(status, 201, "{member}");
+    let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
+    let ada = t.token("ada", Role::Member, &["s"]);
+    let mut ws = open_space_ws(&t, &admin, "s").await;
+    let mut firmware = crate::jobs::Firmware::connect(&t, "s", "p1").await;
+    firmware.report("telemetry", json!({"state": "idle"})).await;
+    t.wait_state("s", "p1", "idle", |m| m["state"] == "idle").await;
+
+    let (status, made) = submit(&t, &ada, "s", "bracket.gcode", &sliced_gcode("2"), None).await;
+    assert_eq!(status, 201, "{made}");
+    let job = made["jobs"][0]["id"].as_str().expect("id").to_string();
+    job_update(&mut ws, &job, "sending").await;
+    assert_eq!(firmware.next_command().await["action"], "start");
+    firmware.event(json!({"event": "job_started", "file": "bracket.gcode"})).await;
+    job_update(&mut ws, &job, "printing").await;
+
+    let (status, cancelled) = t.post(&format!("/api/v1/makerspaces/s/jobs/{job}/cancel"), &ada, json!(null)).await;
+    assert_eq!((status, cancelled["status"].as_str()), (200, Some("cancelled")), "{cancelled}");
+    assert_eq!(firmware.next_command().await["action"], "cancel");
+    // The machine then reports the cancel it was told: still one charge.
+    firmware.event(json!({"event": "job_cancelled"})).await;
+    let member_id = member["id"].as_str().unwrap();
+    let (status, charges) =
+        t.get(&format!("/api/v1/makerspaces/s/billing/charges?member_id={member_id}"), Some(&admin)).await;
+    assert_eq!(status, 200, "{charges}");
+    let sources: Vec<&str> =
+        charges["charges"].as_array().unwrap().iter().map(|c| c["source"].as_str().unwrap()).collect();
+    assert_eq!(sources, vec![format!("job:{job}")], "{charges}");
+    assert_eq!(charges["charges"][0]["detail"]["status"], "cancelled", "{charges}");
+    t.stop().await;
+}
+
+#[actix_web::test]
 async fn a_restart_resumes_the_queue_and_sends_nothing_twice() {
     let mut t = TestApp::spawn().await;
     t.makerspace("s").await;
