@@ -149,9 +149,10 @@ pub struct ChargeResponse {
     pub id: String,
     pub makerspace_id: String,
     pub member_id: String,
-    /// `session:{id}`, `job:{id}` or `manual:{id}`: one charge per source.
+    /// `session:{id}`, `job:{id}`, `manual:{id}` or `plan:{plan}:{member}:{period start}` (the
+    /// monthly run's plan fees): one charge per source.
     pub source: String,
-    /// `session`, `job`, `manual` or `discount`.
+    /// `session`, `job`, `manual`, `discount` or `plan_fee`.
     pub kind: String,
     pub description: String,
     pub equipment_id: Option<String>,

@@ -165,7 +165,8 @@ pub struct PaymentResponse {
     pub invoice_id: String,
     /// `payment` or `refund`.
     pub kind: String,
-    /// `cash`, `bank_transfer` or `wallet`.
+    /// `cash`, `bank_transfer` or `wallet` (recorded by an admin), or `stripe` or `razorpay`
+    /// (recorded from the gateway's verified webhook).
     pub method: String,
     pub amount_minor: i64,
     #[schema(pattern = "^[A-Z]{3}$")]
