@@ -10,11 +10,12 @@
 //! twice. A charge that arrives after its month's run (a session ended at 23:59 and charged
 //! a second later) stays open for the next invoice an admin makes.
 
-use chrono::{DateTime, NaiveDate, SubsecRound, TimeZone, Utc};
+use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::access::Principal;
+use crate::domain::billing::credits::midnight;
 use crate::domain::billing::runs::{month_before, next_month, parse_month, period_starts};
 use crate::domain::ids::new_id;
 use crate::domain::members::{effective_status, BillingPeriod, MemberStatus};
@@ -49,10 +50,6 @@ pub struct RunReport {
     /// The invoices this run made and finalized (a run repeated finds every charge of the
     /// month invoiced already, and makes none).
     pub invoices: Vec<String>,
-}
-
-fn midnight(day: NaiveDate) -> DateTime<Utc> {
-    Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
 }
 
 fn run_key(month: NaiveDate, step: &str, member: &str) -> IdemKey {

@@ -124,13 +124,13 @@ impl Store {
         })
     }
 
-    /// Removes a space's account with a gateway: `false` when it had none.
-    pub async fn delete_gateway(&self, space: &str, gateway: &str) -> Result<bool, StoreError> {
+    /// Removes a space's account with a gateway (none is no error).
+    pub async fn delete_gateway(&self, space: &str, gateway: &str) -> Result<(), StoreError> {
         with_writer!(self, pool => {
-            let done = sqlx::query("DELETE FROM billing_gateways WHERE makerspace_id = $1 AND gateway = $2")
+            sqlx::query("DELETE FROM billing_gateways WHERE makerspace_id = $1 AND gateway = $2")
                 .bind(space).bind(gateway).execute(pool).await?;
-            Ok(done.rows_affected() == 1)
-        })
+        });
+        Ok(())
     }
 
     pub async fn insert_checkout(&self, c: &CheckoutRecord) -> Result<(), StoreError> {

@@ -35,7 +35,8 @@ pub fn check_included(lines: &[IncludedMinutes]) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn midnight(date: NaiveDate) -> DateTime<Utc> {
+/// The start of a day, UTC.
+pub fn midnight(date: NaiveDate) -> DateTime<Utc> {
     Utc.from_utc_datetime(&date.and_hms_opt(0, 0, 0).expect("midnight exists"))
 }
 
