@@ -167,14 +167,16 @@ pub async fn on_machine_event(
         }
         JobEvent::JobFailed { reason } => fail(svc, &job, equipment_id, reason).await?,
     };
+    // The router hears that the machine is free of the job before anyone hears that the job
+    // ended: whoever then asks why another job waits is told about the machine as it is now.
+    if ends {
+        svc.router.release(equipment_id);
+    }
     if let Some(moved) = &moved {
         announce(svc, moved);
         if matches!(moved.status, JobStatus::Done | JobStatus::Failed | JobStatus::Cancelled) {
             charge_use(svc, moved).await;
         }
-    }
-    if ends {
-        svc.router.release(equipment_id);
     }
     Ok(())
 }

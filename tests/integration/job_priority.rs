@@ -5,8 +5,9 @@
 use makrcave::domain::access::Role;
 use serde_json::{json, Value};
 
-use crate::common::{open_space_ws, ws_until, Publisher, Socket, TestApp};
+use crate::common::{open_space_ws, ws_until, Socket, TestApp};
 use crate::job_queue::{sliced_gcode, submit};
+use crate::jobs::Firmware;
 
 async fn job_update(ws: &mut Socket, job_id: &str, status: &str) -> Value {
     ws_until(ws, |m| m["type"] == "job" && m["job"]["id"] == job_id && m["job"]["status"] == status).await
@@ -29,8 +30,11 @@ async fn history(t: &TestApp, token: &str, job: &str) -> Vec<Value> {
     detail["history"].as_array().expect("history").clone()
 }
 
-async fn machine_event(device: &Publisher, event: Value) {
-    device.publish("makrcave/s/p1/event", event.to_string()).await;
+/// What p1's firmware does when makrcave sends it a job: it takes the start command, then
+/// reports the print started.
+async fn start_when_told(firmware: &mut Firmware) {
+    assert_eq!(firmware.next_command().await["action"], "start");
+    firmware.event(json!({"event": "job_started"})).await;
 }
 
 #[actix_web::test]
@@ -81,8 +85,8 @@ async fn the_spaces_admins_move_a_queued_job_up_and_the_router_follows() {
     assert_eq!(history(&t, &admin, &c).await.len(), 2);
 
     // The machine comes online: the job moved up goes first.
-    let device = t.publisher().await;
-    device.telemetry("s", "p1", json!({"state": "idle"})).await;
+    let mut firmware = Firmware::connect(&t, "s", "p1").await;
+    firmware.report("telemetry", json!({"state": "idle"})).await;
     let sent = ws_until(&mut ws, |m| m["type"] == "job" && m["job"]["status"] == "sending").await;
     assert_eq!(sent["job"]["id"], c.as_str(), "{sent}");
     // On its machine, its priority is settled.
@@ -91,11 +95,11 @@ async fn the_spaces_admins_move_a_queued_job_up_and_the_router_follows() {
     assert_eq!(body["status"], "sending", "{body}");
 
     // While it prints, b is moved up past a: it goes next.
-    machine_event(&device, json!({"event": "job_started"})).await;
+    start_when_told(&mut firmware).await;
     job_update(&mut ws, &c, "printing").await;
     let (status, moved) = t.post(&priority_of(&b), &admin, json!({"priority": 2})).await;
     assert_eq!((status, moved["priority"].as_i64()), (200, Some(2)), "{moved}");
-    machine_event(&device, json!({"event": "job_finished"})).await;
+    firmware.event(json!({"event": "job_finished"})).await;
     job_update(&mut ws, &c, "done").await;
     t.wait_state("s", "p1", "p1 awaiting its bed cleared", |m| m["state"] == "awaiting_clear").await;
     let (status, cleared) = t.post("/api/v1/makerspaces/s/equipment/p1/clear", &ada, json!(null)).await;
@@ -132,7 +136,7 @@ async fn a_machine_that_failed_three_prints_this_week_is_flagged() {
     );
 
     let mut ws = open_space_ws(&t, &admin, "s").await;
-    let device = t.publisher().await;
+    let mut firmware = Firmware::connect(&t, "s", "p1").await;
     for round in 1..=3 {
         let job = queue_one(&t, &ada, &format!("part-{round}.gcode")).await;
         if round > 1 {
@@ -140,11 +144,11 @@ async fn a_machine_that_failed_three_prints_this_week_is_flagged() {
             let (status, cleared) = t.post("/api/v1/makerspaces/s/equipment/p1/clear", &ada, json!(null)).await;
             assert_eq!(status, 200, "{cleared}");
         }
-        device.telemetry("s", "p1", json!({"state": "idle"})).await;
+        firmware.report("telemetry", json!({"state": "idle"})).await;
         job_update(&mut ws, &job, "sending").await;
-        machine_event(&device, json!({"event": "job_started"})).await;
+        start_when_told(&mut firmware).await;
         job_update(&mut ws, &job, "printing").await;
-        machine_event(&device, json!({"event": "job_failed", "reason": "nozzle clogged"})).await;
+        firmware.event(json!({"event": "job_failed", "reason": "nozzle clogged"})).await;
         // Back in the queue for another machine: the failure counts against p1.
         job_update(&mut ws, &job, "queued").await;
         let p1 = health_of(&t, &admin, "p1").await;

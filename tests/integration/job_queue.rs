@@ -244,7 +244,7 @@ async fn the_router_sends_a_job_to_a_free_machine_and_waits_for_its_bed_to_be_cl
     let admin = t.token("boss", Role::MakerspaceAdmin, &["s"]);
     let ada = t.token("ada", Role::Member, &["s"]);
     let mut ws = open_space_ws(&t, &admin, "s").await;
-    let device = t.publisher().await;
+    let mut firmware = crate::jobs::Firmware::connect(&t, "s", "p1").await;
 
     // The machine is offline: the job waits, and says why.
     let (status, made) = submit(&t, &ada, "s", "one.gcode", &sliced_gcode("2"), None).await;
@@ -259,16 +259,18 @@ async fn the_router_sends_a_job_to_a_free_machine_and_waits_for_its_bed_to_be_cl
     assert_eq!(waiting["status"], "queued", "{waiting}");
 
     // It comes online idle: the job is sent to it and starts when the machine says so.
-    device.telemetry("s", "p1", json!({"state": "idle"})).await;
+    firmware.report("telemetry", json!({"state": "idle"})).await;
     let sent = job_update(&mut ws, &first, "sending").await;
     assert_eq!(sent["job"]["equipment_id"], "p1");
-    device.publish("makrcave/s/p1/event", json!({"event": "job_started", "file": "one.gcode"}).to_string()).await;
+    // (A firmware reports the start of what it was told to print.)
+    assert_eq!(firmware.next_command().await["action"], "start");
+    firmware.event(json!({"event": "job_started", "file": "one.gcode"})).await;
     job_update(&mut ws, &first, "printing").await;
 
     // A second job waits while the machine prints...
     let (_, made) = submit(&t, &ada, "s", "two.gcode", &sliced_gcode("2"), None).await;
     let second = made["jobs"][0]["id"].as_str().expect("id").to_string();
-    device.publish("makrcave/s/p1/event", json!({"event": "job_finished"}).to_string()).await;
+    firmware.event(json!({"event": "job_finished"})).await;
     job_update(&mut ws, &first, "done").await;
     // ...and still after it: the bed is not cleared.
     t.wait_state("s", "p1", "awaiting_clear", |m| m["state"] == "awaiting_clear").await;
@@ -290,9 +292,10 @@ async fn the_router_sends_a_job_to_a_free_machine_and_waits_for_its_bed_to_be_cl
     assert_eq!((status, body["error_type"].as_str()), (409, Some("not_awaiting_clear")));
 
     // A failure goes back to the queue once, against the machine that failed it.
-    device.publish("makrcave/s/p1/event", json!({"event": "job_started"}).to_string()).await;
+    assert_eq!(firmware.next_command().await["action"], "start");
+    firmware.event(json!({"event": "job_started"})).await;
     job_update(&mut ws, &second, "printing").await;
-    device.publish("makrcave/s/p1/event", json!({"event": "job_failed", "reason": "spaghetti"}).to_string()).await;
+    firmware.event(json!({"event": "job_failed", "reason": "spaghetti"})).await;
     let requeued = job_update(&mut ws, &second, "queued").await;
     assert_eq!(requeued["job"]["avoid_equipment"], json!(["p1"]), "{requeued}");
     assert_eq!(requeued["job"]["failure_reason"], "spaghetti");

@@ -68,8 +68,9 @@ impl Firmware {
         self.report("event", payload).await;
     }
 
+    /// The next command makrcave sent, within 30 s (a loaded CI machine runs many tests at once).
     pub async fn next_command(&mut self) -> Value {
-        tokio::time::timeout(Duration::from_secs(10), self.commands.recv())
+        tokio::time::timeout(Duration::from_secs(30), self.commands.recv())
             .await
             .expect("a command in time")
             .expect("the firmware is connected")
