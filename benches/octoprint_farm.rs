@@ -3,16 +3,19 @@
 //! `{"kind":"octoprint","url","api_key","auto_connect":true}` machines, with one dashboard
 //! subscribed to the farm over WebSocket.
 //!
-//! Three windows of BENCH_SECONDS (60) each measure makrcave's CPU time and resident memory:
+//! Five windows of BENCH_SECONDS (60) each measure makrcave's CPU time and resident memory:
 //! 1. baseline: the printers are up and connected, makrcave has no machine;
-//! 2. idle: makrcave follows every printer, none prints (OctoPrint still sends `current` twice
-//!    a second, each the same as the one before in all that makrcave shows);
-//! 3. printing: every printer prints a long G-code file (moves at 20 mm/s, no `M220`: the
+//! 2. idle: makrcave follows the first half of the printers, none prints (OctoPrint still sends
+//!    `current` twice a second, each the same as the one before in all that makrcave shows);
+//! 3. half printing: those printers print a long G-code file (moves at 20 mm/s, no `M220`: the
 //!    virtual printer runs a move in a tenth of its real time, so a line takes ~0.2 s and the
 //!    progress, file position and temperatures change at a printer's pace; the file lasts ~30
-//!    minutes).
+//!    minutes);
+//! 4. all printing: makrcave follows the second half too, and it prints as well;
+//! 5. the same again: what grows with time alone (drift), not with the printers.
 //!
-//! Per printer = (window − baseline) / N. Beside makrcave, a tap client per printer (logged in
+//! Per printer = (window − baseline) / printers followed, and, for what one more printer costs
+//! once makrcave follows some, (all printing − half printing) / second half. Beside makrcave, a tap client per printer (logged in
 //! the way makrcave is) reads the same push socket and records each `current` frame's arrival
 //! and what makrcave would show of it; it connected before makrcave, so OctoPrint writes each
 //! frame to it first. Each dashboard message is matched to the first tap frame showing the
@@ -280,32 +283,60 @@ async fn run(n: usize, window: Duration) {
     let makrcave = Makrcave::start().await;
     let feed = makrcave.watch().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
+    println!("  measuring: baseline");
     let baseline = measure(makrcave.pid(), window).await;
 
+    // The farm is followed in two halves: what the second half adds, once makrcave already
+    // follows printers, is what one more printer costs (the first half also pays what is paid
+    // once: the OctoPrint path's code paged in, an allocator arena, deeper stacks).
     let ids: Vec<String> = (0..n).map(|i| format!("octo{i:02}")).collect();
-    for (id, p) in ids.iter().zip(&printers) {
-        let connection = json!({"kind": "octoprint", "url": p.url(), "api_key": p.api_key, "auto_connect": true});
-        makrcave.machine(id, connection).await;
-    }
-    feed.wait_all(&ids, "idle", Duration::from_secs(60), |m| m["state"] == "idle").await;
-    let mut second_taps = Vec::new();
-    for p in &printers {
-        second_taps.push(tap(p).await);
-    }
+    let half = n / 2;
+    let follow = |range: std::ops::Range<usize>| {
+        let (makrcave, feed, ids, printers) = (&makrcave, &feed, &ids, &printers);
+        async move {
+            for i in range.clone() {
+                let p = &printers[i];
+                let connection =
+                    json!({"kind": "octoprint", "url": p.url(), "api_key": p.api_key, "auto_connect": true});
+                makrcave.machine(&ids[i], connection).await;
+            }
+            feed.wait_all(&ids[range.clone()], "idle", Duration::from_secs(60), |m| m["state"] == "idle").await;
+            let mut second_taps = Vec::new();
+            for p in &printers[range] {
+                second_taps.push(tap(p).await);
+            }
+            second_taps
+        }
+    };
+    let print = |range: std::ops::Range<usize>| {
+        let (feed, ids, printers) = (&feed, &ids, &printers);
+        async move {
+            for p in &printers[range.clone()] {
+                start_printing(p).await;
+            }
+            feed.wait_all(&ids[range], "printing", Duration::from_secs(60), |m| {
+                m["state"] == "running" && m["job"]["progress"].is_number()
+            })
+            .await;
+            tokio::time::sleep(Duration::from_secs(10)).await;
+        }
+    };
+
+    let mut second_taps = follow(0..half).await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     let t0 = Instant::now();
+    println!("  measuring: {half} idle printers");
     let idle = measure(makrcave.pid(), window).await;
-    let idle_counts = counts(&first_taps, &ids, &feed, t0, Instant::now());
+    let idle_counts = counts(&first_taps[..half], &ids[..half], &feed, t0, Instant::now());
 
-    for p in &printers {
-        start_printing(p).await;
-    }
-    feed.wait_all(&ids, "printing", Duration::from_secs(60), |m| {
-        m["state"] == "running" && m["job"]["progress"].is_number()
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(10)).await;
+    print(0..half).await;
+    println!("  measuring: {half} printing printers");
+    let half_printing = measure(makrcave.pid(), window).await;
+
+    second_taps.extend(follow(half..n).await);
+    print(half..n).await;
     let t0 = Instant::now();
+    println!("  measuring: {n} printing printers");
     let printing = measure(makrcave.pid(), window).await;
     let t1 = Instant::now();
     let printing_counts = counts(&first_taps, &ids, &feed, t0, t1);
@@ -336,20 +367,35 @@ async fn run(n: usize, window: Duration) {
     }
     latency.sort_unstable();
     skew.sort_unstable();
+    // The same farm once more: what grows with time alone (caches, the database) and not with
+    // the printers shows here, and is not a printer's.
+    println!("  measuring: {n} printing printers, again");
+    let again = measure(makrcave.pid(), window).await;
 
-    let (idle_mib, idle_anon, idle_core) = per_printer(&idle, &baseline, n);
+    let (idle_mib, idle_anon, idle_core) = per_printer(&idle, &baseline, half);
     let (print_mib, print_anon, print_core) = per_printer(&printing, &baseline, n);
+    let (more_mib, more_anon, more_core) = per_printer(&printing, &half_printing, n - half);
+    let (drift_mib, drift_anon, drift_core) = per_printer(&again, &printing, 1);
     println!("makrcave OctoPrint farm: {n} OctoPrint 1.11.8 servers with virtual printers, makrcave serve (release, SQLite), 1 dashboard; load {}", farm::load());
     println!("{}", row("baseline (no machines)", &baseline));
-    println!("{}", row(&format!("following {n} idle printers"), &idle));
+    println!("{}", row(&format!("following {half} idle printers"), &idle));
+    println!("{}", row(&format!("following {half} printing printers"), &half_printing));
     println!("{}", row(&format!("following {n} printing printers"), &printing));
+    println!("{}", row(&format!("the same {n}, one window later"), &again));
     println!(
-        "  per idle printer:     RSS {idle_mib:.3} MiB (anonymous {idle_anon:.3} MiB), {idle_core:.4} % of a core"
+        "  per idle printer (first {half}):       RSS {idle_mib:.3} MiB (anonymous {idle_anon:.3} MiB), {idle_core:.4} % of a core"
     );
     println!(
-        "  per printing printer: RSS {print_mib:.3} MiB (anonymous {print_anon:.3} MiB), {print_core:.4} % of a core   (targets: ≤ 0.1 MiB, ≤ 0.05 %)"
+        "  per printing printer, all {n}:        RSS {print_mib:.3} MiB (anonymous {print_anon:.3} MiB), {print_core:.4} % of a core"
     );
-    for (name, c) in [("idle", &idle_counts), ("printing", &printing_counts)] {
+    println!(
+        "  per printing printer, the last {}:  RSS {more_mib:.3} MiB (anonymous {more_anon:.3} MiB), {more_core:.4} % of a core   (targets: ≤ 0.1 MiB, ≤ 0.05 %)",
+        n - half
+    );
+    println!(
+        "  drift over one window with nothing changed: RSS {drift_mib:+.3} MiB (anonymous {drift_anon:+.3} MiB), {drift_core:+.4} % of a core"
+    );
+    for (name, c) in [(format!("idle ({half})"), &idle_counts), (format!("printing ({n})"), &printing_counts)] {
         println!(
             "  {name}: {} current frames, {} of them changed what makrcave shows, {} dashboard messages",
             c.frames, c.changed, c.messages

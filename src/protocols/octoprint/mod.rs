@@ -54,6 +54,9 @@ pub fn follow(
     Some(client.run())
 }
 
+/// How long a connection to an OctoPrint outlives its last call.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The HTTP client the OctoPrint machines of one fleet share. A client holds the system's root
 /// certificates (parsed when it is built, a few hundred KiB) and a connection pool keyed by
 /// host, so one per printer would cost each printer a copy of the roots for nothing.
@@ -61,6 +64,10 @@ pub fn http_client() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         // One printer is one host: a single kept-alive connection per host is all the calls need.
         .pool_max_idle_per_host(1)
+        // A printer's calls come in bursts (a session's opening, a command, a refresh). Kept
+        // for reqwest's default 90 s after each, a connection would cost every printer its
+        // buffers and task while nothing is called.
+        .pool_idle_timeout(POOL_IDLE)
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))
 }
