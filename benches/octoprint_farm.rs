@@ -282,6 +282,7 @@ async fn run(n: usize, window: Duration) {
 
     let makrcave = Makrcave::start().await;
     let feed = makrcave.watch().await;
+    makrcave.warm_up().await;
     tokio::time::sleep(Duration::from_secs(5)).await;
     println!("  measuring: baseline");
     let baseline = measure(makrcave.pid(), window).await;
