@@ -15,13 +15,17 @@
 //! 5. the same again: what grows with time alone (drift), not with the printers.
 //!
 //! Per printer = (window − baseline) / printers followed, and, for what one more printer costs
-//! once makrcave follows some, (all printing − half printing) / second half. Beside makrcave, a tap client per printer (logged in
-//! the way makrcave is) reads the same push socket and records each `current` frame's arrival
-//! and what makrcave would show of it; it connected before makrcave, so OctoPrint writes each
-//! frame to it first. Each dashboard message is matched to the first tap frame showing the
-//! same (state, file, progress, remaining time, temperatures): the difference of the arrival
-//! times is what makrcave adds, plus OctoPrint's own delay between writing a frame to two
-//! sockets, which a second tap, connected after makrcave, measures as a control.
+//! once makrcave follows some, (all printing − half printing) / second half. Before the
+//! baseline, the requests that add a machine are made and undone a few times, so that what
+//! they cost once (route caches per worker thread) falls outside the windows.
+//!
+//! Beside makrcave, a tap client per printer (logged in the way makrcave is) reads the same push
+//! socket and records each `current` frame's arrival and what makrcave would show of it; it
+//! connected before makrcave, so OctoPrint writes each frame to it first. Each dashboard message
+//! is matched to the first tap frame showing the same (state, file, progress, remaining time,
+//! temperatures): the difference of the arrival times is what makrcave adds, plus OctoPrint's
+//! own delay between writing a frame to two sockets, which a second tap, connected after
+//! makrcave, measures as a control.
 //!
 //! Run with `scripts/bench octoprint_farm` (it makes OctoPrint's virtualenv).
 //! `MAKRCAVE_TEST_OCTOPRINT` names the `octoprint` program.

@@ -34,6 +34,11 @@ pub struct Makrcave {
     data: tempfile::TempDir,
 }
 
+/// The body that adds the 3D printer `id` with `connection`.
+fn machine_body(id: &str, connection: Value) -> Value {
+    serde_json::json!({"id": id, "name": id, "type": "3d_printer", "connection": connection})
+}
+
 impl Makrcave {
     pub async fn start() -> Makrcave {
         makrcave::install_crypto_provider();
@@ -96,8 +101,8 @@ impl Makrcave {
 
     /// Adds the machine `id` to the farm with `connection`.
     pub async fn machine(&self, id: &str, connection: Value) {
-        let body = serde_json::json!({"id": id, "name": id, "type": "3d_printer", "connection": connection});
-        let (status, body) = self.post(&format!("/api/v1/makerspaces/{SPACE}/equipment"), body).await;
+        let (status, body) =
+            self.post(&format!("/api/v1/makerspaces/{SPACE}/equipment"), machine_body(id, connection)).await;
         assert_eq!(status, 201, "create machine {id}: {body}");
     }
 
@@ -110,11 +115,10 @@ impl Makrcave {
         for i in 0..8 {
             let http = reqwest::Client::new();
             let id = format!("warm{i}");
-            let body = serde_json::json!({"id": id, "name": id, "type": "3d_printer", "connection": {"kind": "mqtt"}});
             let r = http
                 .post(format!("{}/api/v1/makerspaces/{SPACE}/equipment", self.base))
                 .bearer_auth(&self.token)
-                .json(&body)
+                .json(&machine_body(&id, serde_json::json!({"kind": "mqtt"})))
                 .send()
                 .await
                 .expect("makrcave answers");
