@@ -31,6 +31,9 @@ pub mod web;
 
 pub use app::Application;
 
+#[cfg(test)]
+mod held_memory;
+
 /// Makes ring the process-wide rustls provider (HTTPS to JWKS and OctoPrint, PostgreSQL and
 /// SMTP over TLS). rustls needs exactly one; calling this again is harmless.
 pub fn install_crypto_provider() {

@@ -13,7 +13,7 @@ use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as SocketError, Message, Utf8Bytes};
 use tokio_util::sync::CancellationToken;
 
 use super::push::{self, Push, Tracker};
@@ -42,13 +42,47 @@ const SOCKET_READ_BUFFER: usize = 8 * 1024;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Opens OctoPrint's push socket.
-async fn open_socket(url: &url::Url) -> Result<Socket, CallError> {
-    let config = WebSocketConfig::default().read_buffer_size(SOCKET_READ_BUFFER);
-    let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
-        .await
-        .map_err(|e| CallError::Unreachable(format!("push socket: {e}")))?;
-    Ok(socket)
+/// OctoPrint's push socket, read so that a large frame does not stay in its read buffer.
+///
+/// tungstenite reads frames into one buffer and hands each text out as a view of it. Once no
+/// view is left, the buffer takes its whole allocation back and keeps it. OctoPrint's first
+/// `history` frame carries up to half an hour of temperatures and the terminal's backlog
+/// (tens to hundreds of KiB), so every followed printer would keep that much for as long as
+/// it is followed. Holding the last text until the next one is read leaves the buffer no
+/// allocation to take back: when it runs out of room it starts a new one of its configured
+/// size, and the large one is freed with the frames it holds.
+struct PushSocket {
+    socket: Socket,
+    last_text: Option<Utf8Bytes>,
+}
+
+impl PushSocket {
+    /// Opens OctoPrint's push socket.
+    async fn open(url: &url::Url) -> Result<PushSocket, CallError> {
+        let config = WebSocketConfig::default().read_buffer_size(SOCKET_READ_BUFFER);
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+            .await
+            .map_err(|e| CallError::Unreachable(format!("push socket: {e}")))?;
+        Ok(PushSocket { socket, last_text: None })
+    }
+
+    /// The next frame; `None` once the socket is closed. Cancel-safe, like the stream's `next`.
+    async fn next(&mut self) -> Option<Result<Message, SocketError>> {
+        let frame = self.socket.next().await;
+        if let Some(Ok(Message::Text(text))) = &frame {
+            // A clone is a reference count; the text before is let go only now.
+            self.last_text = Some(text.clone());
+        }
+        frame
+    }
+
+    async fn send(&mut self, message: Message) -> Result<(), SocketError> {
+        self.socket.send(message).await
+    }
+
+    async fn close(&mut self) {
+        let _ = self.socket.close(None).await;
+    }
 }
 
 /// One OctoPrint machine's client task.
@@ -86,7 +120,9 @@ impl Client {
         };
         let auto_connect = self.auto_connect;
         let equipment_id = self.equipment_id.clone();
-        let opening = async {
+        // Boxed, as every rarely taken path of the loop below: the task is held for as long as
+        // its printer is followed, and sized by its largest state.
+        let opening = Box::pin(async {
             api.version().await?;
             let auth = api.login().await?;
             let printer = api.printer().await?;
@@ -96,9 +132,9 @@ impl Client {
                     tracing::warn!(?equipment_id, error = %escaped(&e), "OctoPrint did not connect its printer");
                 }
             }
-            let socket = open_socket(&rest::socket_url(api.base())).await?;
+            let socket = PushSocket::open(&rest::socket_url(api.base())).await?;
             Ok::<_, CallError>((auth, socket, printer.is_none()))
-        };
+        });
         let (auth, mut socket, mut printer_closed) = tokio::select! {
             _ = self.cancel.cancelled() => return Ended::Cancelled,
             opened = opening => match opened {
@@ -127,7 +163,7 @@ impl Client {
         loop {
             tokio::select! {
                 _ = self.cancel.cancelled() => {
-                    let _ = socket.close(None).await;
+                    socket.close().await;
                     return Ended::Cancelled;
                 }
                 frame = socket.next() => {
@@ -159,7 +195,7 @@ impl Client {
                 }
                 command = self.commands.recv() => match command {
                     Some(AdapterCommand { command, reply }) => {
-                        let answer = self.execute(&api, command, &mut tracker).await;
+                        let answer = Box::pin(self.execute(&api, command, &mut tracker)).await;
                         let _ = reply.send(answer);
                     }
                     None => return Ended::ActorGone,
@@ -179,7 +215,7 @@ impl Client {
                     }
                     if printer_closed && self.auto_connect && last_printer_connect.elapsed() >= PRINTER_RETRY {
                         last_printer_connect = Instant::now();
-                        if let Err(e) = api.connect_printer().await {
+                        if let Err(e) = Box::pin(api.connect_printer()).await {
                             tracing::warn!(equipment_id = ?self.equipment_id, error = %escaped(&e), "OctoPrint did not connect its printer");
                         }
                     }
@@ -237,7 +273,7 @@ mod tests {
                 socket.send(Message::text(frame)).await.expect("send");
             }
         });
-        let mut socket = open_socket(&url).await.expect("connects");
+        let mut socket = PushSocket::open(&url).await.expect("connects");
         for expected in sent {
             match socket.next().await {
                 Some(Ok(Message::Text(text))) => assert_eq!(text.as_str(), expected),
@@ -245,5 +281,53 @@ mod tests {
             }
         }
         server.await.expect("server");
+    }
+
+    /// OctoPrint's first frame on a socket (`history`) can be hundreds of KiB. Once later
+    /// frames are read, the client keeps no more than a read buffer or two of its configured
+    /// size, not the large frame's.
+    #[test]
+    fn a_large_frame_is_not_kept_once_later_frames_are_read() {
+        const LARGE: usize = 512 * 1024;
+        const SMALL: usize = 2 * 1024;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("non-blocking");
+        let url =
+            url::Url::parse(&format!("ws://{}/sockjs/websocket", listener.local_addr().expect("addr"))).expect("url");
+        // The server on a thread of its own, so that this thread holds only the client's memory.
+        let server = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+                let (stream, _) = listener.accept().await.expect("accept");
+                let mut socket = tokio_tungstenite::accept_async(stream).await.expect("handshake");
+                socket.send(Message::text("h".repeat(LARGE))).await.expect("send");
+                for i in 0..40 {
+                    socket.send(Message::text(format!("{i:02}{}", "c".repeat(SMALL)))).await.expect("send");
+                }
+                // Until the client closes.
+                while let Some(Ok(_)) = socket.next().await {}
+            });
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let kept = runtime.block_on(async {
+            let before = crate::held_memory::held_by_this_thread();
+            let mut socket = PushSocket::open(&url).await.expect("connects");
+            match socket.next().await {
+                Some(Ok(Message::Text(text))) => assert_eq!(text.len(), LARGE),
+                other => panic!("not the large frame: {other:?}"),
+            }
+            for i in 0..40 {
+                match socket.next().await {
+                    Some(Ok(Message::Text(text))) => assert!(text.starts_with(&format!("{i:02}"))),
+                    other => panic!("not frame {i}: {other:?}"),
+                }
+            }
+            let kept = crate::held_memory::held_by_this_thread() - before;
+            socket.close().await;
+            kept
+        });
+        server.join().expect("server");
+        assert!(kept < 64 * 1024, "the client keeps {kept} bytes after a frame of {LARGE}");
     }
 }
