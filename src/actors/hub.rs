@@ -232,17 +232,22 @@ impl Hub {
         }
     }
 
-    /// Offers a machine's latest state to every subscriber that watches it. `message` is the
-    /// complete, already serialized WebSocket message (serialized once, shared by all).
-    pub fn publish_machine(&self, makerspace_id: &str, equipment_id: &Arc<str>, message: &Arc<str>) {
+    /// Offers a machine's latest state to every subscriber that watches it. `message` makes
+    /// the complete WebSocket message; it is called once, and only when someone watches the
+    /// machine: a farm with no dashboard open serializes nothing.
+    pub fn publish_machine(&self, makerspace_id: &str, equipment_id: &Arc<str>, message: impl FnOnce() -> Arc<str>) {
         let by_space = self.read();
-        if let Some(list) = by_space.get(makerspace_id) {
-            let mut space: Option<Arc<str>> = None;
-            for subscriber in list.iter().filter(|s| s.wants(makerspace_id, equipment_id)) {
-                // One allocation per publish, shared by the subscribers.
-                let space = space.get_or_insert_with(|| Arc::from(makerspace_id));
-                subscriber.offer_machine(space, equipment_id, message);
-            }
+        let Some(list) = by_space.get(makerspace_id) else {
+            return;
+        };
+        let mut watchers = list.iter().filter(|s| s.wants(makerspace_id, equipment_id)).peekable();
+        if watchers.peek().is_none() {
+            return;
+        }
+        // One of each per publish, shared by the subscribers.
+        let (space, message): (Arc<str>, Arc<str>) = (Arc::from(makerspace_id), message());
+        for subscriber in watchers {
+            subscriber.offer_machine(&space, equipment_id, &message);
         }
     }
 
@@ -335,9 +340,9 @@ mod tests {
         let s = sub(&hub, "a", None);
         let (m1, m2): (Arc<str>, Arc<str>) = ("m1".into(), "m2".into());
         for i in 0..1000 {
-            hub.publish_machine("a", &m1, &Arc::from(format!("m1-{i}")));
+            hub.publish_machine("a", &m1, || Arc::from(format!("m1-{i}")));
         }
-        hub.publish_machine("a", &m2, &Arc::from("m2-0"));
+        hub.publish_machine("a", &m2, || Arc::from("m2-0"));
         assert_eq!(messages(s.drain()), vec!["m1-999", "m2-0"]);
         assert!(messages(s.drain()).is_empty());
     }
@@ -348,8 +353,8 @@ mod tests {
         let all_a = sub(&hub, "a", None);
         let only_m2 = sub(&hub, "a", Some(&["m2"]));
         let b = sub(&hub, "b", None);
-        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("x"));
-        hub.publish_machine("a", &Arc::from("m2"), &Arc::from("y"));
+        hub.publish_machine("a", &Arc::from("m1"), || Arc::from("x"));
+        hub.publish_machine("a", &Arc::from("m2"), || Arc::from("y"));
         assert_eq!(messages(all_a.drain()), vec!["x", "y"]);
         assert_eq!(messages(only_m2.drain()), vec!["y"]);
         assert!(messages(b.drain()).is_empty());
@@ -357,16 +362,34 @@ mod tests {
         assert_eq!(hub.subscriber_count(), 2);
         // One client may watch several makerspaces.
         hub.subscribe(&b, "a", Some(["m1".to_string()].into_iter().collect()), false);
-        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("z"));
+        hub.publish_machine("a", &Arc::from("m1"), || Arc::from("z"));
         assert_eq!(messages(b.drain()), vec!["z"]);
         assert_eq!(hub.subscriber_count(), 3);
+    }
+
+    #[test]
+    fn a_message_is_made_only_for_a_machine_someone_watches() {
+        let hub = Hub::new();
+        hub.publish_machine("a", &Arc::from("m1"), || panic!("made with no subscriber"));
+        let only_m2 = sub(&hub, "a", Some(&["m2"]));
+        let _other_space = sub(&hub, "b", None);
+        hub.publish_machine("a", &Arc::from("m1"), || panic!("made for a machine nobody watches"));
+        let all_a = sub(&hub, "a", None);
+        let mut made = 0;
+        hub.publish_machine("a", &Arc::from("m2"), || {
+            made += 1;
+            Arc::from("m2 update")
+        });
+        assert_eq!(made, 1, "made once, shared by both subscribers");
+        assert_eq!(messages(only_m2.drain()), vec!["m2 update"]);
+        assert_eq!(messages(all_a.drain()), vec!["m2 update"]);
     }
 
     #[test]
     fn a_removal_drops_the_unsent_update() {
         let hub = Hub::new();
         let s = sub(&hub, "a", None);
-        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("update"));
+        hub.publish_machine("a", &Arc::from("m1"), || Arc::from("update"));
         hub.publish_removal("a", "m1", &Arc::from("removed"));
         assert_eq!(messages(s.drain()), vec!["removed"]);
     }
@@ -393,14 +416,14 @@ mod tests {
         }
         hub.subscribe(&sam, "b", None, false);
         // An update not yet sent when the subscription ends is never sent.
-        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("before"));
+        hub.publish_machine("a", &Arc::from("m1"), || Arc::from("before"));
         assert_eq!(hub.revoke("a", "sam", &Arc::from("unsubscribed")), 2);
         assert_eq!(messages(sam.drain()), vec!["unsubscribed"]);
         assert_eq!(messages(sam_too.drain()), vec!["unsubscribed"]);
         assert_eq!(messages(root.drain()), vec!["before"], "a platform reader keeps the space");
         assert_eq!(messages(other.drain()), vec!["before"]);
-        hub.publish_machine("a", &Arc::from("m1"), &Arc::from("after"));
-        hub.publish_machine("b", &Arc::from("m9"), &Arc::from("b-update"));
+        hub.publish_machine("a", &Arc::from("m1"), || Arc::from("after"));
+        hub.publish_machine("b", &Arc::from("m9"), || Arc::from("b-update"));
         assert_eq!(messages(sam.drain()), vec!["b-update"], "other spaces stay");
         assert!(messages(sam_too.drain()).is_empty());
         assert_eq!(sam.watching("a"), None);

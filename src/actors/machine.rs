@@ -519,12 +519,9 @@ impl MachineActor {
     }
 
     fn publish(&self) {
-        let view = self.view();
-        self.deps.hub.publish_machine(
-            &self.identity.makerspace_id,
-            &self.identity.equipment_id,
-            &machine_message(&view),
-        );
+        self.deps.hub.publish_machine(&self.identity.makerspace_id, &self.identity.equipment_id, || {
+            machine_message(&self.view())
+        });
     }
 
     /// Hands the current state to the state writer. When its queue is full the actor waits

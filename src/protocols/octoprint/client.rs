@@ -9,6 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use actix::prelude::SendError;
 use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -108,8 +109,15 @@ impl Client {
         }
     }
 
+    /// Hands a report to the machine's actor without waiting for it to be taken: one
+    /// wake-up fewer per frame. A full mailbox is waited on, so a slow actor slows the reading
+    /// down instead of growing a queue.
     async fn deliver(&self, input: Input) -> Result<(), Ended> {
-        self.actor.send(Report(input)).await.map_err(|_| Ended::ActorGone)
+        match self.actor.try_send(Report(input)) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(report)) => self.actor.send(report).await.map_err(|_| Ended::ActorGone),
+            Err(SendError::Closed(_)) => Err(Ended::ActorGone),
+        }
     }
 
     /// One connection to OctoPrint, from the first call to the socket's end.
@@ -160,9 +168,13 @@ impl Client {
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_frame = Instant::now();
         let mut last_printer_connect = Instant::now();
+        // Made once for the session: made anew in every turn of the loop, it would register
+        // with the token again for every frame.
+        let cancelled = self.cancel.clone().cancelled_owned();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
-                _ = self.cancel.cancelled() => {
+                _ = &mut cancelled => {
                     socket.close().await;
                     return Ended::Cancelled;
                 }
@@ -240,10 +252,10 @@ impl Client {
                 let job = api.job().await.map_err(|e| e.refusal())?;
                 let update = rest::report(printer.as_ref(), &job);
                 // A full report asked for is delivered whatever it says; later frames compare
-                // with it.
+                // with it. The answer waits until the actor has taken it.
                 tracker.reset();
                 tracker.changed(update.clone());
-                self.deliver(Input::Telemetry(update)).await.map_err(|_| JobRefusal::Offline)
+                self.actor.send(Report(Input::Telemetry(update))).await.map_err(|_| JobRefusal::Offline)
             }
             other => {
                 let body = rest::job_command_body(&other).expect("pause, resume and cancel have a body");
