@@ -397,6 +397,16 @@ async fn run(n: usize, window: Duration) {
         "  per printing printer, the last {}:  RSS {more_mib:.3} MiB (anonymous {more_anon:.3} MiB), {more_core:.4} % of a core   (targets: ≤ 0.1 MiB, ≤ 0.05 %)",
         n - half
     );
+    // What the CPU goes on: thread wake-ups. What one costs, at the margin: the CPU the last
+    // printers added over the wake-ups they added.
+    let more_wake_ups = (printing.wake_ups - half_printing.wake_ups) / (n - half) as f64;
+    let cpu_per_wake_up =
+        (printing.cores - half_printing.cores) / (printing.wake_ups - half_printing.wake_ups).max(1.0);
+    println!(
+        "  wake-ups per printing printer, the last {}: {more_wake_ups:.1}/s for its 2 frames/s; {:.0} µs of CPU per wake-up",
+        n - half,
+        cpu_per_wake_up * 1e6
+    );
     println!(
         "  drift over one window with nothing changed: RSS {drift_mib:+.3} MiB (anonymous {drift_anon:+.3} MiB), {drift_core:+.4} % of a core"
     );

@@ -243,6 +243,19 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
+/// How many times makrcave's threads (those alive now) were woken after waiting: the sum of
+/// their voluntary context switches.
+fn wake_ups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process is alive");
+    tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .filter_map(|status| {
+            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .sum()
+}
+
 /// The whole machine's busy and total CPU time so far (jiffies of `/proc/stat`).
 fn machine_cpu() -> (u64, u64) {
     let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
@@ -263,6 +276,8 @@ pub struct Usage {
     pub anon_mib: f64,
     /// The whole machine's busy cores over the window (everything, makrcave included).
     pub machine_busy: f64,
+    /// makrcave's thread wake-ups a second.
+    pub wake_ups: f64,
     pub seconds: f64,
 }
 
@@ -270,6 +285,7 @@ pub struct Usage {
 pub async fn measure(pid: u32, window: Duration) -> Usage {
     let (busy0, total0) = machine_cpu();
     let cpu0 = cpu_seconds(pid);
+    let woken0 = wake_ups(pid);
     let start = Instant::now();
     let mut rss = Vec::new();
     while start.elapsed() < window {
@@ -278,6 +294,7 @@ pub async fn measure(pid: u32, window: Duration) -> Usage {
     }
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
+    let woken = wake_ups(pid).saturating_sub(woken0);
     let (busy1, total1) = machine_cpu();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let mean =
@@ -287,6 +304,7 @@ pub async fn measure(pid: u32, window: Duration) -> Usage {
         rss_mib: mean(|r| r.0),
         anon_mib: mean(|r| r.1),
         machine_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores,
+        wake_ups: woken as f64 / seconds,
         seconds,
     }
 }
@@ -305,10 +323,11 @@ pub fn per_printer(loaded: &Usage, baseline: &Usage, n: usize) -> (f64, f64, f64
 /// A window's line: makrcave's CPU and memory, and how busy the machine was.
 pub fn row(name: &str, u: &Usage) -> String {
     format!(
-        "  {name:<36} makrcave {:>6.3} % of a core, RSS {:>6.2} MiB (anonymous {:>6.2} MiB); machine busy {:.2} of 2 cores ({:.0} s)",
+        "  {name:<36} makrcave {:>6.3} % of a core, RSS {:>6.2} MiB (anonymous {:>6.2} MiB), {:>5.0} wake-ups/s; machine busy {:.2} of 2 cores ({:.0} s)",
         u.cores * 100.0,
         u.rss_mib,
         u.anon_mib,
+        u.wake_ups,
         u.machine_busy,
         u.seconds
     )
