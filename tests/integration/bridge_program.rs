@@ -280,9 +280,11 @@ async fn a_bridge_unlocks_for_cards_runs_laser_jobs_and_keeps_to_its_allowlist_o
     let mut bridge = start_bridge(&config(&t, &floor, state.path(), &card_port, laser.path(), "fail_closed")).await;
     bridge.tap(&mut reader, ADA).await;
 
-    // makrcave is back: the bridge sends what it decided offline, in order, once.
+    // makrcave is back: the bridge sends what it decided offline, in order, once. Its link
+    // retries the broker with a backoff that doubles up to 30 s, so its next attempt may come
+    // up to 30 s after the broker is back (CI saw that under load): the wait allows for it.
     t.come_back().await;
-    let rows = eventually(Duration::from_secs(30), "the offline taps in the audit log", || {
+    let rows = eventually(Duration::from_secs(60), "the offline taps in the audit log", || {
         let t = &t;
         let admin = admin.clone();
         async move {
