@@ -34,8 +34,15 @@
   const WAITING_REFRESH_MS = 5000;
 
   // `subscribed`: the snapshot came, so the machines' names and whether the person administers
-  // the space are known (the lists are drawn with both).
-  const queue = { jobs: new Map(), timer: null, machineStates: new Map(), subscribed: false };
+  // the space are known (the lists are drawn with both). `learnt`: while the lists are being
+  // fetched, the jobs learnt meanwhile (submitted, changed on the feed), newer than the lists.
+  const queue = { jobs: new Map(), timer: null, machineStates: new Map(), subscribed: false, learnt: null };
+
+  // A job as it is now: drawn with the next render, and kept over a fetch already on its way.
+  function learn(job) {
+    queue.jobs.set(job.id, job);
+    if (queue.learnt) queue.learnt.set(job.id, job);
+  }
 
   function node(tag, className, text) {
     const e = document.createElement(tag);
@@ -75,16 +82,27 @@
     const space = currentSpace();
     if (!space) return;
     const q = (params) => new URLSearchParams(params).toString();
+    queue.learnt = new Map();
     try {
       const [active, finished] = await Promise.all([
         api(`${base()}/jobs?${q({ status: ACTIVE.join(","), page_size: 200 })}`),
         api(`${base()}/jobs?${q({ status: FINISHED.join(","), page_size: FINISHED_SHOWN })}`),
       ]);
       if (space !== currentSpace()) return;
-      queue.jobs = new Map([...active.jobs, ...finished.jobs].map((j) => [j.id, j]));
+      const jobs = new Map([...active.jobs, ...finished.jobs].map((j) => [j.id, j]));
+      // What was learnt meanwhile may be newer than the lists: a job just submitted does not
+      // vanish from the view because the read began before it existed.
+      const time = (job) => Date.parse(job.updated_at) || 0;
+      for (const [id, job] of queue.learnt) {
+        const read = jobs.get(id);
+        if (!read || time(job) >= time(read)) jobs.set(id, job);
+      }
+      queue.jobs = jobs;
       $("queue-error").textContent = "";
     } catch (e) {
       $("queue-error").textContent = `Cannot load the queue: ${e.message}`;
+    } finally {
+      queue.learnt = null;
     }
     renderQueue();
   }
@@ -165,7 +183,7 @@
         error.textContent = "";
         try {
           const changed = await call();
-          if (changed && changed.id) queue.jobs.set(changed.id, changed);
+          if (changed && changed.id) learn(changed);
           renderQueue();
         } catch (e) {
           error.textContent = e.message;
@@ -211,7 +229,7 @@
       const res = await fetch(`${base()}/jobs`, { method: "POST", headers: { Authorization: `Bearer ${token()}` }, body: form });
       const body = await res.json().catch(() => ({}));
       if (!res.ok) throw new Error(body.detail || res.statusText);
-      for (const job of body.jobs) queue.jobs.set(job.id, job);
+      for (const job of body.jobs) learn(job);
       result.textContent = body.jobs.length > 1 ? `Queued ${body.jobs.length} copies of ${file.name}.` : `Queued ${file.name}.`;
       $("job-form").reset();
       renderQueue();
@@ -235,7 +253,7 @@
     } else if (msg.type === "job" && msg.makerspace_id === currentSpace()) {
       // The job as it is now; why others wait may have changed with it.
       const known = queue.jobs.get(msg.job.id);
-      queue.jobs.set(msg.job.id, Object.assign({}, msg.job, { waiting: msg.job.waiting || (known && known.waiting) }));
+      learn(Object.assign({}, msg.job, { waiting: msg.job.waiting || (known && known.waiting) }));
       renderQueue();
       reloadSoon();
     } else if (msg.type === "machine") {
