@@ -6,6 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use actix::prelude::SendError;
 use actix::Recipient;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +36,17 @@ pub type AdapterReceiver = mpsc::Receiver<AdapterCommand>;
 /// A new command channel between an actor and its adapter.
 pub fn channel() -> (AdapterSender, AdapterReceiver) {
     mpsc::channel(COMMAND_QUEUE)
+}
+
+/// Hands a report to the machine's actor without waiting for it to be taken: one wake-up
+/// fewer per message from the machine. A full mailbox is waited on, so a slow actor slows the
+/// reading down instead of growing a queue.
+pub async fn report(actor: &Recipient<Report>, input: Input) -> Result<(), SessionEnd> {
+    match actor.try_send(Report(input)) {
+        Ok(()) => Ok(()),
+        Err(SendError::Full(report)) => actor.send(report).await.map_err(|_| SessionEnd::ActorGone),
+        Err(SendError::Closed(_)) => Err(SessionEnd::ActorGone),
+    }
 }
 
 /// Why an adapter's session with its machine ended.

@@ -27,7 +27,7 @@ use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, TelemetryUpdate};
 use crate::logging::escaped;
 use crate::metrics::{BAMBU_REPORTS_DROPPED, BAMBU_SESSIONS};
-use crate::protocols::adapter::{AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
+use crate::protocols::adapter::{self, AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
 use crate::protocols::backoff::Backoff;
 
 /// A request the printer has not answered within this long is refused, and so is a refresh
@@ -106,7 +106,7 @@ impl Client {
     }
 
     async fn deliver(&self, input: Input) -> Result<(), Ended> {
-        self.actor.send(Report(input)).await.map_err(|_| Ended::ActorGone)
+        adapter::report(&self.actor, input).await
     }
 
     /// One connection to the printer's broker, from the connect to its loss.

@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use actix::prelude::SendError;
 use actix::Recipient;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::json;
@@ -24,7 +23,7 @@ use crate::domain::jobs::{JobCommand, JobRefusal};
 use crate::domain::machine::{Input, MachineState};
 use crate::logging::escaped;
 use crate::metrics::OCTOPRINT_SESSIONS;
-use crate::protocols::adapter::{AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
+use crate::protocols::adapter::{self, AdapterCommand, AdapterReceiver, Between, SessionEnd as Ended};
 use crate::protocols::backoff::Backoff;
 
 /// How often the push socket is pinged: OctoPrint sends `current` only while a printer is
@@ -109,15 +108,8 @@ impl Client {
         }
     }
 
-    /// Hands a report to the machine's actor without waiting for it to be taken: one
-    /// wake-up fewer per frame. A full mailbox is waited on, so a slow actor slows the reading
-    /// down instead of growing a queue.
     async fn deliver(&self, input: Input) -> Result<(), Ended> {
-        match self.actor.try_send(Report(input)) {
-            Ok(()) => Ok(()),
-            Err(SendError::Full(report)) => self.actor.send(report).await.map_err(|_| Ended::ActorGone),
-            Err(SendError::Closed(_)) => Err(Ended::ActorGone),
-        }
+        adapter::report(&self.actor, input).await
     }
 
     /// One connection to OctoPrint, from the first call to the socket's end.
