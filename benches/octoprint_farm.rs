@@ -407,6 +407,12 @@ async fn run(n: usize, window: Duration) {
         n - half,
         cpu_per_wake_up * 1e6
     );
+    for line in farm::per_printer_by_thread(&printing, &half_printing, n - half) {
+        println!("    by thread, per printing printer (the last {}): {line}", n - half);
+    }
+    for line in farm::per_printer_by_thread(&idle, &baseline, half) {
+        println!("    by thread, per idle printer (the first {half}): {line}");
+    }
     println!(
         "  drift over one window with nothing changed: RSS {drift_mib:+.3} MiB (anonymous {drift_anon:+.3} MiB), {drift_core:+.4} % of a core"
     );

@@ -3,7 +3,7 @@
 //! its REST API; a dashboard's WebSocket that records every `machine` message with its arrival
 //! time; and the figures read from `/proc`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -243,17 +243,28 @@ fn rss_kib(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("RssAnon:"))
 }
 
-/// How many times makrcave's threads (those alive now) were woken after waiting: the sum of
-/// their voluntary context switches.
-fn wake_ups(pid: u32) -> u64 {
+/// Per thread name (threads of one pool share a name): how many times they were woken after
+/// waiting (voluntary context switches) and their CPU time in nanoseconds (the scheduler's own
+/// count, `schedstat`), summed over the threads alive now.
+fn threads(pid: u32) -> BTreeMap<String, (u64, u64)> {
+    let mut by_name = BTreeMap::new();
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the process is alive");
-    tasks
-        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
-        .filter_map(|status| {
-            let line = status.lines().find(|l| l.starts_with("voluntary_ctxt_switches:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        })
-        .sum()
+    for task in tasks.filter_map(Result::ok) {
+        let read = |file: &str| std::fs::read_to_string(task.path().join(file)).ok();
+        let (Some(name), Some(status), Some(schedstat)) = (read("comm"), read("status"), read("schedstat")) else {
+            continue; // the thread ended meanwhile
+        };
+        let woken = status
+            .lines()
+            .find(|l| l.starts_with("voluntary_ctxt_switches:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap_or(0);
+        let cpu_ns = schedstat.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        let entry = by_name.entry(name.trim().to_string()).or_insert((0, 0));
+        entry.0 += woken;
+        entry.1 += cpu_ns;
+    }
+    by_name
 }
 
 /// The whole machine's busy and total CPU time so far (jiffies of `/proc/stat`).
@@ -266,7 +277,7 @@ fn machine_cpu() -> (u64, u64) {
 }
 
 /// What makrcave used over a measured window.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Usage {
     /// Its CPU time over the window's wall time: cores (1.0 = one core all the time).
     pub cores: f64,
@@ -278,6 +289,8 @@ pub struct Usage {
     pub machine_busy: f64,
     /// makrcave's thread wake-ups a second.
     pub wake_ups: f64,
+    /// Per thread name: wake-ups a second and cores.
+    pub by_thread: Vec<(String, f64, f64)>,
     pub seconds: f64,
 }
 
@@ -285,7 +298,7 @@ pub struct Usage {
 pub async fn measure(pid: u32, window: Duration) -> Usage {
     let (busy0, total0) = machine_cpu();
     let cpu0 = cpu_seconds(pid);
-    let woken0 = wake_ups(pid);
+    let threads0 = threads(pid);
     let start = Instant::now();
     let mut rss = Vec::new();
     while start.elapsed() < window {
@@ -294,7 +307,13 @@ pub async fn measure(pid: u32, window: Duration) -> Usage {
     }
     let seconds = start.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
-    let woken = wake_ups(pid).saturating_sub(woken0);
+    let by_thread: Vec<(String, f64, f64)> = threads(pid)
+        .into_iter()
+        .map(|(name, (woken, cpu_ns))| {
+            let (woken0, cpu0_ns) = threads0.get(&name).copied().unwrap_or((0, 0));
+            (name, woken.saturating_sub(woken0) as f64 / seconds, cpu_ns.saturating_sub(cpu0_ns) as f64 / 1e9 / seconds)
+        })
+        .collect();
     let (busy1, total1) = machine_cpu();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let mean =
@@ -304,7 +323,8 @@ pub async fn measure(pid: u32, window: Duration) -> Usage {
         rss_mib: mean(|r| r.0),
         anon_mib: mean(|r| r.1),
         machine_busy: (busy1 - busy0) as f64 / (total1 - total0).max(1) as f64 * cores,
-        wake_ups: woken as f64 / seconds,
+        wake_ups: by_thread.iter().map(|t| t.1).sum(),
+        by_thread,
         seconds,
     }
 }
@@ -318,6 +338,22 @@ pub fn per_printer(loaded: &Usage, baseline: &Usage, n: usize) -> (f64, f64, f64
         (loaded.anon_mib - baseline.anon_mib) / n,
         (loaded.cores - baseline.cores) / n * 100.0,
     )
+}
+
+/// Per thread name, what `loaded` adds over `before` per printer: wake-ups a second and µs of
+/// CPU a second (the names whose wake-ups changed by at least 0.05 a printer).
+pub fn per_printer_by_thread(loaded: &Usage, before: &Usage, n: usize) -> Vec<String> {
+    let n = n as f64;
+    loaded
+        .by_thread
+        .iter()
+        .filter_map(|(name, woken, cores)| {
+            let (woken0, cores0) =
+                before.by_thread.iter().find(|t| &t.0 == name).map(|t| (t.1, t.2)).unwrap_or((0.0, 0.0));
+            let (woken, cpu_us) = ((woken - woken0) / n, (cores - cores0) / n * 1e6);
+            (woken.abs() >= 0.05).then(|| format!("{name}: {woken:+.2} wake-ups/s, {cpu_us:+.0} µs/s"))
+        })
+        .collect()
 }
 
 /// A window's line: makrcave's CPU and memory, and how busy the machine was.
